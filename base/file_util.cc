@@ -1,0 +1,138 @@
+#include "base/file_util.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <random>
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+Result<std::unique_ptr<File>> File::OpenRead(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT) return NotFound(path.string() + ": no such file");
+    return ErrnoError(path.string());
+  }
+  return std::unique_ptr<File>(new File(fd, path));
+}
+
+Result<std::unique_ptr<File>> File::CreateNew(const fs::path& path, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (fd < 0) {
+    if (errno == EEXIST) return AlreadyExists(path.string() + ": already exists");
+    return ErrnoError(path.string());
+  }
+  return std::unique_ptr<File>(new File(fd, path));
+}
+
+File::~File() { ::close(fd_); }
+
+Result<size_t> File::Read(MutableByteSpan buf) {
+  while (true) {
+    ssize_t n = ::read(fd_, buf.data(), buf.size());
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return ErrnoError("read " + path_.string());
+  }
+}
+
+Status File::PReadExact(MutableByteSpan buf, uint64_t offset) const {
+  size_t done = 0;
+  while (done < buf.size()) {
+    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done,
+                        static_cast<off_t>(offset + done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("read " + path_.string());
+    }
+    if (n == 0) {
+      return Corruption(path_.string() + ": file ends at " + std::to_string(offset + done) +
+                        ", expected " + std::to_string(offset + buf.size()) + " bytes");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status File::WriteAll(ByteSpan data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd_, data.data() + done, data.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("write " + path_.string());
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Status File::Sync() {
+  if (::fdatasync(fd_) != 0) return ErrnoError("fsync " + path_.string());
+  return Status::Ok();
+}
+
+Result<uint64_t> File::Size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return ErrnoError("stat " + path_.string());
+  return static_cast<uint64_t>(st.st_size);
+}
+
+Result<Bytes> ReadFileBytes(const fs::path& path, uint64_t max_size) {
+  QV_ASSIGN_OR_RETURN(auto file, File::OpenRead(path));
+  QV_ASSIGN_OR_RETURN(uint64_t size, file->Size());
+  if (size > max_size) {
+    return InvalidArgument(path.string() + ": " + std::to_string(size) +
+                           " bytes is larger than the limit of " + std::to_string(max_size));
+  }
+  Bytes out(size);
+  QV_RETURN_IF_ERROR(file->PReadExact(out, 0));
+  return out;
+}
+
+Status SyncDir(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoError("open directory " + dir.string());
+  int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) return ErrnoError("fsync directory " + dir.string());
+  return Status::Ok();
+}
+
+std::string RandomTag() {
+  std::random_device rd;
+  uint64_t v = (static_cast<uint64_t>(rd()) << 32) | rd();
+  uint8_t b[8];
+  PutU64BE(b, v);
+  return HexEncode(ByteSpan(b, 6));
+}
+
+Status WriteFileAtomic(const fs::path& path, ByteSpan data, mode_t mode) {
+  fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  fs::path tmp = dir / ("." + path.filename().string() + ".tmp-" + RandomTag());
+  {
+    QV_ASSIGN_OR_RETURN(auto f, File::CreateNew(tmp, mode));
+    Status s = f->WriteAll(data);
+    if (s.ok()) s = f->Sync();
+    if (!s.ok()) {
+      ::unlink(tmp.c_str());
+      return s;
+    }
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    Status s = ErrnoError("rename to " + path.string());
+    ::unlink(tmp.c_str());
+    return s;
+  }
+  return SyncDir(dir);
+}
+
+void RemoveAllQuietly(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+}
+
+}  // namespace qv

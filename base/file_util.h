@@ -1,0 +1,59 @@
+// POSIX file helpers that turn errno into Status.
+//
+// File owns one descriptor (closed on destruction); its methods are as
+// thread-safe as the underlying calls (PRead may be used from several
+// threads at once). WriteFileAtomic gives all-or-nothing replacement:
+// temp file, fsync, rename, fsync of the directory.
+#ifndef QV_BASE_FILE_UTIL_H_
+#define QV_BASE_FILE_UTIL_H_
+
+#include <sys/types.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace qv {
+
+class File {
+ public:
+  // Opens for reading.
+  static Result<std::unique_ptr<File>> OpenRead(const std::filesystem::path& path);
+  // Creates a new file; fails with kAlreadyExists if it exists.
+  static Result<std::unique_ptr<File>> CreateNew(const std::filesystem::path& path, mode_t mode);
+
+  ~File();
+  File(const File&) = delete;
+  File& operator=(const File&) = delete;
+
+  // Reads up to buf.size() bytes; returns the count (0 at end of file).
+  Result<size_t> Read(MutableByteSpan buf);
+  // Reads exactly buf.size() bytes at offset or fails (kCorruption on short file).
+  Status PReadExact(MutableByteSpan buf, uint64_t offset) const;
+  Status WriteAll(ByteSpan data);
+  Status Sync();
+  Result<uint64_t> Size() const;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  File(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::filesystem::path path_;
+};
+
+Result<Bytes> ReadFileBytes(const std::filesystem::path& path, uint64_t max_size);
+// Writes `data` to `path` durably and atomically (replaces an existing file).
+Status WriteFileAtomic(const std::filesystem::path& path, ByteSpan data, mode_t mode);
+// fsync()s a directory so a rename or create inside it survives a crash.
+Status SyncDir(const std::filesystem::path& dir);
+// Recursively removes `path`, ignoring a missing path.
+void RemoveAllQuietly(const std::filesystem::path& path);
+// A short random hex tag for temporary names.
+std::string RandomTag();
+
+}  // namespace qv
+
+#endif  // QV_BASE_FILE_UTIL_H_

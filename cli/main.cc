@@ -1,0 +1,465 @@
+// qv: the quorumvault command line. Thin by design: it parses arguments,
+// calls the coordinator, and prints. Exit codes: 0 success, 1 the operation
+// failed (one line on stderr names why), 2 bad usage.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/json.h"
+#include "coordinator/bench.h"
+#include "coordinator/local_store.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/sample.h"
+#include "crypto/identity.h"
+
+namespace fs = std::filesystem;
+
+namespace qv {
+namespace {
+
+constexpr const char* kVersion = "qv 0.1.0";
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "qv: error: %s\n", s.ToString().c_str());
+  return 1;
+}
+
+Result<uint64_t> ParseSize(const std::string& text) {
+  size_t pos = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &pos);
+  } catch (...) {
+    return InvalidArgument("size '" + text + "' is not a number");
+  }
+  std::string unit = text.substr(pos);
+  uint64_t mul = 1;
+  if (unit.empty() || unit == "B") mul = 1;
+  else if (unit == "K" || unit == "KiB") mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
+  else return InvalidArgument("size '" + text + "': unit must be B, KiB, MiB or GiB");
+  return uint64_t{v} * mul;
+}
+
+// Throttled progress on stderr, only on a terminal.
+class Progress {
+ public:
+  Progress(std::string label, bool enabled)
+      : label_(std::move(label)), enabled_(enabled && ::isatty(STDERR_FILENO)),
+        start_(std::chrono::steady_clock::now()) {}
+  ~Progress() {
+    if (drew_) std::fprintf(stderr, "\r\033[K");
+  }
+  ProgressFn fn() {
+    if (!enabled_) return nullptr;
+    return [this](uint64_t done, uint64_t total) {
+      auto now = std::chrono::steady_clock::now();
+      if (done < total && now - last_ < std::chrono::milliseconds(200)) return;
+      last_ = now;
+      double s = std::chrono::duration<double>(now - start_).count();
+      double rate = s > 0 ? done / s : 0;
+      double eta = rate > 0 ? (total - done) / rate : 0;
+      std::fprintf(stderr, "\r\033[K%s %s / %s  %3.0f%%  %.0f MB/s  ETA %.0fs", label_.c_str(),
+                   FormatBytes(done).c_str(), FormatBytes(total).c_str(),
+                   total ? 100.0 * done / total : 100.0, rate / 1e6, eta);
+      drew_ = true;
+    };
+  }
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drew_ = false;
+  std::chrono::steady_clock::time_point start_, last_{};
+};
+
+int CmdKeygen(const std::string& out) {
+  auto key = SigningKey::Generate();
+  if (!key.ok()) return Fail(key.status());
+  Status s = (*key)->Save(out);
+  if (!s.ok()) return Fail(s);
+  std::printf("%s\n", PublicKeyToText((*key)->public_key()).c_str());
+  return 0;
+}
+
+struct BackupArgs {
+  std::string local, key, cipher = "chacha20-poly1305", unit = "256KiB", parent;
+  uint32_t k = 4, m = 2, t = 3;
+  std::vector<std::string> paths;
+  bool json = false;
+};
+
+int CmdBackup(const BackupArgs& a) {
+  BackupOptions opt;
+  opt.k = a.k;
+  opt.m = a.m;
+  opt.t = a.t;
+  opt.parent_backup = a.parent;
+  opt.tool_version = kVersion;
+  auto cipher = ParseCipherSuite(a.cipher);
+  if (!cipher.ok()) return Fail(cipher.status());
+  opt.cipher = *cipher;
+  auto unit = ParseSize(a.unit);
+  if (!unit.ok()) return Fail(unit.status());
+  if (*unit > (1u << 30)) return Fail(InvalidArgument("--unit at most 1GiB"));
+  opt.max_unit_size = static_cast<uint32_t>(*unit);
+  if (!a.parent.empty()) {
+    auto p = BackupIdFromText(a.parent);
+    if (!p.ok()) return Fail(p.status().WithContext("--parent"));
+  }
+  auto signer = SigningKey::Load(a.key);
+  if (!signer.ok()) return Fail(signer.status());
+  std::vector<fs::path> paths(a.paths.begin(), a.paths.end());
+  auto artifact = ScanPaths(paths);
+  if (!artifact.ok()) return Fail(artifact.status());
+  if (a.k < 1 || a.k + a.m > 255 || a.t < 1 || a.t > a.k + a.m) {
+    return Fail(InvalidArgument("need 1 <= k, k + m <= 255 and 1 <= t <= k + m (got k=" +
+                                std::to_string(a.k) + " m=" + std::to_string(a.m) +
+                                " t=" + std::to_string(a.t) + ")"));
+  }
+  auto store = LocalStore::Open(a.local);
+  if (!store.ok()) return Fail(store.status());
+  Progress progress("backup", !a.json);
+  opt.progress = progress.fn();
+  auto result = RunBackup(*artifact, **store, **signer, opt);
+  if (!result.ok()) return Fail(result.status());
+  const Manifest& m = result->manifest.manifest();
+  const std::string id = BackupIdToText(m.backup_id);
+  const double mbps = result->plaintext_bytes / std::max(result->seconds, 1e-9) / 1e6;
+  if (a.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("backup_id", id)
+        .Field("artifact", m.artifact_name)
+        .Field("files", uint64_t{m.files.size()})
+        .Field("bytes", result->plaintext_bytes)
+        .Field("stored_bytes", result->stored_bytes)
+        .Field("k", uint64_t{m.k}).Field("m", uint64_t{m.m}).Field("t", uint64_t{m.t})
+        .Field("cipher", CipherSuiteName(m.cipher))
+        .Field("seconds", result->seconds)
+        .Field("mb_per_s", mbps)
+        .Field("manifest_sha256", HexEncode(result->manifest.Hash()))
+        .EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::fprintf(stderr,
+               "backed up %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
+               "  %s, k=%u data + m=%u parity fragments, key split %u-of-%u\n"
+               "  stored %s across %u node folders under %s\n",
+               m.artifact_name.c_str(), m.files.size(), FormatBytes(result->plaintext_bytes).c_str(),
+               result->seconds, mbps, std::string(CipherSuiteName(m.cipher)).c_str(), m.k, m.m,
+               m.t, m.n(), FormatBytes(result->stored_bytes).c_str(), m.n(), a.local.c_str());
+  std::printf("%s\n", id.c_str());
+  return 0;
+}
+
+struct RestoreArgs {
+  std::string local, backup, dest, signer;
+  bool json = false;
+};
+
+int CmdRestore(const RestoreArgs& a) {
+  auto id = BackupIdFromText(a.backup);
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
+  std::optional<PublicKey> expected;
+  if (!a.signer.empty()) {
+    auto pk = PublicKeyFromText(a.signer);
+    if (!pk.ok()) return Fail(pk.status().WithContext("--signer"));
+    expected = *pk;
+  }
+  if (!fs::is_directory(a.local)) return Fail(NotFound(a.local + ": no such folder"));
+  auto store = LocalStore::Open(a.local);
+  if (!store.ok()) return Fail(store.status());
+  std::vector<std::string> problems;
+  auto sm = (*store)->LoadManifest(*id, expected ? &*expected : nullptr, &problems);
+  if (!sm.ok()) return Fail(sm.status());
+  auto writer = NewFolderWriter(a.dest);
+  if (!writer.ok()) return Fail(writer.status());
+  auto sources = (*store)->OpenSources(*sm, &problems);
+  auto shares = (*store)->ReadShares(*sm, &problems);
+  Progress progress("restore", !a.json);
+  RestoreOptions opt;
+  opt.progress = progress.fn();
+  auto report = RunRestore(*sm, std::move(sources), std::move(shares), **writer, opt);
+  for (const auto& p : problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  if (!report.ok()) return Fail(report.status());
+  const Manifest& m = sm->manifest();
+  const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
+  if (a.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("backup_id", BackupIdToText(m.backup_id))
+        .Field("dest", a.dest)
+        .Field("files", uint64_t{m.files.size()})
+        .Field("bytes", report->plaintext_bytes)
+        .Field("seconds", report->seconds)
+        .Field("mb_per_s", mbps)
+        .Field("reconstructed", report->reconstructed)
+        .Field("signer", PublicKeyToText(sm->signer()));
+    j.Key("fragments_used").BeginArray();
+    for (uint32_t f : report->fragments_used) j.UInt(f);
+    j.EndArray().Key("problems").BeginArray();
+    for (const auto& p : problems) j.String(p);
+    for (const auto& p : report->problems) j.String(p);
+    j.EndArray().EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  for (const auto& p : report->problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  std::string used;
+  for (uint32_t f : report->fragments_used) used += (used.empty() ? "" : ",") + std::to_string(f);
+  std::printf(
+      "restored %s to %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
+      "  fragments used: %s%s; every unit, chunk and file verified against the manifest\n"
+      "  manifest signed by %s\n",
+      m.artifact_name.c_str(), a.dest.c_str(), m.files.size(),
+      FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps, used.c_str(),
+      report->reconstructed ? " (missing data rebuilt from parity)" : "",
+      PublicKeyToText(sm->signer()).c_str());
+  return 0;
+}
+
+int CmdList(const std::string& local, bool json) {
+  if (!fs::is_directory(local)) return Fail(NotFound(local + ": no such folder"));
+  auto store = LocalStore::Open(local);
+  if (!store.ok()) return Fail(store.status());
+  JsonWriter j;
+  j.BeginArray();
+  for (const auto& id : (*store)->ListBackups()) {
+    std::vector<std::string> problems;
+    auto sm = (*store)->LoadManifest(id, nullptr, &problems);
+    if (!sm.ok()) {
+      if (!json) std::printf("%s  (no valid manifest)\n", BackupIdToText(id).c_str());
+      continue;
+    }
+    const Manifest& m = sm->manifest();
+    char when[32];
+    std::time_t t = m.created_unix;
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", std::gmtime(&t));
+    if (json) {
+      j.BeginObject()
+          .Field("backup_id", BackupIdToText(id))
+          .Field("artifact", m.artifact_name)
+          .Field("bytes", m.plaintext_size)
+          .Field("created", std::string(when))
+          .EndObject();
+    } else {
+      std::printf("%s  %-24s %12s  %s\n", BackupIdToText(id).c_str(), m.artifact_name.c_str(),
+                  FormatBytes(m.plaintext_size).c_str(), when);
+    }
+  }
+  j.EndArray();
+  if (json) std::printf("%s\n", j.str().c_str());
+  return 0;
+}
+
+int CmdShow(const std::string& local, const std::string& backup, bool json) {
+  auto id = BackupIdFromText(backup);
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
+  if (!fs::is_directory(local)) return Fail(NotFound(local + ": no such folder"));
+  auto store = LocalStore::Open(local);
+  if (!store.ok()) return Fail(store.status());
+  std::vector<std::string> problems;
+  auto sm = (*store)->LoadManifest(*id, nullptr, &problems);
+  if (!sm.ok()) return Fail(sm.status());
+  const Manifest& m = sm->manifest();
+  if (json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("backup_id", BackupIdToText(m.backup_id))
+        .Field("artifact", m.artifact_name)
+        .Field("bytes", m.plaintext_size)
+        .Field("cipher", CipherSuiteName(m.cipher))
+        .Field("k", uint64_t{m.k}).Field("m", uint64_t{m.m}).Field("t", uint64_t{m.t})
+        .Field("unit_size", uint64_t{m.unit_size})
+        .Field("stripes", m.stripe_count)
+        .Field("signer", PublicKeyToText(sm->signer()))
+        .Field("manifest_sha256", HexEncode(sm->Hash()))
+        .Field("source_path", m.provenance.source_path)
+        .Field("parent_backup", m.provenance.parent_backup);
+    j.Key("files").BeginArray();
+    for (const auto& f : m.files) {
+      j.BeginObject().Field("path", f.path).Field("size", f.size)
+          .Field("sha256", HexEncode(f.sha256)).EndObject();
+    }
+    j.EndArray().Key("placement").BeginArray();
+    for (const auto& p : m.placement) {
+      j.BeginObject().Field("fragment", uint64_t{p.fragment}).Field("node", p.node_id)
+          .Field("site", p.site).EndObject();
+    }
+    j.EndArray().EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("backup    %s\nartifact  %s (%s, %zu files)\n", BackupIdToText(m.backup_id).c_str(),
+              m.artifact_name.c_str(), FormatBytes(m.plaintext_size).c_str(), m.files.size());
+  std::printf("cipher    %s, %llu stripes of %u x %s units\n",
+              std::string(CipherSuiteName(m.cipher)).c_str(),
+              static_cast<unsigned long long>(m.stripe_count), m.k,
+              FormatBytes(m.unit_size).c_str());
+  std::printf("coding    k=%u data + m=%u parity, key threshold t=%u of %u\n", m.k, m.m, m.t, m.n());
+  std::printf("signer    %s\nmanifest  sha256:%s\nsource    %s\n",
+              PublicKeyToText(sm->signer()).c_str(), HexEncode(sm->Hash()).c_str(),
+              m.provenance.source_path.c_str());
+  for (const auto& f : m.files) {
+    std::printf("  %s  %12s  %s\n", HexEncode(f.sha256).c_str(), FormatBytes(f.size).c_str(),
+                f.path.c_str());
+  }
+  for (const auto& p : m.placement) {
+    std::printf("  fragment %u, share %u -> %s (%s)\n", p.fragment, p.fragment + 1,
+                p.node_id.c_str(), p.site.c_str());
+  }
+  return 0;
+}
+
+int CmdBench(const std::string& size, bool json) {
+  BenchOptions opt;
+  auto bytes = ParseSize(size);
+  if (!bytes.ok()) return Fail(bytes.status());
+  if (*bytes < (1u << 20)) return Fail(InvalidArgument("--size must be at least 1MiB"));
+  opt.pipeline_bytes = *bytes;
+  if (!json) std::fprintf(stderr, "measuring stages and the pipeline on %s...\n", FormatBytes(*bytes).c_str());
+  auto r = RunBench(opt);
+  if (!r.ok()) return Fail(r.status());
+  if (json) {
+    JsonWriter j;
+    j.BeginObject().Field("cores", uint64_t(r->cores)).Key("stages").BeginArray();
+    for (const auto& s : r->stages) {
+      j.BeginObject().Field("name", s.name).Field("mb_per_s", s.mb_per_s).EndObject();
+    }
+    j.EndArray().Key("pipelines").BeginArray();
+    for (const auto& p : r->pipelines) {
+      j.BeginObject().Field("name", p.name).Field("cores", uint64_t(p.cores))
+          .Field("mb_per_s", p.mb_per_s).Field("limit_mb_per_s", p.limit)
+          .Field("fraction_of_limit", p.mb_per_s / p.limit).EndObject();
+    }
+    j.EndArray().EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("stage (one core)                          MB/s\n");
+  for (const auto& s : r->stages) std::printf("  %-38s %8.0f\n", s.name.c_str(), s.mb_per_s);
+  std::printf("\npipeline (k=%u m=%u, in memory)           MB/s   limit   of limit\n", opt.k, opt.m);
+  for (const auto& p : r->pipelines) {
+    std::printf("  %-38s %8.0f %7.0f   %5.1f%%\n", p.name.c_str(), p.mb_per_s, p.limit,
+                100 * p.mb_per_s / p.limit);
+  }
+  std::printf("\nlimit = cores / sum of per-byte stage costs (backup: sha file + aead + rs + n/k sha units;\n"
+              "        restore: sha units + aead + sha file [+ rs decode]), measured above in this run\n");
+  return 0;
+}
+
+int CmdSample(const std::string& out, const std::string& size, int shards) {
+  auto bytes = ParseSize(size);
+  if (!bytes.ok()) return Fail(bytes.status());
+  Status s = WriteSampleModel(out, *bytes, shards);
+  if (!s.ok()) return Fail(s);
+  std::printf("wrote sample model to %s (%s of weights in %d safetensors shards)\n", out.c_str(),
+              FormatBytes(*bytes).c_str(), shards);
+  return 0;
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{
+      "quorumvault: model weights kept recoverable across sites, restorable only by a quorum.\n"
+      "Backups are encrypted under a fresh key, erasure-coded into k data + m parity fragments,\n"
+      "and the key is split t-of-n with verifiable shares; every byte is checked on restore."};
+  app.set_version_flag("--version", kVersion);
+  app.require_subcommand(1);
+
+  std::string keygen_out;
+  auto* keygen = app.add_subcommand("keygen", "Create an Ed25519 identity (secret key file, 0600)");
+  keygen->add_option("--out", keygen_out, "secret key file to create (never overwritten)")->required();
+  keygen->footer("Prints the public key (ed25519:<hex>) for cluster files and --signer.");
+
+  BackupArgs b;
+  auto* backup = app.add_subcommand("backup", "Back up a model file or folder");
+  backup->add_option("--local", b.local, "development layout: one folder per node under DIR")
+      ->required();
+  backup->add_option("--key", b.key, "signer's secret key file (from qv keygen)")->required();
+  backup->add_option("--k", b.k, "data fragments (any k rebuild the data)")->capture_default_str();
+  backup->add_option("--m", b.m, "parity fragments (losses tolerated)")->capture_default_str();
+  backup->add_option("--t", b.t, "key shares needed to restore")->capture_default_str();
+  backup->add_option("--cipher", b.cipher, "chacha20-poly1305 or aes-256-gcm (FIPS sites)")
+      ->capture_default_str();
+  backup->add_option("--unit", b.unit, "stripe unit: bytes per fragment per stripe")
+      ->capture_default_str();
+  backup->add_option("--parent", b.parent, "backup id this one derives from (provenance)");
+  backup->add_flag("--json", b.json, "machine-readable output");
+  backup->add_option("paths", b.paths, "files or folders (a model folder: shards, tokenizer, config)")
+      ->required()->check(CLI::ExistingPath);
+  backup->footer(
+      "Prints the backup id on stdout. Example:\n"
+      "  qv backup --local vault --key signer.key --k 4 --m 2 --t 3 ./my-model");
+
+  RestoreArgs r;
+  auto* restore = app.add_subcommand("restore", "Restore a backup from any t shares and k fragments");
+  restore->add_option("--local", r.local, "development layout folder used at backup")->required();
+  restore->add_option("--backup", r.backup, "backup id (32 hex characters)")->required();
+  restore->add_option("--dest", r.dest, "new folder to restore into (must not exist)")->required();
+  restore->add_option("--signer", r.signer, "require the manifest to be signed by this public key");
+  restore->add_flag("--json", r.json, "machine-readable output");
+  restore->footer(
+      "Bad or missing fragments and shares are named and routed around; nothing appears at\n"
+      "--dest unless every file matches its signed SHA-256.");
+
+  std::string list_local, show_local, show_backup;
+  bool list_json = false, show_json = false;
+  auto* list = app.add_subcommand("list", "List backups in a local layout");
+  list->add_option("--local", list_local, "development layout folder")->required();
+  list->add_flag("--json", list_json, "machine-readable output");
+  auto* show = app.add_subcommand("show", "Show a backup's signed manifest");
+  show->add_option("--local", show_local, "development layout folder")->required();
+  show->add_option("--backup", show_backup, "backup id")->required();
+  show->add_flag("--json", show_json, "machine-readable output");
+
+  std::string bench_size = "512MiB";
+  bool bench_json = false;
+  auto* bench = app.add_subcommand("bench", "Measure each stage and the whole pipeline on this machine");
+  bench->add_option("--size", bench_size, "artifact size for the pipeline runs")->capture_default_str();
+  bench->add_flag("--json", bench_json, "machine-readable output");
+
+  std::string sample_out, sample_size = "64MiB";
+  int sample_shards = 3;
+  auto* sample = app.add_subcommand("sample", "Generate a sample model folder (safetensors shards)");
+  sample->add_option("--out", sample_out, "folder to create")->required();
+  sample->add_option("--size", sample_size, "bytes of weights")->capture_default_str();
+  sample->add_option("--shards", sample_shards, "number of safetensors shards")->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (*keygen) return CmdKeygen(keygen_out);
+  if (*backup) return CmdBackup(b);
+  if (*restore) return CmdRestore(r);
+  if (*list) return CmdList(list_local, list_json);
+  if (*show) return CmdShow(show_local, show_backup, show_json);
+  if (*bench) return CmdBench(bench_size, bench_json);
+  if (*sample) return CmdSample(sample_out, sample_size, sample_shards);
+  return 2;
+}
+
+}  // namespace
+}  // namespace qv
+
+int main(int argc, char** argv) {
+  try {
+    return qv::Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "qv: error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,222 @@
+#include "coordinator/artifact.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+
+#include "base/file_util.h"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+class FileByteReader : public ByteReader {
+ public:
+  explicit FileByteReader(std::unique_ptr<File> f) : f_(std::move(f)) {}
+  Result<size_t> Read(MutableByteSpan buf) override { return f_->Read(buf); }
+
+ private:
+  std::unique_ptr<File> f_;
+};
+
+class SpanReader : public ByteReader {
+ public:
+  explicit SpanReader(ByteSpan data) : data_(data) {}
+  Result<size_t> Read(MutableByteSpan buf) override {
+    size_t n = std::min(buf.size(), data_.size() - pos_);
+    if (n > 0) std::memcpy(buf.data(), data_.data() + pos_, n);
+    pos_ += n;
+    return n;
+  }
+
+ private:
+  ByteSpan data_;
+  size_t pos_ = 0;
+};
+
+SourceFile DiskFile(std::string rel, const fs::path& p, uint64_t size) {
+  return SourceFile{std::move(rel), size, [p]() -> Result<std::unique_ptr<ByteReader>> {
+                      QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(p));
+                      return std::unique_ptr<ByteReader>(new FileByteReader(std::move(f)));
+                    }};
+}
+
+Status AddRegular(const fs::path& p, std::string rel, std::vector<SourceFile>& out) {
+  std::error_code ec;
+  auto st = fs::status(p, ec);  // follows symlinks
+  if (ec) return IoError(p.string() + ": " + ec.message());
+  if (!fs::is_regular_file(st)) {
+    return InvalidArgument(p.string() + ": not a regular file (special files are not backed up)");
+  }
+  uint64_t size = fs::file_size(p, ec);
+  if (ec) return IoError(p.string() + ": " + ec.message());
+  out.push_back(DiskFile(std::move(rel), p, size));
+  return Status::Ok();
+}
+
+Status AddFolder(const fs::path& root, const std::string& prefix, std::vector<SourceFile>& out) {
+  std::error_code ec;
+  fs::recursive_directory_iterator it(root, fs::directory_options::none, ec), end;
+  if (ec) return IoError(root.string() + ": " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) return IoError(root.string() + ": " + ec.message());
+    const fs::path& p = it->path();
+    std::string rel = prefix + fs::relative(p, root).generic_string();
+    auto sst = it->symlink_status(ec);
+    if (ec) return IoError(p.string() + ": " + ec.message());
+    if (fs::is_directory(sst)) continue;
+    if (fs::is_symlink(sst) && fs::is_directory(fs::status(p, ec))) {
+      return InvalidArgument(p.string() + ": symlinked directories are not supported");
+    }
+    if (fs::is_symlink(sst) && !fs::exists(p, ec)) {
+      return InvalidArgument(p.string() + ": dangling symlink");
+    }
+    QV_RETURN_IF_ERROR(ValidateRelativePath(rel));
+    QV_RETURN_IF_ERROR(AddRegular(p, rel, out));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+uint64_t Artifact::TotalSize() const {
+  uint64_t t = 0;
+  for (const auto& f : files) t += f.size;
+  return t;
+}
+
+Result<Artifact> ScanPaths(const std::vector<fs::path>& paths) {
+  if (paths.empty()) return InvalidArgument("no input paths");
+  Artifact a;
+  std::map<std::string, fs::path> names;
+  for (const auto& raw : paths) {
+    std::error_code ec;
+    fs::path p = fs::absolute(raw, ec).lexically_normal();
+    if (ec || !fs::exists(p, ec)) return NotFound(raw.string() + ": no such file or directory");
+    std::string base = p.filename().string();
+    if (base.empty()) base = p.parent_path().filename().string();
+    if (base.empty()) return InvalidArgument(raw.string() + ": cannot back up the root folder");
+    if (!names.emplace(base, p).second) {
+      return InvalidArgument(raw.string() + ": two inputs share the name '" + base + "'");
+    }
+    const bool many = paths.size() > 1;
+    if (fs::is_directory(p, ec)) {
+      QV_RETURN_IF_ERROR(AddFolder(p, many ? base + "/" : "", a.files));
+    } else {
+      QV_RETURN_IF_ERROR(AddRegular(p, base, a.files));
+    }
+  }
+  std::sort(a.files.begin(), a.files.end(),
+            [](const SourceFile& x, const SourceFile& y) { return x.path < y.path; });
+  fs::path first = fs::absolute(paths[0]).lexically_normal();
+  a.name = paths.size() == 1 ? (first.filename().empty() ? first.parent_path().filename().string()
+                                                         : first.filename().string())
+                             : first.parent_path().filename().string();
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (i) a.source_path += " ";
+    a.source_path += fs::absolute(paths[i]).lexically_normal().string();
+  }
+  return a;
+}
+
+Artifact MemoryArtifact(std::string name, std::vector<std::pair<std::string, ByteSpan>> files) {
+  Artifact a;
+  a.name = std::move(name);
+  a.source_path = "(memory)";
+  for (auto& [path, data] : files) {
+    ByteSpan d = data;
+    a.files.push_back(SourceFile{path, d.size(), [d]() -> Result<std::unique_ptr<ByteReader>> {
+                                   return std::unique_ptr<ByteReader>(new SpanReader(d));
+                                 }});
+  }
+  std::sort(a.files.begin(), a.files.end(),
+            [](const SourceFile& x, const SourceFile& y) { return x.path < y.path; });
+  return a;
+}
+
+namespace {
+
+class FolderWriter : public ArtifactWriter {
+ public:
+  FolderWriter(fs::path dest, fs::path staging) : dest_(std::move(dest)), staging_(std::move(staging)) {}
+  ~FolderWriter() override {
+    if (!committed_) Abort();
+  }
+
+  Status BeginFile(const FileEntry& entry) override {
+    QV_RETURN_IF_ERROR(ValidateRelativePath(entry.path));
+    fs::path p = staging_ / fs::path(entry.path);
+    std::error_code ec;
+    fs::create_directories(p.parent_path(), ec);
+    if (ec) return IoError(p.parent_path().string() + ": " + ec.message());
+    QV_ASSIGN_OR_RETURN(file_, File::CreateNew(p, 0600));
+    return Status::Ok();
+  }
+  Status Write(ByteSpan data) override { return file_->WriteAll(data); }
+  Status EndFile() override {
+    Status s = file_->Sync();
+    file_.reset();
+    return s;
+  }
+  Status Commit() override {
+    // Directories first hold their entries durably, then the rename publishes.
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(staging_, ec);
+         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+      if (it->is_directory()) QV_RETURN_IF_ERROR(SyncDir(it->path()));
+    }
+    QV_RETURN_IF_ERROR(SyncDir(staging_));
+    if (::rename(staging_.c_str(), dest_.c_str()) != 0) {
+      return ErrnoError("rename " + staging_.string() + " to " + dest_.string());
+    }
+    committed_ = true;
+    return SyncDir(dest_.parent_path());
+  }
+  void Abort() override {
+    file_.reset();
+    if (!committed_) RemoveAllQuietly(staging_);
+  }
+
+ private:
+  fs::path dest_, staging_;
+  std::unique_ptr<File> file_;
+  bool committed_ = false;
+};
+
+class DiscardWriter : public ArtifactWriter {
+ public:
+  Status BeginFile(const FileEntry&) override { return Status::Ok(); }
+  Status Write(ByteSpan) override { return Status::Ok(); }
+  Status EndFile() override { return Status::Ok(); }
+  Status Commit() override { return Status::Ok(); }
+  void Abort() override {}
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const fs::path& dest_in) {
+  std::error_code ec;
+  fs::path dest = fs::absolute(dest_in, ec).lexically_normal();
+  if (dest.filename().empty()) dest = dest.parent_path();
+  if (fs::exists(fs::symlink_status(dest, ec))) {
+    return AlreadyExists(dest_in.string() + ": destination exists; restore never overwrites");
+  }
+  fs::path parent = dest.parent_path();
+  if (!fs::is_directory(parent, ec)) {
+    return NotFound(parent.string() + ": destination's parent folder does not exist");
+  }
+  fs::path staging = parent / ("." + dest.filename().string() + ".qv-partial-" + RandomTag());
+  if (!fs::create_directory(staging, ec) || ec) {
+    return IoError(staging.string() + ": " + (ec ? ec.message() : "exists"));
+  }
+  ::chmod(staging.c_str(), 0700);
+  return std::unique_ptr<ArtifactWriter>(new FolderWriter(dest, staging));
+}
+
+std::unique_ptr<ArtifactWriter> NewDiscardWriter() { return std::make_unique<DiscardWriter>(); }
+
+}  // namespace qv

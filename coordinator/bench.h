@@ -1,0 +1,45 @@
+// `qv bench`: measures each stage of the data path on this machine and the
+// whole in-process pipeline, in one run, so the pipeline is judged against
+// the limit the stages imply rather than against remembered numbers.
+//
+// Stage rates are per core. The compute limit of a pipeline is the inverse
+// of the summed per-plaintext-byte cost of its stages, times the cores used:
+//   backup : SHA-256 (file digest) + AEAD + RS encode + (n/k) SHA-256 (units)
+//   restore: SHA-256 (units, k/k) + AEAD + SHA-256 (file digest) [+ RS decode]
+#ifndef QV_COORDINATOR_BENCH_H_
+#define QV_COORDINATOR_BENCH_H_
+
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/aead.h"
+
+namespace qv {
+
+struct BenchOptions {
+  uint64_t pipeline_bytes = 512ull << 20;
+  uint32_t k = 4, m = 2, t = 3;
+  CipherSuite cipher = CipherSuite::kChaCha20Poly1305;
+  double stage_seconds = 0.4;
+  int cores = 0;  // 0: all hardware threads
+};
+
+struct BenchFigure {
+  std::string name;
+  double mb_per_s = 0;    // 1 MB = 10^6 bytes
+  double limit = 0;       // compute limit for pipelines, 0 for stages
+  int cores = 1;
+};
+
+struct BenchReport {
+  std::vector<BenchFigure> stages;
+  std::vector<BenchFigure> pipelines;
+  int cores = 1;
+};
+
+Result<BenchReport> RunBench(const BenchOptions& options);
+
+}  // namespace qv
+
+#endif  // QV_COORDINATOR_BENCH_H_

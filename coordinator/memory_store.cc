@@ -1,0 +1,101 @@
+#include "coordinator/memory_store.h"
+
+#include <cstring>
+
+#include "coordinator/local_store.h"
+
+namespace qv {
+
+namespace {
+
+class MemorySink : public FragmentSink {
+ public:
+  explicit MemorySink(MemoryNodes::Node* node) : node_(node) {}
+  const Placement& placement() const override { return node_->placement; }
+  Status Append(ByteSpan unit) override {
+    staged_.insert(staged_.end(), unit.begin(), unit.end());
+    return Status::Ok();
+  }
+  Status Prepare(const std::vector<Digest>& leaves, const Share& share,
+                 const SignedManifest&) override {
+    leaves_ = leaves;
+    share_ = share.Clone();
+    return Status::Ok();
+  }
+  Status Publish() override {
+    node_->fragment = std::move(staged_);
+    node_->leaves = std::move(leaves_);
+    node_->share = std::move(share_);
+    node_->published = true;
+    return Status::Ok();
+  }
+  void Abort() override {
+    staged_.clear();
+    leaves_.clear();
+  }
+
+ private:
+  MemoryNodes::Node* node_;
+  Bytes staged_;
+  std::vector<Digest> leaves_;
+  std::optional<Share> share_;
+};
+
+class MemorySource : public FragmentSource {
+ public:
+  MemorySource(const MemoryNodes::Node* node, uint64_t unit) : node_(node), unit_(unit) {}
+  const std::string& name() const override { return node_->placement.node_id; }
+  uint32_t fragment() const override { return node_->placement.fragment; }
+  Result<std::vector<Digest>> ReadLeaves() override { return node_->leaves; }
+  Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
+    const uint64_t off = stripe * unit_;
+    if (off + out.size() > node_->fragment.size()) {
+      return Corruption(name() + ": fragment is shorter than unit " + std::to_string(stripe));
+    }
+    std::memcpy(out.data(), node_->fragment.data() + off, out.size());
+    return Status::Ok();
+  }
+
+ private:
+  const MemoryNodes::Node* node_;
+  uint64_t unit_;
+};
+
+}  // namespace
+
+MemoryNodes::MemoryNodes(uint32_t n) : nodes_(n) {
+  for (uint32_t f = 0; f < n; ++f) {
+    nodes_[f].placement = Placement{f, LocalStore::NodeName(f), "site-" + std::to_string(f % 3)};
+  }
+}
+
+Result<std::vector<std::unique_ptr<FragmentSink>>> MemoryNodes::OpenSinks(const BackupId&,
+                                                                          uint32_t n) {
+  if (n != nodes_.size()) {
+    return InvalidArgument("backup needs " + std::to_string(n) + " nodes, have " +
+                           std::to_string(nodes_.size()));
+  }
+  std::vector<std::unique_ptr<FragmentSink>> out;
+  for (auto& n : nodes_) out.push_back(std::make_unique<MemorySink>(&n));
+  return out;
+}
+
+std::vector<std::unique_ptr<FragmentSource>> MemoryNodes::Sources(uint64_t unit_size) {
+  std::vector<std::unique_ptr<FragmentSource>> out;
+  for (auto& n : nodes_) {
+    if (n.published && !n.fragment.empty()) {
+      out.push_back(std::make_unique<MemorySource>(&n, unit_size));
+    }
+  }
+  return out;
+}
+
+std::vector<NamedShare> MemoryNodes::Shares() const {
+  std::vector<NamedShare> out;
+  for (const auto& n : nodes_) {
+    if (n.share) out.push_back(NamedShare{n.placement.node_id, n.share->Clone()});
+  }
+  return out;
+}
+
+}  // namespace qv

@@ -1,0 +1,620 @@
+#include "coordinator/pipeline.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "coordinator/work_queue.h"
+#include "crypto/aead.h"
+#include "crypto/kdf.h"
+#include "crypto/sha256.h"
+#include "crypto/vss.h"
+#include "erasure/reed_solomon.h"
+
+namespace qv {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int WorkerCount(int requested) {
+  if (requested > 0) return requested;
+  unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 2 : static_cast<int>(hw);
+}
+
+// Key context binds the data key to the backup and the cipher suite.
+SecretBytes DataKey(const SecretBytes& secret, const BackupId& id, CipherSuite cipher) {
+  Bytes ctx(id.begin(), id.end());
+  ctx.push_back(static_cast<uint8_t>(cipher));
+  return DeriveKey(secret, kDataKeyLabel, ctx);
+}
+
+// First error wins; everyone else checks failed() and winds down.
+class FailureLatch {
+ public:
+  void Set(Status s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!failed_.load()) {
+      first_ = std::move(s);
+      failed_.store(true);
+    }
+  }
+  bool failed() const { return failed_.load(); }
+  Status status() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::atomic<bool> failed_{false};
+  Status first_;
+};
+
+// A stripe in flight: its plaintext chunk and its n units.
+struct StripeBuf {
+  uint64_t index = 0;
+  size_t plain_len = 0;
+  Bytes plain;
+  Bytes units;
+  std::vector<Digest> leaves;
+};
+
+// Stripes finished out of order, handed to one consumer in order.
+class Reorder {
+ public:
+  void Put(StripeBuf* s) {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_[s->index] = s;
+    cv_.notify_all();
+  }
+  // nullptr if aborted.
+  StripeBuf* Take(uint64_t index) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return aborted_ || done_.count(index) > 0; });
+    if (aborted_) return nullptr;
+    StripeBuf* s = done_[index];
+    done_.erase(index);
+    return s;
+  }
+  void Abort() {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<uint64_t, StripeBuf*> done_;
+  bool aborted_ = false;
+};
+
+struct Pool {
+  Pool(size_t depth, size_t plain_size, size_t units_size, size_t n) : free(depth) {
+    for (size_t i = 0; i < depth; ++i) {
+      auto s = std::make_unique<StripeBuf>();
+      s->plain.resize(plain_size);
+      s->units.resize(units_size);
+      s->leaves.resize(n);
+      free.Push(s.get());
+      owned.push_back(std::move(s));
+    }
+  }
+  WorkQueue<StripeBuf*> free;
+  std::vector<std::unique_ptr<StripeBuf>> owned;
+};
+
+// Streams the artifact's files as one plaintext, hashing each file, and
+// checking that no file changed size while it was read.
+class ArtifactStreamer {
+ public:
+  explicit ArtifactStreamer(const Artifact& a) : a_(a), digests_(a.files.size()) {}
+
+  Status Fill(uint8_t* out, size_t need) {
+    size_t filled = 0;
+    while (filled < need) {
+      QV_RETURN_IF_ERROR(SkipFinished());
+      if (file_ >= a_.files.size()) return Internal("artifact ended before its declared size");
+      const SourceFile& f = a_.files[file_];
+      size_t want = static_cast<size_t>(std::min<uint64_t>(need - filled, f.size - offset_));
+      QV_ASSIGN_OR_RETURN(size_t got, reader_->Read(MutableByteSpan(out + filled, want)));
+      if (got == 0) {
+        return FailedPrecondition(f.path + ": file shrank while it was being backed up (" +
+                                  std::to_string(offset_) + " of " + std::to_string(f.size) +
+                                  " bytes); nothing was stored");
+      }
+      sha_.Update(ByteSpan(out + filled, got));
+      offset_ += got;
+      filled += got;
+    }
+    return Status::Ok();
+  }
+
+  // Completes trailing files (empty ones included) once all bytes are read.
+  Status Finish() {
+    QV_RETURN_IF_ERROR(SkipFinished());
+    if (file_ != a_.files.size()) return Internal("artifact has unread bytes");
+    return Status::Ok();
+  }
+
+  const std::vector<Digest>& digests() const { return digests_; }
+
+ private:
+  // Closes every file whose bytes are all read and opens the next one.
+  Status SkipFinished() {
+    while (file_ < a_.files.size()) {
+      const SourceFile& f = a_.files[file_];
+      if (!reader_) {
+        auto r = f.open();
+        if (!r.ok()) return r.status().WithContext(f.path);
+        reader_ = std::move(r).value();
+        offset_ = 0;
+      }
+      if (offset_ < f.size) return Status::Ok();
+      uint8_t probe;
+      QV_ASSIGN_OR_RETURN(size_t extra, reader_->Read(MutableByteSpan(&probe, 1)));
+      if (extra != 0) {
+        return FailedPrecondition(f.path + ": file grew while it was being backed up; nothing "
+                                  "was stored");
+      }
+      digests_[file_] = sha_.Finish();
+      reader_.reset();
+      ++file_;
+    }
+    return Status::Ok();
+  }
+
+  const Artifact& a_;
+  size_t file_ = 0;
+  uint64_t offset_ = 0;
+  std::unique_ptr<ByteReader> reader_;
+  Sha256 sha_;
+  std::vector<Digest> digests_;
+};
+
+}  // namespace
+
+uint32_t ChooseUnitSize(uint64_t plaintext_size, uint32_t k, uint32_t max_unit_size) {
+  const uint64_t ct = plaintext_size + kAeadTagSize;
+  uint64_t per = (ct + k - 1) / k;
+  per = (per + 63) / 64 * 64;
+  return static_cast<uint32_t>(std::clamp<uint64_t>(per, 64, max_unit_size));
+}
+
+Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
+                                const SigningKey& signer, const BackupOptions& opt) {
+  const auto start = Clock::now();
+  const uint32_t n = opt.k + opt.m;
+  if (opt.max_unit_size < 64 || opt.max_unit_size % 64 != 0 ||
+      uint64_t{opt.k} * opt.max_unit_size > (1u << 30)) {
+    return InvalidArgument("stripe unit " + std::to_string(opt.max_unit_size) +
+                           " must be a multiple of 64 and k * unit at most 1 GiB");
+  }
+  QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(opt.k), static_cast<int>(opt.m)));
+  QV_ASSIGN_OR_RETURN(auto dealing, Deal(opt.t, n));
+  for (const auto& f : artifact.files) QV_RETURN_IF_ERROR(ValidateRelativePath(f.path));
+
+  Manifest m;
+  randombytes_buf(m.backup_id.data(), m.backup_id.size());
+  QV_ASSIGN_OR_RETURN(auto sinks, target.OpenSinks(m.backup_id, n));
+  auto abort_all = [&] {
+    for (const auto& s : sinks) s->Abort();
+  };
+  if (sinks.size() != n) {
+    abort_all();
+    return Internal("target opened " + std::to_string(sinks.size()) + " sinks for " +
+                    std::to_string(n) + " fragments");
+  }
+  m.artifact_name = artifact.name;
+  m.plaintext_size = artifact.TotalSize();
+  m.cipher = opt.cipher;
+  m.k = opt.k;
+  m.m = opt.m;
+  m.t = opt.t;
+  m.unit_size = ChooseUnitSize(m.plaintext_size, opt.k, opt.max_unit_size);
+  m.chunk_size = static_cast<uint32_t>(uint64_t{m.k} * m.unit_size - kAeadTagSize);
+  m.stripe_count = StripeCountFor(m.plaintext_size, m.chunk_size);
+  m.commitments = dealing.commitments;
+  m.created_unix = static_cast<int64_t>(std::time(nullptr));
+  m.provenance.parent_backup = opt.parent_backup;
+  m.provenance.source_path = artifact.source_path;
+  m.provenance.tool_version = opt.tool_version;
+  for (const auto& s : sinks) m.placement.push_back(s->placement());
+  for (const auto& f : artifact.files) m.files.push_back(FileEntry{f.path, f.size, {}});
+
+  std::unique_ptr<ChunkCipher> cipher;
+  {
+    // The secret and data key live only in this scope and the cipher object.
+    SecretBytes key = DataKey(dealing.secret, m.backup_id, m.cipher);
+    dealing.secret = SecretBytes();
+    auto c = ChunkCipher::New(m.cipher, key, m.backup_id);
+    if (!c.ok()) {
+      abort_all();
+      return c.status();
+    }
+    cipher = std::move(c).value();
+  }
+
+  const int workers = WorkerCount(opt.workers);
+  const size_t U = m.unit_size;
+  Pool pool(2 * workers + 2, m.chunk_size, n * U, n);
+  WorkQueue<StripeBuf*> work(pool.owned.size());
+  Reorder done;
+  FailureLatch fail;
+  auto fail_with = [&](Status s) {
+    fail.Set(std::move(s));
+    pool.free.Close();
+    work.Close();
+    done.Abort();
+  };
+
+  ArtifactStreamer streamer(artifact);
+  std::thread reader([&] {
+    for (uint64_t i = 0; i < m.stripe_count; ++i) {
+      StripeBuf* s;
+      if (!pool.free.Pop(&s)) return;
+      s->index = i;
+      s->plain_len = m.ChunkPlaintextSize(i);
+      Status st = streamer.Fill(s->plain.data(), s->plain_len);
+      if (!st.ok()) return fail_with(st);
+      if (!work.Push(s)) return;
+    }
+    Status st = streamer.Finish();
+    if (!st.ok()) return fail_with(st);
+    work.Finish();
+  });
+
+  std::vector<std::thread> pool_threads;
+  for (int w = 0; w < workers; ++w) {
+    pool_threads.emplace_back([&] {
+      std::vector<const uint8_t*> data(m.k);
+      std::vector<uint8_t*> parity(m.m);
+      StripeBuf* s;
+      while (work.Pop(&s)) {
+        uint8_t* units = s->units.data();
+        const bool final = s->index + 1 == m.stripe_count;
+        Status st = cipher->Seal(s->index, final, ByteSpan(s->plain.data(), s->plain_len), units);
+        if (!st.ok()) return fail_with(st);
+        const size_t ct = s->plain_len + kAeadTagSize;
+        std::memset(units + ct, 0, m.k * U - ct);
+        for (uint32_t j = 0; j < m.k; ++j) data[j] = units + j * U;
+        for (uint32_t j = 0; j < m.m; ++j) parity[j] = units + (m.k + j) * U;
+        rs->Encode(U, data, parity);
+        for (uint32_t f = 0; f < n; ++f) s->leaves[f] = MerkleLeafHash(ByteSpan(units + f * U, U));
+        done.Put(s);
+      }
+    });
+  }
+
+  std::vector<std::vector<Digest>> leaves(n);
+  for (auto& l : leaves) l.reserve(m.stripe_count);
+  uint64_t written = 0;
+  for (uint64_t i = 0; i < m.stripe_count && !fail.failed(); ++i) {
+    StripeBuf* s = done.Take(i);
+    if (s == nullptr) break;
+    for (uint32_t f = 0; f < n; ++f) {
+      Status st = sinks[f]->Append(ByteSpan(s->units.data() + f * U, U));
+      if (!st.ok()) {
+        fail_with(st.WithContext(sinks[f]->placement().node_id));
+        break;
+      }
+      leaves[f].push_back(s->leaves[f]);
+    }
+    written += s->plain_len;
+    pool.free.Push(s);
+    if (opt.progress) opt.progress(written, m.plaintext_size);
+  }
+  reader.join();
+  work.Close();  // wakes workers if the writer stopped early
+  for (auto& t : pool_threads) t.join();
+  cipher.reset();
+  if (fail.failed()) {
+    abort_all();
+    return fail.status();
+  }
+
+  for (size_t i = 0; i < m.files.size(); ++i) m.files[i].sha256 = streamer.digests()[i];
+  for (uint32_t f = 0; f < n; ++f) m.fragment_roots.push_back(MerkleRoot(leaves[f]));
+  auto signed_manifest = SignedManifest::Sign(m, signer);
+  if (!signed_manifest.ok()) {
+    abort_all();
+    return signed_manifest.status();
+  }
+  // Two phases: everything durable everywhere, then visible everywhere.
+  for (uint32_t f = 0; f < n; ++f) {
+    Status st = sinks[f]->Prepare(leaves[f], dealing.shares[f], *signed_manifest);
+    if (!st.ok()) {
+      abort_all();
+      return st.WithContext(sinks[f]->placement().node_id);
+    }
+  }
+  dealing.shares.clear();
+  for (uint32_t f = 0; f < n; ++f) {
+    Status st = sinks[f]->Publish();
+    if (!st.ok()) {
+      abort_all();
+      return st.WithContext(sinks[f]->placement().node_id);
+    }
+  }
+  BackupOutcome out{std::move(signed_manifest).value(), m.plaintext_size,
+                    uint64_t{n} * U * m.stripe_count, 0};
+  out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return out;
+}
+
+namespace {
+
+// Writes restored plaintext into files in manifest order, hashing each.
+class FileSplitter {
+ public:
+  FileSplitter(const Manifest& m, ArtifactWriter& w) : m_(m), w_(w) {}
+
+  Status Write(ByteSpan data) {
+    while (true) {
+      QV_RETURN_IF_ERROR(CloseFinished());
+      if (data.empty()) return Status::Ok();
+      if (file_ >= m_.files.size()) return Corruption("restored stream is longer than its files");
+      const FileEntry& f = m_.files[file_];
+      size_t take = static_cast<size_t>(std::min<uint64_t>(data.size(), f.size - offset_));
+      QV_RETURN_IF_ERROR(w_.Write(data.first(take)));
+      sha_.Update(data.first(take));
+      offset_ += take;
+      data = data.subspan(take);
+    }
+  }
+
+  Status Finish() {
+    QV_RETURN_IF_ERROR(CloseFinished());
+    if (file_ != m_.files.size()) return Corruption("restored stream is shorter than its files");
+    return Status::Ok();
+  }
+
+ private:
+  // Ends files whose bytes are all written (checking their digest) and
+  // begins the next one, so empty files are created too.
+  Status CloseFinished() {
+    while (file_ < m_.files.size()) {
+      const FileEntry& f = m_.files[file_];
+      if (!open_) {
+        QV_RETURN_IF_ERROR(w_.BeginFile(f).WithContext(f.path));
+        open_ = true;
+        offset_ = 0;
+      }
+      if (offset_ < f.size) return Status::Ok();
+      QV_RETURN_IF_ERROR(w_.EndFile().WithContext(f.path));
+      if (sha_.Finish() != f.sha256) {
+        return Corruption(f.path + ": restored bytes do not match the SHA-256 in the manifest");
+      }
+      open_ = false;
+      ++file_;
+    }
+    return Status::Ok();
+  }
+
+  const Manifest& m_;
+  ArtifactWriter& w_;
+  size_t file_ = 0;
+  uint64_t offset_ = 0;
+  bool open_ = false;
+  Sha256 sha_;
+};
+
+}  // namespace
+
+Result<RestoreReport> RunRestore(const SignedManifest& sm,
+                                 std::vector<std::unique_ptr<FragmentSource>> sources,
+                                 std::vector<NamedShare> shares, ArtifactWriter& writer,
+                                 const RestoreOptions& opt) {
+  const auto start = Clock::now();
+  const Manifest& m = sm.manifest();
+  const uint32_t n = m.n();
+  RestoreReport report;
+  auto fail_early = [&](Status s) -> Result<RestoreReport> {
+    writer.Abort();
+    std::string why;
+    for (const auto& p : report.problems) why += "; " + p;
+    return Status(s.code(), s.message() + why);
+  };
+
+  // Shares: check each against the commitments, keep one good share per x.
+  std::vector<Share> good;
+  std::vector<bool> have_x(n + 1, false);
+  for (auto& ns : shares) {
+    Status st = VerifyShare(ns.share, m.commitments);
+    if (!st.ok()) {
+      report.problems.push_back(ns.source + ": share rejected: " + st.message());
+      continue;
+    }
+    if (ns.share.x > n || have_x[ns.share.x]) continue;
+    have_x[ns.share.x] = true;
+    good.push_back(std::move(ns.share));
+  }
+  shares.clear();
+  if (good.size() < m.t) {
+    return fail_early(FailedPrecondition("need " + std::to_string(m.t) + " valid key shares, have " +
+                                         std::to_string(good.size())));
+  }
+  std::unique_ptr<ChunkCipher> cipher;
+  {
+    auto rec = Combine(good, m.commitments);
+    good.clear();
+    if (!rec.ok()) return fail_early(rec.status());
+    SecretBytes key = DataKey(rec->secret, m.backup_id, m.cipher);
+    auto c = ChunkCipher::New(m.cipher, key, m.backup_id);
+    if (!c.ok()) return fail_early(c.status());
+    cipher = std::move(c).value();
+  }
+  auto rs_or = ReedSolomon::New(static_cast<int>(m.k), static_cast<int>(m.m));
+  if (!rs_or.ok()) return fail_early(rs_or.status());
+  auto rs = std::move(rs_or).value();
+
+  // Fragments: a leaf list must hash to the signed root before any unit of
+  // that fragment is trusted.
+  std::vector<FragmentSource*> by_index(n, nullptr);
+  std::vector<std::vector<Digest>> leaves(n);
+  for (auto& src : sources) {
+    const uint32_t f = src->fragment();
+    if (f >= n || by_index[f] != nullptr) {
+      report.problems.push_back(src->name() + ": fragment index " + std::to_string(f) +
+                                " is out of range or duplicated");
+      continue;
+    }
+    auto l = src->ReadLeaves();
+    if (!l.ok()) {
+      report.problems.push_back(src->name() + ": fragment " + std::to_string(f) +
+                                " leaf hashes unreadable: " + l.status().message());
+      continue;
+    }
+    if (l->size() != m.stripe_count || MerkleRoot(*l) != m.fragment_roots[f]) {
+      report.problems.push_back(src->name() + ": fragment " + std::to_string(f) +
+                                " leaf hashes do not match the signed Merkle root");
+      continue;
+    }
+    leaves[f] = std::move(l).value();
+    by_index[f] = src.get();
+  }
+  size_t healthy = std::count_if(by_index.begin(), by_index.end(), [](auto* p) { return p; });
+  if (healthy < m.k) {
+    return fail_early(FailedPrecondition("need " + std::to_string(m.k) + " good fragments, have " +
+                                         std::to_string(healthy)));
+  }
+
+  std::mutex bad_mu;
+  std::vector<bool> bad(n, false);
+  std::vector<bool> used(n, false);
+  auto mark_bad = [&](uint32_t f, const std::string& why) {
+    std::lock_guard<std::mutex> lock(bad_mu);
+    if (!bad[f]) {
+      bad[f] = true;
+      report.problems.push_back(by_index[f]->name() + ": fragment " + std::to_string(f) + " " +
+                                why + "; excluded");
+    }
+  };
+  auto choose = [&](std::vector<uint32_t>& out) {
+    std::lock_guard<std::mutex> lock(bad_mu);
+    out.clear();
+    // Data fragments first: with all of them good no decoding is needed.
+    for (uint32_t f = 0; f < n && out.size() < m.k; ++f) {
+      if (by_index[f] != nullptr && !bad[f]) out.push_back(f);
+    }
+    for (uint32_t f : out) used[f] = true;
+  };
+
+  const int workers = WorkerCount(opt.workers);
+  const size_t U = m.unit_size;
+  Pool pool(2 * workers + 2, m.chunk_size, n * U, n);
+  Reorder done;
+  FailureLatch fail;
+  std::atomic<uint64_t> next{0};
+  auto fail_with = [&](Status s) {
+    fail.Set(std::move(s));
+    pool.free.Close();
+    done.Abort();
+  };
+  std::atomic<bool> decoded{false};
+
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&] {
+      std::vector<uint32_t> set;
+      std::vector<uint8_t*> ptrs(n);
+      std::vector<bool> present(n), rebuild(n);
+      StripeBuf* s;
+      while (pool.free.Pop(&s)) {
+        const uint64_t i = next.fetch_add(1);
+        if (i >= m.stripe_count) {
+          pool.free.Push(s);
+          return;
+        }
+        s->index = i;
+        uint8_t* units = s->units.data();
+        for (uint32_t f = 0; f < n; ++f) ptrs[f] = units + f * U;
+        while (true) {
+          choose(set);
+          if (set.size() < m.k) {
+            return fail_with(FailedPrecondition(
+                "stripe " + std::to_string(i) + ": fewer than " + std::to_string(m.k) +
+                " good fragments remain"));
+          }
+          bool all_good = true;
+          for (uint32_t f : set) {
+            Status st = by_index[f]->ReadUnit(i, MutableByteSpan(ptrs[f], U));
+            if (!st.ok()) {
+              mark_bad(f, "unreadable at unit " + std::to_string(i) + " (" + st.message() + ")");
+              all_good = false;
+              break;
+            }
+            if (MerkleLeafHash(ByteSpan(ptrs[f], U)) != leaves[f][i]) {
+              mark_bad(f, "unit " + std::to_string(i) + " does not match its signed Merkle leaf");
+              all_good = false;
+              break;
+            }
+          }
+          if (all_good) break;
+        }
+        std::fill(present.begin(), present.end(), false);
+        std::fill(rebuild.begin(), rebuild.end(), false);
+        for (uint32_t f : set) present[f] = true;
+        bool need = false;
+        for (uint32_t f = 0; f < m.k; ++f) {
+          if (!present[f]) rebuild[f] = need = true;
+        }
+        if (need) {
+          decoded.store(true);
+          Status st = rs->Reconstruct(U, ptrs, present, rebuild);
+          if (!st.ok()) return fail_with(st);
+        }
+        s->plain_len = m.ChunkPlaintextSize(i);
+        const bool final = i + 1 == m.stripe_count;
+        Status st = cipher->Open(i, final, ByteSpan(units, s->plain_len + kAeadTagSize),
+                                 s->plain.data());
+        if (!st.ok()) return fail_with(st.WithContext("stripe " + std::to_string(i)));
+        done.Put(s);
+      }
+    });
+  }
+
+  FileSplitter splitter(m, writer);
+  uint64_t written = 0;
+  for (uint64_t i = 0; i < m.stripe_count && !fail.failed(); ++i) {
+    StripeBuf* s = done.Take(i);
+    if (s == nullptr) break;
+    Status st = splitter.Write(ByteSpan(s->plain.data(), s->plain_len));
+    sodium_memzero(s->plain.data(), s->plain_len);
+    if (!st.ok()) {
+      fail_with(st);
+      break;
+    }
+    written += s->plain_len;
+    pool.free.Push(s);
+    if (opt.progress) opt.progress(written, m.plaintext_size);
+  }
+  pool.free.Close();
+  for (auto& t : threads) t.join();
+  cipher.reset();
+  if (!fail.failed()) {
+    Status st = splitter.Finish();
+    if (st.ok()) st = writer.Commit();
+    if (!st.ok()) fail.Set(st);
+  }
+  if (fail.failed()) return fail_early(fail.status());
+  for (uint32_t f = 0; f < n; ++f) {
+    if (used[f] && !bad[f]) report.fragments_used.push_back(f);
+  }
+  report.reconstructed = decoded.load();
+  report.plaintext_bytes = written;
+  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return report;
+}
+
+}  // namespace qv

@@ -1,0 +1,55 @@
+// Ed25519 identities (libsodium) and their key files.
+//
+// A secret key file holds the 32-byte seed as hex, mode 0600; loading refuses
+// a file that group or others can read, and reads it straight into secure
+// memory. SigningKey is immutable and thread-safe. Public keys print as
+// "ed25519:<64 hex>".
+#ifndef QV_CRYPTO_IDENTITY_H_
+#define QV_CRYPTO_IDENTITY_H_
+
+#include <array>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "crypto/secret.h"
+
+namespace qv {
+
+inline constexpr size_t kPublicKeySize = 32;
+inline constexpr size_t kSignatureSize = 64;
+
+using PublicKey = std::array<uint8_t, kPublicKeySize>;
+using Signature = std::array<uint8_t, kSignatureSize>;
+
+std::string PublicKeyToText(const PublicKey& pk);
+Result<PublicKey> PublicKeyFromText(std::string_view text);
+
+class SigningKey {
+ public:
+  static Result<std::unique_ptr<SigningKey>> Generate();
+  static Result<std::unique_ptr<SigningKey>> FromSeed(const SecretBytes& seed);
+  // Refuses files readable by group or others (kPermissionDenied).
+  static Result<std::unique_ptr<SigningKey>> Load(const std::filesystem::path& path);
+
+  // Writes a new key file with mode 0600; never overwrites (kAlreadyExists).
+  Status Save(const std::filesystem::path& path) const;
+
+  const PublicKey& public_key() const { return public_key_; }
+  Signature Sign(ByteSpan message) const;
+
+ private:
+  SigningKey(SecretBytes secret, const PublicKey& pk) : secret_(std::move(secret)), public_key_(pk) {}
+  const SecretBytes secret_;  // libsodium's 64-byte secret key (seed || pk)
+  const PublicKey public_key_;
+};
+
+// kUnauthenticated if the signature does not verify.
+Status VerifySignature(const PublicKey& pk, ByteSpan message, const Signature& sig);
+
+}  // namespace qv
+
+#endif  // QV_CRYPTO_IDENTITY_H_

@@ -1,0 +1,76 @@
+#include "crypto/secret.h"
+
+#include <sodium.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+namespace qv {
+
+void EnsureSodium() {
+  static const bool ok = [] {
+    if (sodium_init() < 0) {
+      std::fprintf(stderr, "fatal: libsodium failed to initialise\n");
+      std::abort();
+    }
+    return true;
+  }();
+  (void)ok;
+}
+
+SecretBytes::SecretBytes(size_t n) : size_(n) {
+  EnsureSodium();
+  // sodium_malloc(0) is valid but we keep a non-null pointer for simplicity.
+  data_ = static_cast<uint8_t*>(sodium_malloc(n == 0 ? 1 : n));
+  if (data_ == nullptr) throw std::bad_alloc();
+  std::memset(data_, 0, n == 0 ? 1 : n);
+}
+
+SecretBytes SecretBytes::Random(size_t n) {
+  SecretBytes s(n);
+  randombytes_buf(s.data_, n);
+  return s;
+}
+
+SecretBytes SecretBytes::CopyFrom(std::span<const uint8_t> data) {
+  SecretBytes s(data.size());
+  if (!data.empty()) std::memcpy(s.data_, data.data(), data.size());
+  return s;
+}
+
+SecretBytes::~SecretBytes() { Free(); }
+
+void SecretBytes::Free() {
+  // sodium_free wipes the region before releasing it.
+  if (data_ != nullptr) sodium_free(data_);
+  data_ = nullptr;
+  size_ = 0;
+}
+
+SecretBytes::SecretBytes(SecretBytes&& other) noexcept : data_(other.data_), size_(other.size_) {
+  other.data_ = nullptr;
+  other.size_ = 0;
+}
+
+SecretBytes& SecretBytes::operator=(SecretBytes&& other) noexcept {
+  if (this != &other) {
+    Free();
+    data_ = other.data_;
+    size_ = other.size_;
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+SecretBytes SecretBytes::Clone() const { return CopyFrom(span()); }
+
+bool SecretBytes::Equals(const SecretBytes& other) const {
+  if (size_ != other.size_) return false;
+  if (size_ == 0) return true;
+  return sodium_memcmp(data_, other.data_, size_) == 0;
+}
+
+}  // namespace qv

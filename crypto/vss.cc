@@ -1,0 +1,240 @@
+#include "crypto/vss.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+#include <string>
+
+namespace qv {
+
+namespace {
+
+// A scalar is canonical when it is < L; adding zero reduces, so a value that
+// changes under reduction was not canonical.
+bool IsCanonicalScalar(const uint8_t* s) {
+  uint8_t wide[crypto_core_ristretto255_NONREDUCEDSCALARBYTES] = {0};
+  std::memcpy(wide, s, kScalarSize);
+  uint8_t reduced[kScalarSize];
+  crypto_core_ristretto255_scalar_reduce(reduced, wide);
+  return sodium_memcmp(reduced, s, kScalarSize) == 0;
+}
+
+bool IsZero(const uint8_t* p, size_t n) { return sodium_is_zero(p, n) == 1; }
+
+void ScalarFromU32(uint32_t v, uint8_t out[kScalarSize]) {
+  std::memset(out, 0, kScalarSize);
+  out[0] = static_cast<uint8_t>(v);
+  out[1] = static_cast<uint8_t>(v >> 8);
+  out[2] = static_cast<uint8_t>(v >> 16);
+  out[3] = static_cast<uint8_t>(v >> 24);
+}
+
+// g^s; libsodium refuses to return the identity (s == 0) and says -1, which
+// for the base point can only mean that.
+Point BaseMult(const uint8_t* s) {
+  Point p{};
+  if (crypto_scalarmult_ristretto255_base(p.data(), s) != 0) p.fill(0);
+  return p;
+}
+
+// P^s for a valid P; -1 from libsodium means the identity result.
+Point Mult(const uint8_t* s, const Point& p) {
+  Point r{};
+  if (IsZero(p.data(), kPointSize) || crypto_scalarmult_ristretto255(r.data(), s, p.data()) != 0) {
+    r.fill(0);
+  }
+  return r;
+}
+
+Point Add(const Point& a, const Point& b) {
+  Point r{};
+  crypto_core_ristretto255_add(r.data(), a.data(), b.data());
+  return r;
+}
+
+Status CheckPoints(std::span<const Point> points) {
+  for (size_t j = 0; j < points.size(); ++j) {
+    if (!IsZero(points[j].data(), kPointSize) &&
+        crypto_core_ristretto255_is_valid_point(points[j].data()) != 1) {
+      return InvalidArgument("commitment " + std::to_string(j) + " is not a ristretto255 point");
+    }
+  }
+  return Status::Ok();
+}
+
+// Horner evaluation of the polynomial with coefficients `coeffs` at x.
+SecretBytes Evaluate(const std::vector<SecretBytes>& coeffs, uint32_t x) {
+  uint8_t xs[kScalarSize];
+  ScalarFromU32(x, xs);
+  SecretBytes acc(kScalarSize);
+  SecretBytes tmp(kScalarSize);
+  for (size_t j = coeffs.size(); j-- > 0;) {
+    crypto_core_ristretto255_scalar_mul(tmp.data(), acc.data(), xs);
+    crypto_core_ristretto255_scalar_add(acc.data(), tmp.data(), coeffs[j].data());
+  }
+  return acc;
+}
+
+}  // namespace
+
+Result<Dealing> DealSecret(const SecretBytes& secret, uint32_t t, uint32_t n) {
+  EnsureSodium();
+  if (t < 1 || t > n || n > kMaxShareHolders) {
+    return InvalidArgument("threshold " + std::to_string(t) + " of " + std::to_string(n) +
+                           " holders: need 1 <= t <= n <= " + std::to_string(kMaxShareHolders));
+  }
+  if (secret.size() != kScalarSize || !IsCanonicalScalar(secret.data())) {
+    return InvalidArgument("secret is not a canonical 32-byte scalar");
+  }
+  std::vector<SecretBytes> coeffs;
+  coeffs.reserve(t);
+  coeffs.push_back(secret.Clone());
+  for (uint32_t j = 1; j < t; ++j) {
+    SecretBytes a(kScalarSize);
+    crypto_core_ristretto255_scalar_random(a.data());
+    coeffs.push_back(std::move(a));
+  }
+  Dealing d;
+  d.secret = secret.Clone();
+  for (const auto& a : coeffs) d.commitments.push_back(BaseMult(a.data()));
+  for (uint32_t x = 1; x <= n; ++x) d.shares.push_back(Share{x, Evaluate(coeffs, x)});
+  return d;
+}
+
+Result<Dealing> Deal(uint32_t t, uint32_t n) {
+  EnsureSodium();
+  SecretBytes secret(kScalarSize);
+  crypto_core_ristretto255_scalar_random(secret.data());
+  return DealSecret(secret, t, n);
+}
+
+Status VerifyShare(const Share& share, std::span<const Point> commitments) {
+  const std::string who = "share x=" + std::to_string(share.x);
+  if (share.x == 0 || share.x > kMaxShareHolders) {
+    return InvalidArgument(who + ": x must be in 1.." + std::to_string(kMaxShareHolders));
+  }
+  if (share.y.size() != kScalarSize || !IsCanonicalScalar(share.y.data())) {
+    return InvalidArgument(who + ": value is not a canonical scalar");
+  }
+  if (commitments.empty()) return InvalidArgument("no commitments");
+  QV_RETURN_IF_ERROR(CheckPoints(commitments));
+  uint8_t xs[kScalarSize];
+  ScalarFromU32(share.x, xs);
+  // Horner in the group: R = (((C_{t-1})^x * C_{t-2})^x ...) * C_0.
+  Point acc{};
+  for (size_t j = commitments.size(); j-- > 0;) {
+    acc = Add(Mult(xs, acc), commitments[j]);
+  }
+  Point lhs = BaseMult(share.y.data());
+  if (sodium_memcmp(lhs.data(), acc.data(), kPointSize) != 0) {
+    return Unauthenticated(who + " does not match the commitments");
+  }
+  return Status::Ok();
+}
+
+Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares) {
+  EnsureSodium();
+  if (shares.empty()) return InvalidArgument("no shares to interpolate");
+  std::set<uint32_t> seen;
+  for (const auto& s : shares) {
+    if (s.x == 0) return InvalidArgument("share with x=0");
+    if (!seen.insert(s.x).second) {
+      return InvalidArgument("duplicate share x=" + std::to_string(s.x));
+    }
+    if (s.y.size() != kScalarSize) return InvalidArgument("share value must be 32 bytes");
+  }
+  // lambda_i = prod_{j != i} x_j / (x_j - x_i)
+  SecretBytes secret(kScalarSize);
+  SecretBytes term(kScalarSize);
+  uint8_t num[kScalarSize], den[kScalarSize], xi[kScalarSize], xj[kScalarSize],
+      diff[kScalarSize], inv[kScalarSize], tmp[kScalarSize];
+  for (size_t i = 0; i < shares.size(); ++i) {
+    ScalarFromU32(1, num);
+    ScalarFromU32(1, den);
+    ScalarFromU32(shares[i].x, xi);
+    for (size_t j = 0; j < shares.size(); ++j) {
+      if (j == i) continue;
+      ScalarFromU32(shares[j].x, xj);
+      crypto_core_ristretto255_scalar_mul(tmp, num, xj);
+      std::memcpy(num, tmp, kScalarSize);
+      crypto_core_ristretto255_scalar_sub(diff, xj, xi);
+      crypto_core_ristretto255_scalar_mul(tmp, den, diff);
+      std::memcpy(den, tmp, kScalarSize);
+    }
+    if (crypto_core_ristretto255_scalar_invert(inv, den) != 0) {
+      return Internal("Lagrange denominator is not invertible");
+    }
+    crypto_core_ristretto255_scalar_mul(tmp, num, inv);
+    crypto_core_ristretto255_scalar_mul(term.data(), shares[i].y.data(), tmp);
+    crypto_core_ristretto255_scalar_add(tmp, secret.data(), term.data());
+    std::memcpy(secret.data(), tmp, kScalarSize);
+  }
+  sodium_memzero(tmp, sizeof tmp);
+  return secret;
+}
+
+Result<Recovered> Combine(std::span<const Share> shares, std::span<const Point> commitments) {
+  EnsureSodium();
+  if (commitments.empty() || commitments.size() > kMaxShareHolders) {
+    return InvalidArgument("commitment count " + std::to_string(commitments.size()) +
+                           " is not a valid threshold");
+  }
+  QV_RETURN_IF_ERROR(CheckPoints(commitments));
+  const size_t t = commitments.size();
+  std::set<uint32_t> seen;
+  for (const auto& s : shares) {
+    if (s.x == 0) return InvalidArgument("share with x=0");
+    if (!seen.insert(s.x).second) {
+      return InvalidArgument("duplicate share x=" + std::to_string(s.x));
+    }
+  }
+  Recovered out;
+  std::vector<Share> good;
+  std::string why;
+  for (const auto& s : shares) {
+    Status st = VerifyShare(s, commitments);
+    if (st.ok()) {
+      if (good.size() < t) good.push_back(s.Clone());
+    } else {
+      out.rejected.push_back(s.x);
+      if (!why.empty()) why += "; ";
+      why += st.message();
+    }
+  }
+  if (good.size() < t) {
+    return FailedPrecondition("need " + std::to_string(t) + " good shares, have " +
+                              std::to_string(good.size()) +
+                              (why.empty() ? std::string() : " (rejected: " + why + ")"));
+  }
+  QV_ASSIGN_OR_RETURN(out.secret, InterpolateAtZero(good));
+  Point c0 = BaseMult(out.secret.data());
+  if (sodium_memcmp(c0.data(), commitments[0].data(), kPointSize) != 0) {
+    // Unreachable with verified shares unless the commitments themselves are
+    // inconsistent; refuse rather than hand back a wrong secret.
+    return Unauthenticated("recovered secret does not match commitment C_0");
+  }
+  return out;
+}
+
+Result<Share> AddShares(const Share& a, const Share& b) {
+  if (a.x != b.x) return InvalidArgument("cannot add shares with different x");
+  if (a.y.size() != kScalarSize || b.y.size() != kScalarSize) {
+    return InvalidArgument("share value must be 32 bytes");
+  }
+  Share s{a.x, SecretBytes(kScalarSize)};
+  crypto_core_ristretto255_scalar_add(s.y.data(), a.y.data(), b.y.data());
+  return s;
+}
+
+Result<std::vector<Point>> AddCommitments(std::span<const Point> a, std::span<const Point> b) {
+  if (a.size() != b.size()) return InvalidArgument("commitment vectors differ in length");
+  QV_RETURN_IF_ERROR(CheckPoints(a));
+  QV_RETURN_IF_ERROR(CheckPoints(b));
+  std::vector<Point> out;
+  for (size_t j = 0; j < a.size(); ++j) out.push_back(Add(a[j], b[j]));
+  return out;
+}
+
+}  // namespace qv

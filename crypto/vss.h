@@ -1,0 +1,75 @@
+// Verifiable threshold sharing (Shamir over the ristretto255 scalar field,
+// Feldman commitments), on libsodium's crypto_core_ristretto255_* calls.
+//
+// A dealing of threshold t among n holders draws f(z) = a_0 + a_1 z + ... +
+// a_{t-1} z^{t-1}, gives holder x (1..n) the share f(x) and publishes
+// C_j = g^{a_j}. Anyone holding the commitments can check a share:
+// g^{f(x)} == prod_j C_j^{x^j}. Combine() checks every share first, names the
+// bad ones, uses only good ones, and confirms g^{secret} == C_0, so it never
+// returns a wrong secret silently.
+//
+// All functions are thread-safe. Secrets and share values live in SecretBytes.
+#ifndef QV_CRYPTO_VSS_H_
+#define QV_CRYPTO_VSS_H_
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/secret.h"
+
+namespace qv {
+
+inline constexpr size_t kScalarSize = 32;
+inline constexpr size_t kPointSize = 32;
+inline constexpr uint32_t kMaxShareHolders = 255;
+
+using Point = std::array<uint8_t, kPointSize>;  // ristretto255 encoding; identity = zeros
+
+struct Share {
+  uint32_t x = 0;  // holder index, 1..n
+  SecretBytes y;   // f(x), 32-byte little-endian scalar
+
+  Share Clone() const { return Share{x, y.Clone()}; }
+};
+
+struct Dealing {
+  SecretBytes secret;  // a_0
+  std::vector<Share> shares;
+  std::vector<Point> commitments;  // t points, C_0 first
+};
+
+// Random secret. Requires 1 <= t <= n <= kMaxShareHolders.
+Result<Dealing> Deal(uint32_t t, uint32_t n);
+// Given secret (32-byte canonical scalar; zero allowed, as refresh needs).
+Result<Dealing> DealSecret(const SecretBytes& secret, uint32_t t, uint32_t n);
+
+// kUnauthenticated naming the share if it does not match the commitments;
+// kInvalidArgument for malformed input (x == 0, non-canonical value, bad point).
+Status VerifyShare(const Share& share, std::span<const Point> commitments);
+
+struct Recovered {
+  SecretBytes secret;
+  std::vector<uint32_t> rejected;  // x of shares that failed verification
+};
+
+// Verifies every share, uses the first t good ones. Errors: duplicate or
+// zero x (kInvalidArgument), fewer than t good shares (kFailedPrecondition,
+// naming the bad ones).
+Result<Recovered> Combine(std::span<const Share> shares, std::span<const Point> commitments);
+
+// Lagrange interpolation at zero of exactly the given shares, with no
+// commitment check and no threshold: the raw step Combine() guards. Used by
+// tests to show what t-1 shares give (a wrong secret) and by later repair code.
+Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares);
+
+// Share refresh building blocks: the sum of two dealings' shares at the same x,
+// and the pointwise sum of their commitments.
+Result<Share> AddShares(const Share& a, const Share& b);
+Result<std::vector<Point>> AddCommitments(std::span<const Point> a, std::span<const Point> b);
+
+}  // namespace qv
+
+#endif  // QV_CRYPTO_VSS_H_

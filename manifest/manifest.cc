@@ -1,0 +1,209 @@
+#include "manifest/manifest.h"
+
+#include <boost/archive/archive_exception.hpp>
+#include <boost/archive/text_iarchive.hpp>
+#include <boost/archive/text_oarchive.hpp>
+#include <boost/serialization/array.hpp>
+#include <boost/serialization/string.hpp>
+#include <boost/serialization/vector.hpp>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace boost::serialization {
+
+template <class Archive>
+void serialize(Archive& ar, qv::FileEntry& f, const unsigned int) {
+  ar & f.path & f.size & f.sha256;
+}
+
+template <class Archive>
+void serialize(Archive& ar, qv::Placement& p, const unsigned int) {
+  ar & p.fragment & p.node_id & p.site;
+}
+
+template <class Archive>
+void serialize(Archive& ar, qv::Provenance& p, const unsigned int) {
+  ar & p.parent_backup & p.source_path & p.creator & p.tool_version;
+}
+
+template <class Archive>
+void serialize(Archive& ar, qv::Manifest& m, const unsigned int) {
+  uint8_t cipher = static_cast<uint8_t>(m.cipher);
+  ar & m.backup_id & m.artifact_name & m.files & m.plaintext_size & cipher & m.chunk_size;
+  ar & m.k & m.m & m.t & m.unit_size & m.stripe_count & m.commitments & m.fragment_roots;
+  ar & m.placement & m.created_unix & m.provenance;
+  m.cipher = static_cast<qv::CipherSuite>(cipher);
+}
+
+}  // namespace boost::serialization
+
+namespace qv {
+
+namespace {
+
+constexpr char kMagic[4] = {'Q', 'V', 'M', 'F'};
+constexpr std::string_view kSigContext{"quorumvault-manifest\0", 21};
+constexpr size_t kHeaderSize = 4 + 4 + 8;
+constexpr size_t kTrailerSize = kPublicKeySize + kSignatureSize;
+
+uint64_t GetU64BE(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+
+Bytes SignedBytes(uint32_t version, ByteSpan body) {
+  Bytes msg(kSigContext.begin(), kSigContext.end());
+  uint8_t v[4] = {uint8_t(version >> 24), uint8_t(version >> 16), uint8_t(version >> 8),
+                  uint8_t(version)};
+  msg.insert(msg.end(), v, v + 4);
+  AppendBytes(msg, body);
+  return msg;
+}
+
+}  // namespace
+
+std::string BackupIdToText(const BackupId& id) { return HexEncode(id); }
+
+Result<BackupId> BackupIdFromText(std::string_view text) {
+  return HexDecodeFixed<16>(text, "backup id");
+}
+
+uint64_t StripeCountFor(uint64_t plaintext_size, uint32_t chunk_size) {
+  if (chunk_size == 0) return 0;
+  if (plaintext_size == 0) return 1;
+  return (plaintext_size + chunk_size - 1) / chunk_size;
+}
+
+uint64_t Manifest::ChunkPlaintextSize(uint64_t i) const {
+  if (i + 1 < stripe_count) return chunk_size;
+  return plaintext_size - (stripe_count - 1) * uint64_t{chunk_size};
+}
+
+Status ValidateRelativePath(std::string_view path) {
+  if (path.empty()) return InvalidArgument("empty file path");
+  if (path.size() > 4096) return InvalidArgument("file path longer than 4096 bytes");
+  if (path.front() == '/') return InvalidArgument("absolute file path '" + std::string(path) + "'");
+  if (path.find('\0') != std::string_view::npos) return InvalidArgument("file path contains NUL");
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") {
+      return InvalidArgument("file path '" + std::string(path) +
+                             "' has an empty, '.' or '..' component");
+    }
+    start = end + 1;
+  }
+  return Status::Ok();
+}
+
+Status Manifest::Validate() const {
+  auto bad = [](const std::string& m) { return InvalidArgument("manifest: " + m); };
+  if (k < 1 || k + m > 255) return bad("k=" + std::to_string(k) + " m=" + std::to_string(m));
+  if (t < 1 || t > n()) return bad("threshold t=" + std::to_string(t) + " with n=" + std::to_string(n()));
+  if (cipher != CipherSuite::kChaCha20Poly1305 && cipher != CipherSuite::kAes256Gcm) {
+    return bad("unknown cipher");
+  }
+  if (unit_size == 0 || uint64_t{k} * unit_size <= kAeadTagSize ||
+      uint64_t{k} * unit_size > (1ull << 31)) {
+    return bad("unit size " + std::to_string(unit_size));
+  }
+  if (chunk_size != uint64_t{k} * unit_size - kAeadTagSize) return bad("chunk size mismatch");
+  if (stripe_count != StripeCountFor(plaintext_size, chunk_size)) return bad("stripe count");
+  if (commitments.size() != t) return bad("expected " + std::to_string(t) + " commitments");
+  if (fragment_roots.size() != n()) return bad("expected " + std::to_string(n()) + " roots");
+  uint64_t total = 0;
+  std::set<std::string> seen;
+  for (const auto& f : files) {
+    Status s = ValidateRelativePath(f.path);
+    if (!s.ok()) return s.WithContext("manifest");
+    if (!seen.insert(f.path).second) return bad("duplicate file " + f.path);
+    if (f.size > plaintext_size - total) return bad("file sizes exceed the plaintext size");
+    total += f.size;
+  }
+  if (total != plaintext_size) return bad("file sizes do not add up to the plaintext size");
+  for (const auto& p : placement) {
+    if (p.fragment >= n()) return bad("placement for fragment " + std::to_string(p.fragment));
+  }
+  return Status::Ok();
+}
+
+Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
+                                           const SigningKey& key) {
+  Manifest manifest = unsigned_manifest;
+  manifest.provenance.creator = PublicKeyToText(key.public_key());
+  QV_RETURN_IF_ERROR(manifest.Validate());
+  std::ostringstream os;
+  {
+    boost::archive::text_oarchive ar(os);
+    ar << manifest;
+  }
+  const std::string body = os.str();
+  const uint32_t version = Manifest::kFormatVersion;
+  Signature sig = key.Sign(SignedBytes(version, AsBytes(body)));
+
+  SignedManifest out;
+  out.manifest_ = std::move(manifest);
+  out.signer_ = key.public_key();
+  Bytes& e = out.encoded_;
+  e.insert(e.end(), kMagic, kMagic + 4);
+  uint8_t v[4] = {uint8_t(version >> 24), uint8_t(version >> 16), uint8_t(version >> 8),
+                  uint8_t(version)};
+  e.insert(e.end(), v, v + 4);
+  AppendU64BE(e, body.size());
+  AppendBytes(e, AsBytes(body));
+  AppendBytes(e, out.signer_);
+  AppendBytes(e, sig);
+  return out;
+}
+
+Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* expected_signer) {
+  if (encoded.size() < kHeaderSize + kTrailerSize) {
+    return Corruption("manifest is truncated (" + std::to_string(encoded.size()) + " bytes)");
+  }
+  if (std::memcmp(encoded.data(), kMagic, 4) != 0) return Corruption("not a quorumvault manifest");
+  const uint32_t version = uint32_t{encoded[4]} << 24 | uint32_t{encoded[5]} << 16 |
+                           uint32_t{encoded[6]} << 8 | encoded[7];
+  if (version != Manifest::kFormatVersion) {
+    return InvalidArgument("manifest format version " + std::to_string(version) +
+                           " is not supported (this build reads version " +
+                           std::to_string(Manifest::kFormatVersion) + ")");
+  }
+  const uint64_t body_len = GetU64BE(encoded.data() + 8);
+  if (body_len != encoded.size() - kHeaderSize - kTrailerSize) {
+    return Corruption("manifest is truncated or has trailing bytes (body length " +
+                      std::to_string(body_len) + ", file holds " +
+                      std::to_string(encoded.size() - kHeaderSize - kTrailerSize) + ")");
+  }
+  ByteSpan body = encoded.subspan(kHeaderSize, body_len);
+  SignedManifest out;
+  std::memcpy(out.signer_.data(), encoded.data() + kHeaderSize + body_len, kPublicKeySize);
+  Signature sig;
+  std::memcpy(sig.data(), encoded.data() + kHeaderSize + body_len + kPublicKeySize,
+              kSignatureSize);
+  if (expected_signer != nullptr && *expected_signer != out.signer_) {
+    return Unauthenticated("manifest is signed by " + PublicKeyToText(out.signer_) +
+                           ", expected " + PublicKeyToText(*expected_signer));
+  }
+  Status s = VerifySignature(out.signer_, SignedBytes(version, body), sig);
+  if (!s.ok()) return Unauthenticated("manifest signature is invalid: " + s.message());
+  try {
+    std::istringstream is(std::string(reinterpret_cast<const char*>(body.data()), body.size()));
+    boost::archive::text_iarchive ar(is);
+    ar >> out.manifest_;
+  } catch (const std::exception& e) {
+    // Signed but unreadable: a writer bug or an incompatible Boost archive.
+    return Corruption(std::string("manifest body does not parse: ") + e.what());
+  }
+  QV_RETURN_IF_ERROR(out.manifest_.Validate());
+  if (PublicKeyToText(out.signer_) != out.manifest_.provenance.creator) {
+    return Unauthenticated("manifest creator field does not name its signer");
+  }
+  out.encoded_.assign(encoded.begin(), encoded.end());
+  return out;
+}
+
+}  // namespace qv

@@ -1,0 +1,112 @@
+// The backup manifest: everything needed to check and rebuild a backup
+// except the key, signed by its creator.
+//
+// Layout on disk/wire (all integers big-endian):
+//   "QVMF" | u32 format version | u64 body length | body |
+//   signer Ed25519 public key (32) | signature (64)
+// The body is a Boost.Serialization text archive of Manifest. The signature
+// covers "quorumvault-manifest\0" | version | body, i.e. the exact bytes
+// stored, never a re-serialization. Parse() checks magic, version, length
+// and signature before it deserializes anything.
+//
+// Stripe geometry (the invariant the pipeline relies on): stripe i holds
+// exactly one AEAD chunk i; a chunk carries k * unit_size - 16 plaintext
+// bytes, the last one fewer. The last stripe's ciphertext is zero-padded to
+// k * unit_size. Fragment f is unit f of every stripe, in stripe order.
+#ifndef QV_MANIFEST_MANIFEST_H_
+#define QV_MANIFEST_MANIFEST_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "crypto/aead.h"
+#include "crypto/identity.h"
+#include "crypto/sha256.h"
+#include "crypto/vss.h"
+
+namespace qv {
+
+using BackupId = std::array<uint8_t, 16>;
+std::string BackupIdToText(const BackupId& id);
+Result<BackupId> BackupIdFromText(std::string_view text);
+
+struct FileEntry {
+  std::string path;  // relative, '/'-separated, no '.', '..' or empty parts
+  uint64_t size = 0;
+  Digest sha256{};
+};
+
+struct Placement {
+  uint32_t fragment = 0;  // fragment index f, also share x = f + 1
+  std::string node_id;
+  std::string site;
+};
+
+struct Provenance {
+  std::string parent_backup;  // hex id, or empty
+  std::string source_path;
+  std::string creator;  // "ed25519:..." of the signer
+  std::string tool_version;
+};
+
+struct Manifest {
+  static constexpr uint32_t kFormatVersion = 1;
+
+  BackupId backup_id{};
+  std::string artifact_name;
+  std::vector<FileEntry> files;  // in stream order
+  uint64_t plaintext_size = 0;   // sum of file sizes
+  CipherSuite cipher = CipherSuite::kChaCha20Poly1305;
+  uint32_t chunk_size = 0;  // plaintext bytes per chunk = k * unit_size - 16
+  uint32_t k = 0, m = 0, t = 0;
+  uint32_t unit_size = 0;
+  uint64_t stripe_count = 0;
+  std::vector<Point> commitments;     // t Feldman commitments
+  std::vector<Digest> fragment_roots;  // n Merkle roots over unit leaves
+  std::vector<Placement> placement;
+  int64_t created_unix = 0;
+  Provenance provenance;
+
+  uint32_t n() const { return k + m; }
+  uint64_t stripe_bytes() const { return uint64_t{k} * unit_size; }
+  // Plaintext bytes carried by chunk i.
+  uint64_t ChunkPlaintextSize(uint64_t i) const;
+
+  // Checks internal consistency (geometry, counts, paths); kInvalidArgument
+  // naming the first problem.
+  Status Validate() const;
+};
+
+// Plaintext per chunk for a given geometry, and the stripe count it implies.
+uint64_t StripeCountFor(uint64_t plaintext_size, uint32_t chunk_size);
+// Rejects absolute paths, '..', '.', empty components and NUL.
+Status ValidateRelativePath(std::string_view path);
+
+class SignedManifest {
+ public:
+  // Sets provenance.creator to the signer, validates, serializes and signs.
+  static Result<SignedManifest> Sign(const Manifest& manifest, const SigningKey& key);
+  // If expected_signer is set, the envelope's signer must equal it.
+  static Result<SignedManifest> Parse(ByteSpan encoded, const PublicKey* expected_signer);
+
+  const Manifest& manifest() const { return manifest_; }
+  const Bytes& encoded() const { return encoded_; }
+  const PublicKey& signer() const { return signer_; }
+  // SHA-256 of the encoded bytes: what requests and logs refer to.
+  Digest Hash() const { return Sha256Of(encoded_); }
+
+ private:
+  Manifest manifest_;
+  Bytes encoded_;
+  PublicKey signer_{};
+};
+
+inline constexpr uint64_t kMaxManifestSize = 64ull << 20;
+
+}  // namespace qv
+
+#endif  // QV_MANIFEST_MANIFEST_H_
