@@ -65,7 +65,9 @@ Status AddFolder(const fs::path& root, const std::string& prefix, std::vector<So
   for (; it != end; it.increment(ec)) {
     if (ec) return IoError(root.string() + ": " + ec.message());
     const fs::path& p = it->path();
-    std::string rel = prefix + fs::relative(p, root).generic_string();
+    // Lexical, not fs::relative: that resolves symlinks and would name a
+    // linked shard by its target (e.g. a Hugging Face blob hash).
+    std::string rel = prefix + p.lexically_relative(root).generic_string();
     auto sst = it->symlink_status(ec);
     if (ec) return IoError(p.string() + ": " + ec.message());
     if (fs::is_directory(sst)) continue;

@@ -90,6 +90,20 @@ std::vector<std::unique_ptr<FragmentSource>> MemoryNodes::Sources(uint64_t unit_
   return out;
 }
 
+std::unique_ptr<MemoryNodes> MemoryNodes::Clone() const {
+  auto out = std::make_unique<MemoryNodes>(size());
+  for (uint32_t f = 0; f < size(); ++f) {
+    Node& d = out->nodes_[f];
+    const Node& s = nodes_[f];
+    d.placement = s.placement;
+    d.fragment = s.fragment;
+    d.leaves = s.leaves;
+    if (s.share) d.share = s.share->Clone();
+    d.published = s.published;
+  }
+  return out;
+}
+
 std::vector<NamedShare> MemoryNodes::Shares() const {
   std::vector<NamedShare> out;
   for (const auto& n : nodes_) {

@@ -25,6 +25,8 @@ class MemoryNodes : public BackupTarget {
   };
 
   explicit MemoryNodes(uint32_t n);
+  // A deep copy (shares included), so tests can damage one copy per case.
+  std::unique_ptr<MemoryNodes> Clone() const;
 
   // n must equal the node count; the id is not needed in memory.
   Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id,

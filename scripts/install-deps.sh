@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libsodium-dev libssl-dev libisal-dev libasio-dev libboost-serialization-dev
-  libsqlite3-dev libcli11-dev libgtest-dev libtomlplusplus-dev
+  libsqlite3-dev libcli11-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev
 )
 
 missing=()

@@ -1,0 +1,157 @@
+#include "crypto/aead.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace qv {
+namespace {
+
+// The chunk format, checked against vectors computed by libsodium's
+// independent implementations (tests/vectors/chunk_aead.json).
+struct AeadVector {
+  std::string cipher, key, stream_id, plaintext, ciphertext;
+  uint64_t index;
+  bool final;
+};
+
+std::vector<AeadVector> LoadVectors() {
+  std::ifstream in(std::string(QV_VECTORS_DIR) + "/chunk_aead.json");
+  nlohmann::json j = nlohmann::json::parse(in);
+  std::vector<AeadVector> out;
+  for (const auto& v : j.at("vectors")) {
+    out.push_back({v.at("cipher"), v.at("key"), v.at("stream_id"), v.at("plaintext"),
+                   v.at("ciphertext"), v.at("index"), v.at("final")});
+  }
+  return out;
+}
+
+class ChunkAeadVectorTest : public ::testing::TestWithParam<AeadVector> {};
+
+TEST_P(ChunkAeadVectorTest, SealMatchesAndOpenInverts) {
+  const AeadVector& v = GetParam();
+  auto suite = ParseCipherSuite(v.cipher);
+  ASSERT_TRUE(suite.ok());
+  SecretBytes key = SecretBytes::CopyFrom(*HexDecode(v.key));
+  Bytes sid = *HexDecode(v.stream_id), pt = *HexDecode(v.plaintext), want = *HexDecode(v.ciphertext);
+  auto c = ChunkCipher::New(*suite, key, sid);
+  ASSERT_TRUE(c.ok());
+  Bytes ct(pt.size() + kAeadTagSize);
+  ASSERT_TRUE((*c)->Seal(v.index, v.final, pt, ct.data()).ok());
+  EXPECT_EQ(HexEncode(ct), v.ciphertext);
+  Bytes back(pt.size());
+  ASSERT_TRUE((*c)->Open(v.index, v.final, want, back.data()).ok());
+  EXPECT_EQ(back, pt);
+}
+
+INSTANTIATE_TEST_SUITE_P(LibsodiumVectors, ChunkAeadVectorTest, ::testing::ValuesIn(LoadVectors()));
+
+class ChunkCipherTest : public ::testing::TestWithParam<CipherSuite> {
+ protected:
+  void SetUp() override {
+    key_ = SecretBytes::Random(kAeadKeySize);
+    id_.assign(16, 0x11);
+    cipher_ = std::move(ChunkCipher::New(GetParam(), key_, id_)).value();
+  }
+  // Seals a stream of chunks of `sizes`; the last is final.
+  std::vector<Bytes> SealStream(const std::vector<size_t>& sizes) {
+    std::vector<Bytes> out;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      Bytes pt(sizes[i], static_cast<uint8_t>(i + 1));
+      Bytes ct(pt.size() + kAeadTagSize);
+      EXPECT_TRUE(cipher_->Seal(i, i + 1 == sizes.size(), pt, ct.data()).ok());
+      out.push_back(ct);
+    }
+    return out;
+  }
+  // Opens chunk at position i as if it were index i of a stream of n.
+  Status OpenAt(const Bytes& ct, uint64_t i, uint64_t n, const ChunkCipher* c = nullptr) {
+    Bytes pt(ct.size() - kAeadTagSize);
+    return (c ? c : cipher_.get())->Open(i, i + 1 == n, ct, pt.data());
+  }
+  SecretBytes key_;
+  Bytes id_;
+  std::unique_ptr<ChunkCipher> cipher_;
+};
+
+TEST_P(ChunkCipherTest, RoundTripsBoundarySizes) {
+  for (size_t size : {0, 1, 15, 16, 17, 4095, 4096, 65537, 1 << 20}) {
+    Bytes pt(size);
+    for (size_t i = 0; i < size; ++i) pt[i] = static_cast<uint8_t>(i * 31);
+    Bytes ct(size + kAeadTagSize), back(size);
+    ASSERT_TRUE(cipher_->Seal(3, true, pt, ct.data()).ok());
+    ASSERT_TRUE(cipher_->Open(3, true, ct, back.data()).ok()) << size;
+    EXPECT_EQ(back, pt) << size;
+  }
+}
+
+TEST_P(ChunkCipherTest, DetectsAFlippedBitAnywhereAndZeroesOutput) {
+  auto chunks = SealStream({100});
+  for (size_t bit = 0; bit < chunks[0].size() * 8; bit += 37) {
+    Bytes bad = chunks[0];
+    bad[bit / 8] ^= static_cast<uint8_t>(1 << (bit % 8));
+    Bytes out(100, 0xee);
+    Status s = cipher_->Open(0, true, bad, out.data());
+    EXPECT_EQ(s.code(), StatusCode::kUnauthenticated) << bit;
+    EXPECT_EQ(out, Bytes(100, 0)) << "unauthenticated plaintext leaked";
+  }
+}
+
+TEST_P(ChunkCipherTest, DetectsReorderedChunks) {
+  auto c = SealStream({10, 10, 10});
+  EXPECT_TRUE(OpenAt(c[0], 0, 3).ok());
+  EXPECT_FALSE(OpenAt(c[1], 0, 3).ok());
+  EXPECT_FALSE(OpenAt(c[0], 1, 3).ok());
+}
+
+TEST_P(ChunkCipherTest, DetectsDroppedAndDuplicatedChunks) {
+  auto c = SealStream({10, 10, 10});
+  // Dropping chunk 1 puts chunk 2 at position 1.
+  EXPECT_FALSE(OpenAt(c[2], 1, 2).ok());
+  // Duplicating chunk 0 puts it at position 1.
+  EXPECT_FALSE(OpenAt(c[0], 1, 4).ok());
+}
+
+TEST_P(ChunkCipherTest, DetectsTruncationByTheFinalFlag) {
+  auto c = SealStream({10, 10, 10});
+  // A stream cut after chunk 1 would need chunk 1 to be final; it is not.
+  EXPECT_FALSE(OpenAt(c[1], 1, 2).ok());
+  // And a final chunk is refused where the stream claims to go on.
+  EXPECT_FALSE(OpenAt(c[2], 2, 4).ok());
+  EXPECT_TRUE(OpenAt(c[2], 2, 3).ok());
+}
+
+TEST_P(ChunkCipherTest, DetectsWrongKeyAndWrongBackupId) {
+  auto c = SealStream({10});
+  auto other_key = ChunkCipher::New(GetParam(), SecretBytes::Random(32), id_);
+  EXPECT_EQ(OpenAt(c[0], 0, 1, other_key->get()).code(), StatusCode::kUnauthenticated);
+  Bytes other_id(16, 0x12);
+  auto other_stream = ChunkCipher::New(GetParam(), key_, other_id);
+  EXPECT_EQ(OpenAt(c[0], 0, 1, other_stream->get()).code(), StatusCode::kUnauthenticated);
+  // The other suite under the same key does not open it either.
+  CipherSuite other = GetParam() == CipherSuite::kAes256Gcm ? CipherSuite::kChaCha20Poly1305
+                                                            : CipherSuite::kAes256Gcm;
+  auto other_suite = ChunkCipher::New(other, key_, id_);
+  EXPECT_FALSE(OpenAt(c[0], 0, 1, other_suite->get()).ok());
+}
+
+TEST_P(ChunkCipherTest, RefusesMalformedConstruction) {
+  EXPECT_EQ(ChunkCipher::New(GetParam(), SecretBytes(16), id_).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(ChunkCipher::New(GetParam(), key_, Bytes(15)).status().code(),
+            StatusCode::kInvalidArgument);
+  Bytes out(1);
+  EXPECT_EQ(cipher_->Open(0, true, Bytes(15), out.data()).code(), StatusCode::kCorruption);
+  EXPECT_FALSE(ParseCipherSuite("rot13").ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Suites, ChunkCipherTest,
+                         ::testing::Values(CipherSuite::kChaCha20Poly1305, CipherSuite::kAes256Gcm),
+                         [](const auto& info) {
+                           return info.param == CipherSuite::kAes256Gcm ? "Aes256Gcm"
+                                                                        : "ChaCha20Poly1305";
+                         });
+
+}  // namespace
+}  // namespace qv

@@ -1,0 +1,150 @@
+#include "manifest/manifest.h"
+
+#include <gtest/gtest.h>
+
+namespace qv {
+namespace {
+
+Manifest Sample() {
+  Manifest m;
+  for (size_t i = 0; i < m.backup_id.size(); ++i) m.backup_id[i] = static_cast<uint8_t>(i);
+  m.artifact_name = "llama-mini";
+  m.files = {{"config.json", 100, Sha256Of(AsBytes("a"))},
+             {"model-00001-of-00002.safetensors", 5000, Sha256Of(AsBytes("b"))},
+             {"tokenizer/with space.json", 0, Sha256Of({})}};
+  m.plaintext_size = 5100;
+  m.k = 4;
+  m.m = 2;
+  m.t = 3;
+  m.unit_size = 1024;
+  m.chunk_size = 4 * 1024 - 16;
+  m.stripe_count = StripeCountFor(m.plaintext_size, m.chunk_size);
+  auto d = Deal(3, 6);
+  m.commitments = d->commitments;
+  for (int f = 0; f < 6; ++f) m.fragment_roots.push_back(Sha256Of(AsBytes(std::to_string(f))));
+  for (uint32_t f = 0; f < 6; ++f) {
+    m.placement.push_back({f, "node-0" + std::to_string(f), "site-" + std::to_string(f / 2)});
+  }
+  m.created_unix = 1790000000;
+  m.provenance.parent_backup = "";
+  m.provenance.source_path = "/models/llama-mini";
+  m.provenance.tool_version = "qv test";
+  return m;
+}
+
+class ManifestTest : public ::testing::Test {
+ protected:
+  void SetUp() override { key_ = std::move(SigningKey::Generate()).value(); }
+  std::unique_ptr<SigningKey> key_;
+};
+
+TEST_F(ManifestTest, RoundTripsEveryField) {
+  Manifest m = Sample();
+  auto sm = SignedManifest::Sign(m, *key_);
+  ASSERT_TRUE(sm.ok()) << sm.status().ToString();
+  auto back = SignedManifest::Parse(sm->encoded(), &key_->public_key());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  const Manifest& r = back->manifest();
+  EXPECT_EQ(r.backup_id, m.backup_id);
+  EXPECT_EQ(r.artifact_name, m.artifact_name);
+  ASSERT_EQ(r.files.size(), 3u);
+  EXPECT_EQ(r.files[2].path, "tokenizer/with space.json");
+  EXPECT_EQ(r.files[1].sha256, m.files[1].sha256);
+  EXPECT_EQ(r.commitments, m.commitments);
+  EXPECT_EQ(r.fragment_roots, m.fragment_roots);
+  EXPECT_EQ(r.placement[5].site, "site-2");
+  EXPECT_EQ(r.stripe_count, 2u);
+  EXPECT_EQ(r.provenance.creator, PublicKeyToText(key_->public_key()));
+  EXPECT_EQ(r.cipher, CipherSuite::kChaCha20Poly1305);
+  EXPECT_EQ(back->Hash(), sm->Hash());
+}
+
+TEST_F(ManifestTest, AnyFlippedByteIsRejected) {
+  auto sm = SignedManifest::Sign(Sample(), *key_);
+  ASSERT_TRUE(sm.ok());
+  const Bytes& good = sm->encoded();
+  for (size_t i = 0; i < good.size(); i += 7) {
+    Bytes bad = good;
+    bad[i] ^= 0x01;
+    EXPECT_FALSE(SignedManifest::Parse(bad, nullptr).ok()) << "byte " << i;
+  }
+}
+
+TEST_F(ManifestTest, BadSignatureIsNamed) {
+  auto sm = SignedManifest::Sign(Sample(), *key_);
+  Bytes bad = sm->encoded();
+  bad[bad.size() - 1] ^= 0x80;
+  auto r = SignedManifest::Parse(bad, nullptr);
+  EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(r.status().message().find("signature"), std::string::npos);
+}
+
+TEST_F(ManifestTest, WrongSignerIsRefusedEvenWithAValidSignature) {
+  auto sm = SignedManifest::Sign(Sample(), *key_);
+  auto other = SigningKey::Generate();
+  auto r = SignedManifest::Parse(sm->encoded(), &(*other)->public_key());
+  EXPECT_EQ(r.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(r.status().message().find("expected"), std::string::npos);
+}
+
+TEST_F(ManifestTest, TruncationAtEveryLengthIsAClearError) {
+  auto sm = SignedManifest::Sign(Sample(), *key_);
+  const Bytes& good = sm->encoded();
+  for (size_t len = 0; len < good.size(); len += (len < 200 ? 1 : 97)) {
+    auto r = SignedManifest::Parse(ByteSpan(good.data(), len), nullptr);
+    EXPECT_FALSE(r.ok()) << len;
+  }
+  Bytes longer = good;
+  longer.push_back(0);
+  EXPECT_EQ(SignedManifest::Parse(longer, nullptr).status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(ManifestTest, UnknownVersionIsRefusedBeforeParsing) {
+  auto sm = SignedManifest::Sign(Sample(), *key_);
+  Bytes future = sm->encoded();
+  future[7] = 2;
+  auto r = SignedManifest::Parse(future, nullptr);
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("version 2"), std::string::npos);
+  Bytes not_manifest = sm->encoded();
+  not_manifest[0] = 'X';
+  EXPECT_EQ(SignedManifest::Parse(not_manifest, nullptr).status().code(), StatusCode::kCorruption);
+}
+
+TEST_F(ManifestTest, InconsistentManifestsAreNotSigned) {
+  Manifest m = Sample();
+  m.files[0].size += 1;  // sizes no longer add up
+  EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+  m = Sample();
+  m.commitments.pop_back();
+  EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+  m = Sample();
+  m.t = 7;
+  EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+  m = Sample();
+  m.files[1].path = "../escape";
+  EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+  m = Sample();
+  m.files[1].path = m.files[0].path;
+  EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+}
+
+TEST(PathTest, OnlyPlainRelativePathsAreAccepted) {
+  for (const char* ok : {"a", "a/b.safetensors", "dir with space/x", ".hidden/x"}) {
+    EXPECT_TRUE(ValidateRelativePath(ok).ok()) << ok;
+  }
+  for (const char* bad : {"", "/etc/passwd", "../x", "a/../b", "a//b", "a/./b", "a/", "."}) {
+    EXPECT_FALSE(ValidateRelativePath(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ValidateRelativePath(std::string("a\0b", 3)).ok());
+}
+
+TEST(GeometryTest, StripeCountCoversEveryByteAndEmptyArtifacts) {
+  EXPECT_EQ(StripeCountFor(0, 100), 1u);
+  EXPECT_EQ(StripeCountFor(1, 100), 1u);
+  EXPECT_EQ(StripeCountFor(100, 100), 1u);
+  EXPECT_EQ(StripeCountFor(101, 100), 2u);
+}
+
+}  // namespace
+}  // namespace qv

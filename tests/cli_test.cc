@@ -1,0 +1,223 @@
+// Drives the real qv binary as a separate process: what a user types, what
+// they see, and what is left on disk.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "base/file_util.h"
+
+namespace qv {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* bin = std::getenv("QV_BIN");
+    ASSERT_NE(bin, nullptr) << "QV_BIN must name the qv binary (set by ctest)";
+    qv_ = bin;
+    dir_ = fs::temp_directory_path() / ("qv-cli-test-" + RandomTag());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  Outcome Qv(const std::string& args) {
+    std::string cmd = "cd '" + dir_.string() + "' && '" + qv_ + "' " + args + " >stdout.txt 2>stderr.txt";
+    int rc = std::system(cmd.c_str());
+    Outcome r;
+    r.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    r.out = Slurp(dir_ / "stdout.txt");
+    r.err = Slurp(dir_ / "stderr.txt");
+    return r;
+  }
+
+  // keygen + sample + backup; returns the backup id.
+  std::string Setup(const std::string& backup_flags = "") {
+    EXPECT_EQ(Qv("keygen --out signer.key").code, 0);
+    EXPECT_EQ(Qv("sample --out model --size 3MiB --shards 3").code, 0);
+    Outcome b = Qv("backup --local vault --key signer.key --unit 64KiB " + backup_flags + " model");
+    EXPECT_EQ(b.code, 0) << b.err;
+    std::string id = b.out.substr(0, b.out.find('\n'));
+    EXPECT_EQ(id.size(), 32u) << b.out;
+    return id;
+  }
+
+  void ExpectSameTree(const fs::path& a, const fs::path& b) {
+    size_t files = 0;
+    for (auto& e : fs::recursive_directory_iterator(a)) {
+      if (!e.is_regular_file()) continue;
+      fs::path rel = fs::relative(e.path(), a);
+      ASSERT_TRUE(fs::exists(b / rel)) << rel;
+      EXPECT_EQ(Slurp(e.path()), Slurp(b / rel)) << rel;
+      ++files;
+    }
+    EXPECT_GT(files, 0u);
+  }
+
+  std::string qv_;
+  fs::path dir_;
+};
+
+TEST_F(CliTest, KeygenWritesAPrivateKeyAndPrintsThePublicKey) {
+  Outcome r = Qv("keygen --out id.key");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("ed25519:", 0), 0u);
+  EXPECT_EQ(r.out.size(), 8 + 64 + 1u);
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ / "id.key").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  Outcome again = Qv("keygen --out id.key");
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("already exists"), std::string::npos);
+}
+
+TEST_F(CliTest, BackupAndRestoreASampleModelByteForByte) {
+  std::string id = Setup();
+  Outcome r = Qv("restore --local vault --backup " + id + " --dest restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("verified"), std::string::npos);
+  ExpectSameTree(dir_ / "model", dir_ / "restored");
+  ExpectSameTree(dir_ / "restored", dir_ / "model");
+  Outcome list = Qv("list --local vault");
+  EXPECT_EQ(list.code, 0);
+  EXPECT_NE(list.out.find(id), std::string::npos);
+  Outcome show = Qv("show --local vault --backup " + id);
+  EXPECT_EQ(show.code, 0);
+  EXPECT_NE(show.out.find("model-00001-of-00003.safetensors"), std::string::npos);
+}
+
+TEST_F(CliTest, RestoreSurvivesLostFragmentsSharesAndACorruptedByte) {
+  std::string id = Setup("--cipher aes-256-gcm");
+  fs::remove_all(dir_ / "vault/node-01/backups" / id);  // fragment and share gone
+  fs::remove(dir_ / "vault/node-04/backups" / id / "share.sealed");
+  fs::remove(dir_ / "vault/node-05/backups" / id / "share.sealed");
+  {
+    std::fstream f(dir_ / "vault/node-03/backups" / id / "fragment",
+                   std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(70000);
+    f.put('!');
+  }
+  Outcome r = Qv("restore --local vault --backup " + id + " --dest restored --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_TRUE(j["reconstructed"].get<bool>());
+  std::string problems = j["problems"].dump();
+  EXPECT_NE(problems.find("node-01"), std::string::npos) << problems;
+  EXPECT_NE(problems.find("node-03: fragment 3 unit 1 does not match"), std::string::npos)
+      << problems;
+  ExpectSameTree(dir_ / "model", dir_ / "restored");
+}
+
+TEST_F(CliTest, TooFewFragmentsFailsWithOneLineAndNoOutput) {
+  std::string id = Setup();
+  for (const char* n : {"node-00", "node-02", "node-04"}) {
+    fs::remove(dir_ / "vault" / n / "backups" / id / "fragment");
+  }
+  Outcome r = Qv("restore --local vault --backup " + id + " --dest restored");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("qv: error: failed precondition: need 4 good fragments, have 3"),
+            std::string::npos)
+      << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "restored"));
+  for (auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_EQ(e.path().filename().string().find("partial"), std::string::npos);
+  }
+}
+
+TEST_F(CliTest, BadInputsGiveOneLineErrorsNamingTheInput) {
+  ASSERT_EQ(Qv("keygen --out signer.key").code, 0);
+  ASSERT_EQ(Qv("sample --out model --size 64KiB --shards 1").code, 0);
+  struct Case {
+    std::string args, needle;
+    int code;
+  };
+  std::vector<Case> cases = {
+      {"backup --local v --key signer.key --k 4 --m 2 --t 7 model", "t=7", 1},
+      {"backup --local v --key nokey.key model", "nokey.key", 1},
+      {"backup --local v --key signer.key --cipher des model", "unknown cipher 'des'", 1},
+      {"backup --local v --key signer.key --unit 100 model", "multiple of 64", 1},
+      {"backup --local v --key signer.key missing-dir", "missing-dir", 2},
+      {"restore --local v --backup xyz --dest out", "--backup", 1},
+      {"restore --local nowhere --backup 00000000000000000000000000000000 --dest out", "nowhere", 1},
+      {"backup --local v --key signer.key --frobnicate model", "frobnicate", 2},
+  };
+  for (const auto& c : cases) {
+    Outcome r = Qv(c.args);
+    EXPECT_EQ(r.code, c.code) << c.args << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << "\n" << r.err;
+    if (c.code == 1) {
+      EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << c.args << "\n" << r.err;
+    }
+  }
+  ::chmod((dir_ / "signer.key").c_str(), 0644);
+  Outcome r = Qv("backup --local v --key signer.key model");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("chmod 600"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "v" / "node-00" / "backups"));
+}
+
+TEST_F(CliTest, RestoreNeverOverwritesAndChecksThePinnedSigner) {
+  std::string id = Setup();
+  fs::create_directories(dir_ / "restored");
+  Outcome r = Qv("restore --local vault --backup " + id + " --dest restored");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("destination exists"), std::string::npos);
+  Outcome other = Qv("keygen --out other.key");
+  std::string other_pk = other.out.substr(0, other.out.find('\n'));
+  Outcome wrong = Qv("restore --local vault --backup " + id + " --dest r2 --signer " + other_pk);
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_FALSE(fs::exists(dir_ / "r2"));
+}
+
+TEST_F(CliTest, JsonOutputIsMachineReadable) {
+  ASSERT_EQ(Qv("keygen --out signer.key").code, 0);
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 2").code, 0);
+  Outcome b = Qv("backup --local vault --key signer.key --k 3 --m 3 --t 2 --json model");
+  ASSERT_EQ(b.code, 0) << b.err;
+  auto j = nlohmann::json::parse(b.out);
+  EXPECT_EQ(j["k"], 3);
+  EXPECT_EQ(j["m"], 3);
+  EXPECT_EQ(j["t"], 2);
+  EXPECT_EQ(j["files"], 6);
+  EXPECT_EQ(j["cipher"], "chacha20-poly1305");
+  Outcome s = Qv("show --local vault --backup " + j["backup_id"].get<std::string>() + " --json");
+  ASSERT_EQ(s.code, 0);
+  auto m = nlohmann::json::parse(s.out);
+  EXPECT_EQ(m["placement"].size(), 6u);
+  EXPECT_EQ(m["files"].size(), 6u);
+}
+
+TEST_F(CliTest, BenchPrintsStagesBesideTheComputeLimit) {
+  Outcome r = Qv("bench --size 8MiB --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_GE(j["stages"].size(), 6u);
+  for (const auto& s : j["stages"]) EXPECT_GT(s["mb_per_s"].get<double>(), 0) << s;
+  ASSERT_GE(j["pipelines"].size(), 3u);
+  for (const auto& p : j["pipelines"]) {
+    EXPECT_GT(p["mb_per_s"].get<double>(), 0) << p;
+    EXPECT_GT(p["limit_mb_per_s"].get<double>(), 0) << p;
+  }
+}
+
+}  // namespace
+}  // namespace qv
