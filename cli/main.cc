@@ -347,11 +347,13 @@ int CmdBench(const std::string& size, bool json) {
     std::printf("%s\n", j.str().c_str());
     return 0;
   }
-  std::printf("stage (one core)                          MB/s\n");
-  for (const auto& s : r->stages) std::printf("  %-38s %8.0f\n", s.name.c_str(), s.mb_per_s);
-  std::printf("\npipeline (k=%u m=%u, in memory)           MB/s   limit   of limit\n", opt.k, opt.m);
+  std::printf("%-48s %8s\n", "stage (one core)", "MB/s");
+  for (const auto& s : r->stages) std::printf("  %-46s %8.0f\n", s.name.c_str(), s.mb_per_s);
+  std::printf("\n%-48s %8s %8s %9s\n",
+              ("pipeline (k=" + std::to_string(opt.k) + " m=" + std::to_string(opt.m) + ", in memory)").c_str(),
+              "MB/s", "limit", "of limit");
   for (const auto& p : r->pipelines) {
-    std::printf("  %-38s %8.0f %7.0f   %5.1f%%\n", p.name.c_str(), p.mb_per_s, p.limit,
+    std::printf("  %-46s %8.0f %8.0f %8.1f%%\n", p.name.c_str(), p.mb_per_s, p.limit,
                 100 * p.mb_per_s / p.limit);
   }
   std::printf("\nlimit = cores / sum of per-byte stage costs (backup: sha file + aead + rs + n/k sha units;\n"

@@ -164,6 +164,11 @@ Result<BenchReport> RunBench(const BenchOptions& opt) {
     bo.cipher = opt.cipher;
     bo.workers = cores;
     MemoryNodes nodes(n);
+    {
+      const uint32_t u = ChooseUnitSize(opt.pipeline_bytes, opt.k, kDefaultUnitSize);
+      const uint64_t chunk = uint64_t{opt.k} * u - kAeadTagSize;
+      nodes.Reserve(StripeCountFor(opt.pipeline_bytes, static_cast<uint32_t>(chunk)) * u);
+    }
     QV_ASSIGN_OR_RETURN(BackupOutcome b, RunBackup(artifact, nodes, *signer, bo));
     const std::string tag = cores == 1 ? "1 core" : std::to_string(cores) + " cores";
     r.pipelines.push_back({"backup pipeline, " + tag, b.plaintext_bytes / b.seconds / 1e6,

@@ -13,7 +13,7 @@ class MemorySink : public FragmentSink {
   explicit MemorySink(MemoryNodes::Node* node) : node_(node) {}
   const Placement& placement() const override { return node_->placement; }
   Status Append(ByteSpan unit) override {
-    staged_.insert(staged_.end(), unit.begin(), unit.end());
+    node_->staging.insert(node_->staging.end(), unit.begin(), unit.end());
     return Status::Ok();
   }
   Status Prepare(const std::vector<Digest>& leaves, const Share& share,
@@ -23,20 +23,20 @@ class MemorySink : public FragmentSink {
     return Status::Ok();
   }
   Status Publish() override {
-    node_->fragment = std::move(staged_);
+    node_->fragment = std::move(node_->staging);
+    node_->staging = Bytes();
     node_->leaves = std::move(leaves_);
     node_->share = std::move(share_);
     node_->published = true;
     return Status::Ok();
   }
   void Abort() override {
-    staged_.clear();
+    node_->staging.clear();
     leaves_.clear();
   }
 
  private:
   MemoryNodes::Node* node_;
-  Bytes staged_;
   std::vector<Digest> leaves_;
   std::optional<Share> share_;
 };
@@ -88,6 +88,13 @@ std::vector<std::unique_ptr<FragmentSource>> MemoryNodes::Sources(uint64_t unit_
     }
   }
   return out;
+}
+
+void MemoryNodes::Reserve(uint64_t fragment_bytes) {
+  for (auto& n : nodes_) {
+    n.staging.resize(fragment_bytes);  // value-initialises: every page touched
+    n.staging.clear();                 // keeps the capacity
+  }
 }
 
 std::unique_ptr<MemoryNodes> MemoryNodes::Clone() const {

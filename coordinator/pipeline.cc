@@ -8,11 +8,12 @@
 #include <condition_variable>
 #include <cstring>
 #include <ctime>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <thread>
 
-#include "coordinator/work_queue.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/sha256.h"
@@ -31,34 +32,16 @@ int WorkerCount(int requested) {
   return hw == 0 ? 2 : static_cast<int>(hw);
 }
 
+// Enough stripes in flight to keep every thread busy while the serial
+// stages wait their turn; about 2.5 MiB each at the default geometry.
+size_t Depth(int threads) { return 2 * static_cast<size_t>(threads) + 2; }
+
 // Key context binds the data key to the backup and the cipher suite.
 SecretBytes DataKey(const SecretBytes& secret, const BackupId& id, CipherSuite cipher) {
   Bytes ctx(id.begin(), id.end());
   ctx.push_back(static_cast<uint8_t>(cipher));
   return DeriveKey(secret, kDataKeyLabel, ctx);
 }
-
-// First error wins; everyone else checks failed() and winds down.
-class FailureLatch {
- public:
-  void Set(Status s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (!failed_.load()) {
-      first_ = std::move(s);
-      failed_.store(true);
-    }
-  }
-  bool failed() const { return failed_.load(); }
-  Status status() const {
-    std::lock_guard<std::mutex> lock(mu_);
-    return first_;
-  }
-
- private:
-  mutable std::mutex mu_;
-  std::atomic<bool> failed_{false};
-  Status first_;
-};
 
 // A stripe in flight: its plaintext chunk and its n units.
 struct StripeBuf {
@@ -69,49 +52,97 @@ struct StripeBuf {
   std::vector<Digest> leaves;
 };
 
-// Stripes finished out of order, handed to one consumer in order.
-class Reorder {
+// Runs `count` stripes through three stages on exactly `threads` threads:
+//   produce(i)  serial, in stripe order (read and hash files / claim index)
+//   transform   parallel, any order (encrypt, encode, hash / verify, decrypt)
+//   consume     serial, in stripe order (hand units to sinks / write files)
+// One thread per core and no dedicated stage threads: whichever thread is
+// free takes the serial stage when it is runnable, so a serial stage is never
+// preempted by its own helpers and no core idles while work is ready. At most
+// `depth` stripes are in flight, which bounds memory. The first error stops
+// everything and is returned.
+class StripeScheduler {
  public:
-  void Put(StripeBuf* s) {
-    std::lock_guard<std::mutex> lock(mu_);
-    done_[s->index] = s;
-    cv_.notify_all();
+  using Stage = std::function<Status(StripeBuf&)>;
+
+  StripeScheduler(uint64_t count, int threads, size_t depth, size_t plain_size, size_t units_size,
+                  size_t n)
+      : count_(count), threads_(threads) {
+    for (size_t i = 0; i < depth; ++i) {
+      auto b = std::make_unique<StripeBuf>();
+      b->plain.resize(plain_size);
+      b->units.resize(units_size);
+      b->leaves.resize(n);
+      free_.push_back(b.get());
+      owned_.push_back(std::move(b));
+    }
   }
-  // nullptr if aborted.
-  StripeBuf* Take(uint64_t index) {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return aborted_ || done_.count(index) > 0; });
-    if (aborted_) return nullptr;
-    StripeBuf* s = done_[index];
-    done_.erase(index);
-    return s;
-  }
-  void Abort() {
-    std::lock_guard<std::mutex> lock(mu_);
-    aborted_ = true;
-    cv_.notify_all();
+
+  Status Run(const Stage& produce, const Stage& transform, const Stage& consume) {
+    std::vector<std::thread> helpers;
+    for (int t = 1; t < threads_; ++t) helpers.emplace_back([&] { Loop(produce, transform, consume); });
+    Loop(produce, transform, consume);
+    for (auto& h : helpers) h.join();
+    return error_;
   }
 
  private:
+  void Loop(const Stage& produce, const Stage& transform, const Stage& consume) {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (error_.ok() && consumed_ < count_) {
+      StripeBuf* b = nullptr;
+      Status st;
+      auto done_it = done_.find(consumed_);
+      if (!consuming_ && done_it != done_.end()) {
+        b = done_it->second;
+        done_.erase(done_it);
+        consuming_ = true;
+        lock.unlock();
+        st = consume(*b);
+        lock.lock();
+        consuming_ = false;
+        ++consumed_;
+        free_.push_back(b);
+      } else if (!producing_ && produced_ < count_ && !free_.empty() &&
+                 (ready_.size() < static_cast<size_t>(threads_) || ready_.empty())) {
+        b = free_.back();
+        free_.pop_back();
+        b->index = produced_;
+        producing_ = true;
+        lock.unlock();
+        st = produce(*b);
+        lock.lock();
+        producing_ = false;
+        ++produced_;
+        ready_.push_back(b);
+      } else if (!ready_.empty()) {
+        b = ready_.front();
+        ready_.pop_front();
+        lock.unlock();
+        st = transform(*b);
+        lock.lock();
+        done_[b->index] = b;
+      } else {
+        cv_.wait(lock);
+        continue;
+      }
+      if (!st.ok() && error_.ok()) error_ = st;
+      cv_.notify_all();
+    }
+    cv_.notify_all();
+  }
+
+  const uint64_t count_;
+  const int threads_;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::vector<std::unique_ptr<StripeBuf>> owned_;
+  std::vector<StripeBuf*> free_;
+  std::deque<StripeBuf*> ready_;
   std::map<uint64_t, StripeBuf*> done_;
-  bool aborted_ = false;
-};
-
-struct Pool {
-  Pool(size_t depth, size_t plain_size, size_t units_size, size_t n) : free(depth) {
-    for (size_t i = 0; i < depth; ++i) {
-      auto s = std::make_unique<StripeBuf>();
-      s->plain.resize(plain_size);
-      s->units.resize(units_size);
-      s->leaves.resize(n);
-      free.Push(s.get());
-      owned.push_back(std::move(s));
-    }
-  }
-  WorkQueue<StripeBuf*> free;
-  std::vector<std::unique_ptr<StripeBuf>> owned;
+  uint64_t produced_ = 0, consumed_ = 0;
+  bool producing_ = false, consuming_ = false;
+  Status error_;
 };
 
 // Streams the artifact's files as one plaintext, hashing each file, and
@@ -245,82 +276,49 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
     cipher = std::move(c).value();
   }
 
-  const int workers = WorkerCount(opt.workers);
+  const int threads = WorkerCount(opt.workers);
   const size_t U = m.unit_size;
-  Pool pool(2 * workers + 2, m.chunk_size, n * U, n);
-  WorkQueue<StripeBuf*> work(pool.owned.size());
-  Reorder done;
-  FailureLatch fail;
-  auto fail_with = [&](Status s) {
-    fail.Set(std::move(s));
-    pool.free.Close();
-    work.Close();
-    done.Abort();
-  };
-
   ArtifactStreamer streamer(artifact);
-  std::thread reader([&] {
-    for (uint64_t i = 0; i < m.stripe_count; ++i) {
-      StripeBuf* s;
-      if (!pool.free.Pop(&s)) return;
-      s->index = i;
-      s->plain_len = m.ChunkPlaintextSize(i);
-      Status st = streamer.Fill(s->plain.data(), s->plain_len);
-      if (!st.ok()) return fail_with(st);
-      if (!work.Push(s)) return;
-    }
-    Status st = streamer.Finish();
-    if (!st.ok()) return fail_with(st);
-    work.Finish();
-  });
-
-  std::vector<std::thread> pool_threads;
-  for (int w = 0; w < workers; ++w) {
-    pool_threads.emplace_back([&] {
-      std::vector<const uint8_t*> data(m.k);
-      std::vector<uint8_t*> parity(m.m);
-      StripeBuf* s;
-      while (work.Pop(&s)) {
-        uint8_t* units = s->units.data();
-        const bool final = s->index + 1 == m.stripe_count;
-        Status st = cipher->Seal(s->index, final, ByteSpan(s->plain.data(), s->plain_len), units);
-        if (!st.ok()) return fail_with(st);
-        const size_t ct = s->plain_len + kAeadTagSize;
-        std::memset(units + ct, 0, m.k * U - ct);
-        for (uint32_t j = 0; j < m.k; ++j) data[j] = units + j * U;
-        for (uint32_t j = 0; j < m.m; ++j) parity[j] = units + (m.k + j) * U;
-        rs->Encode(U, data, parity);
-        for (uint32_t f = 0; f < n; ++f) s->leaves[f] = MerkleLeafHash(ByteSpan(units + f * U, U));
-        done.Put(s);
-      }
-    });
-  }
-
   std::vector<std::vector<Digest>> leaves(n);
   for (auto& l : leaves) l.reserve(m.stripe_count);
   uint64_t written = 0;
-  for (uint64_t i = 0; i < m.stripe_count && !fail.failed(); ++i) {
-    StripeBuf* s = done.Take(i);
-    if (s == nullptr) break;
+
+  auto read = [&](StripeBuf& s) -> Status {
+    s.plain_len = m.ChunkPlaintextSize(s.index);
+    QV_RETURN_IF_ERROR(streamer.Fill(s.plain.data(), s.plain_len));
+    if (s.index + 1 == m.stripe_count) return streamer.Finish();
+    return Status::Ok();
+  };
+  auto encode = [&](StripeBuf& s) -> Status {
+    uint8_t* units = s.units.data();
+    const bool final = s.index + 1 == m.stripe_count;
+    QV_RETURN_IF_ERROR(cipher->Seal(s.index, final, ByteSpan(s.plain.data(), s.plain_len), units));
+    const size_t ct = s.plain_len + kAeadTagSize;
+    std::memset(units + ct, 0, m.k * U - ct);
+    std::vector<const uint8_t*> data(m.k);
+    std::vector<uint8_t*> parity(m.m);
+    for (uint32_t j = 0; j < m.k; ++j) data[j] = units + j * U;
+    for (uint32_t j = 0; j < m.m; ++j) parity[j] = units + (m.k + j) * U;
+    rs->Encode(U, data, parity);
+    for (uint32_t f = 0; f < n; ++f) s.leaves[f] = MerkleLeafHash(ByteSpan(units + f * U, U));
+    return Status::Ok();
+  };
+  auto send = [&](StripeBuf& s) -> Status {
     for (uint32_t f = 0; f < n; ++f) {
-      Status st = sinks[f]->Append(ByteSpan(s->units.data() + f * U, U));
-      if (!st.ok()) {
-        fail_with(st.WithContext(sinks[f]->placement().node_id));
-        break;
-      }
-      leaves[f].push_back(s->leaves[f]);
+      Status st = sinks[f]->Append(ByteSpan(s.units.data() + f * U, U));
+      if (!st.ok()) return st.WithContext(sinks[f]->placement().node_id);
+      leaves[f].push_back(s.leaves[f]);
     }
-    written += s->plain_len;
-    pool.free.Push(s);
+    written += s.plain_len;
     if (opt.progress) opt.progress(written, m.plaintext_size);
-  }
-  reader.join();
-  work.Close();  // wakes workers if the writer stopped early
-  for (auto& t : pool_threads) t.join();
+    return Status::Ok();
+  };
+  Status run = StripeScheduler(m.stripe_count, threads, Depth(threads), m.chunk_size, n * U, n)
+                   .Run(read, encode, send);
   cipher.reset();
-  if (fail.failed()) {
+  if (!run.ok()) {
     abort_all();
-    return fail.status();
+    return run;
   }
 
   for (size_t i = 0; i < m.files.size(); ++i) m.files[i].sha256 = streamer.digests()[i];
@@ -510,104 +508,72 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
     for (uint32_t f : out) used[f] = true;
   };
 
-  const int workers = WorkerCount(opt.workers);
+  const int threads = WorkerCount(opt.workers);
   const size_t U = m.unit_size;
-  Pool pool(2 * workers + 2, m.chunk_size, n * U, n);
-  Reorder done;
-  FailureLatch fail;
-  std::atomic<uint64_t> next{0};
-  auto fail_with = [&](Status s) {
-    fail.Set(std::move(s));
-    pool.free.Close();
-    done.Abort();
-  };
   std::atomic<bool> decoded{false};
-
-  std::vector<std::thread> threads;
-  for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&] {
-      std::vector<uint32_t> set;
-      std::vector<uint8_t*> ptrs(n);
-      std::vector<bool> present(n), rebuild(n);
-      StripeBuf* s;
-      while (pool.free.Pop(&s)) {
-        const uint64_t i = next.fetch_add(1);
-        if (i >= m.stripe_count) {
-          pool.free.Push(s);
-          return;
-        }
-        s->index = i;
-        uint8_t* units = s->units.data();
-        for (uint32_t f = 0; f < n; ++f) ptrs[f] = units + f * U;
-        while (true) {
-          choose(set);
-          if (set.size() < m.k) {
-            return fail_with(FailedPrecondition(
-                "stripe " + std::to_string(i) + ": fewer than " + std::to_string(m.k) +
-                " good fragments remain"));
-          }
-          bool all_good = true;
-          for (uint32_t f : set) {
-            Status st = by_index[f]->ReadUnit(i, MutableByteSpan(ptrs[f], U));
-            if (!st.ok()) {
-              mark_bad(f, "unreadable at unit " + std::to_string(i) + " (" + st.message() + ")");
-              all_good = false;
-              break;
-            }
-            if (MerkleLeafHash(ByteSpan(ptrs[f], U)) != leaves[f][i]) {
-              mark_bad(f, "unit " + std::to_string(i) + " does not match its signed Merkle leaf");
-              all_good = false;
-              break;
-            }
-          }
-          if (all_good) break;
-        }
-        std::fill(present.begin(), present.end(), false);
-        std::fill(rebuild.begin(), rebuild.end(), false);
-        for (uint32_t f : set) present[f] = true;
-        bool need = false;
-        for (uint32_t f = 0; f < m.k; ++f) {
-          if (!present[f]) rebuild[f] = need = true;
-        }
-        if (need) {
-          decoded.store(true);
-          Status st = rs->Reconstruct(U, ptrs, present, rebuild);
-          if (!st.ok()) return fail_with(st);
-        }
-        s->plain_len = m.ChunkPlaintextSize(i);
-        const bool final = i + 1 == m.stripe_count;
-        Status st = cipher->Open(i, final, ByteSpan(units, s->plain_len + kAeadTagSize),
-                                 s->plain.data());
-        if (!st.ok()) return fail_with(st.WithContext("stripe " + std::to_string(i)));
-        done.Put(s);
-      }
-    });
-  }
-
   FileSplitter splitter(m, writer);
   uint64_t written = 0;
-  for (uint64_t i = 0; i < m.stripe_count && !fail.failed(); ++i) {
-    StripeBuf* s = done.Take(i);
-    if (s == nullptr) break;
-    Status st = splitter.Write(ByteSpan(s->plain.data(), s->plain_len));
-    sodium_memzero(s->plain.data(), s->plain_len);
-    if (!st.ok()) {
-      fail_with(st);
-      break;
+
+  auto claim = [](StripeBuf&) { return Status::Ok(); };
+  auto rebuild_stripe = [&](StripeBuf& s) -> Status {
+    const uint64_t i = s.index;
+    std::vector<uint32_t> set;
+    std::vector<uint8_t*> ptrs(n);
+    std::vector<bool> present(n, false), rebuild(n, false);
+    uint8_t* units = s.units.data();
+    for (uint32_t f = 0; f < n; ++f) ptrs[f] = units + f * U;
+    // Read k units; a unit that fails its leaf excludes its whole fragment
+    // and the stripe is retried with the next good one.
+    while (true) {
+      choose(set);
+      if (set.size() < m.k) {
+        return FailedPrecondition("stripe " + std::to_string(i) + ": fewer than " +
+                                  std::to_string(m.k) + " good fragments remain");
+      }
+      bool all_good = true;
+      for (uint32_t f : set) {
+        Status st = by_index[f]->ReadUnit(i, MutableByteSpan(ptrs[f], U));
+        if (!st.ok()) {
+          mark_bad(f, "unreadable at unit " + std::to_string(i) + " (" + st.message() + ")");
+          all_good = false;
+          break;
+        }
+        if (MerkleLeafHash(ByteSpan(ptrs[f], U)) != leaves[f][i]) {
+          mark_bad(f, "unit " + std::to_string(i) + " does not match its signed Merkle leaf");
+          all_good = false;
+          break;
+        }
+      }
+      if (all_good) break;
     }
-    written += s->plain_len;
-    pool.free.Push(s);
+    for (uint32_t f : set) present[f] = true;
+    bool need = false;
+    for (uint32_t f = 0; f < m.k; ++f) {
+      if (!present[f]) rebuild[f] = need = true;
+    }
+    if (need) {
+      decoded.store(true);
+      QV_RETURN_IF_ERROR(rs->Reconstruct(U, ptrs, present, rebuild));
+    }
+    s.plain_len = m.ChunkPlaintextSize(i);
+    const bool final = i + 1 == m.stripe_count;
+    Status st = cipher->Open(i, final, ByteSpan(units, s.plain_len + kAeadTagSize), s.plain.data());
+    return st.WithContext("stripe " + std::to_string(i));
+  };
+  auto write = [&](StripeBuf& s) -> Status {
+    Status st = splitter.Write(ByteSpan(s.plain.data(), s.plain_len));
+    sodium_memzero(s.plain.data(), s.plain_len);
+    QV_RETURN_IF_ERROR(st);
+    written += s.plain_len;
     if (opt.progress) opt.progress(written, m.plaintext_size);
-  }
-  pool.free.Close();
-  for (auto& t : threads) t.join();
+    return Status::Ok();
+  };
+  Status run = StripeScheduler(m.stripe_count, threads, Depth(threads), m.chunk_size, n * U, n)
+                   .Run(claim, rebuild_stripe, write);
   cipher.reset();
-  if (!fail.failed()) {
-    Status st = splitter.Finish();
-    if (st.ok()) st = writer.Commit();
-    if (!st.ok()) fail.Set(st);
-  }
-  if (fail.failed()) return fail_early(fail.status());
+  if (run.ok()) run = splitter.Finish();
+  if (run.ok()) run = writer.Commit();
+  if (!run.ok()) return fail_early(run);
   for (uint32_t f = 0; f < n; ++f) {
     if (used[f] && !bad[f]) report.fragments_used.push_back(f);
   }
