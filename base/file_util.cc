@@ -42,8 +42,8 @@ Result<size_t> File::Read(MutableByteSpan buf) {
 Status File::PReadExact(MutableByteSpan buf, uint64_t offset) const {
   size_t done = 0;
   while (done < buf.size()) {
-    ssize_t n = ::pread(fd_, buf.data() + done, buf.size() - done,
-                        static_cast<off_t>(offset + done));
+    ssize_t n =
+        ::pread(fd_, buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
       if (errno == EINTR) continue;
       return ErrnoError("read " + path_.string());

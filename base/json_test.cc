@@ -7,8 +7,15 @@ namespace {
 
 TEST(JsonTest, WritesNestedValuesWithCommas) {
   JsonWriter j;
-  j.BeginObject().Field("a", uint64_t{1}).Key("b").BeginArray().String("x").Bool(true).EndArray()
-      .Field("c", 0.5).EndObject();
+  j.BeginObject()
+      .Field("a", uint64_t{1})
+      .Key("b")
+      .BeginArray()
+      .String("x")
+      .Bool(true)
+      .EndArray()
+      .Field("c", 0.5)
+      .EndObject();
   EXPECT_EQ(j.str(), R"({"a":1,"b":["x",true],"c":0.5})");
 }
 

@@ -51,13 +51,17 @@ class [[nodiscard]] Status {
   std::string message_;
 };
 
-inline Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+inline Status InvalidArgument(std::string m) {
+  return {StatusCode::kInvalidArgument, std::move(m)};
+}
 inline Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
 inline Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
 inline Status PermissionDenied(std::string m) {
   return {StatusCode::kPermissionDenied, std::move(m)};
 }
-inline Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+inline Status Unauthenticated(std::string m) {
+  return {StatusCode::kUnauthenticated, std::move(m)};
+}
 inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) {
   return {StatusCode::kFailedPrecondition, std::move(m)};
@@ -71,7 +75,7 @@ Status ErrnoError(std::string_view what);
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Result(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
   Result(Status status) : v_(std::move(status)) {  // NOLINT
     assert(!std::get<Status>(v_).ok() && "Result built from an OK status");
   }
@@ -98,9 +102,9 @@ class [[nodiscard]] Result {
 #define QV_CONCAT_INNER_(a, b) a##b
 #define QV_CONCAT_(a, b) QV_CONCAT_INNER_(a, b)
 
-#define QV_RETURN_IF_ERROR(expr)            \
-  do {                                      \
-    ::qv::Status qv_status_ = (expr);       \
+#define QV_RETURN_IF_ERROR(expr)             \
+  do {                                       \
+    ::qv::Status qv_status_ = (expr);        \
     if (!qv_status_.ok()) return qv_status_; \
   } while (0)
 

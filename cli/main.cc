@@ -42,11 +42,16 @@ Result<uint64_t> ParseSize(const std::string& text) {
   }
   std::string unit = text.substr(pos);
   uint64_t mul = 1;
-  if (unit.empty() || unit == "B") mul = 1;
-  else if (unit == "K" || unit == "KiB") mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB") mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB") mul = 1ull << 30;
-  else return InvalidArgument("size '" + text + "': unit must be B, KiB, MiB or GiB");
+  if (unit.empty() || unit == "B")
+    mul = 1;
+  else if (unit == "K" || unit == "KiB")
+    mul = 1ull << 10;
+  else if (unit == "M" || unit == "MiB")
+    mul = 1ull << 20;
+  else if (unit == "G" || unit == "GiB")
+    mul = 1ull << 30;
+  else
+    return InvalidArgument("size '" + text + "': unit must be B, KiB, MiB or GiB");
   return uint64_t{v} * mul;
 }
 
@@ -54,7 +59,8 @@ Result<uint64_t> ParseSize(const std::string& text) {
 class Progress {
  public:
   Progress(std::string label, bool enabled)
-      : label_(std::move(label)), enabled_(enabled && ::isatty(STDERR_FILENO)),
+      : label_(std::move(label)),
+        enabled_(enabled && ::isatty(STDERR_FILENO)),
         start_(std::chrono::steady_clock::now()) {}
   ~Progress() {
     if (drew_) std::fprintf(stderr, "\r\033[K");
@@ -122,9 +128,9 @@ int CmdBackup(const BackupArgs& a) {
   auto artifact = ScanPaths(paths);
   if (!artifact.ok()) return Fail(artifact.status());
   if (a.k < 1 || a.k + a.m > 255 || a.t < 1 || a.t > a.k + a.m) {
-    return Fail(InvalidArgument("need 1 <= k, k + m <= 255 and 1 <= t <= k + m (got k=" +
-                                std::to_string(a.k) + " m=" + std::to_string(a.m) +
-                                " t=" + std::to_string(a.t) + ")"));
+    return Fail(InvalidArgument(
+        "need 1 <= k, k + m <= 255 and 1 <= t <= k + m (got k=" + std::to_string(a.k) +
+        " m=" + std::to_string(a.m) + " t=" + std::to_string(a.t) + ")"));
   }
   auto store = LocalStore::Open(a.local);
   if (!store.ok()) return Fail(store.status());
@@ -143,7 +149,9 @@ int CmdBackup(const BackupArgs& a) {
         .Field("files", uint64_t{m.files.size()})
         .Field("bytes", result->plaintext_bytes)
         .Field("stored_bytes", result->stored_bytes)
-        .Field("k", uint64_t{m.k}).Field("m", uint64_t{m.m}).Field("t", uint64_t{m.t})
+        .Field("k", uint64_t{m.k})
+        .Field("m", uint64_t{m.m})
+        .Field("t", uint64_t{m.t})
         .Field("cipher", CipherSuiteName(m.cipher))
         .Field("seconds", result->seconds)
         .Field("mb_per_s", mbps)
@@ -156,9 +164,10 @@ int CmdBackup(const BackupArgs& a) {
                "backed up %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
                "  %s, k=%u data + m=%u parity fragments, key split %u-of-%u\n"
                "  stored %s across %u node folders under %s\n",
-               m.artifact_name.c_str(), m.files.size(), FormatBytes(result->plaintext_bytes).c_str(),
-               result->seconds, mbps, std::string(CipherSuiteName(m.cipher)).c_str(), m.k, m.m,
-               m.t, m.n(), FormatBytes(result->stored_bytes).c_str(), m.n(), a.local.c_str());
+               m.artifact_name.c_str(), m.files.size(),
+               FormatBytes(result->plaintext_bytes).c_str(), result->seconds, mbps,
+               std::string(CipherSuiteName(m.cipher)).c_str(), m.k, m.m, m.t, m.n(),
+               FormatBytes(result->stored_bytes).c_str(), m.n(), a.local.c_str());
   std::printf("%s\n", id.c_str());
   return 0;
 }
@@ -280,7 +289,9 @@ int CmdShow(const std::string& local, const std::string& backup, bool json) {
         .Field("artifact", m.artifact_name)
         .Field("bytes", m.plaintext_size)
         .Field("cipher", CipherSuiteName(m.cipher))
-        .Field("k", uint64_t{m.k}).Field("m", uint64_t{m.m}).Field("t", uint64_t{m.t})
+        .Field("k", uint64_t{m.k})
+        .Field("m", uint64_t{m.m})
+        .Field("t", uint64_t{m.t})
         .Field("unit_size", uint64_t{m.unit_size})
         .Field("stripes", m.stripe_count)
         .Field("signer", PublicKeyToText(sm->signer()))
@@ -289,13 +300,19 @@ int CmdShow(const std::string& local, const std::string& backup, bool json) {
         .Field("parent_backup", m.provenance.parent_backup);
     j.Key("files").BeginArray();
     for (const auto& f : m.files) {
-      j.BeginObject().Field("path", f.path).Field("size", f.size)
-          .Field("sha256", HexEncode(f.sha256)).EndObject();
+      j.BeginObject()
+          .Field("path", f.path)
+          .Field("size", f.size)
+          .Field("sha256", HexEncode(f.sha256))
+          .EndObject();
     }
     j.EndArray().Key("placement").BeginArray();
     for (const auto& p : m.placement) {
-      j.BeginObject().Field("fragment", uint64_t{p.fragment}).Field("node", p.node_id)
-          .Field("site", p.site).EndObject();
+      j.BeginObject()
+          .Field("fragment", uint64_t{p.fragment})
+          .Field("node", p.node_id)
+          .Field("site", p.site)
+          .EndObject();
     }
     j.EndArray().EndObject();
     std::printf("%s\n", j.str().c_str());
@@ -307,7 +324,8 @@ int CmdShow(const std::string& local, const std::string& backup, bool json) {
               std::string(CipherSuiteName(m.cipher)).c_str(),
               static_cast<unsigned long long>(m.stripe_count), m.k,
               FormatBytes(m.unit_size).c_str());
-  std::printf("coding    k=%u data + m=%u parity, key threshold t=%u of %u\n", m.k, m.m, m.t, m.n());
+  std::printf("coding    k=%u data + m=%u parity, key threshold t=%u of %u\n", m.k, m.m, m.t,
+              m.n());
   std::printf("signer    %s\nmanifest  sha256:%s\nsource    %s\n",
               PublicKeyToText(sm->signer()).c_str(), HexEncode(sm->Hash()).c_str(),
               m.provenance.source_path.c_str());
@@ -328,7 +346,9 @@ int CmdBench(const std::string& size, bool json) {
   if (!bytes.ok()) return Fail(bytes.status());
   if (*bytes < (1u << 20)) return Fail(InvalidArgument("--size must be at least 1MiB"));
   opt.pipeline_bytes = *bytes;
-  if (!json) std::fprintf(stderr, "measuring stages and the pipeline on %s...\n", FormatBytes(*bytes).c_str());
+  if (!json)
+    std::fprintf(stderr, "measuring stages and the pipeline on %s...\n",
+                 FormatBytes(*bytes).c_str());
   auto r = RunBench(opt);
   if (!r.ok()) return Fail(r.status());
   if (json) {
@@ -339,9 +359,13 @@ int CmdBench(const std::string& size, bool json) {
     }
     j.EndArray().Key("pipelines").BeginArray();
     for (const auto& p : r->pipelines) {
-      j.BeginObject().Field("name", p.name).Field("cores", uint64_t(p.cores))
-          .Field("mb_per_s", p.mb_per_s).Field("limit_mb_per_s", p.limit)
-          .Field("fraction_of_limit", p.mb_per_s / p.limit).EndObject();
+      j.BeginObject()
+          .Field("name", p.name)
+          .Field("cores", uint64_t(p.cores))
+          .Field("mb_per_s", p.mb_per_s)
+          .Field("limit_mb_per_s", p.limit)
+          .Field("fraction_of_limit", p.mb_per_s / p.limit)
+          .EndObject();
     }
     j.EndArray().EndObject();
     std::printf("%s\n", j.str().c_str());
@@ -349,15 +373,19 @@ int CmdBench(const std::string& size, bool json) {
   }
   std::printf("%-48s %8s\n", "stage (one core)", "MB/s");
   for (const auto& s : r->stages) std::printf("  %-46s %8.0f\n", s.name.c_str(), s.mb_per_s);
-  std::printf("\n%-48s %8s %8s %9s\n",
-              ("pipeline (k=" + std::to_string(opt.k) + " m=" + std::to_string(opt.m) + ", in memory)").c_str(),
-              "MB/s", "limit", "of limit");
+  std::printf(
+      "\n%-48s %8s %8s %9s\n",
+      ("pipeline (k=" + std::to_string(opt.k) + " m=" + std::to_string(opt.m) + ", in memory)")
+          .c_str(),
+      "MB/s", "limit", "of limit");
   for (const auto& p : r->pipelines) {
     std::printf("  %-46s %8.0f %8.0f %8.1f%%\n", p.name.c_str(), p.mb_per_s, p.limit,
                 100 * p.mb_per_s / p.limit);
   }
-  std::printf("\nlimit = cores / sum of per-byte stage costs (backup: sha file + aead + rs + n/k sha units;\n"
-              "        restore: sha units + aead + sha file [+ rs decode]), measured above in this run\n");
+  std::printf(
+      "\nlimit = cores / sum of per-byte stage costs (backup: sha file + aead + rs + n/k sha "
+      "units;\n"
+      "        restore: sha units + aead + sha file [+ rs decode]), measured above in this run\n");
   return 0;
 }
 
@@ -381,7 +409,8 @@ int Main(int argc, char** argv) {
 
   std::string keygen_out;
   auto* keygen = app.add_subcommand("keygen", "Create an Ed25519 identity (secret key file, 0600)");
-  keygen->add_option("--out", keygen_out, "secret key file to create (never overwritten)")->required();
+  keygen->add_option("--out", keygen_out, "secret key file to create (never overwritten)")
+      ->required();
   keygen->footer("Prints the public key (ed25519:<hex>) for cluster files and --signer.");
 
   BackupArgs b;
@@ -398,14 +427,17 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   backup->add_option("--parent", b.parent, "backup id this one derives from (provenance)");
   backup->add_flag("--json", b.json, "machine-readable output");
-  backup->add_option("paths", b.paths, "files or folders (a model folder: shards, tokenizer, config)")
-      ->required()->check(CLI::ExistingPath);
+  backup
+      ->add_option("paths", b.paths, "files or folders (a model folder: shards, tokenizer, config)")
+      ->required()
+      ->check(CLI::ExistingPath);
   backup->footer(
       "Prints the backup id on stdout. Example:\n"
       "  qv backup --local vault --key signer.key --k 4 --m 2 --t 3 ./my-model");
 
   RestoreArgs r;
-  auto* restore = app.add_subcommand("restore", "Restore a backup from any t shares and k fragments");
+  auto* restore =
+      app.add_subcommand("restore", "Restore a backup from any t shares and k fragments");
   restore->add_option("--local", r.local, "development layout folder used at backup")->required();
   restore->add_option("--backup", r.backup, "backup id (32 hex characters)")->required();
   restore->add_option("--dest", r.dest, "new folder to restore into (must not exist)")->required();
@@ -427,16 +459,20 @@ int Main(int argc, char** argv) {
 
   std::string bench_size = "512MiB";
   bool bench_json = false;
-  auto* bench = app.add_subcommand("bench", "Measure each stage and the whole pipeline on this machine");
-  bench->add_option("--size", bench_size, "artifact size for the pipeline runs")->capture_default_str();
+  auto* bench =
+      app.add_subcommand("bench", "Measure each stage and the whole pipeline on this machine");
+  bench->add_option("--size", bench_size, "artifact size for the pipeline runs")
+      ->capture_default_str();
   bench->add_flag("--json", bench_json, "machine-readable output");
 
   std::string sample_out, sample_size = "64MiB";
   int sample_shards = 3;
-  auto* sample = app.add_subcommand("sample", "Generate a sample model folder (safetensors shards)");
+  auto* sample =
+      app.add_subcommand("sample", "Generate a sample model folder (safetensors shards)");
   sample->add_option("--out", sample_out, "folder to create")->required();
   sample->add_option("--size", sample_size, "bytes of weights")->capture_default_str();
-  sample->add_option("--shards", sample_shards, "number of safetensors shards")->capture_default_str();
+  sample->add_option("--shards", sample_shards, "number of safetensors shards")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);

@@ -144,7 +144,8 @@ namespace {
 
 class FolderWriter : public ArtifactWriter {
  public:
-  FolderWriter(fs::path dest, fs::path staging) : dest_(std::move(dest)), staging_(std::move(staging)) {}
+  FolderWriter(fs::path dest, fs::path staging)
+      : dest_(std::move(dest)), staging_(std::move(staging)) {}
   ~FolderWriter() override {
     if (!committed_) Abort();
   }

@@ -78,7 +78,8 @@ Result<BenchReport> RunBench(const BenchOptions& opt) {
   Bytes src(64 << 20), dst(64 << 20);
   randombytes_buf(src.data(), src.size());
   std::memset(dst.data(), 0, dst.size());
-  double memcpy_rate = Rate(secs, src.size(), [&] { std::memcpy(dst.data(), src.data(), src.size()); });
+  double memcpy_rate =
+      Rate(secs, src.size(), [&] { std::memcpy(dst.data(), src.data(), src.size()); });
   r.stages.push_back({"memcpy (reference)", memcpy_rate, 0, 1});
 
   SecretBytes key = SecretBytes::Random(kAeadKeySize);
@@ -189,9 +190,9 @@ Result<BenchReport> RunBench(const BenchOptions& opt) {
       QV_ASSIGN_OR_RETURN(RestoreReport rd,
                           RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size),
                                      nodes.Shares(), *writer2, ro));
-      r.pipelines.push_back({"restore with " + std::to_string(lost) + " data fragments lost, " + tag,
-                             rd.plaintext_bytes / rd.seconds / 1e6, cores / restore_decode_cost,
-                             cores});
+      r.pipelines.push_back(
+          {"restore with " + std::to_string(lost) + " data fragments lost, " + tag,
+           rd.plaintext_bytes / rd.seconds / 1e6, cores / restore_decode_cost, cores});
     }
   }
   return r;

@@ -27,8 +27,8 @@ struct BenchOptions {
 
 struct BenchFigure {
   std::string name;
-  double mb_per_s = 0;    // 1 MB = 10^6 bytes
-  double limit = 0;       // compute limit for pipelines, 0 for stages
+  double mb_per_s = 0;  // 1 MB = 10^6 bytes
+  double limit = 0;     // compute limit for pipelines, 0 for stages
   int cores = 1;
 };
 

@@ -3,9 +3,9 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <optional>
 #include <set>
 
@@ -121,7 +121,10 @@ class LocalSource : public FragmentSource {
  public:
   LocalSource(std::string name, uint32_t fragment, fs::path dir, std::unique_ptr<File> file,
               uint64_t unit_size)
-      : name_(std::move(name)), fragment_(fragment), dir_(std::move(dir)), file_(std::move(file)),
+      : name_(std::move(name)),
+        fragment_(fragment),
+        dir_(std::move(dir)),
+        file_(std::move(file)),
         unit_size_(unit_size) {}
 
   const std::string& name() const override { return name_; }
@@ -197,8 +200,8 @@ Result<SignedManifest> LocalStore::LoadManifest(const BackupId& id,
     auto parsed = bytes.ok() ? SignedManifest::Parse(*bytes, expected_signer)
                              : Result<SignedManifest>(bytes.status());
     if (!parsed.ok()) {
-      problems->push_back(node.filename().string() + ": manifest rejected: " +
-                          parsed.status().message());
+      problems->push_back(node.filename().string() +
+                          ": manifest rejected: " + parsed.status().message());
       continue;
     }
     if (parsed->manifest().backup_id != id) {

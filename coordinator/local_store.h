@@ -35,8 +35,8 @@ class LocalStore : public BackupTarget {
                                       std::vector<std::string>* problems) const;
   // Sources and shares for the nodes of the manifest's placement; what is
   // missing or unreadable is appended to `problems` and skipped.
-  std::vector<std::unique_ptr<FragmentSource>> OpenSources(const SignedManifest& m,
-                                                           std::vector<std::string>* problems) const;
+  std::vector<std::unique_ptr<FragmentSource>> OpenSources(
+      const SignedManifest& m, std::vector<std::string>* problems) const;
   std::vector<NamedShare> ReadShares(const SignedManifest& m,
                                      std::vector<std::string>* problems) const;
 

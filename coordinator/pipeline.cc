@@ -80,7 +80,8 @@ class StripeScheduler {
 
   Status Run(const Stage& produce, const Stage& transform, const Stage& consume) {
     std::vector<std::thread> helpers;
-    for (int t = 1; t < threads_; ++t) helpers.emplace_back([&] { Loop(produce, transform, consume); });
+    for (int t = 1; t < threads_; ++t)
+      helpers.emplace_back([&] { Loop(produce, transform, consume); });
     Loop(produce, transform, consume);
     for (auto& h : helpers) h.join();
     return error_;
@@ -195,7 +196,8 @@ class ArtifactStreamer {
       uint8_t probe;
       QV_ASSIGN_OR_RETURN(size_t extra, reader_->Read(MutableByteSpan(&probe, 1)));
       if (extra != 0) {
-        return FailedPrecondition(f.path + ": file grew while it was being backed up; nothing "
+        return FailedPrecondition(f.path +
+                                  ": file grew while it was being backed up; nothing "
                                   "was stored");
       }
       digests_[file_] = sha_.Finish();
@@ -439,8 +441,8 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
   }
   shares.clear();
   if (good.size() < m.t) {
-    return fail_early(FailedPrecondition("need " + std::to_string(m.t) + " valid key shares, have " +
-                                         std::to_string(good.size())));
+    return fail_early(FailedPrecondition("need " + std::to_string(m.t) +
+                                         " valid key shares, have " + std::to_string(good.size())));
   }
   std::unique_ptr<ChunkCipher> cipher;
   {

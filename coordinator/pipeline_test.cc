@@ -63,8 +63,8 @@ class PipelineTest : public ::testing::Test {
                                 int workers = 0) {
     RestoreOptions ro;
     ro.workers = workers;
-    return RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size), nodes.Shares(),
-                      w, ro);
+    return RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size), nodes.Shares(), w,
+                      ro);
   }
 
   std::unique_ptr<SigningKey> signer_;
@@ -81,7 +81,8 @@ TEST_F(PipelineTest, RoundTripsBoundarySizes) {
     Artifact a = MemoryArtifact("x", {{"w.bin", data}});
     MemoryNodes nodes(6);
     BackupOutcome b = Backup(nodes, a, opt);
-    EXPECT_EQ(b.manifest.manifest().stripe_count, StripeCountFor(size, b.manifest.manifest().chunk_size));
+    EXPECT_EQ(b.manifest.manifest().stripe_count,
+              StripeCountFor(size, b.manifest.manifest().chunk_size));
     CaptureWriter w;
     auto r = Restore(nodes, b, w);
     ASSERT_TRUE(r.ok()) << r.status().ToString();

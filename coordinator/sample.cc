@@ -43,7 +43,8 @@ Status WriteSampleModel(const fs::path& dir, uint64_t weight_bytes, int shards) 
                                "{\n  \"max_new_tokens\": 256,\n  \"temperature\": 0.7\n}\n"));
   std::string vocab = "{\"version\": \"1.0\", \"model\": {\"type\": \"BPE\", \"vocab\": {";
   for (int i = 0; i < 2000; ++i) {
-    vocab += (i ? ", " : "") + std::string("\"tok") + std::to_string(i) + "\": " + std::to_string(i);
+    vocab +=
+        (i ? ", " : "") + std::string("\"tok") + std::to_string(i) + "\": " + std::to_string(i);
   }
   vocab += "}}}\n";
   QV_RETURN_IF_ERROR(WriteText(dir / "tokenizer.json", vocab));
@@ -79,7 +80,8 @@ Status WriteSampleModel(const fs::path& dir, uint64_t weight_bytes, int shards) 
       done += n;
     }
     QV_RETURN_IF_ERROR(f->Sync());
-    index += std::string(s > 1 ? ",\n" : "") + "    \"" + name + "\": \"" + ShardName(s, shards) + "\"";
+    index +=
+        std::string(s > 1 ? ",\n" : "") + "    \"" + name + "\": \"" + ShardName(s, shards) + "\"";
   }
   index += "\n  }\n}\n";
   QV_RETURN_IF_ERROR(WriteText(dir / "model.safetensors.index.json", index));

@@ -29,8 +29,10 @@ struct CtxDeleter {
 
 std::string_view CipherSuiteName(CipherSuite suite) {
   switch (suite) {
-    case CipherSuite::kChaCha20Poly1305: return "chacha20-poly1305";
-    case CipherSuite::kAes256Gcm: return "aes-256-gcm";
+    case CipherSuite::kChaCha20Poly1305:
+      return "chacha20-poly1305";
+    case CipherSuite::kAes256Gcm:
+      return "aes-256-gcm";
   }
   return "unknown";
 }
@@ -73,8 +75,7 @@ Status ChunkCipher::Open(uint64_t index, bool final, ByteSpan ciphertext, uint8_
   return s;
 }
 
-Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in,
-                        uint8_t* out) const {
+Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in, uint8_t* out) const {
   const size_t body = encrypt ? in.size() : in.size() - kAeadTagSize;
   if (body > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return InvalidArgument("chunk larger than 2 GiB");
@@ -116,8 +117,8 @@ Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in,
     }
     return Internal("AEAD final failed");
   }
-  if (encrypt && EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagSize,
-                                     out + body) != 1) {
+  if (encrypt &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagSize, out + body) != 1) {
     return Internal("AEAD get tag failed");
   }
   return Status::Ok();

@@ -34,7 +34,8 @@ TEST_P(ChunkAeadVectorTest, SealMatchesAndOpenInverts) {
   auto suite = ParseCipherSuite(v.cipher);
   ASSERT_TRUE(suite.ok());
   SecretBytes key = SecretBytes::CopyFrom(*HexDecode(v.key));
-  Bytes sid = *HexDecode(v.stream_id), pt = *HexDecode(v.plaintext), want = *HexDecode(v.ciphertext);
+  Bytes sid = *HexDecode(v.stream_id), pt = *HexDecode(v.plaintext),
+        want = *HexDecode(v.ciphertext);
   auto c = ChunkCipher::New(*suite, key, sid);
   ASSERT_TRUE(c.ok());
   Bytes ct(pt.size() + kAeadTagSize);

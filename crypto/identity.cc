@@ -19,9 +19,7 @@ constexpr size_t kSeedHex = 64;
 
 }  // namespace
 
-std::string PublicKeyToText(const PublicKey& pk) {
-  return std::string(kPkPrefix) + HexEncode(pk);
-}
+std::string PublicKeyToText(const PublicKey& pk) { return std::string(kPkPrefix) + HexEncode(pk); }
 
 Result<PublicKey> PublicKeyFromText(std::string_view text) {
   if (text.substr(0, kPkPrefix.size()) == kPkPrefix) text.remove_prefix(kPkPrefix.size());

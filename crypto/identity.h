@@ -42,7 +42,8 @@ class SigningKey {
   Signature Sign(ByteSpan message) const;
 
  private:
-  SigningKey(SecretBytes secret, const PublicKey& pk) : secret_(std::move(secret)), public_key_(pk) {}
+  SigningKey(SecretBytes secret, const PublicKey& pk)
+      : secret_(std::move(secret)), public_key_(pk) {}
   const SecretBytes secret_;  // libsodium's 64-byte secret key (seed || pk)
   const PublicKey public_key_;
 };

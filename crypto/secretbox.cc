@@ -32,8 +32,9 @@ Result<SecretBytes> OpenSecret(const SecretBytes& master_key, std::string_view c
   if (crypto_secretbox_open_easy(out.data(), sealed.data() + crypto_secretbox_NONCEBYTES,
                                  sealed.size() - crypto_secretbox_NONCEBYTES, sealed.data(),
                                  key.data()) != 0) {
-    return Unauthenticated("sealed secret failed authentication (wrong key, wrong object, or "
-                           "tampered)");
+    return Unauthenticated(
+        "sealed secret failed authentication (wrong key, wrong object, or "
+        "tampered)");
   }
   return out;
 }

@@ -132,8 +132,8 @@ std::vector<Digest> MerkleProof(const std::vector<Digest>& leaf_hashes, size_t i
   return out;
 }
 
-bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index,
-                       size_t leaf_count, const std::vector<Digest>& proof) {
+bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index, size_t leaf_count,
+                       const std::vector<Digest>& proof) {
   if (index >= leaf_count) return false;
   size_t used = 0;
   Digest got;

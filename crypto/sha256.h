@@ -43,8 +43,8 @@ Digest MerkleLeafHash(ByteSpan data);
 Digest MerkleRoot(const std::vector<Digest>& leaf_hashes);
 // Audit path for leaf `index` (siblings from the bottom up).
 std::vector<Digest> MerkleProof(const std::vector<Digest>& leaf_hashes, size_t index);
-bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index,
-                       size_t leaf_count, const std::vector<Digest>& proof);
+bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index, size_t leaf_count,
+                       const std::vector<Digest>& proof);
 
 }  // namespace qv
 

@@ -148,8 +148,8 @@ Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares) {
   // lambda_i = prod_{j != i} x_j / (x_j - x_i)
   SecretBytes secret(kScalarSize);
   SecretBytes term(kScalarSize);
-  uint8_t num[kScalarSize], den[kScalarSize], xi[kScalarSize], xj[kScalarSize],
-      diff[kScalarSize], inv[kScalarSize], tmp[kScalarSize];
+  uint8_t num[kScalarSize], den[kScalarSize], xi[kScalarSize], xj[kScalarSize], diff[kScalarSize],
+      inv[kScalarSize], tmp[kScalarSize];
   for (size_t i = 0; i < shares.size(); ++i) {
     ScalarFromU32(1, num);
     ScalarFromU32(1, den);

@@ -41,7 +41,7 @@ class ReedSolomon {
   ReedSolomon(int k, int m);
   const int k_;
   const int m_;
-  std::vector<uint8_t> matrix_;      // n x k encode matrix
+  std::vector<uint8_t> matrix_;       // n x k encode matrix
   std::vector<uint8_t> encode_tbls_;  // ISA-L tables for the parity rows
 };
 

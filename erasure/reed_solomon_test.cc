@@ -52,7 +52,8 @@ void CheckAllErasures(int k, int m, size_t size) {
 
 TEST(ReedSolomonTest, EveryChoiceOfMLostFragmentsRebuildsExactly) {
   const size_t stripe = 4096;
-  for (auto [k, m] : std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {3, 2}, {4, 2}, {6, 3}, {10, 4}}) {
+  for (auto [k, m] :
+       std::vector<std::pair<int, int>>{{1, 1}, {2, 1}, {3, 2}, {4, 2}, {6, 3}, {10, 4}}) {
     for (size_t size : {size_t{0}, size_t{1}, stripe - 1, stripe, stripe + 1, size_t{1} << 20}) {
       SCOPED_TRACE(testing::Message() << "k=" << k << " m=" << m << " size=" << size);
       CheckAllErasures(k, m, size);

@@ -14,25 +14,25 @@ namespace boost::serialization {
 
 template <class Archive>
 void serialize(Archive& ar, qv::FileEntry& f, const unsigned int) {
-  ar & f.path & f.size & f.sha256;
+  ar& f.path& f.size& f.sha256;
 }
 
 template <class Archive>
 void serialize(Archive& ar, qv::Placement& p, const unsigned int) {
-  ar & p.fragment & p.node_id & p.site;
+  ar& p.fragment& p.node_id& p.site;
 }
 
 template <class Archive>
 void serialize(Archive& ar, qv::Provenance& p, const unsigned int) {
-  ar & p.parent_backup & p.source_path & p.creator & p.tool_version;
+  ar& p.parent_backup& p.source_path& p.creator& p.tool_version;
 }
 
 template <class Archive>
 void serialize(Archive& ar, qv::Manifest& m, const unsigned int) {
   uint8_t cipher = static_cast<uint8_t>(m.cipher);
-  ar & m.backup_id & m.artifact_name & m.files & m.plaintext_size & cipher & m.chunk_size;
-  ar & m.k & m.m & m.t & m.unit_size & m.stripe_count & m.commitments & m.fragment_roots;
-  ar & m.placement & m.created_unix & m.provenance;
+  ar& m.backup_id& m.artifact_name& m.files& m.plaintext_size& cipher& m.chunk_size;
+  ar& m.k& m.m& m.t& m.unit_size& m.stripe_count& m.commitments& m.fragment_roots;
+  ar& m.placement& m.created_unix& m.provenance;
   m.cipher = static_cast<qv::CipherSuite>(cipher);
 }
 
@@ -103,7 +103,8 @@ Status ValidateRelativePath(std::string_view path) {
 Status Manifest::Validate() const {
   auto bad = [](const std::string& m) { return InvalidArgument("manifest: " + m); };
   if (k < 1 || k + m > 255) return bad("k=" + std::to_string(k) + " m=" + std::to_string(m));
-  if (t < 1 || t > n()) return bad("threshold t=" + std::to_string(t) + " with n=" + std::to_string(n()));
+  if (t < 1 || t > n())
+    return bad("threshold t=" + std::to_string(t) + " with n=" + std::to_string(n()));
   if (cipher != CipherSuite::kChaCha20Poly1305 && cipher != CipherSuite::kAes256Gcm) {
     return bad("unknown cipher");
   }
@@ -132,7 +133,7 @@ Status Manifest::Validate() const {
 }
 
 Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
-                                           const SigningKey& key) {
+                                            const SigningKey& key) {
   Manifest manifest = unsigned_manifest;
   manifest.provenance.creator = PublicKeyToText(key.public_key());
   QV_RETURN_IF_ERROR(manifest.Validate());
@@ -182,11 +183,10 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   SignedManifest out;
   std::memcpy(out.signer_.data(), encoded.data() + kHeaderSize + body_len, kPublicKeySize);
   Signature sig;
-  std::memcpy(sig.data(), encoded.data() + kHeaderSize + body_len + kPublicKeySize,
-              kSignatureSize);
+  std::memcpy(sig.data(), encoded.data() + kHeaderSize + body_len + kPublicKeySize, kSignatureSize);
   if (expected_signer != nullptr && *expected_signer != out.signer_) {
-    return Unauthenticated("manifest is signed by " + PublicKeyToText(out.signer_) +
-                           ", expected " + PublicKeyToText(*expected_signer));
+    return Unauthenticated("manifest is signed by " + PublicKeyToText(out.signer_) + ", expected " +
+                           PublicKeyToText(*expected_signer));
   }
   Status s = VerifySignature(out.signer_, SignedBytes(version, body), sig);
   if (!s.ok()) return Unauthenticated("manifest signature is invalid: " + s.message());

@@ -65,7 +65,7 @@ struct Manifest {
   uint32_t k = 0, m = 0, t = 0;
   uint32_t unit_size = 0;
   uint64_t stripe_count = 0;
-  std::vector<Point> commitments;     // t Feldman commitments
+  std::vector<Point> commitments;      // t Feldman commitments
   std::vector<Digest> fragment_roots;  // n Merkle roots over unit leaves
   std::vector<Placement> placement;
   int64_t created_unix = 0;

@@ -41,7 +41,8 @@ class CliTest : public ::testing::Test {
   void TearDown() override { fs::remove_all(dir_); }
 
   Outcome Qv(const std::string& args) {
-    std::string cmd = "cd '" + dir_.string() + "' && '" + qv_ + "' " + args + " >stdout.txt 2>stderr.txt";
+    std::string cmd =
+        "cd '" + dir_.string() + "' && '" + qv_ + "' " + args + " >stdout.txt 2>stderr.txt";
     int rc = std::system(cmd.c_str());
     Outcome r;
     r.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -157,7 +158,8 @@ TEST_F(CliTest, BadInputsGiveOneLineErrorsNamingTheInput) {
       {"backup --local v --key signer.key --unit 100 model", "multiple of 64", 1},
       {"backup --local v --key signer.key missing-dir", "missing-dir", 2},
       {"restore --local v --backup xyz --dest out", "--backup", 1},
-      {"restore --local nowhere --backup 00000000000000000000000000000000 --dest out", "nowhere", 1},
+      {"restore --local nowhere --backup 00000000000000000000000000000000 --dest out", "nowhere",
+       1},
       {"backup --local v --key signer.key --frobnicate model", "frobnicate", 2},
   };
   for (const auto& c : cases) {
