@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include "base/temp_dir.h"
+
 namespace qv {
 namespace {
 
@@ -10,12 +12,8 @@ namespace fs = std::filesystem;
 
 class FileUtilTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qv-file-test-" + RandomTag());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  ScopedTempDir tmp_{"qv-file-test"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(FileUtilTest, WriteFileAtomicReplacesWithRequestedMode) {

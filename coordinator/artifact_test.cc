@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include "base/file_util.h"
+#include "base/temp_dir.h"
 
 namespace qv {
 namespace {
@@ -12,16 +13,12 @@ namespace fs = std::filesystem;
 
 class ArtifactTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qv-artifact-test-" + RandomTag());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
+  ScopedTempDir tmp_{"qv-artifact-test"};
+  const fs::path dir_ = tmp_.path();
   void Write(const fs::path& p, const std::string& text) {
     fs::create_directories(p.parent_path());
     ASSERT_TRUE(WriteFileAtomic(p, AsBytes(text), 0644).ok());
   }
-  fs::path dir_;
 };
 
 TEST_F(ArtifactTest, FolderContributesSortedRelativePaths) {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "base/file_util.h"
+#include "base/temp_dir.h"
 #include "coordinator/pipeline.h"
 
 namespace qv {
@@ -17,7 +18,6 @@ namespace fs = std::filesystem;
 class LocalStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qv-local-test-" + RandomTag());
     fs::create_directories(dir_ / "in");
     data_.resize(300000);
     randombytes_buf(data_.data(), data_.size());
@@ -26,8 +26,6 @@ class LocalStoreTest : public ::testing::Test {
     signer_ = std::move(SigningKey::Generate()).value();
     store_ = std::move(LocalStore::Open(dir_ / "vault")).value();
   }
-  void TearDown() override { fs::remove_all(dir_); }
-
   BackupId Backup() {
     auto a = ScanPaths({dir_ / "in"});
     BackupOptions opt;
@@ -51,7 +49,8 @@ class LocalStoreTest : public ::testing::Test {
     return dir_ / "vault" / LocalStore::NodeName(f) / "backups" / BackupIdToText(id);
   }
 
-  fs::path dir_;
+  ScopedTempDir tmp_{"qv-local-test"};
+  const fs::path dir_ = tmp_.path();
   Bytes data_;
   std::unique_ptr<SigningKey> signer_;
   std::unique_ptr<LocalStore> store_;

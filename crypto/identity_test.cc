@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "base/file_util.h"
+#include "base/temp_dir.h"
 
 namespace qv {
 namespace {
@@ -14,12 +15,8 @@ namespace fs = std::filesystem;
 
 class IdentityTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("qv-id-test-" + RandomTag());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  fs::path dir_;
+  ScopedTempDir tmp_{"qv-id-test"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(IdentityTest, SignaturesVerifyOnlyForTheSignedMessageAndKey) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/file_util.h"
+#include "base/temp_dir.h"
 
 namespace qv {
 namespace {
@@ -35,10 +36,7 @@ class CliTest : public ::testing::Test {
     const char* bin = std::getenv("QV_BIN");
     ASSERT_NE(bin, nullptr) << "QV_BIN must name the qv binary (set by ctest)";
     qv_ = bin;
-    dir_ = fs::temp_directory_path() / ("qv-cli-test-" + RandomTag());
-    fs::create_directories(dir_);
   }
-  void TearDown() override { fs::remove_all(dir_); }
 
   Outcome Qv(const std::string& args) {
     std::string cmd =
@@ -75,7 +73,8 @@ class CliTest : public ::testing::Test {
   }
 
   std::string qv_;
-  fs::path dir_;
+  ScopedTempDir tmp_{"qv-cli-test"};
+  const fs::path dir_ = tmp_.path();
 };
 
 TEST_F(CliTest, KeygenWritesAPrivateKeyAndPrintsThePublicKey) {
