@@ -25,7 +25,70 @@ struct CtxDeleter {
   void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
 };
 
+// Runs one AEAD operation on a context that already holds the key.
+Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpan ad, ByteSpan in,
+                uint8_t* out, const char* what) {
+  const size_t body = encrypt ? in.size() : in.size() - kAeadTagSize;
+  if (body > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      ad.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+    return InvalidArgument("AEAD input larger than 2 GiB");
+  }
+  if (EVP_CipherInit_ex2(ctx, nullptr, nullptr, nonce, encrypt ? 1 : 0, nullptr) != 1) {
+    return Internal("AEAD nonce setup failed");
+  }
+  int len = 0;
+  if (!ad.empty() &&
+      EVP_CipherUpdate(ctx, nullptr, &len, ad.data(), static_cast<int>(ad.size())) != 1) {
+    return Internal("AEAD associated data failed");
+  }
+  if (body > 0 && EVP_CipherUpdate(ctx, out, &len, in.data(), static_cast<int>(body)) != 1) {
+    return Internal("AEAD update failed");
+  }
+  if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
+                                      const_cast<uint8_t*>(in.data() + body)) != 1) {
+    return Internal("AEAD set tag failed");
+  }
+  int fin = 0;
+  if (EVP_CipherFinal_ex(ctx, out + body, &fin) != 1) {
+    if (!encrypt) return Unauthenticated(std::string(what) + " failed authentication");
+    return Internal("AEAD final failed");
+  }
+  if (encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kAeadTagSize, out + body) != 1) {
+    return Internal("AEAD get tag failed");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
+
+Result<std::unique_ptr<AeadKey>> AeadKey::New(CipherSuite suite, ByteSpan key, bool encrypt) {
+  if (key.size() != kAeadKeySize) return InvalidArgument("AEAD key must be 32 bytes");
+  const EVP_CIPHER* cipher = Cipher(suite);
+  if (cipher == nullptr) return Internal("OpenSSL does not provide this cipher");
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  if (ctx == nullptr) return Internal("EVP_CIPHER_CTX_new failed");
+  if (EVP_CipherInit_ex2(ctx, cipher, key.data(), nullptr, encrypt ? 1 : 0, nullptr) != 1) {
+    EVP_CIPHER_CTX_free(ctx);
+    return Internal("AEAD key setup failed");
+  }
+  return std::unique_ptr<AeadKey>(new AeadKey(ctx, encrypt));
+}
+
+AeadKey::~AeadKey() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
+
+Status AeadKey::Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out) {
+  if (!encrypt_) return Internal("AeadKey for opening used to seal");
+  return RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), true, nonce, ad, plaintext, out, "message");
+}
+
+Status AeadKey::Open(const uint8_t nonce[12], ByteSpan ad, ByteSpan ciphertext, uint8_t* out) {
+  if (encrypt_) return Internal("AeadKey for sealing used to open");
+  if (ciphertext.size() < kAeadTagSize) return Corruption("message shorter than its tag");
+  Status s =
+      RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), false, nonce, ad, ciphertext, out, "message");
+  if (!s.ok()) OPENSSL_cleanse(out, ciphertext.size() - kAeadTagSize);
+  return s;
+}
 
 std::string_view CipherSuiteName(CipherSuite suite) {
   switch (suite) {
@@ -76,10 +139,6 @@ Status ChunkCipher::Open(uint64_t index, bool final, ByteSpan ciphertext, uint8_
 }
 
 Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in, uint8_t* out) const {
-  const size_t body = encrypt ? in.size() : in.size() - kAeadTagSize;
-  if (body > static_cast<size_t>(std::numeric_limits<int>::max())) {
-    return InvalidArgument("chunk larger than 2 GiB");
-  }
   uint8_t nonce[12] = {0};
   PutU64BE(nonce + 4, index);
   uint8_t ad[kAdSize];
@@ -88,40 +147,21 @@ Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in, u
   PutU64BE(ad + kAdLabelSize + kStreamIdSize, index);
   ad[kAdSize - 1] = final ? 1 : 0;
 
+  // A context per call keeps Seal/Open const and thread-safe; key setup is
+  // negligible next to a chunk of megabytes.
   std::unique_ptr<EVP_CIPHER_CTX, CtxDeleter> ctx(EVP_CIPHER_CTX_new());
   if (!ctx) return Internal("EVP_CIPHER_CTX_new failed");
-  const int enc = encrypt ? 1 : 0;
-  // Both suites default to a 12-byte IV, so key and IV go in one call.
-  if (EVP_CipherInit_ex2(ctx.get(), Cipher(suite_), key_.data(), nonce, enc, nullptr) != 1) {
+  if (EVP_CipherInit_ex2(ctx.get(), Cipher(suite_), key_.data(), nullptr, encrypt ? 1 : 0,
+                         nullptr) != 1) {
     return Internal("AEAD init failed");
   }
-  int len = 0;
-  if (EVP_CipherUpdate(ctx.get(), nullptr, &len, ad, static_cast<int>(kAdSize)) != 1) {
-    return Internal("AEAD associated data failed");
+  Status s = RunKeyed(ctx.get(), encrypt, nonce, ByteSpan(ad, kAdSize), in, out, "chunk");
+  if (s.code() == StatusCode::kUnauthenticated) {
+    return Unauthenticated("chunk " + std::to_string(index) +
+                           " failed authentication (tampered, misplaced, truncated stream or "
+                           "wrong key)");
   }
-  if (body > 0 && EVP_CipherUpdate(ctx.get(), out, &len, in.data(), static_cast<int>(body)) != 1) {
-    return Internal("AEAD update failed");
-  }
-  if (!encrypt) {
-    if (EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
-                            const_cast<uint8_t*>(in.data() + body)) != 1) {
-      return Internal("AEAD set tag failed");
-    }
-  }
-  int fin = 0;
-  if (EVP_CipherFinal_ex(ctx.get(), out + body, &fin) != 1) {
-    if (!encrypt) {
-      return Unauthenticated("chunk " + std::to_string(index) +
-                             " failed authentication (tampered, misplaced, truncated "
-                             "stream or wrong key)");
-    }
-    return Internal("AEAD final failed");
-  }
-  if (encrypt &&
-      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, kAeadTagSize, out + body) != 1) {
-    return Internal("AEAD get tag failed");
-  }
-  return Status::Ok();
+  return s;
 }
 
 }  // namespace qv

@@ -37,6 +37,28 @@ inline constexpr size_t kAeadKeySize = 32;
 inline constexpr size_t kAeadTagSize = 16;
 inline constexpr size_t kStreamIdSize = 16;
 
+// One AEAD key with a caller-chosen 12-byte nonce per call, for protocols
+// that define their own nonces (the Noise transport). Holds one EVP context
+// keyed once, so a call costs no key setup. Not thread-safe: one per
+// direction of a channel. Open zeroes `out` on failure.
+class AeadKey {
+ public:
+  static Result<std::unique_ptr<AeadKey>> New(CipherSuite suite, ByteSpan key, bool encrypt);
+  ~AeadKey();
+  AeadKey(const AeadKey&) = delete;
+  AeadKey& operator=(const AeadKey&) = delete;
+
+  // out: plaintext.size() + kAeadTagSize bytes.
+  Status Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out);
+  // out: ciphertext.size() - kAeadTagSize bytes.
+  Status Open(const uint8_t nonce[12], ByteSpan ad, ByteSpan ciphertext, uint8_t* out);
+
+ private:
+  AeadKey(void* ctx, bool encrypt) : ctx_(ctx), encrypt_(encrypt) {}
+  void* ctx_;  // EVP_CIPHER_CTX
+  const bool encrypt_;
+};
+
 class ChunkCipher {
  public:
   // key: 32 bytes; stream_id: 16 bytes (the backup id).

@@ -111,6 +111,21 @@ Signature SigningKey::Sign(ByteSpan message) const {
   return sig;
 }
 
+SecretBytes SigningKey::X25519Secret() const {
+  SecretBytes out(crypto_scalarmult_curve25519_BYTES);
+  crypto_sign_ed25519_sk_to_curve25519(out.data(), secret_.data());
+  return out;
+}
+
+Result<std::array<uint8_t, 32>> X25519PublicFromEd25519(const PublicKey& pk) {
+  EnsureSodium();
+  std::array<uint8_t, 32> out;
+  if (crypto_sign_ed25519_pk_to_curve25519(out.data(), pk.data()) != 0) {
+    return InvalidArgument("Ed25519 public key has no X25519 form");
+  }
+  return out;
+}
+
 Status VerifySignature(const PublicKey& pk, ByteSpan message, const Signature& sig) {
   EnsureSodium();
   if (crypto_sign_verify_detached(sig.data(), message.data(), message.size(), pk.data()) != 0) {

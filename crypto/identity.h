@@ -40,6 +40,9 @@ class SigningKey {
 
   const PublicKey& public_key() const { return public_key_; }
   Signature Sign(ByteSpan message) const;
+  // The X25519 secret derived from this identity (the Noise static key), so
+  // one pinned Ed25519 key names a peer for both signatures and channels.
+  SecretBytes X25519Secret() const;
 
  private:
   SigningKey(SecretBytes secret, const PublicKey& pk)
@@ -47,6 +50,9 @@ class SigningKey {
   const SecretBytes secret_;  // libsodium's 64-byte secret key (seed || pk)
   const PublicKey public_key_;
 };
+
+// The X25519 public key that matches SigningKey::X25519Secret() of `pk`.
+Result<std::array<uint8_t, 32>> X25519PublicFromEd25519(const PublicKey& pk);
 
 // kUnauthenticated if the signature does not verify.
 Status VerifySignature(const PublicKey& pk, ByteSpan message, const Signature& sig);
