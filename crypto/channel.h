@@ -1,0 +1,87 @@
+// A mutually authenticated, encrypted message channel over any byte stream:
+// Noise_XX with static keys derived from Ed25519 identities, sans I/O.
+//
+// Wire format: a sequence of frames, each a big-endian u32 length (1..65535)
+// followed by one Noise message. The three XX handshake messages come first;
+// after them every frame is a transport message whose plaintext starts with
+// one flag byte (1: last frame of an application message, 0: more follow),
+// so messages larger than a frame are split and reassembled, up to a
+// maximum message size. Anything else (a zero or oversized length, a frame
+// that fails authentication, an unknown flag, a message over the limit) is an
+// error after which the connection must be closed.
+//
+// The caller owns I/O: it feeds received bytes in and writes out what the
+// channel returns. One Channel per connection, used from one thread at a time.
+// After the handshake the caller MUST check remote_identity() against its
+// pinned keys before acting on any message.
+#ifndef QV_CRYPTO_CHANNEL_H_
+#define QV_CRYPTO_CHANNEL_H_
+
+#include <deque>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/status.h"
+#include "crypto/identity.h"
+#include "crypto/noise.h"
+
+namespace qv {
+
+inline constexpr size_t kFrameHeaderSize = 4;
+inline constexpr size_t kDefaultMaxMessage = 32u << 20;
+
+// Splits a byte stream into frames. Holds at most one frame's bytes.
+class FrameDecoder {
+ public:
+  // Appends data; fails on a length outside 1..65535.
+  Status Feed(ByteSpan data);
+  // The next complete frame body, if one is buffered.
+  std::optional<Bytes> Next();
+  // Bytes needed before the next frame is complete (for exact reads).
+  size_t Wanted() const;
+
+ private:
+  Bytes buf_;
+  std::deque<Bytes> ready_;
+};
+
+Bytes EncodeFrame(ByteSpan body);
+
+class Channel {
+ public:
+  // `prologue` binds the channel to a protocol and version ("quorumvault/1").
+  static Result<std::unique_ptr<Channel>> New(bool initiator, const SigningKey& identity,
+                                              ByteSpan prologue,
+                                              size_t max_message = kDefaultMaxMessage);
+
+  // Initiator: the first handshake frame to send. Responder: empty.
+  Result<Bytes> Start();
+  // Processes one received frame body. Returns wire bytes to send (maybe
+  // empty) and, after the handshake, a completed application message.
+  struct Event {
+    Bytes to_send;
+    std::optional<Bytes> message;
+  };
+  Result<Event> OnFrame(ByteSpan frame);
+
+  bool established() const { return send_.has_value(); }
+  // The peer's X25519 static key; compare with PinnedX25519(pinned Ed25519 key).
+  const std::optional<noise::DhPublic>& remote_static() const { return hs_->remote_static(); }
+
+  // Wire bytes (one or more frames) carrying `message`.
+  Result<Bytes> Seal(ByteSpan message);
+
+ private:
+  Channel() = default;
+  std::unique_ptr<noise::HandshakeState> hs_;
+  std::optional<noise::CipherState> send_, recv_;
+  bool initiator_ = false;
+  size_t max_message_ = kDefaultMaxMessage;
+  Bytes partial_;
+};
+
+}  // namespace qv
+
+#endif  // QV_CRYPTO_CHANNEL_H_
