@@ -1,0 +1,285 @@
+#include "configs/cluster_config.h"
+
+#include <toml++/toml.h>
+
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// Builds "FILE: field: reason" errors.
+Status Bad(const std::string& source, const std::string& field, const std::string& why) {
+  return InvalidArgument(source + ": " + field + ": " + why);
+}
+
+Status OnlyKeys(const toml::table& t, std::initializer_list<std::string_view> allowed,
+                const std::string& source, const std::string& where) {
+  for (const auto& [k, v] : t) {
+    bool ok = false;
+    for (auto a : allowed) ok = ok || k.str() == a;
+    if (!ok) {
+      return Bad(source, where.empty() ? std::string(k.str()) : where + "." + std::string(k.str()),
+                 "unknown key");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::string> Str(const toml::table& t, std::string_view key, const std::string& source,
+                        const std::string& where) {
+  auto v = t[key].value<std::string>();
+  if (!v || v->empty())
+    return Bad(source, where + "." + std::string(key), "missing or not a string");
+  return *v;
+}
+
+Result<int64_t> Int(const toml::table& t, std::string_view key, const std::string& source,
+                    const std::string& where, int64_t lo, int64_t hi) {
+  auto v = t[key].value<int64_t>();
+  if (!v) return Bad(source, where + "." + std::string(key), "missing or not an integer");
+  if (*v < lo || *v > hi) {
+    return Bad(
+        source, where + "." + std::string(key),
+        std::to_string(*v) + " is outside " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+  return *v;
+}
+
+Result<PublicKey> Key(const toml::table& t, std::string_view key, const std::string& source,
+                      const std::string& where) {
+  QV_ASSIGN_OR_RETURN(std::string text, Str(t, key, source, where));
+  auto pk = PublicKeyFromText(text);
+  if (!pk.ok()) return Bad(source, where + "." + std::string(key), pk.status().message());
+  return *pk;
+}
+
+Result<std::vector<Principal>> Principals(const toml::table& root, std::string_view key,
+                                          const std::string& source) {
+  std::vector<Principal> out;
+  const toml::array* arr = root[key].as_array();
+  if (arr == nullptr) return out;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
+    const toml::table* t = (*arr)[i].as_table();
+    if (t == nullptr) return Bad(source, where, "not a table");
+    QV_RETURN_IF_ERROR(OnlyKeys(*t, {"id", "public_key"}, source, where));
+    Principal p;
+    QV_ASSIGN_OR_RETURN(p.id, Str(*t, "id", source, where));
+    QV_ASSIGN_OR_RETURN(p.public_key, Key(*t, "public_key", source, where));
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::string> ReadText(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return NotFound(path.string() + ": no such file");
+  std::ifstream in(path);
+  if (!in) return IoError(path.string() + ": cannot read");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+const NodeEntry* ClusterConfig::FindNode(std::string_view id) const {
+  for (const auto& n : nodes) {
+    if (n.id == id) return &n;
+  }
+  return nullptr;
+}
+
+const NodeEntry* ClusterConfig::FindNodeByKey(const PublicKey& key) const {
+  for (const auto& n : nodes) {
+    if (n.public_key == key) return &n;
+  }
+  return nullptr;
+}
+
+Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::string& source) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ":" << e.source().begin.column << ": "
+       << e.description();
+    return InvalidArgument(os.str());
+  }
+  QV_RETURN_IF_ERROR(
+      OnlyKeys(root, {"cluster", "sites", "nodes", "custodians", "requesters"}, source, ""));
+  ClusterConfig c;
+  const toml::table* cl = root["cluster"].as_table();
+  if (cl == nullptr) return Bad(source, "cluster", "missing [cluster] table");
+  QV_RETURN_IF_ERROR(
+      OnlyKeys(*cl, {"name", "coordinator", "k", "m", "t", "quorum"}, source, "cluster"));
+  QV_ASSIGN_OR_RETURN(c.name, Str(*cl, "name", source, "cluster"));
+  QV_ASSIGN_OR_RETURN(c.coordinator, Key(*cl, "coordinator", source, "cluster"));
+  QV_ASSIGN_OR_RETURN(int64_t k, Int(*cl, "k", source, "cluster", 1, 254));
+  QV_ASSIGN_OR_RETURN(int64_t m, Int(*cl, "m", source, "cluster", 0, 254));
+  QV_ASSIGN_OR_RETURN(int64_t t, Int(*cl, "t", source, "cluster", 1, 255));
+  QV_ASSIGN_OR_RETURN(int64_t q, Int(*cl, "quorum", source, "cluster", 1, 255));
+  c.k = static_cast<uint32_t>(k);
+  c.m = static_cast<uint32_t>(m);
+  c.t = static_cast<uint32_t>(t);
+  c.quorum = static_cast<uint32_t>(q);
+
+  const toml::array* sites = root["sites"].as_array();
+  if (sites == nullptr) return Bad(source, "sites", "missing list of site names");
+  for (size_t i = 0; i < sites->size(); ++i) {
+    auto s = (*sites)[i].value<std::string>();
+    if (!s || s->empty()) return Bad(source, "sites[" + std::to_string(i) + "]", "not a name");
+    c.sites.push_back(*s);
+  }
+  const toml::array* nodes = root["nodes"].as_array();
+  if (nodes == nullptr) return Bad(source, "nodes", "missing [[nodes]]");
+  for (size_t i = 0; i < nodes->size(); ++i) {
+    const std::string where = "nodes[" + std::to_string(i) + "]";
+    const toml::table* t2 = (*nodes)[i].as_table();
+    if (t2 == nullptr) return Bad(source, where, "not a table");
+    QV_RETURN_IF_ERROR(OnlyKeys(*t2, {"id", "site", "host", "port", "public_key"}, source, where));
+    NodeEntry n;
+    QV_ASSIGN_OR_RETURN(n.id, Str(*t2, "id", source, where));
+    QV_ASSIGN_OR_RETURN(n.site, Str(*t2, "site", source, where));
+    QV_ASSIGN_OR_RETURN(n.host, Str(*t2, "host", source, where));
+    QV_ASSIGN_OR_RETURN(int64_t port, Int(*t2, "port", source, where, 1, 65535));
+    n.port = static_cast<uint16_t>(port);
+    QV_ASSIGN_OR_RETURN(n.public_key, Key(*t2, "public_key", source, where));
+    c.nodes.push_back(std::move(n));
+  }
+  QV_ASSIGN_OR_RETURN(c.custodians, Principals(root, "custodians", source));
+  QV_ASSIGN_OR_RETURN(c.requesters, Principals(root, "requesters", source));
+  QV_RETURN_IF_ERROR(c.Validate(source));
+  return c;
+}
+
+Status ClusterConfig::Validate(const std::string& source) const {
+  std::set<std::string> site_set(sites.begin(), sites.end());
+  if (site_set.size() != sites.size()) return Bad(source, "sites", "duplicate site name");
+  std::set<std::string> ids;
+  std::set<std::pair<std::string, uint16_t>> endpoints;
+  std::set<PublicKey> keys = {coordinator};
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const auto& n = nodes[i];
+    const std::string where = "nodes[" + std::to_string(i) + "]";
+    if (!ids.insert(n.id).second) return Bad(source, where + ".id", "duplicate node id " + n.id);
+    if (!endpoints.insert({n.host, n.port}).second) {
+      return Bad(source, where + ".port",
+                 "duplicate address " + n.host + ":" + std::to_string(n.port));
+    }
+    if (!site_set.count(n.site)) return Bad(source, where + ".site", "unknown site " + n.site);
+    if (!keys.insert(n.public_key).second) {
+      return Bad(source, where + ".public_key", "key already used by another party");
+    }
+  }
+  if (k + m != nodes.size()) {
+    return Bad(source, "cluster.k",
+               "k + m = " + std::to_string(k + m) + " but the cluster has " +
+                   std::to_string(nodes.size()) + " nodes");
+  }
+  if (t > nodes.size()) {
+    return Bad(
+        source, "cluster.t",
+        "threshold " + std::to_string(t) + " exceeds " + std::to_string(nodes.size()) + " nodes");
+  }
+  std::set<std::string> principal_ids;
+  for (const auto* list : {&custodians, &requesters}) {
+    for (const auto& p : *list) {
+      if (!principal_ids.insert(p.id).second) {
+        return Bad(source, list == &custodians ? "custodians" : "requesters",
+                   "duplicate id " + p.id);
+      }
+    }
+  }
+  if (!custodians.empty() && quorum > custodians.size()) {
+    return Bad(source, "cluster.quorum",
+               "quorum " + std::to_string(quorum) + " exceeds " +
+                   std::to_string(custodians.size()) + " custodians");
+  }
+  return Status::Ok();
+}
+
+Result<ClusterConfig> ClusterConfig::Load(const fs::path& path) {
+  QV_ASSIGN_OR_RETURN(std::string text, ReadText(path));
+  return Parse(text, path.string());
+}
+
+std::string ClusterConfig::ToToml() const {
+  std::ostringstream o;
+  o << "# quorumvault cluster file: every party's public key, pinned.\n";
+  o << "sites = [";
+  for (size_t i = 0; i < sites.size(); ++i) o << (i ? ", " : "") << "\"" << sites[i] << "\"";
+  o << "]\n\n";
+  o << "[cluster]\nname = \"" << name << "\"\ncoordinator = \"" << PublicKeyToText(coordinator)
+    << "\"\nk = " << k << "\nm = " << m << "\nt = " << t << "\nquorum = " << quorum << "\n";
+  for (const auto& n : nodes) {
+    o << "\n[[nodes]]\nid = \"" << n.id << "\"\nsite = \"" << n.site << "\"\nhost = \"" << n.host
+      << "\"\nport = " << n.port << "\npublic_key = \"" << PublicKeyToText(n.public_key) << "\"\n";
+  }
+  for (const auto& c : custodians) {
+    o << "\n[[custodians]]\nid = \"" << c.id << "\"\npublic_key = \""
+      << PublicKeyToText(c.public_key) << "\"\n";
+  }
+  for (const auto& r : requesters) {
+    o << "\n[[requesters]]\nid = \"" << r.id << "\"\npublic_key = \""
+      << PublicKeyToText(r.public_key) << "\"\n";
+  }
+  return o.str();
+}
+
+std::string NodeConfig::ToToml() const {
+  std::ostringstream o;
+  o << "[node]\nid = \"" << id << "\"\ndata_dir = \"" << data_dir.string() << "\"\nkey_file = \""
+    << key_file.string() << "\"\nmaster_key_file = \"" << master_key_file.string()
+    << "\"\ncluster_file = \"" << cluster_file.string() << "\"\n";
+  return o.str();
+}
+
+Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
+  QV_ASSIGN_OR_RETURN(std::string text, ReadText(path));
+  const std::string source = path.string();
+  toml::table root;
+  try {
+    root = toml::parse(text, source);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream os;
+    os << source << ":" << e.source().begin.line << ": " << e.description();
+    return InvalidArgument(os.str());
+  }
+  QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
+  const toml::table* n = root["node"].as_table();
+  if (n == nullptr) return Bad(source, "node", "missing [node] table");
+  QV_RETURN_IF_ERROR(OnlyKeys(*n, {"id", "data_dir", "key_file", "master_key_file", "cluster_file"},
+                              source, "node"));
+  NodeConfig c;
+  const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  auto resolve = [&](const std::string& p) {
+    return fs::path(p).is_absolute() ? fs::path(p) : base / p;
+  };
+  QV_ASSIGN_OR_RETURN(c.id, Str(*n, "id", source, "node"));
+  QV_ASSIGN_OR_RETURN(std::string data, Str(*n, "data_dir", source, "node"));
+  QV_ASSIGN_OR_RETURN(std::string key, Str(*n, "key_file", source, "node"));
+  QV_ASSIGN_OR_RETURN(std::string master, Str(*n, "master_key_file", source, "node"));
+  QV_ASSIGN_OR_RETURN(std::string cluster, Str(*n, "cluster_file", source, "node"));
+  c.data_dir = resolve(data);
+  c.key_file = resolve(key);
+  c.master_key_file = resolve(master);
+  c.cluster_file = resolve(cluster);
+  std::error_code ec;
+  for (const auto& [field, p] :
+       std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},
+                                                     {"node.master_key_file", c.master_key_file},
+                                                     {"node.cluster_file", c.cluster_file}}) {
+    if (!fs::exists(p, ec)) return Bad(source, field, p.string() + " does not exist");
+  }
+  return c;
+}
+
+}  // namespace qv

@@ -1,0 +1,70 @@
+// Cluster and node configuration files (TOML).
+//
+// A cluster file names the sites, the nodes (id, site, host, port, Ed25519
+// public key), the coordinator's public key, the custodians and requesters
+// (id, public key) and the defaults k, m, t and quorum. A node file names the
+// node's id, data folder, secret key file, master key file and cluster file.
+// Loading is strict: an unknown key, a missing or malformed field, a
+// duplicate node id or port, k + m different from the node count, t > n or
+// bad key text is an error naming the file, the field and the reason.
+// Loaded configs are immutable values.
+#ifndef QV_CONFIGS_CLUSTER_CONFIG_H_
+#define QV_CONFIGS_CLUSTER_CONFIG_H_
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/identity.h"
+
+namespace qv {
+
+struct NodeEntry {
+  std::string id;
+  std::string site;
+  std::string host;
+  uint16_t port = 0;
+  PublicKey public_key{};
+};
+
+struct Principal {  // a custodian or requester
+  std::string id;
+  PublicKey public_key{};
+};
+
+struct ClusterConfig {
+  std::string name;
+  PublicKey coordinator{};
+  std::vector<std::string> sites;
+  std::vector<NodeEntry> nodes;  // fragment f goes to nodes[f]
+  std::vector<Principal> custodians;
+  std::vector<Principal> requesters;
+  uint32_t k = 4, m = 2, t = 3, quorum = 3;
+
+  const NodeEntry* FindNode(std::string_view id) const;
+  // The node whose key this is, if any.
+  const NodeEntry* FindNodeByKey(const PublicKey& key) const;
+  std::string ToToml() const;
+
+  static Result<ClusterConfig> Load(const std::filesystem::path& path);
+  static Result<ClusterConfig> Parse(std::string_view toml, const std::string& source);
+  Status Validate(const std::string& source) const;
+};
+
+struct NodeConfig {
+  std::string id;
+  std::filesystem::path data_dir;
+  std::filesystem::path key_file;         // the node's Ed25519 identity
+  std::filesystem::path master_key_file;  // seals shares at rest
+  std::filesystem::path cluster_file;
+
+  std::string ToToml() const;
+  // Relative paths resolve against the node file's folder.
+  static Result<NodeConfig> Load(const std::filesystem::path& path);
+};
+
+}  // namespace qv
+
+#endif  // QV_CONFIGS_CLUSTER_CONFIG_H_

@@ -1,0 +1,107 @@
+#include "configs/cluster_config.h"
+
+#include <gtest/gtest.h>
+
+#include "base/file_util.h"
+#include "base/temp_dir.h"
+#include "configs/local_cluster.h"
+
+namespace qv {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ClusterConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = InitLocalCluster(tmp_.path() / "c", LocalClusterOptions{});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    Bytes b = *ReadFileBytes(tmp_.path() / "c/cluster.toml", 1 << 20);
+    text_.assign(b.begin(), b.end());
+  }
+  // Parses the generated file with `from` replaced by `to`.
+  Status ParseWith(const std::string& from, const std::string& to) {
+    std::string t = text_;
+    size_t pos = t.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    t.replace(pos, from.size(), to);
+    return ClusterConfig::Parse(t, "cluster.toml").status();
+  }
+  ScopedTempDir tmp_{"qv-config-test"};
+  std::string text_;
+};
+
+TEST_F(ClusterConfigTest, InitWritesALoadableThreeSiteCluster) {
+  auto c = ClusterConfig::Load(tmp_.path() / "c/cluster.toml");
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ(c->nodes.size(), 6u);
+  EXPECT_EQ(c->k, 4u);
+  EXPECT_EQ(c->m, 2u);
+  EXPECT_EQ(c->t, 3u);
+  EXPECT_EQ(c->quorum, 3u);
+  EXPECT_EQ(c->custodians.size(), 5u);
+  EXPECT_EQ(c->requesters.size(), 1u);
+  EXPECT_EQ(c->nodes[2].site, "site-b");
+  EXPECT_EQ(c->nodes[5].port, 7405);
+  auto n = NodeConfig::Load(NodeConfigPath(tmp_.path() / "c", "node-03"));
+  ASSERT_TRUE(n.ok()) << n.status().ToString();
+  EXPECT_EQ(n->id, "node-03");
+  auto key = SigningKey::Load(n->key_file);
+  ASSERT_TRUE(key.ok()) << key.status().ToString();
+  EXPECT_EQ((*key)->public_key(), c->nodes[3].public_key);
+  EXPECT_FALSE(InitLocalCluster(tmp_.path() / "c", LocalClusterOptions{}).ok());
+}
+
+TEST_F(ClusterConfigTest, ErrorsNameTheFileFieldAndReason) {
+  struct Case {
+    std::string from, to, needle;
+  };
+  std::vector<Case> cases = {
+      {"quorum = 3", "quorum = 3\ncolour = \"red\"", "cluster.toml: cluster.colour: unknown key"},
+      {"id = \"node-01\"", "id = \"node-00\"", "nodes[1].id: duplicate node id node-00"},
+      {"port = 7401", "port = 7400", "nodes[1].port: duplicate address"},
+      {"k = 4", "k = 5", "cluster.k: k + m = 7 but the cluster has 6 nodes"},
+      {"t = 3", "t = 9", "cluster.t: 9 is outside|cluster.t: threshold 9 exceeds 6 nodes"},
+      {"public_key = \"ed25519:", "public_key = \"ed25519:zz", "nodes[0].public_key"},
+      {"site = \"site-a\"", "site = \"site-z\"", "nodes[0].site: unknown site site-z"},
+      {"quorum = 3", "quorum = 6", "cluster.quorum: quorum 6 exceeds 5 custodians"},
+      {"[cluster]", "[cluster", "cluster.toml:4:9: Error while parsing table header"},
+  };
+  for (const auto& c : cases) {
+    Status s = ParseWith(c.from, c.to);
+    EXPECT_FALSE(s.ok()) << c.from;
+    bool any = false;
+    size_t start = 0;
+    while (start <= c.needle.size()) {
+      size_t bar = c.needle.find('|', start);
+      std::string alt =
+          c.needle.substr(start, bar == std::string::npos ? std::string::npos : bar - start);
+      any = any || s.message().find(alt) != std::string::npos;
+      if (bar == std::string::npos) break;
+      start = bar + 1;
+    }
+    EXPECT_TRUE(any) << c.needle << "\n got: " << s.message();
+  }
+}
+
+TEST_F(ClusterConfigTest, NodeFileNamesMissingFiles) {
+  fs::path nf = NodeConfigPath(tmp_.path() / "c", "node-00");
+  fs::remove(nf.parent_path() / "master.key");
+  auto n = NodeConfig::Load(nf);
+  EXPECT_FALSE(n.ok());
+  EXPECT_NE(n.status().message().find("node.master_key_file"), std::string::npos);
+  EXPECT_EQ(NodeConfig::Load(tmp_.path() / "nope.toml").status().code(), StatusCode::kNotFound);
+}
+
+TEST(LocalClusterTest, RefusesLayoutsThatCannotSurviveASite) {
+  ScopedTempDir tmp("qv-config-test");
+  LocalClusterOptions o;
+  o.sites = 1;
+  EXPECT_FALSE(InitLocalCluster(tmp.path() / "x", o).ok());
+  o = LocalClusterOptions{};
+  o.quorum = 6;
+  EXPECT_FALSE(InitLocalCluster(tmp.path() / "y", o).ok());
+}
+
+}  // namespace
+}  // namespace qv
