@@ -48,9 +48,12 @@ class FragmentSource {
 class BackupTarget {
  public:
   virtual ~BackupTarget() = default;
-  // n sinks for backup `id`, sink f for fragment f (and share x = f + 1).
+  // n sinks for backup `id`, sink f for fragment f (and share x = f + 1),
+  // each to receive `stripes` units of `unit_size` bytes.
   virtual Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id,
-                                                                       uint32_t n) = 0;
+                                                                       uint32_t n,
+                                                                       uint32_t unit_size,
+                                                                       uint64_t stripes) = 0;
 };
 
 struct NamedShare {

@@ -167,7 +167,8 @@ Result<std::unique_ptr<LocalStore>> LocalStore::Open(const fs::path& dir) {
 }
 
 Result<std::vector<std::unique_ptr<FragmentSink>>> LocalStore::OpenSinks(const BackupId& id,
-                                                                         uint32_t n) {
+                                                                         uint32_t n, uint32_t,
+                                                                         uint64_t) {
   std::vector<std::unique_ptr<FragmentSink>> sinks;
   for (uint32_t f = 0; f < n; ++f) {
     Placement p{f, NodeName(f), "local"};

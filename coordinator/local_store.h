@@ -27,8 +27,9 @@ class LocalStore : public BackupTarget {
   static Result<std::unique_ptr<LocalStore>> Open(const std::filesystem::path& dir);
 
   // n sinks, fragment f to node-f, all at site "local".
-  Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id,
-                                                               uint32_t n) override;
+  Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id, uint32_t n,
+                                                               uint32_t unit_size,
+                                                               uint64_t stripes) override;
 
   // Reads every node's copy; all valid copies must agree byte for byte.
   Result<SignedManifest> LoadManifest(const BackupId& id, const PublicKey* expected_signer,

@@ -135,7 +135,7 @@ TEST_F(LocalStoreTest, ManifestCopiesMustAgreeAndVerify) {
 }
 
 TEST_F(LocalStoreTest, InterruptedUploadIsNeverVisible) {
-  auto sinks = store_->OpenSinks(BackupId{1, 2, 3}, 6);
+  auto sinks = store_->OpenSinks(BackupId{1, 2, 3}, 6, 64, 1);
   ASSERT_TRUE(sinks.ok());
   ASSERT_TRUE((*sinks)[0]->Append(AsBytes("partial unit")).ok());
   EXPECT_TRUE(store_->ListBackups().empty());

@@ -70,7 +70,8 @@ MemoryNodes::MemoryNodes(uint32_t n) : nodes_(n) {
 }
 
 Result<std::vector<std::unique_ptr<FragmentSink>>> MemoryNodes::OpenSinks(const BackupId&,
-                                                                          uint32_t n) {
+                                                                          uint32_t n, uint32_t,
+                                                                          uint64_t) {
   if (n != nodes_.size()) {
     return InvalidArgument("backup needs " + std::to_string(n) + " nodes, have " +
                            std::to_string(nodes_.size()));

@@ -33,8 +33,9 @@ class MemoryNodes : public BackupTarget {
   std::unique_ptr<MemoryNodes> Clone() const;
 
   // n must equal the node count; the id is not needed in memory.
-  Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id,
-                                                               uint32_t n) override;
+  Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id, uint32_t n,
+                                                               uint32_t unit_size,
+                                                               uint64_t stripes) override;
   // Sources for every published node that still has its fragment.
   std::vector<std::unique_ptr<FragmentSource>> Sources(uint64_t unit_size);
   std::vector<NamedShare> Shares() const;

@@ -239,7 +239,12 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
 
   Manifest m;
   randombytes_buf(m.backup_id.data(), m.backup_id.size());
-  QV_ASSIGN_OR_RETURN(auto sinks, target.OpenSinks(m.backup_id, n));
+  m.plaintext_size = artifact.TotalSize();
+  m.k = opt.k;
+  m.unit_size = ChooseUnitSize(m.plaintext_size, opt.k, opt.max_unit_size);
+  m.chunk_size = static_cast<uint32_t>(uint64_t{m.k} * m.unit_size - kAeadTagSize);
+  m.stripe_count = StripeCountFor(m.plaintext_size, m.chunk_size);
+  QV_ASSIGN_OR_RETURN(auto sinks, target.OpenSinks(m.backup_id, n, m.unit_size, m.stripe_count));
   auto abort_all = [&] {
     for (const auto& s : sinks) s->Abort();
   };
@@ -249,14 +254,9 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
                     std::to_string(n) + " fragments");
   }
   m.artifact_name = artifact.name;
-  m.plaintext_size = artifact.TotalSize();
   m.cipher = opt.cipher;
-  m.k = opt.k;
   m.m = opt.m;
   m.t = opt.t;
-  m.unit_size = ChooseUnitSize(m.plaintext_size, opt.k, opt.max_unit_size);
-  m.chunk_size = static_cast<uint32_t>(uint64_t{m.k} * m.unit_size - kAeadTagSize);
-  m.stripe_count = StripeCountFor(m.plaintext_size, m.chunk_size);
   m.commitments = dealing.commitments;
   m.created_unix = static_cast<int64_t>(std::time(nullptr));
   m.provenance.parent_backup = opt.parent_backup;

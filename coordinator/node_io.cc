@@ -1,0 +1,291 @@
+#include "coordinator/node_io.h"
+
+#include <sodium.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <thread>
+
+namespace qv {
+
+Result<Response> CallChecked(NodeCaller& caller, const Request& request) {
+  auto r = caller.Call(request);
+  if (!r.ok()) return r.status().WithContext(caller.name());
+  Status s = r->ToStatus();
+  if (!s.ok()) return s.WithContext(caller.name());
+  return r;
+}
+
+Result<Response> InProcessCaller::Call(const Request& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  // Through the codec, so in-process runs exercise the same parsing.
+  QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(request));
+  QV_ASSIGN_OR_RETURN(Request parsed, DecodeRequest(wire));
+  Response resp = service_->Handle(session_, parsed);
+  QV_ASSIGN_OR_RETURN(Bytes back, EncodeResponse(resp));
+  return DecodeResponse(back);
+}
+
+namespace {
+
+class RemoteSink : public FragmentSink {
+ public:
+  RemoteSink(NodeCaller* caller, Placement placement, BackupId id, size_t inflight)
+      : caller_(caller), placement_(std::move(placement)), id_(id), limit_(inflight) {
+    sender_ = std::thread([this] { SendLoop(); });
+  }
+  ~RemoteSink() override { Abort(); }
+
+  Status Begin(uint32_t unit, uint64_t stripes) {
+    Request r;
+    r.op = Op::kBeginFragment;
+    r.backup_id = id_;
+    r.fragment = placement_.fragment;
+    r.a = unit;
+    r.b = stripes;
+    return CallChecked(*caller_, r).status();
+  }
+
+  const Placement& placement() const override { return placement_; }
+
+  Status Append(ByteSpan unit) override {
+    batch_.insert(batch_.end(), unit.begin(), unit.end());
+    if (batch_.size() >= kBatch) return Flush();
+    return FirstError();
+  }
+
+  Status Prepare(const std::vector<Digest>&, const Share& share,
+                 const SignedManifest& manifest) override {
+    QV_RETURN_IF_ERROR(Flush());
+    QV_RETURN_IF_ERROR(Drain());
+    Request r;
+    r.op = Op::kPrepare;
+    r.backup_id = id_;
+    r.payload = manifest.encoded();
+    r.payload2.resize(4 + kScalarSize);
+    r.payload2[0] = uint8_t(share.x >> 24);
+    r.payload2[1] = uint8_t(share.x >> 16);
+    r.payload2[2] = uint8_t(share.x >> 8);
+    r.payload2[3] = uint8_t(share.x);
+    std::memcpy(r.payload2.data() + 4, share.y.data(), kScalarSize);
+    Status s = CallChecked(*caller_, r).status();
+    sodium_memzero(r.payload2.data(), r.payload2.size());
+    return s;
+  }
+
+  Status Publish() override {
+    Request r;
+    r.op = Op::kPublish;
+    r.backup_id = id_;
+    Status s = CallChecked(*caller_, r).status();
+    if (s.ok()) published_ = true;
+    return s;
+  }
+
+  void Abort() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      queue_.clear();
+      cv_.notify_all();
+    }
+    sender_.join();
+    if (!published_) {
+      Request r;
+      r.op = Op::kAbort;
+      r.backup_id = id_;
+      (void)caller_->Call(r);  // best effort: the node also discards on disconnect
+    }
+  }
+
+ private:
+  static constexpr size_t kBatch = 1u << 20;
+
+  Status Flush() {
+    if (batch_.empty()) return FirstError();
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock,
+             [&] { return queued_ + batch_.size() <= limit_ || queue_.empty() || !error_.ok(); });
+    if (!error_.ok()) return error_;
+    queued_ += batch_.size();
+    queue_.push_back(std::move(batch_));
+    batch_.clear();
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+  Status Drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return (queue_.empty() && !sending_) || !error_.ok(); });
+    return error_;
+  }
+
+  Status FirstError() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+  }
+
+  void SendLoop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (stopping_) return;
+      Request r;
+      r.op = Op::kFragmentData;
+      r.backup_id = id_;
+      r.payload = std::move(queue_.front());
+      queue_.pop_front();
+      sending_ = true;
+      lock.unlock();
+      Status s = CallChecked(*caller_, r).status();
+      lock.lock();
+      sending_ = false;
+      queued_ -= r.payload.size();
+      if (!s.ok() && error_.ok()) error_ = s;
+      cv_.notify_all();
+    }
+  }
+
+  NodeCaller* caller_;
+  Placement placement_;
+  BackupId id_;
+  size_t limit_;
+  Bytes batch_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Bytes> queue_;
+  size_t queued_ = 0;
+  bool sending_ = false, stopping_ = false, published_ = false;
+  Status error_;
+  std::thread sender_;
+};
+
+class RemoteSource : public FragmentSource {
+ public:
+  RemoteSource(NodeCaller* caller, uint32_t fragment, uint64_t unit)
+      : caller_(caller), fragment_(fragment), unit_(unit) {}
+  const std::string& name() const override { return caller_->name(); }
+  uint32_t fragment() const override { return fragment_; }
+  Result<std::vector<Digest>> ReadLeaves() override {
+    Request r;
+    r.op = Op::kGetLeaves;
+    r.backup_id = id_;
+    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+    if (resp.payload.size() % 32) return Corruption("leaf list is not whole hashes");
+    std::vector<Digest> out(resp.payload.size() / 32);
+    for (size_t i = 0; i < out.size(); ++i)
+      std::memcpy(out[i].data(), resp.payload.data() + 32 * i, 32);
+    return out;
+  }
+  Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
+    Request r;
+    r.op = Op::kFetchUnits;
+    r.backup_id = id_;
+    r.a = stripe;
+    r.b = 1;
+    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+    if (resp.payload.size() != out.size()) return Corruption("unit has the wrong size");
+    std::memcpy(out.data(), resp.payload.data(), out.size());
+    return Status::Ok();
+  }
+  BackupId id_{};
+
+ private:
+  NodeCaller* caller_;
+  uint32_t fragment_;
+  uint64_t unit_;
+};
+
+}  // namespace
+
+RemoteTarget::RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
+                           size_t inflight_bytes)
+    : callers_(std::move(callers)), placement_(std::move(placement)), inflight_(inflight_bytes) {}
+
+Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const BackupId& id,
+                                                                           uint32_t n,
+                                                                           uint32_t unit_size,
+                                                                           uint64_t stripes) {
+  if (n != callers_.size()) {
+    return InvalidArgument("backup needs " + std::to_string(n) + " nodes, the cluster has " +
+                           std::to_string(callers_.size()));
+  }
+  std::vector<std::unique_ptr<FragmentSink>> sinks;
+  for (uint32_t f = 0; f < n; ++f) {
+    auto s = std::make_unique<RemoteSink>(callers_[f], placement_[f], id, inflight_);
+    Status st = s->Begin(unit_size, stripes);
+    if (!st.ok()) {
+      for (auto& done : sinks) done->Abort();
+      s->Abort();
+      return st;
+    }
+    sinks.push_back(std::move(s));
+  }
+  return sinks;
+}
+
+std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const BackupId& id,
+                                                uint32_t fragment, uint64_t unit_size) {
+  auto s = std::make_unique<RemoteSource>(caller, fragment, unit_size);
+  s->id_ = id;
+  return s;
+}
+
+Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,
+                                     const PublicKey& coordinator,
+                                     std::vector<std::string>* problems) {
+  std::optional<SignedManifest> chosen;
+  for (NodeCaller* c : callers) {
+    Request r;
+    r.op = Op::kGetManifest;
+    r.backup_id = id;
+    auto resp = CallChecked(*c, r);
+    if (!resp.ok()) {
+      problems->push_back(resp.status().message());
+      continue;
+    }
+    auto sm = SignedManifest::Parse(resp->payload, &coordinator);
+    if (!sm.ok() || sm->manifest().backup_id != id) {
+      problems->push_back(c->name() + ": manifest rejected: " +
+                          (sm.ok() ? std::string("wrong backup") : sm.status().message()));
+      continue;
+    }
+    if (!chosen) {
+      chosen = std::move(sm).value();
+    } else if (chosen->encoded() != sm->encoded()) {
+      return Unauthenticated(c->name() + " holds a different validly signed manifest");
+    }
+  }
+  if (!chosen) {
+    std::string why;
+    for (const auto& p : *problems) why += "; " + p;
+    return NotFound("no node returned a valid manifest for " + BackupIdToText(id) + why);
+  }
+  return std::move(*chosen);
+}
+
+std::vector<NamedShare> FetchShares(const std::vector<NodeCaller*>& callers,
+                                    const SignedManifest& sm, std::vector<std::string>* problems) {
+  std::vector<NamedShare> out;
+  for (NodeCaller* c : callers) {
+    Request r;
+    r.op = Op::kFetchShare;
+    r.backup_id = sm.manifest().backup_id;
+    auto resp = CallChecked(*c, r);
+    if (!resp.ok() || resp->payload.size() != 4 + kScalarSize) {
+      problems->push_back(resp.ok() ? c->name() + ": share has the wrong size"
+                                    : resp.status().message());
+      continue;
+    }
+    const uint8_t* d = resp->payload.data();
+    Share s{uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3],
+            SecretBytes::CopyFrom(ByteSpan(d + 4, kScalarSize))};
+    sodium_memzero(resp->payload.data(), resp->payload.size());
+    out.push_back(NamedShare{c->name(), std::move(s)});
+  }
+  return out;
+}
+
+}  // namespace qv

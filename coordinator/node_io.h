@@ -1,0 +1,80 @@
+// The coordinator as a client of nodes: fragment sinks and sources, manifest
+// and share fetches, all over a NodeCaller, the transport boundary. A caller
+// is a network connection (coordinator/node_client.h) or, in tests and sim/,
+// a NodeService in the same process.
+#ifndef QV_COORDINATOR_NODE_IO_H_
+#define QV_COORDINATOR_NODE_IO_H_
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "configs/cluster_config.h"
+#include "coordinator/fragment_store.h"
+#include "node/messages.h"
+#include "node/node_service.h"
+
+namespace qv {
+
+// Sends one request and waits for its response. Implementations serialize
+// concurrent calls. A transport failure is a non-OK Result; a node's refusal
+// is an OK Result whose Response carries the error (see CallChecked).
+class NodeCaller {
+ public:
+  virtual ~NodeCaller() = default;
+  virtual const std::string& name() const = 0;
+  virtual Result<Response> Call(const Request& request) = 0;
+};
+
+// The response's own status folded in, prefixed with the node's name.
+Result<Response> CallChecked(NodeCaller& caller, const Request& request);
+
+// Calls a NodeService directly, with the given peer identity.
+class InProcessCaller : public NodeCaller {
+ public:
+  InProcessCaller(NodeService* service, PeerInfo as)
+      : service_(service), name_(service->node_id()), session_(std::move(as)) {}
+  const std::string& name() const override { return name_; }
+  Result<Response> Call(const Request& request) override;
+
+ private:
+  NodeService* service_;
+  std::string name_;
+  std::mutex mu_;
+  NodeService::Session session_;
+};
+
+// Backup target over n callers (callers[f] receives fragment f). Each sink
+// sends from its own thread with at most `inflight_bytes` queued, so all
+// nodes receive in parallel while memory stays bounded.
+class RemoteTarget : public BackupTarget {
+ public:
+  RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
+               size_t inflight_bytes = 8u << 20);
+  Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id, uint32_t n,
+                                                               uint32_t unit_size,
+                                                               uint64_t stripes) override;
+
+ private:
+  std::vector<NodeCaller*> callers_;
+  std::vector<Placement> placement_;
+  size_t inflight_;
+};
+
+// A fragment source reading units from a node (one unit per request).
+std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const BackupId& id,
+                                                uint32_t fragment, uint64_t unit_size);
+
+// The signed manifest from the first caller that has a valid one; every
+// caller's copy that parses must match it byte for byte.
+Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,
+                                     const PublicKey& coordinator,
+                                     std::vector<std::string>* problems);
+std::vector<NamedShare> FetchShares(const std::vector<NodeCaller*>& callers,
+                                    const SignedManifest& manifest,
+                                    std::vector<std::string>* problems);
+
+}  // namespace qv
+
+#endif  // QV_COORDINATOR_NODE_IO_H_

@@ -1,0 +1,69 @@
+// Requests and responses between coordinator/requesters and nodes, and
+// between nodes. Serialized with Boost.Serialization (binary archive, no
+// header) inside an authenticated channel message.
+//
+// Parsing is hardened for hostile input: every variable-size field is a
+// bounded type whose loader checks the declared length against its limit
+// and against what remains in the message before allocating, so a forged
+// length cannot make a node allocate gigabytes. Decode errors are Status,
+// never exceptions.
+#ifndef QV_NODE_MESSAGES_H_
+#define QV_NODE_MESSAGES_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/bytes.h"
+#include "base/status.h"
+
+namespace qv {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr size_t kMaxPayload = 24u << 20;
+
+enum class Op : uint8_t {
+  kHealth = 1,
+  kBeginFragment,  // backup_id, fragment, a = unit size, b = stripe count
+  kFragmentData,   // payload = whole units, in order
+  kPrepare,        // payload = signed manifest, payload2 = share (x || y)
+  kPublish,        // backup_id
+  kAbort,          // backup_id
+  kGetManifest,    // backup_id -> payload = signed manifest
+  kListBackups,    // -> ids
+  kGetLeaves,      // backup_id -> payload = leaf hashes
+  kFetchUnits,     // backup_id, a = first unit, b = count -> payload = units
+  kFetchShare,     // backup_id -> payload = share (x || y)
+};
+
+struct Request {
+  uint32_t version = kProtocolVersion;
+  Op op = Op::kHealth;
+  std::array<uint8_t, 16> backup_id{};
+  uint32_t fragment = 0;
+  uint64_t a = 0, b = 0;
+  Bytes payload, payload2;
+};
+
+struct Response {
+  uint8_t code = 0;  // StatusCode
+  std::string message;
+  Bytes payload;
+  std::vector<std::array<uint8_t, 16>> ids;
+  std::string node_id;
+
+  Status ToStatus() const;
+  static Response FromStatus(const Status& s);
+};
+
+Result<Bytes> EncodeRequest(const Request& r);
+Result<Request> DecodeRequest(ByteSpan bytes);
+Result<Bytes> EncodeResponse(const Response& r);
+Result<Response> DecodeResponse(ByteSpan bytes);
+
+std::string_view OpName(Op op);
+
+}  // namespace qv
+
+#endif  // QV_NODE_MESSAGES_H_

@@ -1,0 +1,77 @@
+#include "node/messages.h"
+
+#include <gtest/gtest.h>
+
+namespace qv {
+namespace {
+
+TEST(MessagesTest, RequestsAndResponsesRoundTrip) {
+  Request r;
+  r.op = Op::kFetchUnits;
+  r.backup_id[3] = 7;
+  r.fragment = 5;
+  r.a = 1ull << 40;
+  r.b = 3;
+  r.payload = {1, 2, 3};
+  auto wire = EncodeRequest(r);
+  ASSERT_TRUE(wire.ok());
+  auto back = DecodeRequest(*wire);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->op, Op::kFetchUnits);
+  EXPECT_EQ(back->backup_id, r.backup_id);
+  EXPECT_EQ(back->a, r.a);
+  EXPECT_EQ(back->payload, r.payload);
+
+  Response resp = Response::FromStatus(NotFound("no such backup"));
+  resp.ids.push_back({});
+  resp.node_id = "node-02";
+  auto rw = EncodeResponse(resp);
+  auto rb = DecodeResponse(*rw);
+  ASSERT_TRUE(rb.ok());
+  EXPECT_EQ(rb->ToStatus().code(), StatusCode::kNotFound);
+  EXPECT_EQ(rb->node_id, "node-02");
+  EXPECT_EQ(rb->ids.size(), 1u);
+}
+
+TEST(MessagesTest, EveryTruncationAndGarbageIsAnErrorNotACrash) {
+  Request r;
+  r.op = Op::kPrepare;
+  r.payload.assign(100, 9);
+  Bytes wire = *EncodeRequest(r);
+  for (size_t len = 0; len < wire.size(); ++len) {
+    EXPECT_FALSE(DecodeRequest(ByteSpan(wire.data(), len)).ok()) << len;
+  }
+  Bytes longer = wire;
+  longer.push_back(0);
+  EXPECT_FALSE(DecodeRequest(longer).ok());
+  Bytes junk(64, 0xff);
+  EXPECT_FALSE(DecodeRequest(junk).ok());
+  EXPECT_FALSE(DecodeResponse(junk).ok());
+}
+
+TEST(MessagesTest, AForgedHugeLengthIsRefusedBeforeAllocating) {
+  Request r;
+  r.op = Op::kFragmentData;
+  r.payload = {1};
+  Bytes wire = *EncodeRequest(r);
+  // The payload's u64 length sits right before its single byte.
+  const size_t len_at = wire.size() - 1 - 8 - 8;  // payload2 length (8) follows payload
+  for (int i = 0; i < 8; ++i) wire[len_at + i] = 0xff;
+  auto d = DecodeRequest(wire);
+  EXPECT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("limit"), std::string::npos) << d.status().message();
+}
+
+TEST(MessagesTest, UnknownOpsAndVersionsAreRefused) {
+  Request r;
+  r.op = static_cast<Op>(99);
+  EXPECT_FALSE(DecodeRequest(*EncodeRequest(r)).ok());
+  Request v;
+  v.version = 2;
+  auto d = DecodeRequest(*EncodeRequest(v));
+  EXPECT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find("protocol version 2"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace qv

@@ -1,0 +1,68 @@
+// The node's request logic: requests in, responses out, storage behind it.
+// No sockets here, so the server, tests and sim/ drive the same code.
+//
+// Peers are identified by the static key their authenticated channel proved,
+// against the cluster file's pinned keys: the coordinator, the other nodes,
+// or unknown (the server drops those before reading any request). Each
+// request is authorized by role, executed, and logged as one line: peer,
+// request, backup, bytes, outcome, duration. Secrets never reach the log.
+//
+// NodeService is thread-safe; a Session holds one connection's state (an
+// upload in progress) and is used by one thread at a time.
+#ifndef QV_NODE_NODE_SERVICE_H_
+#define QV_NODE_NODE_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "configs/cluster_config.h"
+#include "crypto/noise.h"
+#include "node/messages.h"
+#include "node/node_store.h"
+
+namespace qv {
+
+enum class PeerRole { kUnknown, kCoordinator, kNode };
+
+struct PeerInfo {
+  PeerRole role = PeerRole::kUnknown;
+  std::string name;  // "coordinator", a node id, or "unknown:<key prefix>"
+};
+
+// Where log lines go. The default writes to stderr.
+using LogSink = std::function<void(const std::string& line)>;
+
+class NodeService {
+ public:
+  class Session {
+   public:
+    explicit Session(PeerInfo peer) : peer_(std::move(peer)) {}
+    const PeerInfo& peer() const { return peer_; }
+
+   private:
+    friend class NodeService;
+    PeerInfo peer_;
+    std::unique_ptr<Upload> upload_;
+  };
+
+  NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log);
+
+  PeerInfo Identify(const noise::DhPublic& remote_static) const;
+  Response Handle(Session& session, const Request& request);
+  void Log(const std::string& line) const;
+  const std::string& node_id() const { return node_id_; }
+
+ private:
+  Result<Response> Dispatch(Session& s, const Request& r);
+  NodeStore* store_;
+  const ClusterConfig cluster_;
+  const std::string node_id_;
+  LogSink log_;
+  mutable std::mutex log_mu_;
+};
+
+}  // namespace qv
+
+#endif  // QV_NODE_NODE_SERVICE_H_

@@ -1,0 +1,222 @@
+// A whole cluster in one process: six NodeServices with real SQLite stores
+// and fragment files, driven through the same pipeline and the message codec.
+#include "node/node_service.h"
+
+#include <gtest/gtest.h>
+#include <sodium.h>
+
+#include "base/temp_dir.h"
+#include "configs/local_cluster.h"
+#include "coordinator/node_io.h"
+#include "coordinator/pipeline.h"
+
+namespace qv {
+namespace {
+
+namespace fs = std::filesystem;
+
+class InProcessClusterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto c = InitLocalCluster(tmp_.path() / "c", LocalClusterOptions{});
+    ASSERT_TRUE(c.ok()) << c.status().ToString();
+    cluster_ = *c;
+    coordinator_ = std::move(SigningKey::Load(tmp_.path() / "c/coordinator.key")).value();
+    for (const auto& n : cluster_.nodes) OpenNode(n.id);
+    data_.resize(500000);
+    randombytes_buf(data_.data(), data_.size());
+  }
+
+  void OpenNode(const std::string& id) {
+    const size_t i = cluster_.FindNode(id) - cluster_.nodes.data();
+    if (services_.size() <= i) {
+      services_.resize(cluster_.nodes.size());
+      stores_.resize(cluster_.nodes.size());
+      callers_.resize(cluster_.nodes.size());
+    }
+    callers_[i].reset();
+    services_[i].reset();
+    stores_[i].reset();
+    fs::path nd = tmp_.path() / "c/nodes" / id;
+    Bytes mk = *ReadFileBytes(nd / "master.key", 32);
+    auto store = NodeStore::Open(nd / "data", SecretBytes::CopyFrom(mk), id, cluster_.coordinator);
+    ASSERT_TRUE(store.ok()) << store.status().ToString();
+    stores_[i] = std::move(store).value();
+    services_[i] = std::make_unique<NodeService>(
+        stores_[i].get(), cluster_, id, [this](const std::string& l) { log_.push_back(l); });
+    callers_[i] = std::make_unique<InProcessCaller>(
+        services_[i].get(), PeerInfo{PeerRole::kCoordinator, "coordinator"});
+  }
+
+  std::vector<NodeCaller*> Callers() {
+    std::vector<NodeCaller*> out;
+    for (auto& c : callers_) out.push_back(c.get());
+    return out;
+  }
+
+  Result<BackupOutcome> Backup() {
+    std::vector<Placement> placement;
+    for (uint32_t f = 0; f < cluster_.nodes.size(); ++f) {
+      placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
+    }
+    RemoteTarget target(Callers(), placement);
+    Artifact a = MemoryArtifact("m", {{"w.safetensors", data_}});
+    BackupOptions o;
+    o.max_unit_size = 16384;
+    return RunBackup(a, target, *coordinator_, o);
+  }
+
+  struct Restored {
+    std::vector<std::string> problems;
+    Bytes bytes;
+  };
+  Result<Restored> Restore(const BackupId& id) {
+    Restored out;
+    QV_ASSIGN_OR_RETURN(SignedManifest sm,
+                        FetchManifest(Callers(), id, cluster_.coordinator, &out.problems));
+    std::vector<std::unique_ptr<FragmentSource>> sources;
+    for (const auto& p : sm.manifest().placement) {
+      sources.push_back(
+          NewRemoteSource(callers_[p.fragment].get(), id, p.fragment, sm.manifest().unit_size));
+    }
+    auto shares = FetchShares(Callers(), sm, &out.problems);
+    class Capture : public ArtifactWriter {
+     public:
+      Bytes* out;
+      Status BeginFile(const FileEntry&) override { return Status::Ok(); }
+      Status Write(ByteSpan d) override {
+        out->insert(out->end(), d.begin(), d.end());
+        return Status::Ok();
+      }
+      Status EndFile() override { return Status::Ok(); }
+      Status Commit() override { return Status::Ok(); }
+      void Abort() override {}
+    } w;
+    w.out = &out.bytes;
+    QV_ASSIGN_OR_RETURN(RestoreReport r,
+                        RunRestore(sm, std::move(sources), std::move(shares), w, RestoreOptions{}));
+    for (auto& p : r.problems) out.problems.push_back(p);
+    return out;
+  }
+
+  ScopedTempDir tmp_{"qv-node-test"};
+  ClusterConfig cluster_;
+  std::unique_ptr<SigningKey> coordinator_;
+  std::vector<std::unique_ptr<NodeStore>> stores_;
+  std::vector<std::unique_ptr<NodeService>> services_;
+  std::vector<std::unique_ptr<InProcessCaller>> callers_;
+  std::vector<std::string> log_;
+  Bytes data_;
+};
+
+TEST_F(InProcessClusterTest, BackupAndRestoreThroughNodeServices) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const BackupId id = b->manifest.manifest().backup_id;
+  for (auto& s : stores_) {
+    auto list = s->List();
+    ASSERT_EQ(list.size(), 1u);
+    EXPECT_EQ(list[0].state, "published");
+  }
+  auto r = Restore(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->bytes, data_);
+  // One log line per request, naming peer, request and outcome, never a share.
+  ASSERT_FALSE(log_.empty());
+  EXPECT_NE(log_.back().find("peer=coordinator"), std::string::npos) << log_.back();
+  for (const auto& l : log_) EXPECT_EQ(l.find("payload"), std::string::npos);
+}
+
+TEST_F(InProcessClusterTest, RestoreSurvivesAWholeSiteGone) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  fs::remove_all(tmp_.path() / "c/nodes/node-00/data");  // a whole site's worth
+  fs::remove_all(tmp_.path() / "c/nodes/node-01/data");
+  OpenNode("node-00");
+  OpenNode("node-01");
+  auto r = Restore(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->bytes, data_);
+  EXPECT_GE(r->problems.size(), 2u);
+}
+
+TEST_F(InProcessClusterTest, NonCoordinatorPeersGetNoSharesAndCannotStore) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  for (PeerInfo who :
+       {PeerInfo{PeerRole::kNode, "node-03"}, PeerInfo{PeerRole::kUnknown, "unknown:ab"}}) {
+    NodeService::Session s(who);
+    Request r;
+    r.op = Op::kFetchShare;
+    r.backup_id = id;
+    Response resp = services_[0]->Handle(s, r);
+    EXPECT_EQ(resp.ToStatus().code(), StatusCode::kPermissionDenied) << who.name;
+    EXPECT_TRUE(resp.payload.empty());
+    r.op = Op::kBeginFragment;
+    EXPECT_EQ(services_[0]->Handle(s, r).ToStatus().code(), StatusCode::kPermissionDenied);
+  }
+  EXPECT_NE(log_.back().find("not allowed for unknown:ab"), std::string::npos) << log_.back();
+}
+
+TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {
+  BackupId id{9};
+  {
+    NodeService::Session s({PeerRole::kCoordinator, "coordinator"});
+    Request r;
+    r.op = Op::kBeginFragment;
+    r.backup_id = id;
+    r.a = 1024;
+    r.b = 4;
+    ASSERT_TRUE(services_[2]->Handle(s, r).ToStatus().ok());
+    r.op = Op::kFragmentData;
+    r.payload.assign(1500, 7);
+    ASSERT_TRUE(services_[2]->Handle(s, r).ToStatus().ok());
+    // Simulate a crash: the store is reopened while the upload is "live".
+    stores_[2].reset();
+  }
+  OpenNode("node-02");
+  EXPECT_TRUE(stores_[2]->List().empty());
+  EXPECT_FALSE(stores_[2]->ReadUnits(id, 0, 1).ok());
+  EXPECT_TRUE(fs::is_empty(tmp_.path() / "c/nodes/node-02/data/staging"));
+}
+
+TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrepare) {
+  // A node receiving altered units refuses the prepare: the signed root disagrees.
+  struct Tamper : NodeCaller {
+    NodeCaller* inner;
+    std::string n;
+    const std::string& name() const override { return n; }
+    Result<Response> Call(const Request& r) override {
+      Request copy = r;
+      if (copy.op == Op::kFragmentData && !copy.payload.empty()) copy.payload[0] ^= 1;
+      return inner->Call(copy);
+    }
+  } tamper;
+  tamper.inner = callers_[4].get();
+  tamper.n = "node-04";
+  std::vector<NodeCaller*> callers = Callers();
+  callers[4] = &tamper;
+  std::vector<Placement> placement;
+  for (uint32_t f = 0; f < 6; ++f)
+    placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
+  RemoteTarget target(callers, placement);
+  Artifact a = MemoryArtifact("m", {{"w", data_}});
+  auto b = RunBackup(a, target, *coordinator_, BackupOptions{});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("node-04"), std::string::npos) << b.status().message();
+  EXPECT_NE(b.status().message().find("Merkle root"), std::string::npos) << b.status().message();
+  // Nothing half-registered anywhere.
+  for (auto& s : stores_) EXPECT_TRUE(s->List().empty());
+}
+
+TEST_F(InProcessClusterTest, IdentifyMapsPinnedKeysToRoles) {
+  auto x = [&](const PublicKey& pk) { return *X25519PublicFromEd25519(pk); };
+  EXPECT_EQ(services_[0]->Identify(x(cluster_.coordinator)).role, PeerRole::kCoordinator);
+  EXPECT_EQ(services_[0]->Identify(x(cluster_.nodes[3].public_key)).name, "node-03");
+  EXPECT_EQ(services_[0]->Identify(x(cluster_.custodians[0].public_key)).role, PeerRole::kUnknown);
+}
+
+}  // namespace
+}  // namespace qv

@@ -1,0 +1,347 @@
+#include "node/node_store.h"
+
+#include <sqlite3.h>
+
+#include <cstring>
+#include <ctime>
+
+#include "crypto/secretbox.h"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kMaxUnit = 16u << 20;
+constexpr uint64_t kMaxFetch = 16u << 20;
+
+std::string ShareContext(const BackupId& id, uint32_t x) {
+  return "node-share:" + BackupIdToText(id) + ":" + std::to_string(x);
+}
+
+Status SqlError(sqlite3* db, const std::string& what) {
+  return IoError("metadata database: " + what + ": " + sqlite3_errmsg(db));
+}
+
+// RAII prepared statement.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  sqlite3_stmt* get() { return s_; }
+  bool ok() const { return s_ != nullptr; }
+  void Text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.c_str(), -1, SQLITE_TRANSIENT);
+  }
+  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, SecretBytes master_key,
+                                                   std::string node_id, PublicKey coordinator) {
+  if (master_key.size() != kSecretBoxKeySize) return InvalidArgument("master key must be 32 bytes");
+  std::unique_ptr<NodeStore> s(new NodeStore());
+  s->dir_ = data_dir;
+  s->master_ = std::move(master_key);
+  s->node_id_ = std::move(node_id);
+  s->coordinator_ = coordinator;
+  std::error_code ec;
+  fs::create_directories(data_dir / "staging", ec);
+  fs::create_directories(data_dir / "backups", ec);
+  if (ec) return IoError(data_dir.string() + ": " + ec.message());
+  const fs::path db = data_dir / "meta.db";
+  if (sqlite3_open_v2(db.c_str(), &s->db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK) {
+    return SqlError(s->db_, "open " + db.string());
+  }
+  sqlite3_busy_timeout(s->db_, 5000);
+  QV_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  QV_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS backups(id TEXT PRIMARY KEY, fragment INTEGER NOT NULL, "
+              "state TEXT NOT NULL, unit_size INTEGER NOT NULL, stripes INTEGER NOT NULL, "
+              "updated INTEGER NOT NULL)"));
+
+  // Crash recovery: an upload that never reached Prepare is discarded, and
+  // so is any folder the database does not know (a crash between the rename
+  // and the row).
+  QV_RETURN_IF_ERROR(s->Exec("DELETE FROM backups WHERE state = 'uploading'"));
+  for (auto& e : fs::directory_iterator(data_dir / "staging", ec)) {
+    RemoveAllQuietly(e.path());
+    ++s->cleaned_;
+  }
+  for (auto& e : fs::directory_iterator(data_dir / "backups", ec)) {
+    auto id = BackupIdFromText(e.path().filename().string());
+    if (!id.ok() || !s->Find(*id).ok()) {
+      RemoveAllQuietly(e.path());
+      ++s->cleaned_;
+    }
+  }
+  return s;
+}
+
+NodeStore::~NodeStore() {
+  if (db_ != nullptr) sqlite3_close(db_);
+}
+
+Status NodeStore::Exec(const std::string& sql) const {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown";
+    sqlite3_free(err);
+    return IoError("metadata database: " + m);
+  }
+  return Status::Ok();
+}
+
+fs::path NodeStore::BackupDir(const BackupId& id) const {
+  return dir_ / "backups" / BackupIdToText(id);
+}
+
+Result<StoredBackup> NodeStore::Find(const BackupId& id) const {
+  Stmt st(db_, "SELECT fragment, state FROM backups WHERE id = ?");
+  if (!st.ok()) return SqlError(db_, "prepare");
+  st.Text(1, BackupIdToText(id));
+  if (sqlite3_step(st.get()) != SQLITE_ROW)
+    return NotFound("backup " + BackupIdToText(id) + " is not on this node");
+  StoredBackup b;
+  b.id = id;
+  b.fragment = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0));
+  b.state = reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 1));
+  return b;
+}
+
+Status NodeStore::SetState(const BackupId& id, uint32_t fragment, const std::string& state,
+                           int64_t unit, int64_t stripes) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "INSERT INTO backups(id, fragment, state, unit_size, stripes, updated) "
+          "VALUES(?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, "
+          "updated = excluded.updated");
+  if (!st.ok()) return SqlError(db_, "prepare");
+  st.Text(1, BackupIdToText(id));
+  st.Int(2, fragment);
+  st.Text(3, state);
+  st.Int(4, unit);
+  st.Int(5, stripes);
+  st.Int(6, static_cast<int64_t>(std::time(nullptr)));
+  if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(db_, "write");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fragment,
+                                                 uint32_t unit_size, uint64_t stripes) {
+  if (unit_size == 0 || unit_size > kMaxUnit || stripes == 0 || stripes > (1ull << 32)) {
+    return InvalidArgument("upload geometry out of range");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (Find(id).ok())
+      return AlreadyExists("backup " + BackupIdToText(id) + " already on this node");
+  }
+  fs::path dir = dir_ / "staging" / BackupIdToText(id);
+  std::error_code ec;
+  if (!fs::create_directory(dir, ec))
+    return AlreadyExists("an upload of this backup is in progress");
+  auto f = File::CreateNew(dir / "fragment", 0600);
+  if (!f.ok()) {
+    RemoveAllQuietly(dir);
+    return f.status();
+  }
+  Status s = SetState(id, fragment, "uploading", unit_size, static_cast<int64_t>(stripes));
+  if (!s.ok()) {
+    RemoveAllQuietly(dir);
+    return s;
+  }
+  return std::unique_ptr<Upload>(
+      new Upload(this, id, fragment, unit_size, stripes, dir, std::move(f).value()));
+}
+
+Upload::~Upload() {
+  if (!prepared_) {
+    file_.reset();
+    RemoveAllQuietly(dir_);
+    std::lock_guard<std::mutex> lock(store_->mu_);
+    Stmt st(store_->db_, "DELETE FROM backups WHERE id = ? AND state = 'uploading'");
+    st.Text(1, BackupIdToText(id_));
+    sqlite3_step(st.get());
+  }
+}
+
+Status Upload::Append(ByteSpan data) {
+  if (prepared_) return FailedPrecondition("upload already prepared");
+  while (!data.empty()) {
+    ByteSpan unit;
+    if (pending_.empty() && data.size() >= unit_) {
+      unit = data.first(unit_);
+      data = data.subspan(unit_);
+    } else {
+      size_t take = std::min<size_t>(unit_ - pending_.size(), data.size());
+      pending_.insert(pending_.end(), data.begin(), data.begin() + take);
+      data = data.subspan(take);
+      if (pending_.size() < unit_) break;
+      unit = pending_;
+    }
+    if (leaves_.size() >= stripes_) return InvalidArgument("more units than the declared stripes");
+    QV_RETURN_IF_ERROR(file_->WriteAll(unit));
+    leaves_.push_back(MerkleLeafHash(unit));
+    bytes_ += unit.size();
+    if (!pending_.empty() && unit.data() == pending_.data()) pending_.clear();
+  }
+  return Status::Ok();
+}
+
+Status Upload::Prepare(ByteSpan signed_manifest, const Share& share) {
+  if (prepared_) return FailedPrecondition("upload already prepared");
+  QV_ASSIGN_OR_RETURN(SignedManifest sm,
+                      SignedManifest::Parse(signed_manifest, &store_->coordinator_));
+  const Manifest& m = sm.manifest();
+  if (m.backup_id != id_) return InvalidArgument("manifest is for another backup");
+  if (fragment_ >= m.n() || m.unit_size != unit_ || m.stripe_count != stripes_) {
+    return InvalidArgument("manifest geometry does not match the upload");
+  }
+  bool placed = false;
+  for (const auto& p : m.placement)
+    placed = placed || (p.fragment == fragment_ && p.node_id == store_->node_id_);
+  if (!placed)
+    return PermissionDenied("manifest does not place fragment " + std::to_string(fragment_) +
+                            " on " + store_->node_id_);
+  if (!pending_.empty() || leaves_.size() != stripes_) {
+    return Corruption("received " + std::to_string(leaves_.size()) + " of " +
+                      std::to_string(stripes_) + " units");
+  }
+  if (MerkleRoot(leaves_) != m.fragment_roots[fragment_]) {
+    return Corruption("received fragment does not match the signed Merkle root");
+  }
+  if (share.x != fragment_ + 1) return InvalidArgument("share index does not match the fragment");
+  QV_RETURN_IF_ERROR(VerifyShare(share, m.commitments));
+
+  QV_RETURN_IF_ERROR(file_->Sync());
+  file_.reset();
+  Bytes leaf_bytes;
+  for (const auto& d : leaves_) AppendBytes(leaf_bytes, d);
+  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "leaves", leaf_bytes, 0600));
+  SecretBytes plain(4 + kScalarSize);
+  plain.data()[0] = uint8_t(share.x >> 24);
+  plain.data()[1] = uint8_t(share.x >> 16);
+  plain.data()[2] = uint8_t(share.x >> 8);
+  plain.data()[3] = uint8_t(share.x);
+  std::memcpy(plain.data() + 4, share.y.data(), kScalarSize);
+  QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(store_->master_, ShareContext(id_, share.x), plain));
+  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "share.sealed", sealed, 0600));
+  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0644));
+  QV_RETURN_IF_ERROR(SyncDir(dir_));
+  fs::path final_dir = store_->BackupDir(id_);
+  if (::rename(dir_.c_str(), final_dir.c_str()) != 0)
+    return ErrnoError("publish " + final_dir.string());
+  QV_RETURN_IF_ERROR(SyncDir(final_dir.parent_path()));
+  prepared_ = true;
+  return store_->SetState(id_, fragment_, "prepared", unit_, static_cast<int64_t>(stripes_));
+}
+
+Status NodeStore::Publish(const BackupId& id) {
+  StoredBackup b;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_ASSIGN_OR_RETURN(b, Find(id));
+  }
+  if (b.state == "uploading") return FailedPrecondition("backup is not prepared");
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "UPDATE backups SET state = 'published' WHERE id = ?");
+  st.Text(1, BackupIdToText(id));
+  if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(db_, "publish");
+  return Status::Ok();
+}
+
+Status NodeStore::Abort(const BackupId& id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto b = Find(id);
+  if (!b.ok()) return Status::Ok();
+  if (b->state == "published")
+    return FailedPrecondition("a published backup is deleted only by retention");
+  Stmt st(db_, "DELETE FROM backups WHERE id = ? AND state = 'prepared'");
+  st.Text(1, BackupIdToText(id));
+  sqlite3_step(st.get());
+  RemoveAllQuietly(BackupDir(id));
+  return Status::Ok();
+}
+
+std::vector<StoredBackup> NodeStore::List() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<StoredBackup> out;
+  Stmt st(db_, "SELECT id, fragment, state FROM backups WHERE state != 'uploading' ORDER BY id");
+  while (st.ok() && sqlite3_step(st.get()) == SQLITE_ROW) {
+    auto id = BackupIdFromText(reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 0)));
+    if (!id.ok()) continue;
+    out.push_back({*id, static_cast<uint32_t>(sqlite3_column_int64(st.get(), 1)),
+                   reinterpret_cast<const char*>(sqlite3_column_text(st.get(), 2))});
+  }
+  return out;
+}
+
+namespace {
+Status RequirePublished(const Result<StoredBackup>& b) {
+  if (!b.ok()) return b.status();
+  if (b->state != "published")
+    return NotFound("backup " + BackupIdToText(b->id) + " is not published");
+  return Status::Ok();
+}
+}  // namespace
+
+Result<Bytes> NodeStore::Manifest(const BackupId& id) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+  }
+  return ReadFileBytes(BackupDir(id) / "manifest", kMaxManifestSize);
+}
+
+Result<Bytes> NodeStore::Leaves(const BackupId& id) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+  }
+  return ReadFileBytes(BackupDir(id) / "leaves", 1ull << 30);
+}
+
+Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t count) const {
+  int64_t unit = 0, stripes = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+    Stmt st(db_, "SELECT unit_size, stripes FROM backups WHERE id = ?");
+    st.Text(1, BackupIdToText(id));
+    if (sqlite3_step(st.get()) != SQLITE_ROW) return NotFound("backup vanished");
+    unit = sqlite3_column_int64(st.get(), 0);
+    stripes = sqlite3_column_int64(st.get(), 1);
+  }
+  if (count == 0 || first >= static_cast<uint64_t>(stripes) ||
+      count > static_cast<uint64_t>(stripes) - first || count * unit > kMaxFetch) {
+    return InvalidArgument("unit range out of bounds");
+  }
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(BackupDir(id) / "fragment"));
+  Bytes out(count * unit);
+  QV_RETURN_IF_ERROR(f->PReadExact(out, first * unit));
+  return out;
+}
+
+Result<SecretBytes> NodeStore::ReadShare(const BackupId& id) const {
+  StoredBackup b;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto found = Find(id);
+    QV_RETURN_IF_ERROR(RequirePublished(found));
+    b = *found;
+  }
+  QV_ASSIGN_OR_RETURN(Bytes sealed, ReadFileBytes(BackupDir(id) / "share.sealed", 4096));
+  return OpenSecret(master_, ShareContext(id, b.fragment + 1), sealed);
+}
+
+}  // namespace qv

@@ -1,0 +1,118 @@
+// A node's storage: fragment files on disk, metadata in SQLite (WAL), shares
+// sealed at rest under the node's master key.
+//
+//   DATA/meta.db                      backups(id, fragment, state, ...)
+//   DATA/staging/ID/                  an upload in progress
+//   DATA/backups/ID/{fragment,leaves,share.sealed,manifest}
+//
+// An upload is staged, then Prepare() checks it against the signed manifest
+// (signer, placement, Merkle root of the units that actually arrived, share
+// against the Feldman commitments), makes it durable (fsync, rename, then
+// the SQLite row) and Publish() makes it visible. Only published backups are
+// served. Open() removes what an interrupted upload left behind, so a
+// partial fragment is never served after a crash.
+//
+// Thread-safe: SQLite access is serialized by a mutex; reads of published
+// fragments use pread on files opened per call.
+#ifndef QV_NODE_NODE_STORE_H_
+#define QV_NODE_NODE_STORE_H_
+
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "base/file_util.h"
+#include "crypto/secret.h"
+#include "crypto/sha256.h"
+#include "crypto/vss.h"
+#include "manifest/manifest.h"
+
+struct sqlite3;
+
+namespace qv {
+
+class NodeStore;
+
+// One fragment being received. Not thread-safe; owned by one session.
+class Upload {
+ public:
+  ~Upload();
+  Status Append(ByteSpan units);
+  // Verifies and makes durable; the backup is then prepared, not yet served.
+  Status Prepare(ByteSpan signed_manifest, const Share& share);
+  const BackupId& id() const { return id_; }
+  uint64_t bytes() const { return bytes_; }
+
+ private:
+  friend class NodeStore;
+  Upload(NodeStore* store, BackupId id, uint32_t fragment, uint32_t unit, uint64_t stripes,
+         std::filesystem::path dir, std::unique_ptr<File> file)
+      : store_(store),
+        id_(id),
+        fragment_(fragment),
+        unit_(unit),
+        stripes_(stripes),
+        dir_(std::move(dir)),
+        file_(std::move(file)) {}
+  NodeStore* store_;
+  BackupId id_;
+  uint32_t fragment_, unit_;
+  uint64_t stripes_;
+  std::filesystem::path dir_;
+  std::unique_ptr<File> file_;
+  std::vector<Digest> leaves_;
+  Bytes pending_;  // a unit split across Append calls
+  uint64_t bytes_ = 0;
+  bool prepared_ = false;
+};
+
+struct StoredBackup {
+  BackupId id{};
+  uint32_t fragment = 0;
+  std::string state;  // "prepared" or "published"
+};
+
+class NodeStore {
+ public:
+  // `node_id` must match the manifest placement; `coordinator` signs manifests.
+  static Result<std::unique_ptr<NodeStore>> Open(const std::filesystem::path& data_dir,
+                                                 SecretBytes master_key, std::string node_id,
+                                                 PublicKey coordinator);
+  ~NodeStore();
+
+  Result<std::unique_ptr<Upload>> Begin(const BackupId& id, uint32_t fragment, uint32_t unit_size,
+                                        uint64_t stripes);
+  Status Publish(const BackupId& id);
+  Status Abort(const BackupId& id);
+
+  std::vector<StoredBackup> List() const;
+  Result<Bytes> Manifest(const BackupId& id) const;
+  Result<Bytes> Leaves(const BackupId& id) const;
+  Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count) const;
+  Result<SecretBytes> ReadShare(const BackupId& id) const;  // x (4 bytes BE) || y
+  // How many leftovers Open() removed (interrupted uploads, unknown folders).
+  int cleaned_on_open() const { return cleaned_; }
+
+ private:
+  friend class Upload;
+  NodeStore() = default;
+  Status Exec(const std::string& sql) const;
+  Result<StoredBackup> Find(const BackupId& id) const;
+  Status SetState(const BackupId& id, uint32_t fragment, const std::string& state, int64_t unit,
+                  int64_t stripes);
+  std::filesystem::path BackupDir(const BackupId& id) const;
+
+  std::filesystem::path dir_;
+  SecretBytes master_;
+  std::string node_id_;
+  PublicKey coordinator_{};
+  sqlite3* db_ = nullptr;
+  mutable std::mutex mu_;
+  int cleaned_ = 0;
+};
+
+}  // namespace qv
+
+#endif  // QV_NODE_NODE_STORE_H_
