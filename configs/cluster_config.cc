@@ -256,7 +256,9 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
   const toml::table* n = root["node"].as_table();
   if (n == nullptr) return Bad(source, "node", "missing [node] table");
-  QV_RETURN_IF_ERROR(OnlyKeys(*n, {"id", "data_dir", "key_file", "master_key_file", "cluster_file"},
+  QV_RETURN_IF_ERROR(OnlyKeys(*n,
+                              {"id", "data_dir", "key_file", "master_key_file", "cluster_file",
+                               "handshake_timeout_ms", "idle_timeout_ms"},
                               source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -272,6 +274,14 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   c.key_file = resolve(key);
   c.master_key_file = resolve(master);
   c.cluster_file = resolve(cluster);
+  if (n->contains("handshake_timeout_ms")) {
+    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "handshake_timeout_ms", source, "node", 100, 600000));
+    c.handshake_timeout_ms = static_cast<uint32_t>(v);
+  }
+  if (n->contains("idle_timeout_ms")) {
+    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "idle_timeout_ms", source, "node", 100, 86400000));
+    c.idle_timeout_ms = static_cast<uint32_t>(v);
+  }
   std::error_code ec;
   for (const auto& [field, p] :
        std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},

@@ -59,6 +59,10 @@ struct NodeConfig {
   std::filesystem::path key_file;         // the node's Ed25519 identity
   std::filesystem::path master_key_file;  // seals shares at rest
   std::filesystem::path cluster_file;
+  // Optional: how long a peer may take to finish the handshake, and how long
+  // a connection may sit idle, before the node drops it.
+  uint32_t handshake_timeout_ms = 10000;
+  uint32_t idle_timeout_ms = 120000;
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

@@ -1,0 +1,142 @@
+#include "coordinator/cluster.h"
+
+#include <chrono>
+#include <set>
+#include <thread>
+
+namespace qv {
+
+Result<std::unique_ptr<ClusterSession>> ClusterSession::Open(ClusterConfig config,
+                                                             const SigningKey* key,
+                                                             const ClientOptions& options) {
+  std::unique_ptr<ClusterSession> s(new ClusterSession());
+  s->config_ = std::move(config);
+  s->key_ = key;
+  const size_t n = s->config_.nodes.size();
+  s->clients_.resize(n);
+  s->connect_ms_.resize(n);
+  std::vector<Status> errors(n);
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      auto start = std::chrono::steady_clock::now();
+      auto c = NodeClient::Connect(s->config_.nodes[i], *key, options);
+      s->connect_ms_[i] =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+              .count();
+      if (c.ok()) {
+        s->clients_[i] = std::move(c).value();
+      } else {
+        errors[i] = c.status();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < n; ++i) {
+    if (!errors[i].ok()) {
+      s->problems_.push_back(s->config_.nodes[i].id + " unreachable: " + errors[i].message());
+    }
+  }
+  return s;
+}
+
+size_t ClusterSession::reachable() const {
+  size_t r = 0;
+  for (const auto& c : clients_) r += c != nullptr;
+  return r;
+}
+
+std::vector<NodeCaller*> ClusterSession::Reachable() {
+  std::vector<NodeCaller*> out;
+  for (auto& c : clients_) {
+    if (c) out.push_back(c.get());
+  }
+  return out;
+}
+
+Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOptions options) {
+  if (reachable() != clients_.size()) {
+    std::string why;
+    for (const auto& p : problems_) why += (why.empty() ? "" : "; ") + p;
+    return FailedPrecondition("backup needs every node: " + why);
+  }
+  std::vector<NodeCaller*> callers;
+  std::vector<Placement> placement;
+  for (uint32_t f = 0; f < clients_.size(); ++f) {
+    callers.push_back(clients_[f].get());
+    placement.push_back({f, config_.nodes[f].id, config_.nodes[f].site});
+  }
+  RemoteTarget target(callers, placement);
+  return RunBackup(artifact, target, *key_, options);
+}
+
+Result<SignedManifest> ClusterSession::Manifest(const BackupId& id,
+                                                std::vector<std::string>* problems) {
+  return FetchManifest(Reachable(), id, config_.coordinator, problems);
+}
+
+Result<RestoreReport> ClusterSession::Restore(const BackupId& id, ArtifactWriter& writer,
+                                              const RestoreOptions& options,
+                                              std::vector<std::string>* problems) {
+  for (const auto& p : problems_) problems->push_back(p);
+  auto sm = Manifest(id, problems);
+  if (!sm.ok()) {
+    writer.Abort();
+    return sm.status();
+  }
+  const qv::Manifest& m = sm->manifest();
+  std::vector<std::unique_ptr<FragmentSource>> sources;
+  std::vector<NodeCaller*> share_callers;
+  for (const auto& p : m.placement) {
+    const NodeEntry* node = config_.FindNode(p.node_id);
+    if (node == nullptr) {
+      problems->push_back(p.node_id + ": placed in the manifest but not in the cluster file");
+      continue;
+    }
+    NodeClient* c = clients_[node - config_.nodes.data()].get();
+    if (c == nullptr) continue;  // already named as unreachable
+    sources.push_back(NewRemoteSource(c, id, p.fragment, m.unit_size));
+    share_callers.push_back(c);
+  }
+  auto shares = FetchShares(share_callers, *sm, problems);
+  return RunRestore(*sm, std::move(sources), std::move(shares), writer, options);
+}
+
+std::vector<BackupId> ClusterSession::List() {
+  std::set<BackupId> ids;
+  for (NodeCaller* c : Reachable()) {
+    Request r;
+    r.op = Op::kListBackups;
+    auto resp = CallChecked(*c, r);
+    if (!resp.ok()) continue;
+    for (const auto& id : resp->ids) ids.insert(id);
+  }
+  return {ids.begin(), ids.end()};
+}
+
+std::vector<NodeHealth> ClusterSession::Health() {
+  std::vector<NodeHealth> out;
+  for (size_t i = 0; i < config_.nodes.size(); ++i) {
+    const auto& n = config_.nodes[i];
+    NodeHealth h{n.id, n.site, n.host + ":" + std::to_string(n.port), false, "", connect_ms_[i]};
+    if (!clients_[i]) {
+      h.detail = "unreachable";
+      for (const auto& p : problems_) {
+        if (p.rfind(n.id + " ", 0) == 0) h.detail = p.substr(n.id.size() + 1);
+      }
+    } else {
+      auto start = std::chrono::steady_clock::now();
+      Request r;
+      r.op = Op::kHealth;
+      auto resp = CallChecked(*clients_[i], r);
+      h.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+                 .count();
+      h.ok = resp.ok();
+      h.detail = resp.ok() ? "ok" : resp.status().message();
+    }
+    out.push_back(h);
+  }
+  return out;
+}
+
+}  // namespace qv

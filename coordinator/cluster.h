@@ -1,0 +1,54 @@
+// The coordinator's view of a cluster: one authenticated connection per
+// node, opened in parallel; nodes that cannot be reached are named in
+// problems() and skipped where the operation allows it (restore, list,
+// status), or fail the operation where it does not (backup needs every node).
+#ifndef QV_COORDINATOR_CLUSTER_H_
+#define QV_COORDINATOR_CLUSTER_H_
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "configs/cluster_config.h"
+#include "coordinator/node_client.h"
+#include "coordinator/pipeline.h"
+
+namespace qv {
+
+struct NodeHealth {
+  std::string id, site, address;
+  bool ok = false;
+  std::string detail;
+  double ms = 0;
+};
+
+class ClusterSession {
+ public:
+  static Result<std::unique_ptr<ClusterSession>> Open(ClusterConfig config, const SigningKey* key,
+                                                      const ClientOptions& options = {});
+
+  const ClusterConfig& config() const { return config_; }
+  const std::vector<std::string>& problems() const { return problems_; }
+  size_t reachable() const;
+
+  Result<BackupOutcome> Backup(const Artifact& artifact, BackupOptions options);
+  Result<RestoreReport> Restore(const BackupId& id, ArtifactWriter& writer,
+                                const RestoreOptions& options, std::vector<std::string>* problems);
+  std::vector<BackupId> List();
+  Result<SignedManifest> Manifest(const BackupId& id, std::vector<std::string>* problems);
+  std::vector<NodeHealth> Health();
+
+ private:
+  ClusterSession() = default;
+  std::vector<NodeCaller*> Reachable();
+  ClusterConfig config_;
+  const SigningKey* key_ = nullptr;
+  std::vector<std::unique_ptr<NodeClient>> clients_;  // nullptr where unreachable
+  std::vector<double> connect_ms_;
+  std::vector<std::string> problems_;
+};
+
+}  // namespace qv
+
+#endif  // QV_COORDINATOR_CLUSTER_H_

@@ -1,0 +1,134 @@
+#include "coordinator/local_cluster_ctl.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <thread>
+
+#include "base/file_util.h"
+#include "configs/local_cluster.h"
+#include "coordinator/cluster.h"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path PidFile(const fs::path& dir, const std::string& id) {
+  return dir / "nodes" / id / "node.pid";
+}
+
+int ReadPid(const fs::path& p) {
+  std::ifstream in(p);
+  int pid = 0;
+  in >> pid;
+  return pid;
+}
+
+// A zombie (dead, not yet reaped by whoever inherited it) counts as dead.
+bool Alive(int pid) {
+  if (pid <= 0 || ::kill(pid, 0) != 0) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  size_t close = line.rfind(')');
+  return close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'Z';
+}
+
+Result<int> Spawn(const fs::path& qv, const fs::path& config, const fs::path& log) {
+  pid_t pid = ::fork();
+  if (pid < 0) return ErrnoError("fork");
+  if (pid == 0) {
+    ::setsid();
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+    }
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    // A second fork so the node is not our child: it outlives `cluster up`.
+    pid_t grandchild = ::fork();
+    if (grandchild != 0) ::_exit(grandchild < 0 ? 1 : 0);
+    ::execl(qv.c_str(), qv.c_str(), "node", "run", "--config", config.c_str(),
+            static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return 0;
+}
+
+}  // namespace
+
+Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& qv,
+                                           std::chrono::milliseconds wait) {
+  QV_ASSIGN_OR_RETURN(ClusterConfig c, ClusterConfig::Load(dir / "cluster.toml"));
+  for (const auto& n : c.nodes) {
+    fs::path pidf = PidFile(dir, n.id);
+    if (Alive(ReadPid(pidf))) continue;
+    fs::path config = NodeConfigPath(dir, n.id);
+    QV_ASSIGN_OR_RETURN(int ignored, Spawn(qv, config, dir / "nodes" / n.id / "node.log"));
+    (void)ignored;
+  }
+  // The node writes its own pid file once it listens; wait for that and
+  // for a health answer over an authenticated channel.
+  QV_ASSIGN_OR_RETURN(auto key, SigningKey::Load(dir / "coordinator.key"));
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  std::vector<NodeHealth> health;
+  while (true) {
+    ClientOptions o;
+    o.connect_timeout = std::chrono::milliseconds(500);
+    o.io_timeout = std::chrono::milliseconds(2000);
+    QV_ASSIGN_OR_RETURN(auto session, ClusterSession::Open(c, key.get(), o));
+    health = session->Health();
+    bool all = true;
+    for (const auto& h : health) all = all && h.ok;
+    if (all) break;
+    if (std::chrono::steady_clock::now() > deadline) {
+      std::string why;
+      for (const auto& h : health) {
+        if (!h.ok) why += (why.empty() ? "" : "; ") + h.id + ": " + h.detail;
+      }
+      return FailedPrecondition("nodes did not come up (see DIR/nodes/ID/node.log): " + why);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::vector<StartedNode> out;
+  for (const auto& n : c.nodes) {
+    out.push_back({n.id, n.host + ":" + std::to_string(n.port), ReadPid(PidFile(dir, n.id))});
+  }
+  return out;
+}
+
+Result<int> ClusterDown(const fs::path& dir, std::chrono::milliseconds grace) {
+  QV_ASSIGN_OR_RETURN(ClusterConfig c, ClusterConfig::Load(dir / "cluster.toml"));
+  std::vector<std::pair<fs::path, int>> running;
+  for (const auto& n : c.nodes) {
+    fs::path pidf = PidFile(dir, n.id);
+    int pid = ReadPid(pidf);
+    if (Alive(pid)) {
+      ::kill(pid, SIGTERM);
+      running.push_back({pidf, pid});
+    } else {
+      std::error_code ec;
+      fs::remove(pidf, ec);
+    }
+  }
+  const auto deadline = std::chrono::steady_clock::now() + grace;
+  for (auto& [pidf, pid] : running) {
+    while (Alive(pid) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (Alive(pid)) ::kill(pid, SIGKILL);
+    std::error_code ec;
+    fs::remove(pidf, ec);
+  }
+  return static_cast<int>(running.size());
+}
+
+}  // namespace qv

@@ -1,0 +1,150 @@
+#include "coordinator/node_client.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace qv {
+
+namespace {
+
+constexpr std::string_view kPrologue = "quorumvault/1";
+
+Result<int> ConnectWithTimeout(const std::string& host, uint16_t port,
+                               std::chrono::milliseconds timeout) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  const std::string where = host + ":" + std::to_string(port);
+  if (int rc = getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &res); rc != 0) {
+    return IoError(where + ": " + gai_strerror(rc));
+  }
+  Status last = IoError(where + ": no address");
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    int fd =
+        ::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    if (fd < 0) continue;
+    int rc = ::connect(fd, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd p{fd, POLLOUT, 0};
+      rc = ::poll(&p, 1, static_cast<int>(timeout.count()));
+      if (rc == 0) {
+        ::close(fd);
+        last = IoError(where + ": connect timed out");
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof err;
+      ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc != 0) {
+      last = IoError(where + ": " + std::strerror(errno));
+      ::close(fd);
+      continue;
+    }
+    ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    freeaddrinfo(res);
+    return fd;
+  }
+  freeaddrinfo(res);
+  return last;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const NodeEntry& node,
+                                                        const SigningKey& identity,
+                                                        const ClientOptions& options) {
+  std::unique_ptr<NodeClient> c(new NodeClient());
+  c->name_ = node.id;
+  QV_ASSIGN_OR_RETURN(c->fd_, ConnectWithTimeout(node.host, node.port, options.connect_timeout));
+  timeval tv{};
+  tv.tv_sec = options.io_timeout.count() / 1000;
+  tv.tv_usec = (options.io_timeout.count() % 1000) * 1000;
+  ::setsockopt(c->fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(c->fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  int one = 1;
+  ::setsockopt(c->fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  QV_ASSIGN_OR_RETURN(c->channel_, Channel::New(true, identity, AsBytes(kPrologue)));
+  QV_ASSIGN_OR_RETURN(Bytes first, c->channel_->Start());
+  QV_RETURN_IF_ERROR(c->SendAll(first).WithContext(node.id));
+  while (!c->channel_->established()) {
+    auto frame = c->ReadFrame();
+    if (!frame.ok()) return frame.status().WithContext(node.id + ": handshake");
+    auto ev = c->channel_->OnFrame(*frame);
+    if (!ev.ok()) return ev.status().WithContext(node.id + ": handshake");
+    if (!ev->to_send.empty()) QV_RETURN_IF_ERROR(c->SendAll(ev->to_send).WithContext(node.id));
+  }
+  QV_ASSIGN_OR_RETURN(auto expected, X25519PublicFromEd25519(node.public_key));
+  if (*c->channel_->remote_static() != expected) {
+    return Unauthenticated(node.id + " at " + node.host + ":" + std::to_string(node.port) +
+                           " proved a key that is not the one pinned in the cluster file");
+  }
+  return c;
+}
+
+NodeClient::~NodeClient() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Status NodeClient::SendAll(ByteSpan data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoError("write timed out");
+      return ErrnoError("write");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<Bytes> NodeClient::ReadFrame() {
+  uint8_t buf[64 * 1024];
+  while (true) {
+    if (auto f = decoder_.Next()) return std::move(*f);
+    const size_t want = std::min(decoder_.Wanted(), sizeof buf);
+    ssize_t n = ::recv(fd_, buf, want, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return IoError("read timed out");
+      return ErrnoError("read");
+    }
+    if (n == 0) return IoError("connection closed by the node");
+    QV_RETURN_IF_ERROR(decoder_.Feed(ByteSpan(buf, static_cast<size_t>(n))));
+  }
+}
+
+Result<Response> NodeClient::Call(const Request& request) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (broken_) return IoError("connection is closed after an earlier error");
+  auto result = [&]() -> Result<Response> {
+    QV_ASSIGN_OR_RETURN(Bytes body, EncodeRequest(request));
+    QV_ASSIGN_OR_RETURN(Bytes wire, channel_->Seal(body));
+    QV_RETURN_IF_ERROR(SendAll(wire));
+    while (true) {
+      QV_ASSIGN_OR_RETURN(Bytes frame, ReadFrame());
+      QV_ASSIGN_OR_RETURN(Channel::Event ev, channel_->OnFrame(frame));
+      if (ev.message) return DecodeResponse(*ev.message);
+    }
+  }();
+  if (!result.ok()) {
+    broken_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+  }
+  return result;
+}
+
+}  // namespace qv

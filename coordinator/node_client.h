@@ -1,0 +1,47 @@
+// A connection from the coordinator to one node: TCP with deadlines on
+// connect, read and write, the Noise XX channel, and a pin check: the node
+// must prove the key the cluster file lists for it, or the connection is
+// dropped before any request is sent. Calls are serialized by a mutex; after
+// a transport error the connection is closed and later calls fail fast.
+#ifndef QV_COORDINATOR_NODE_CLIENT_H_
+#define QV_COORDINATOR_NODE_CLIENT_H_
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+
+#include "configs/cluster_config.h"
+#include "coordinator/node_io.h"
+#include "crypto/channel.h"
+
+namespace qv {
+
+struct ClientOptions {
+  std::chrono::milliseconds connect_timeout{3000};
+  std::chrono::milliseconds io_timeout{30000};
+};
+
+class NodeClient : public NodeCaller {
+ public:
+  static Result<std::unique_ptr<NodeClient>> Connect(const NodeEntry& node,
+                                                     const SigningKey& identity,
+                                                     const ClientOptions& options = {});
+  ~NodeClient() override;
+  const std::string& name() const override { return name_; }
+  Result<Response> Call(const Request& request) override;
+
+ private:
+  NodeClient() = default;
+  Status SendAll(ByteSpan data);
+  Result<Bytes> ReadFrame();
+  std::string name_;
+  int fd_ = -1;
+  std::unique_ptr<Channel> channel_;
+  FrameDecoder decoder_;
+  std::mutex mu_;
+  bool broken_ = false;
+};
+
+}  // namespace qv
+
+#endif  // QV_COORDINATOR_NODE_CLIENT_H_

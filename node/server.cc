@@ -1,0 +1,220 @@
+#include "node/server.h"
+
+#include <asio.hpp>
+#include <asio/experimental/as_tuple.hpp>
+#include <asio/experimental/awaitable_operators.hpp>
+#include <atomic>
+#include <thread>
+
+#include "crypto/channel.h"
+
+namespace qv {
+
+using asio::awaitable;
+using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
+constexpr auto kUse = asio::experimental::as_tuple(asio::use_awaitable);
+
+struct NodeServer::Impl {
+  NodeService* service;
+  const SigningKey* identity;
+  ServerOptions opt;
+  asio::io_context ctx;
+  tcp::acceptor acceptor{ctx};
+  std::atomic<bool> stopping{false};
+};
+
+namespace {
+
+// One connection: handshake, pin check, then requests until close.
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(NodeServer::Impl* s, tcp::socket sock)
+      : s_(s), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
+
+  awaitable<void> Run() {
+    std::string peer_addr = "?";
+    {
+      asio::error_code ec;
+      auto ep = sock_.remote_endpoint(ec);
+      if (!ec) peer_addr = ep.address().to_string() + ":" + std::to_string(ep.port());
+    }
+    Status st = co_await Serve();
+    if (!st.ok() && st.code() != StatusCode::kNotFound) {
+      s_->service->Log("peer=" + (peer_.name.empty() ? peer_addr : peer_.name) +
+                       " event=disconnect reason=\"" + st.ToString() + "\"");
+    }
+    asio::error_code ignored;
+    sock_.shutdown(tcp::socket::shutdown_both, ignored);
+    sock_.close(ignored);
+  }
+
+ private:
+  // kNotFound marks a clean close by the peer.
+  awaitable<Status> Serve() {
+    auto ch = Channel::New(false, *s_->identity, AsBytes(kChannelPrologue), s_->opt.max_message);
+    if (!ch.ok()) co_return ch.status();
+    channel_ = std::move(ch).value();
+    const auto handshake_deadline = std::chrono::steady_clock::now() + s_->opt.handshake_timeout;
+    while (!channel_->established()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          handshake_deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
+      auto frame = co_await ReadFrame(left);
+      if (!frame.ok()) {
+        if (frame.status().message() == "read timed out") {
+          co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
+        }
+        co_return frame.status().WithContext("handshake");
+      }
+      auto ev = channel_->OnFrame(*frame);
+      if (!ev.ok()) co_return ev.status().WithContext("handshake");
+      if (!ev->to_send.empty()) {
+        Status w = co_await Write(ev->to_send);
+        if (!w.ok()) co_return w;
+      }
+    }
+    peer_ = s_->service->Identify(*channel_->remote_static());
+    if (peer_.role == PeerRole::kUnknown) {
+      s_->service->Log("peer=" + peer_.name +
+                       " event=refused reason=\"key not pinned in the cluster file\"");
+      co_return Status::Ok();
+    }
+    NodeService::Session session(peer_);
+    while (!s_->stopping.load()) {
+      auto frame = co_await ReadFrame(s_->opt.idle_timeout);
+      if (!frame.ok()) co_return frame.status();
+      auto ev = channel_->OnFrame(*frame);
+      if (!ev.ok()) co_return ev.status();
+      if (!ev->message) continue;
+      auto req = DecodeRequest(*ev->message);
+      Response resp =
+          req.ok() ? s_->service->Handle(session, *req) : Response::FromStatus(req.status());
+      auto bytes = EncodeResponse(resp);
+      if (!bytes.ok()) co_return bytes.status();
+      auto wire = channel_->Seal(*bytes);
+      std::fill(resp.payload.begin(), resp.payload.end(), 0);
+      if (!wire.ok()) co_return wire.status();
+      Status w = co_await Write(*wire);
+      if (!w.ok()) co_return w;
+      if (!req.ok()) co_return req.status();  // a malformed request ends the connection
+    }
+    co_return Status::Ok();
+  }
+
+  awaitable<Result<Bytes>> ReadFrame(std::chrono::milliseconds timeout) {
+    while (true) {
+      if (auto f = decoder_.Next()) co_return std::move(*f);
+      const size_t want = std::min<size_t>(decoder_.Wanted(), buf_.size());
+      timer_.expires_after(timeout);
+      auto r = co_await (sock_.async_read_some(asio::buffer(buf_.data(), want), kUse) ||
+                         timer_.async_wait(kUse));
+      if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "read timed out");
+      auto [ec, n] = std::get<0>(r);
+      if (ec == asio::error::eof) co_return NotFound("peer closed the connection");
+      if (ec) co_return IoError("read: " + ec.message());
+      Status st = decoder_.Feed(ByteSpan(buf_.data(), n));
+      if (!st.ok()) co_return st;
+    }
+  }
+
+  awaitable<Status> Write(const Bytes& data) {
+    timer_.expires_after(s_->opt.io_timeout);
+    auto r =
+        co_await (asio::async_write(sock_, asio::buffer(data), kUse) || timer_.async_wait(kUse));
+    if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "write timed out");
+    auto [ec, n] = std::get<0>(r);
+    (void)n;
+    if (ec) co_return IoError("write: " + ec.message());
+    co_return Status::Ok();
+  }
+
+  NodeServer::Impl* s_;
+  tcp::socket sock_;
+  asio::steady_timer timer_;
+  std::unique_ptr<Channel> channel_;
+  FrameDecoder decoder_;
+  std::array<uint8_t, 64 * 1024> buf_;
+  PeerInfo peer_;
+};
+
+awaitable<void> Accept(NodeServer::Impl* s) {
+  while (!s->stopping.load()) {
+    auto [ec, sock] = co_await s->acceptor.async_accept(kUse);
+    if (ec) {
+      if (s->stopping.load() || ec == asio::error::operation_aborted) co_return;
+      continue;
+    }
+    sock.set_option(tcp::no_delay(true));
+    // Each session on its own strand: its read, write and timer never race.
+    auto strand = asio::make_strand(s->ctx);
+    tcp::socket mine(strand);
+    mine.assign(tcp::v4(), sock.release());
+    auto session = std::make_shared<Session>(s, std::move(mine));
+    asio::co_spawn(
+        strand, [session]() -> awaitable<void> { co_await session->Run(); }, asio::detached);
+  }
+}
+
+}  // namespace
+
+NodeServer::NodeServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+NodeServer::~NodeServer() { Stop(); }
+
+Result<std::unique_ptr<NodeServer>> NodeServer::New(NodeService* service,
+                                                    const SigningKey* identity,
+                                                    const ServerOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->service = service;
+  impl->identity = identity;
+  impl->opt = options;
+  asio::error_code ec;
+  auto addr = asio::ip::make_address(options.host, ec);
+  if (ec) return InvalidArgument("listen address '" + options.host + "': " + ec.message());
+  tcp::endpoint ep(addr, options.port);
+  impl->acceptor.open(ep.protocol(), ec);
+  if (!ec) impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) impl->acceptor.bind(ep, ec);
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return IoError("listen on " + options.host + ":" + std::to_string(options.port) + ": " +
+                   ec.message());
+  }
+  return std::unique_ptr<NodeServer>(new NodeServer(std::move(impl)));
+}
+
+uint16_t NodeServer::port() const { return impl_->acceptor.local_endpoint().port(); }
+
+Status NodeServer::Run(bool handle_signals) {
+  Impl* s = impl_.get();
+  asio::signal_set signals(s->ctx);
+  if (handle_signals) {
+    signals.add(SIGINT);
+    signals.add(SIGTERM);
+    signals.async_wait([this](const asio::error_code& ec, int) {
+      if (!ec) Stop();
+    });
+  }
+  asio::co_spawn(s->ctx, Accept(s), asio::detached);
+  int threads = s->opt.threads > 0
+                    ? s->opt.threads
+                    : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> pool;
+  for (int i = 1; i < threads; ++i) pool.emplace_back([s] { s->ctx.run(); });
+  s->ctx.run();
+  for (auto& t : pool) t.join();
+  return Status::Ok();
+}
+
+void NodeServer::Stop() {
+  if (!impl_) return;
+  Impl* s = impl_.get();
+  if (s->stopping.exchange(true)) return;
+  asio::post(s->ctx, [s] {
+    asio::error_code ignored;
+    s->acceptor.close(ignored);
+    s->ctx.stop();
+  });
+}
+
+}  // namespace qv
