@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
-# Installs dependencies, builds with -Werror, runs every test through ctest,
-# runs the concurrent code's tests again under ThreadSanitizer, and gives each
-# libFuzzer target a short smoke run. QV_SKIP_TSAN=1 / QV_SKIP_FUZZ=1 skip those.
+# Installs dependencies, builds with -Werror, runs the concurrent code's tests
+# under ThreadSanitizer, gives each libFuzzer target a short smoke run, and
+# finally runs every test through ctest (last, so its summary closes the log).
+# QV_SKIP_TSAN=1 / QV_SKIP_FUZZ=1 skip the sanitizer and fuzz passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh -DQV_WERROR=ON -DQV_TESTS=ON
-(cd build && ctest --output-on-failure -j "$(nproc)" --timeout 300)
 
 if [ "${QV_SKIP_TSAN:-0}" != "1" ]; then
-  echo "== ThreadSanitizer pass (pipeline, crypto)"
+  echo "== ThreadSanitizer pass (pipeline, crypto, in-process cluster)"
   generator=()
   if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
   cmake -S . -B build-tsan "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -21,3 +21,6 @@ fi
 if [ "${QV_SKIP_FUZZ:-0}" != "1" ]; then
   bash scripts/fuzz.sh 20
 fi
+
+echo "== all tests"
+(cd build && ctest --output-on-failure -j "$(nproc)" --timeout 300)
