@@ -10,6 +10,7 @@
 #include "coordinator/artifact.h"
 #include "coordinator/memory_store.h"
 #include "coordinator/pipeline.h"
+#include "crypto/channel.h"
 #include "crypto/sha256.h"
 #include "erasure/reed_solomon.h"
 
@@ -138,11 +139,38 @@ Result<BenchReport> RunBench(const BenchOptions& opt) {
     r.stages.push_back({rs_name + " decode (" + std::to_string(lost) + " lost)", dec_rate, 0, 1});
   }
 
+  // The Noise transport as the channel uses it: 1 MiB messages in frames.
+  double transport_rate = 0;
+  {
+    QV_ASSIGN_OR_RETURN(auto ka, SigningKey::Generate());
+    QV_ASSIGN_OR_RETURN(auto kb, SigningKey::Generate());
+    QV_ASSIGN_OR_RETURN(auto a, Channel::New(true, *ka, AsBytes("bench")));
+    QV_ASSIGN_OR_RETURN(auto b, Channel::New(false, *kb, AsBytes("bench")));
+    // Handshake in memory.
+    FrameDecoder to_b, to_a;
+    QV_ASSIGN_OR_RETURN(Bytes w, a->Start());
+    for (int step = 0; step < 3 && !(a->established() && b->established()); ++step) {
+      Channel& dst = step % 2 == 0 ? *b : *a;
+      FrameDecoder& dec = step % 2 == 0 ? to_b : to_a;
+      QV_RETURN_IF_ERROR(dec.Feed(w));
+      auto f = dec.Next();
+      if (!f) return Internal("bench handshake stalled");
+      QV_ASSIGN_OR_RETURN(Channel::Event ev, dst.OnFrame(*f));
+      w = ev.to_send;
+    }
+    Bytes msg(1 << 20, 0x5a);
+    transport_rate = Rate(secs, msg.size(), [&] { (void)a->Seal(msg); });
+    r.stages.push_back({"noise transport seal (64 KiB frames)", transport_rate, 0, 1});
+  }
+
   // Per-plaintext-byte costs (seconds per MB) and the limits they imply.
   const double backup_cost =
       1 / sha_rate + 1 / aead_rate + 1 / enc_rate + (double(n) / opt.k) / sha_rate;
   const double restore_cost = 1 / sha_rate + 1 / aead_rate + 1 / sha_rate;
   const double restore_decode_cost = restore_cost + (dec_rate > 0 ? 1 / dec_rate : 0);
+  const double nk = double(n) / opt.k;
+  r.cluster_backup_limit = r.cores / (backup_cost + 2 * nk / transport_rate + nk / sha_rate);
+  r.cluster_restore_limit = r.cores / (restore_cost + 2 / transport_rate);
 
   // The whole pipeline on an in-memory artifact into memory nodes.
   src.clear();

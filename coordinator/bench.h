@@ -36,6 +36,13 @@ struct BenchReport {
   std::vector<BenchFigure> stages;
   std::vector<BenchFigure> pipelines;
   int cores = 1;
+  // Compute limits (MB/s of artifact, all cores) of the whole path through a
+  // cluster on this machine: the coordinator's stages, Noise transport
+  // encryption and decryption of every byte sent, and the nodes' hash check.
+  //   backup : coordinator (as in-process) + 2 (n/k) transport + (n/k) sha
+  //   restore: coordinator (as in-process) + 2 transport (k units fetched)
+  double cluster_backup_limit = 0;
+  double cluster_restore_limit = 0;
 };
 
 Result<BenchReport> RunBench(const BenchOptions& options);

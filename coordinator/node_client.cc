@@ -79,9 +79,10 @@ Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const NodeEntry& node,
   QV_ASSIGN_OR_RETURN(Bytes first, c->channel_->Start());
   QV_RETURN_IF_ERROR(c->SendAll(first).WithContext(node.id));
   while (!c->channel_->established()) {
-    auto frame = c->ReadFrame();
-    if (!frame.ok()) return frame.status().WithContext(node.id + ": handshake");
-    auto ev = c->channel_->OnFrame(*frame);
+    Status got = c->FillFrame();
+    if (!got.ok()) return got.WithContext(node.id + ": handshake");
+    auto ev = c->channel_->OnFrame(*c->decoder_.Peek());
+    c->decoder_.Pop();
     if (!ev.ok()) return ev.status().WithContext(node.id + ": handshake");
     if (!ev->to_send.empty()) QV_RETURN_IF_ERROR(c->SendAll(ev->to_send).WithContext(node.id));
   }
@@ -111,20 +112,18 @@ Status NodeClient::SendAll(ByteSpan data) {
   return Status::Ok();
 }
 
-Result<Bytes> NodeClient::ReadFrame() {
-  uint8_t buf[64 * 1024];
-  while (true) {
-    if (auto f = decoder_.Next()) return std::move(*f);
-    const size_t want = std::min(decoder_.Wanted(), sizeof buf);
-    ssize_t n = ::recv(fd_, buf, want, 0);
+Status NodeClient::FillFrame() {
+  while (!decoder_.Peek()) {
+    ssize_t n = ::recv(fd_, rbuf_.data(), rbuf_.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoError("read timed out");
       return ErrnoError("read");
     }
     if (n == 0) return IoError("connection closed by the node");
-    QV_RETURN_IF_ERROR(decoder_.Feed(ByteSpan(buf, static_cast<size_t>(n))));
+    QV_RETURN_IF_ERROR(decoder_.Feed(ByteSpan(rbuf_.data(), static_cast<size_t>(n))));
   }
+  return Status::Ok();
 }
 
 Result<Response> NodeClient::Call(const Request& request) {
@@ -135,9 +134,11 @@ Result<Response> NodeClient::Call(const Request& request) {
     QV_ASSIGN_OR_RETURN(Bytes wire, channel_->Seal(body));
     QV_RETURN_IF_ERROR(SendAll(wire));
     while (true) {
-      QV_ASSIGN_OR_RETURN(Bytes frame, ReadFrame());
-      QV_ASSIGN_OR_RETURN(Channel::Event ev, channel_->OnFrame(frame));
-      if (ev.message) return DecodeResponse(*ev.message);
+      QV_RETURN_IF_ERROR(FillFrame());
+      auto ev = channel_->OnFrame(*decoder_.Peek());
+      decoder_.Pop();
+      if (!ev.ok()) return ev.status();
+      if (ev->message) return DecodeResponse(*ev->message);
     }
   }();
   if (!result.ok()) {

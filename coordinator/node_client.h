@@ -33,11 +33,12 @@ class NodeClient : public NodeCaller {
  private:
   NodeClient() = default;
   Status SendAll(ByteSpan data);
-  Result<Bytes> ReadFrame();
+  Status FillFrame();
   std::string name_;
   int fd_ = -1;
   std::unique_ptr<Channel> channel_;
   FrameDecoder decoder_;
+  Bytes rbuf_ = Bytes(256 * 1024);
   std::mutex mu_;
   bool broken_ = false;
 };

@@ -20,33 +20,56 @@ Bytes EncodeFrame(ByteSpan body) {
   return out;
 }
 
-Status FrameDecoder::Feed(ByteSpan data) {
-  buf_.insert(buf_.end(), data.begin(), data.end());
-  while (buf_.size() >= kFrameHeaderSize) {
-    const uint32_t n =
-        uint32_t{buf_[0]} << 24 | uint32_t{buf_[1]} << 16 | uint32_t{buf_[2]} << 8 | buf_[3];
+namespace {
+uint32_t Length(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+}  // namespace
+
+Status FrameDecoder::Check() const {
+  if (buf_.size() - start_ >= kFrameHeaderSize) {
+    const uint32_t n = Length(buf_.data() + start_);
     if (n == 0 || n > noise::kMaxMessage) {
       return InvalidArgument("frame length " + std::to_string(n) + " outside 1..65535");
     }
-    if (buf_.size() < kFrameHeaderSize + n) break;
-    ready_.emplace_back(buf_.begin() + kFrameHeaderSize, buf_.begin() + kFrameHeaderSize + n);
-    buf_.erase(buf_.begin(), buf_.begin() + kFrameHeaderSize + n);
   }
   return Status::Ok();
 }
 
+Status FrameDecoder::Feed(ByteSpan data) {
+  if (start_ > 0) {
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
+    start_ = 0;
+  }
+  buf_.insert(buf_.end(), data.begin(), data.end());
+  return Check();
+}
+
+std::optional<ByteSpan> FrameDecoder::Peek() const {
+  const size_t avail = buf_.size() - start_;
+  if (avail < kFrameHeaderSize) return std::nullopt;
+  const uint32_t n = Length(buf_.data() + start_);
+  if (n == 0 || n > noise::kMaxMessage || avail < kFrameHeaderSize + n) return std::nullopt;
+  return ByteSpan(buf_.data() + start_ + kFrameHeaderSize, n);
+}
+
+void FrameDecoder::Pop() {
+  if (auto f = Peek()) start_ += kFrameHeaderSize + f->size();
+}
+
 std::optional<Bytes> FrameDecoder::Next() {
-  if (ready_.empty()) return std::nullopt;
-  Bytes f = std::move(ready_.front());
-  ready_.pop_front();
-  return f;
+  auto f = Peek();
+  if (!f) return std::nullopt;
+  Bytes out(f->begin(), f->end());
+  Pop();
+  return out;
 }
 
 size_t FrameDecoder::Wanted() const {
-  if (buf_.size() < kFrameHeaderSize) return kFrameHeaderSize - buf_.size();
-  const uint32_t n =
-      uint32_t{buf_[0]} << 24 | uint32_t{buf_[1]} << 16 | uint32_t{buf_[2]} << 8 | buf_[3];
-  return kFrameHeaderSize + n - buf_.size();
+  const size_t avail = buf_.size() - start_;
+  if (avail < kFrameHeaderSize) return kFrameHeaderSize - avail;
+  const size_t need = kFrameHeaderSize + Length(buf_.data() + start_);
+  return need > avail ? need - avail : 0;
 }
 
 Result<std::unique_ptr<Channel>> Channel::New(bool initiator, const SigningKey& identity,
@@ -86,15 +109,21 @@ Result<Channel::Event> Channel::OnFrame(ByteSpan frame) {
     }
     return ev;
   }
-  QV_ASSIGN_OR_RETURN(Bytes plain, recv_->DecryptWithAd({}, frame));
-  if (plain.empty() || plain[0] > 1) return InvalidArgument("malformed transport frame");
-  if (partial_.size() + plain.size() - 1 > max_message_) {
+  if (frame.size() < kAeadTagSize + 1) return InvalidArgument("malformed transport frame");
+  const size_t body = frame.size() - kAeadTagSize;  // plaintext: data || flag
+  if (partial_.size() + body - 1 > max_message_) {
     return InvalidArgument("message exceeds the " + std::to_string(max_message_) + "-byte limit");
   }
-  partial_.insert(partial_.end(), plain.begin() + 1, plain.end());
-  if (plain[0] == 1) {
+  const size_t old = partial_.size();
+  partial_.resize(old + body);
+  Status st = recv_->OpenTo(frame, partial_.data() + old);
+  if (!st.ok()) return st;
+  const uint8_t flag = partial_.back();
+  partial_.pop_back();
+  if (flag > 1) return InvalidArgument("malformed transport frame");
+  if (flag == 1) {
     ev.message = std::move(partial_);
-    partial_.clear();
+    partial_ = Bytes();
   }
   return ev;
 }
@@ -104,18 +133,26 @@ Result<Bytes> Channel::Seal(ByteSpan message) {
   if (message.size() > max_message_) {
     return InvalidArgument("message exceeds the " + std::to_string(max_message_) + "-byte limit");
   }
-  Bytes wire;
-  wire.reserve(message.size() + (message.size() / kMaxChunk + 1) * (kFrameHeaderSize + 17));
-  Bytes chunk;
+  // One buffer for the whole message; each chunk is copied once into place
+  // and sealed there.
+  const size_t frames = message.empty() ? 1 : (message.size() + kMaxChunk - 1) / kMaxChunk;
+  Bytes wire(message.size() + frames * (kFrameHeaderSize + 1 + kAeadTagSize));
+  uint8_t* p = wire.data();
   size_t off = 0;
-  do {
+  for (size_t f = 0; f < frames; ++f) {
     const size_t n = std::min(kMaxChunk, message.size() - off);
-    chunk.assign(1, off + n == message.size() ? 1 : 0);
-    chunk.insert(chunk.end(), message.begin() + off, message.begin() + off + n);
-    QV_ASSIGN_OR_RETURN(Bytes c, send_->EncryptWithAd({}, chunk));
-    AppendBytes(wire, EncodeFrame(c));
+    const uint32_t len = static_cast<uint32_t>(n + 1 + kAeadTagSize);
+    p[0] = uint8_t(len >> 24);
+    p[1] = uint8_t(len >> 16);
+    p[2] = uint8_t(len >> 8);
+    p[3] = uint8_t(len);
+    uint8_t* body = p + kFrameHeaderSize;
+    if (n) std::memcpy(body, message.data() + off, n);
+    body[n] = f + 1 == frames ? 1 : 0;
+    QV_RETURN_IF_ERROR(send_->SealInPlace(body, n + 1));
+    p += kFrameHeaderSize + len;
     off += n;
-  } while (off < message.size());
+  }
   return wire;
 }
 

@@ -3,7 +3,7 @@
 //
 // Wire format: a sequence of frames, each a big-endian u32 length (1..65535)
 // followed by one Noise message. The three XX handshake messages come first;
-// after them every frame is a transport message whose plaintext starts with
+// after them every frame is a transport message whose plaintext ends with
 // one flag byte (1: last frame of an application message, 0: more follow),
 // so messages larger than a frame are split and reassembled, up to a
 // maximum message size. Anything else (a zero or oversized length, a frame
@@ -32,19 +32,24 @@ namespace qv {
 inline constexpr size_t kFrameHeaderSize = 4;
 inline constexpr size_t kDefaultMaxMessage = 32u << 20;
 
-// Splits a byte stream into frames. Holds at most one frame's bytes.
+// Splits a byte stream into frames without copying them: Peek() returns a
+// view into the buffer, valid until the next Pop() or Feed().
 class FrameDecoder {
  public:
   // Appends data; fails on a length outside 1..65535.
   Status Feed(ByteSpan data);
   // The next complete frame body, if one is buffered.
+  std::optional<ByteSpan> Peek() const;
+  void Pop();
+  // The next frame as a copy (convenience for tests and handshakes).
   std::optional<Bytes> Next();
-  // Bytes needed before the next frame is complete (for exact reads).
+  // Bytes needed before the next frame is complete (a lower bound for reads).
   size_t Wanted() const;
 
  private:
+  Status Check() const;
   Bytes buf_;
-  std::deque<Bytes> ready_;
+  size_t start_ = 0;  // consumed prefix of buf_, dropped on the next Feed
 };
 
 Bytes EncodeFrame(ByteSpan body);

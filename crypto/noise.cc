@@ -133,6 +133,35 @@ Result<Bytes> CipherState::DecryptWithAd(ByteSpan ad, ByteSpan ciphertext) {
   return out;
 }
 
+Status CipherState::SealInPlace(uint8_t* buf, size_t len) {
+  if (!HasKey()) return FailedPrecondition("Noise cipher has no key");
+  if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
+  if (!seal_) {
+    QV_ASSIGN_OR_RETURN(seal_, AeadKey::New(CipherSuite::kChaCha20Poly1305, key_.span(), true));
+  }
+  uint8_t nonce[12];
+  Nonce(nonce);
+  QV_RETURN_IF_ERROR(seal_->Seal(nonce, {}, ByteSpan(buf, len), buf));
+  ++n_;
+  return Status::Ok();
+}
+
+Status CipherState::OpenTo(ByteSpan ciphertext, uint8_t* out) {
+  if (!HasKey()) return FailedPrecondition("Noise cipher has no key");
+  if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
+  if (ciphertext.size() < kAeadTagSize) return InvalidArgument("Noise message shorter than a tag");
+  if (!open_) {
+    QV_ASSIGN_OR_RETURN(open_, AeadKey::New(CipherSuite::kChaCha20Poly1305, key_.span(), false));
+  }
+  uint8_t nonce[12];
+  Nonce(nonce);
+  if (!open_->Open(nonce, {}, ciphertext, out).ok()) {
+    return Unauthenticated("Noise message failed authentication");
+  }
+  ++n_;
+  return Status::Ok();
+}
+
 // ---- HandshakeState --------------------------------------------------------
 
 Result<std::unique_ptr<HandshakeState>> HandshakeState::New(const HandshakeConfig& c) {

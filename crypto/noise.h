@@ -44,6 +44,11 @@ class CipherState {
   // Without a key these return the input unchanged (as the spec says).
   Result<Bytes> EncryptWithAd(ByteSpan ad, ByteSpan plaintext);
   Result<Bytes> DecryptWithAd(ByteSpan ad, ByteSpan ciphertext);
+  // The same, in place: `buf` holds len plaintext bytes and room for the tag
+  // after them (seal), or len + 16 ciphertext bytes (open, plaintext left at
+  // the front). Require a key. For the transport's hot path.
+  Status SealInPlace(uint8_t* buf, size_t len);
+  Status OpenTo(ByteSpan ciphertext, uint8_t* out);
   uint64_t nonce() const { return n_; }
 
  private:

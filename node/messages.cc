@@ -110,16 +110,38 @@ Result<T> Decode(ByteSpan bytes, F fields) {
   return out;
 }
 
+// A streambuf that appends to a byte vector: the archive writes straight
+// into the message buffer, with no intermediate string.
+class BytesSink : public std::streambuf {
+ public:
+  explicit BytesSink(Bytes& out) : out_(out) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) out_.push_back(static_cast<uint8_t>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(s),
+                reinterpret_cast<const uint8_t*>(s) + n);
+    return n;
+  }
+
+ private:
+  Bytes& out_;
+};
+
 template <class F>
-Result<Bytes> Encode(F fields) {
+Result<Bytes> Encode(F fields, size_t reserve) {
   try {
-    std::ostringstream os;
+    Bytes out;
+    out.reserve(reserve);
     {
-      boost::archive::binary_oarchive ar(os, kArchiveFlags);
+      BytesSink sink(out);
+      boost::archive::binary_oarchive ar(sink, kArchiveFlags);
       fields(ar);
     }
-    const std::string s = os.str();
-    return Bytes(s.begin(), s.end());
+    return out;
   } catch (const std::exception& e) {
     return Internal(std::string("cannot encode message: ") + e.what());
   }
@@ -168,11 +190,14 @@ Response Response::FromStatus(const Status& s) {
 }
 
 Result<Bytes> EncodeRequest(const Request& r) {
-  return Encode([&](auto& ar) {
-    Request copy = r;
-    uint8_t op = static_cast<uint8_t>(r.op);
-    Fields(ar, copy, op);
-  });
+  return Encode(
+      [&](auto& ar) {
+        // Fields() takes non-const refs (shared with loading); saving reads only.
+        Request& mut = const_cast<Request&>(r);
+        uint8_t op = static_cast<uint8_t>(r.op);
+        Fields(ar, mut, op);
+      },
+      r.payload.size() + r.payload2.size() + 128);
 }
 
 Result<Request> DecodeRequest(ByteSpan bytes) {
@@ -193,10 +218,12 @@ Result<Request> DecodeRequest(ByteSpan bytes) {
 }
 
 Result<Bytes> EncodeResponse(const Response& r) {
-  return Encode([&](auto& ar) {
-    Response copy = r;
-    Fields(ar, copy);
-  });
+  return Encode(
+      [&](auto& ar) {
+        Response& mut = const_cast<Response&>(r);
+        Fields(ar, mut);
+      },
+      r.payload.size() + r.message.size() + 16 * r.ids.size() + 128);
 }
 
 Result<Response> DecodeResponse(ByteSpan bytes) {

@@ -60,14 +60,15 @@ class Session : public std::enable_shared_from_this<Session> {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           handshake_deadline - std::chrono::steady_clock::now());
       if (left.count() <= 0) co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
-      auto frame = co_await ReadFrame(left);
-      if (!frame.ok()) {
-        if (frame.status().message() == "read timed out") {
+      Status got = co_await FillFrame(left);
+      if (!got.ok()) {
+        if (got.message() == "read timed out") {
           co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
         }
-        co_return frame.status().WithContext("handshake");
+        co_return got.WithContext("handshake");
       }
-      auto ev = channel_->OnFrame(*frame);
+      auto ev = channel_->OnFrame(*decoder_.Peek());
+      decoder_.Pop();
       if (!ev.ok()) co_return ev.status().WithContext("handshake");
       if (!ev->to_send.empty()) {
         Status w = co_await Write(ev->to_send);
@@ -82,9 +83,10 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     NodeService::Session session(peer_);
     while (!s_->stopping.load()) {
-      auto frame = co_await ReadFrame(s_->opt.idle_timeout);
-      if (!frame.ok()) co_return frame.status();
-      auto ev = channel_->OnFrame(*frame);
+      Status got = co_await FillFrame(s_->opt.idle_timeout);
+      if (!got.ok()) co_return got;
+      auto ev = channel_->OnFrame(*decoder_.Peek());
+      decoder_.Pop();
       if (!ev.ok()) co_return ev.status();
       if (!ev->message) continue;
       auto req = DecodeRequest(*ev->message);
@@ -102,12 +104,11 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return Status::Ok();
   }
 
-  awaitable<Result<Bytes>> ReadFrame(std::chrono::milliseconds timeout) {
-    while (true) {
-      if (auto f = decoder_.Next()) co_return std::move(*f);
-      const size_t want = std::min<size_t>(decoder_.Wanted(), buf_.size());
+  // Waits until a whole frame is buffered; it is then decoder_.Peek().
+  awaitable<Status> FillFrame(std::chrono::milliseconds timeout) {
+    while (!decoder_.Peek()) {
       timer_.expires_after(timeout);
-      auto r = co_await (sock_.async_read_some(asio::buffer(buf_.data(), want), kUse) ||
+      auto r = co_await (sock_.async_read_some(asio::buffer(buf_.data(), buf_.size()), kUse) ||
                          timer_.async_wait(kUse));
       if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "read timed out");
       auto [ec, n] = std::get<0>(r);
@@ -116,6 +117,7 @@ class Session : public std::enable_shared_from_this<Session> {
       Status st = decoder_.Feed(ByteSpan(buf_.data(), n));
       if (!st.ok()) co_return st;
     }
+    co_return Status::Ok();
   }
 
   awaitable<Status> Write(const Bytes& data) {
@@ -134,7 +136,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   std::unique_ptr<Channel> channel_;
   FrameDecoder decoder_;
-  std::array<uint8_t, 64 * 1024> buf_;
+  std::vector<uint8_t> buf_ = std::vector<uint8_t>(256 * 1024);
   PeerInfo peer_;
 };
 
