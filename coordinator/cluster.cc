@@ -95,7 +95,7 @@ Result<RestoreReport> ClusterSession::Restore(const BackupId& id, ArtifactWriter
     }
     NodeClient* c = clients_[node - config_.nodes.data()].get();
     if (c == nullptr) continue;  // already named as unreachable
-    sources.push_back(NewRemoteSource(c, id, p.fragment, m.unit_size));
+    sources.push_back(NewRemoteSource(c, id, p.fragment, m.unit_size, m.stripe_count));
     share_callers.push_back(c);
   }
   auto shares = FetchShares(share_callers, *sm, problems);

@@ -5,6 +5,8 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <future>
+#include <map>
 #include <thread>
 
 namespace qv {
@@ -162,10 +164,18 @@ class RemoteSink : public FragmentSink {
   std::thread sender_;
 };
 
+// Reads a node's fragment in batches of units, one batch ahead in the
+// background, so the network overlaps the restore's decoding. At most three
+// batches are held per source.
 class RemoteSource : public FragmentSource {
  public:
-  RemoteSource(NodeCaller* caller, uint32_t fragment, uint64_t unit)
-      : caller_(caller), fragment_(fragment), unit_(unit) {}
+  RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes)
+      : caller_(caller), id_(id), fragment_(fragment), unit_(unit), stripes_(stripes),
+        batch_(std::max<uint64_t>(1, (4u << 20) / std::max<uint64_t>(unit, 1))) {}
+  ~RemoteSource() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [b, f] : batches_) f.wait();
+  }
   const std::string& name() const override { return caller_->name(); }
   uint32_t fragment() const override { return fragment_; }
   Result<std::vector<Digest>> ReadLeaves() override {
@@ -175,27 +185,59 @@ class RemoteSource : public FragmentSource {
     QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
     if (resp.payload.size() % 32) return Corruption("leaf list is not whole hashes");
     std::vector<Digest> out(resp.payload.size() / 32);
-    for (size_t i = 0; i < out.size(); ++i)
+    for (size_t i = 0; i < out.size(); ++i) {
       std::memcpy(out[i].data(), resp.payload.data() + 32 * i, 32);
+    }
     return out;
   }
   Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
-    Request r;
-    r.op = Op::kFetchUnits;
-    r.backup_id = id_;
-    r.a = stripe;
-    r.b = 1;
-    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
-    if (resp.payload.size() != out.size()) return Corruption("unit has the wrong size");
-    std::memcpy(out.data(), resp.payload.data(), out.size());
+    if (stripe >= stripes_ || out.size() != unit_) return InvalidArgument("unit out of range");
+    const uint64_t b = stripe / batch_;
+    std::shared_future<Result<Bytes>> f;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      f = Launch(b);
+      if ((b + 1) * batch_ < stripes_) Launch(b + 1);
+      while (!batches_.empty() && batches_.begin()->first + 1 < b) {
+        batches_.begin()->second.wait();
+        batches_.erase(batches_.begin());
+      }
+    }
+    const Result<Bytes>& units = f.get();
+    if (!units.ok()) return units.status();
+    const uint64_t off = (stripe - b * batch_) * unit_;
+    if (off + unit_ > units->size()) return Corruption(name() + ": short unit batch");
+    std::memcpy(out.data(), units->data() + off, unit_);
     return Status::Ok();
   }
-  BackupId id_{};
 
  private:
+  // Requires mu_.
+  std::shared_future<Result<Bytes>> Launch(uint64_t b) const {
+    auto it = batches_.find(b);
+    if (it != batches_.end()) return it->second;
+    const uint64_t first = b * batch_;
+    const uint64_t count = std::min(batch_, stripes_ - first);
+    auto f = std::async(std::launch::async, [this, first, count]() -> Result<Bytes> {
+                Request r;
+                r.op = Op::kFetchUnits;
+                r.backup_id = id_;
+                r.a = first;
+                r.b = count;
+                QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+                if (resp.payload.size() != count * unit_) return Corruption("unit batch has the wrong size");
+                return std::move(resp.payload);
+              }).share();
+    batches_.emplace(b, f);
+    return f;
+  }
+
   NodeCaller* caller_;
+  BackupId id_;
   uint32_t fragment_;
-  uint64_t unit_;
+  uint64_t unit_, stripes_, batch_;
+  mutable std::mutex mu_;
+  mutable std::map<uint64_t, std::shared_future<Result<Bytes>>> batches_;
 };
 
 }  // namespace
@@ -227,10 +269,9 @@ Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const
 }
 
 std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const BackupId& id,
-                                                uint32_t fragment, uint64_t unit_size) {
-  auto s = std::make_unique<RemoteSource>(caller, fragment, unit_size);
-  s->id_ = id;
-  return s;
+                                                uint32_t fragment, uint64_t unit_size,
+                                                uint64_t stripes) {
+  return std::make_unique<RemoteSource>(caller, id, fragment, unit_size, stripes);
 }
 
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,

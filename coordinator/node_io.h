@@ -62,9 +62,10 @@ class RemoteTarget : public BackupTarget {
   size_t inflight_;
 };
 
-// A fragment source reading units from a node (one unit per request).
+// A fragment source reading units from a node, in batches read ahead.
 std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const BackupId& id,
-                                                uint32_t fragment, uint64_t unit_size);
+                                                uint32_t fragment, uint64_t unit_size,
+                                                uint64_t stripes);
 
 // The signed manifest from the first caller that has a valid one; every
 // caller's copy that parses must match it byte for byte.

@@ -77,7 +77,8 @@ class InProcessClusterTest : public ::testing::Test {
     std::vector<std::unique_ptr<FragmentSource>> sources;
     for (const auto& p : sm.manifest().placement) {
       sources.push_back(
-          NewRemoteSource(callers_[p.fragment].get(), id, p.fragment, sm.manifest().unit_size));
+          NewRemoteSource(callers_[p.fragment].get(), id, p.fragment, sm.manifest().unit_size,
+                          sm.manifest().stripe_count));
     }
     auto shares = FetchShares(Callers(), sm, &out.problems);
     class Capture : public ArtifactWriter {
