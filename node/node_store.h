@@ -35,7 +35,9 @@ namespace qv {
 
 class NodeStore;
 
-// One fragment being received. Not thread-safe; owned by one session.
+// One fragment being received. Not thread-safe; owned by one session; must
+// not outlive the NodeStore that began it. Destroyed before Prepare, it
+// discards what it received.
 class Upload {
  public:
   ~Upload();
