@@ -29,6 +29,16 @@ Result<std::unique_ptr<File>> File::CreateNew(const fs::path& path, mode_t mode)
   return std::unique_ptr<File>(new File(fd, path));
 }
 
+Result<std::unique_ptr<File>> File::CreateNewDirect(const fs::path& path, mode_t mode) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_DIRECT, mode);
+  if (fd < 0) {
+    if (errno == EEXIST) return AlreadyExists(path.string() + ": already exists");
+    if (errno == EINVAL) return FailedPrecondition(path.string() + ": O_DIRECT not supported");
+    return ErrnoError(path.string());
+  }
+  return std::unique_ptr<File>(new File(fd, path));
+}
+
 File::~File() { ::close(fd_); }
 
 Result<size_t> File::Read(MutableByteSpan buf) {

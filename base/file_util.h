@@ -24,6 +24,11 @@ class File {
   static Result<std::unique_ptr<File>> OpenRead(const std::filesystem::path& path);
   // Creates a new file; fails with kAlreadyExists if it exists.
   static Result<std::unique_ptr<File>> CreateNew(const std::filesystem::path& path, mode_t mode);
+  // The same with O_DIRECT (writes bypass the page cache; every write's
+  // buffer, size and offset must be 4096-aligned). kFailedPrecondition where
+  // the filesystem does not support it (tmpfs), so callers can fall back.
+  static Result<std::unique_ptr<File>> CreateNewDirect(const std::filesystem::path& path,
+                                                       mode_t mode);
 
   ~File();
   File(const File&) = delete;

@@ -103,7 +103,7 @@ class RemoteSink : public FragmentSink {
   }
 
  private:
-  static constexpr size_t kBatch = 1u << 20;
+  static constexpr size_t kBatch = 4u << 20;
 
   Status Flush() {
     if (batch_.empty()) return FirstError();
@@ -170,7 +170,11 @@ class RemoteSink : public FragmentSink {
 class RemoteSource : public FragmentSource {
  public:
   RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes)
-      : caller_(caller), id_(id), fragment_(fragment), unit_(unit), stripes_(stripes),
+      : caller_(caller),
+        id_(id),
+        fragment_(fragment),
+        unit_(unit),
+        stripes_(stripes),
         batch_(std::max<uint64_t>(1, (4u << 20) / std::max<uint64_t>(unit, 1))) {}
   ~RemoteSource() override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -219,15 +223,16 @@ class RemoteSource : public FragmentSource {
     const uint64_t first = b * batch_;
     const uint64_t count = std::min(batch_, stripes_ - first);
     auto f = std::async(std::launch::async, [this, first, count]() -> Result<Bytes> {
-                Request r;
-                r.op = Op::kFetchUnits;
-                r.backup_id = id_;
-                r.a = first;
-                r.b = count;
-                QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
-                if (resp.payload.size() != count * unit_) return Corruption("unit batch has the wrong size");
-                return std::move(resp.payload);
-              }).share();
+               Request r;
+               r.op = Op::kFetchUnits;
+               r.backup_id = id_;
+               r.a = first;
+               r.b = count;
+               QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+               if (resp.payload.size() != count * unit_)
+                 return Corruption("unit batch has the wrong size");
+               return std::move(resp.payload);
+             }).share();
     batches_.emplace(b, f);
     return f;
   }

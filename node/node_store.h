@@ -64,8 +64,13 @@ class Upload {
   uint64_t stripes_;
   std::filesystem::path dir_;
   std::unique_ptr<File> file_;
+  Status WriteUnit(ByteSpan unit);
+  Status FlushDirect();
   std::vector<Digest> leaves_;
   Bytes pending_;  // a unit split across Append calls
+  // With O_DIRECT, units gather in this 4096-aligned buffer before writing.
+  std::unique_ptr<uint8_t, void (*)(void*)> direct_{nullptr, &std::free};
+  size_t direct_used_ = 0;
   uint64_t bytes_ = 0;
   bool prepared_ = false;
 };
