@@ -80,6 +80,12 @@ Status File::WriteAll(ByteSpan data) {
   return Status::Ok();
 }
 
+Status File::Truncate(uint64_t size) {
+  if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
+    return ErrnoError("truncate " + path_.string());
+  return Status::Ok();
+}
+
 Status File::Sync() {
   if (::fdatasync(fd_) != 0) return ErrnoError("fsync " + path_.string());
   return Status::Ok();

@@ -39,6 +39,7 @@ class File {
   // Reads exactly buf.size() bytes at offset or fails (kCorruption on short file).
   Status PReadExact(MutableByteSpan buf, uint64_t offset) const;
   Status WriteAll(ByteSpan data);
+  Status Truncate(uint64_t size);
   Status Sync();
   Result<uint64_t> Size() const;
   const std::filesystem::path& path() const { return path_; }

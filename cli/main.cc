@@ -725,7 +725,7 @@ int main(int argc, char** argv) {
   // 128 KiB), paying page faults on every use; from the heap they are reused.
   // Peak memory stays what the pipelines bound it to.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  mallopt(M_TRIM_THRESHOLD, 32 << 20);
   try {
     return qv::Main(argc, argv);
   } catch (const std::exception& e) {

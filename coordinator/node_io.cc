@@ -103,7 +103,7 @@ class RemoteSink : public FragmentSink {
   }
 
  private:
-  static constexpr size_t kBatch = 4u << 20;
+  static constexpr size_t kBatch = 2u << 20;
 
   Status Flush() {
     if (batch_.empty()) return FirstError();

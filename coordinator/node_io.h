@@ -51,7 +51,7 @@ class InProcessCaller : public NodeCaller {
 class RemoteTarget : public BackupTarget {
  public:
   RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
-               size_t inflight_bytes = 16u << 20);
+               size_t inflight_bytes = 8u << 20);
   Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id, uint32_t n,
                                                                uint32_t unit_size,
                                                                uint64_t stripes) override;

@@ -122,8 +122,12 @@ Result<Channel::Event> Channel::OnFrame(ByteSpan frame) {
   partial_.pop_back();
   if (flag > 1) return InvalidArgument("malformed transport frame");
   if (flag == 1) {
+    const size_t size = partial_.size();
     ev.message = std::move(partial_);
+    // Messages on a connection tend to be alike; sizing the next buffer like
+    // this one avoids regrowing (and recopying) it frame by frame.
     partial_ = Bytes();
+    partial_.reserve(size);
   }
   return ev;
 }

@@ -45,8 +45,10 @@ class ClusterTest : public ::testing::Test {
     const char* bin = std::getenv("QV_BIN");
     ASSERT_NE(bin, nullptr);
     qv_ = bin;
-    // A port range per test process, so parallel ctest runs do not collide.
-    base_port_ = 20000 + (::getpid() % 4000) * 8;
+    // A port range per test process, so parallel ctest runs do not collide,
+    // kept below the kernel's ephemeral range (32768+) so no client socket's
+    // source port can hold a node's port.
+    base_port_ = 10000 + (::getpid() % 2500) * 8;
     Outcome init = Qv("cluster init --dir cl --base-port " + std::to_string(base_port_));
     ASSERT_EQ(init.code, 0) << init.err;
     for (int i = 0; i < 6; ++i) {
@@ -54,7 +56,7 @@ class ClusterTest : public ::testing::Test {
       std::ofstream(nf, std::ios::app) << "handshake_timeout_ms = 1500\n";
     }
     Outcome up = Qv("cluster up --dir cl");
-    ASSERT_EQ(up.code, 0) << up.err << up.out;
+    ASSERT_EQ(up.code, 0) << up.err << up.out << Slurp(dir() / "cl/nodes/node-00/node.log");
     cluster_ = *ClusterConfig::Load(dir() / "cl/cluster.toml");
   }
   void TearDown() override { Qv("cluster down --dir cl"); }
