@@ -1,5 +1,6 @@
 #include "coordinator/cluster.h"
 
+#include <algorithm>
 #include <chrono>
 #include <set>
 #include <thread>
@@ -99,7 +100,20 @@ Result<RestoreReport> ClusterSession::Restore(const BackupId& id, ArtifactWriter
     share_callers.push_back(c);
   }
   auto shares = FetchShares(share_callers, *sm, problems);
-  return RunRestore(*sm, std::move(sources), std::move(shares), writer, options);
+  // Fastest nodes first (connect and handshake time measured at Open).
+  RestoreOptions o = options;
+  if (o.fragment_order.empty()) {
+    std::vector<std::pair<double, uint32_t>> by_speed;
+    for (const auto& p : m.placement) {
+      const NodeEntry* node = config_.FindNode(p.node_id);
+      if (node == nullptr) continue;
+      const size_t i = node - config_.nodes.data();
+      if (clients_[i]) by_speed.push_back({connect_ms_[i], p.fragment});
+    }
+    std::stable_sort(by_speed.begin(), by_speed.end());
+    for (const auto& [ms, f] : by_speed) o.fragment_order.push_back(f);
+  }
+  return RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
 }
 
 std::vector<BackupId> ClusterSession::List() {

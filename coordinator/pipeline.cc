@@ -500,11 +500,25 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
                                 why + "; excluded");
     }
   };
+  std::vector<uint32_t> order;
+  {
+    std::vector<bool> listed(n, false);
+    for (uint32_t f : opt.fragment_order) {
+      if (f < n && !listed[f]) {
+        order.push_back(f);
+        listed[f] = true;
+      }
+    }
+    // Then data fragments before parity: with all data good, no decoding.
+    for (uint32_t f = 0; f < n; ++f) {
+      if (!listed[f]) order.push_back(f);
+    }
+  }
   auto choose = [&](std::vector<uint32_t>& out) {
     std::lock_guard<std::mutex> lock(bad_mu);
     out.clear();
-    // Data fragments first: with all of them good no decoding is needed.
-    for (uint32_t f = 0; f < n && out.size() < m.k; ++f) {
+    for (uint32_t f : order) {
+      if (out.size() == m.k) break;
       if (by_index[f] != nullptr && !bad[f]) out.push_back(f);
     }
     for (uint32_t f : out) used[f] = true;

@@ -63,6 +63,10 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
 struct RestoreOptions {
   int workers = 0;
   ProgressFn progress;
+  // Fragments in the order to read them (e.g. fastest node first); any not
+  // listed follow in index order. Empty: data fragments first, which needs
+  // no decoding.
+  std::vector<uint32_t> fragment_order;
 };
 
 struct RestoreReport {

@@ -314,6 +314,24 @@ TEST_F(PipelineTest, BadOptionsAreRefusedBeforeAnythingIsWritten) {
   for (uint32_t f = 0; f < 6; ++f) EXPECT_FALSE(nodes.node(f).published);
 }
 
+TEST_F(PipelineTest, RestoreReadsFragmentsInThePreferredOrder) {
+  Bytes data = RandomBytes(100000);
+  Artifact a = MemoryArtifact("x", {{"w", data}});
+  BackupOptions bo;
+  bo.max_unit_size = 4096;
+  MemoryNodes nodes(6);
+  BackupOutcome b = Backup(nodes, a, bo);
+  CaptureWriter w;
+  RestoreOptions ro;
+  ro.fragment_order = {5, 4, 1};  // e.g. the fastest nodes; then index order
+  auto r = RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size), nodes.Shares(),
+                      w, ro);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(w.files["w"], data);
+  EXPECT_EQ(r->fragments_used, (std::vector<uint32_t>{0, 1, 4, 5}));
+  EXPECT_TRUE(r->reconstructed);
+}
+
 TEST_F(PipelineTest, UnitSizeShrinksForSmallArtifacts) {
   EXPECT_EQ(ChooseUnitSize(0, 4, kDefaultUnitSize), 64u);
   EXPECT_EQ(ChooseUnitSize(1000, 4, kDefaultUnitSize), 256u);
