@@ -126,11 +126,11 @@ Status NodeClient::FillFrame() {
   return Status::Ok();
 }
 
-Result<Response> NodeClient::Call(const Request& request) {
+Result<Response> NodeClient::Call(Request request) {
   std::lock_guard<std::mutex> lock(mu_);
   if (broken_) return IoError("connection is closed after an earlier error");
   auto result = [&]() -> Result<Response> {
-    QV_ASSIGN_OR_RETURN(Bytes body, EncodeRequest(request));
+    QV_ASSIGN_OR_RETURN(Bytes body, EncodeRequest(std::move(request)));
     QV_ASSIGN_OR_RETURN(Bytes wire, channel_->Seal(body));
     QV_RETURN_IF_ERROR(SendAll(wire));
     while (true) {
@@ -138,7 +138,7 @@ Result<Response> NodeClient::Call(const Request& request) {
       auto ev = channel_->OnFrame(*decoder_.Peek());
       decoder_.Pop();
       if (!ev.ok()) return ev.status();
-      if (ev->message) return DecodeResponse(*ev->message);
+      if (ev->message) return DecodeResponse(std::move(*ev->message));
     }
   }();
   if (!result.ok()) {

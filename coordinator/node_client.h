@@ -28,7 +28,7 @@ class NodeClient : public NodeCaller {
                                                      const ClientOptions& options = {});
   ~NodeClient() override;
   const std::string& name() const override { return name_; }
-  Result<Response> Call(const Request& request) override;
+  Result<Response> Call(Request request) override;
 
  private:
   NodeClient() = default;

@@ -11,22 +11,22 @@
 
 namespace qv {
 
-Result<Response> CallChecked(NodeCaller& caller, const Request& request) {
-  auto r = caller.Call(request);
+Result<Response> CallChecked(NodeCaller& caller, Request request) {
+  auto r = caller.Call(std::move(request));
   if (!r.ok()) return r.status().WithContext(caller.name());
   Status s = r->ToStatus();
   if (!s.ok()) return s.WithContext(caller.name());
   return r;
 }
 
-Result<Response> InProcessCaller::Call(const Request& request) {
+Result<Response> InProcessCaller::Call(Request request) {
   std::lock_guard<std::mutex> lock(mu_);
   // Through the codec, so in-process runs exercise the same parsing.
-  QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(request));
-  QV_ASSIGN_OR_RETURN(Request parsed, DecodeRequest(wire));
+  QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(std::move(request)));
+  QV_ASSIGN_OR_RETURN(Request parsed, DecodeRequest(std::move(wire)));
   Response resp = service_->Handle(session_, parsed);
-  QV_ASSIGN_OR_RETURN(Bytes back, EncodeResponse(resp));
-  return DecodeResponse(back);
+  QV_ASSIGN_OR_RETURN(Bytes back, EncodeResponse(std::move(resp)));
+  return DecodeResponse(std::move(back));
 }
 
 namespace {
@@ -139,12 +139,13 @@ class RemoteSink : public FragmentSink {
       r.backup_id = id_;
       r.payload = std::move(queue_.front());
       queue_.pop_front();
+      const size_t size = r.payload.size();
       sending_ = true;
       lock.unlock();
-      Status s = CallChecked(*caller_, r).status();
+      Status s = CallChecked(*caller_, std::move(r)).status();
       lock.lock();
       sending_ = false;
-      queued_ -= r.payload.size();
+      queued_ -= size;
       if (!s.ok() && error_.ok()) error_ = s;
       cv_.notify_all();
     }

@@ -24,11 +24,11 @@ class NodeCaller {
  public:
   virtual ~NodeCaller() = default;
   virtual const std::string& name() const = 0;
-  virtual Result<Response> Call(const Request& request) = 0;
+  virtual Result<Response> Call(Request request) = 0;
 };
 
 // The response's own status folded in, prefixed with the node's name.
-Result<Response> CallChecked(NodeCaller& caller, const Request& request);
+Result<Response> CallChecked(NodeCaller& caller, Request request);
 
 // Calls a NodeService directly, with the given peer identity.
 class InProcessCaller : public NodeCaller {
@@ -36,7 +36,7 @@ class InProcessCaller : public NodeCaller {
   InProcessCaller(NodeService* service, PeerInfo as)
       : service_(service), name_(service->node_id()), session_(std::move(as)) {}
   const std::string& name() const override { return name_; }
-  Result<Response> Call(const Request& request) override;
+  Result<Response> Call(Request request) override;
 
  private:
   NodeService* service_;

@@ -94,24 +94,34 @@ void Fields(Ar& ar, Response& r) {
 // Reads from a span without copying it.
 using SpanStream = boost::iostreams::stream<boost::iostreams::array_source>;
 
+// Splits payload | header | u32 header length; parses the header into `out`
+// and leaves the payload length in *payload_len.
 template <class T, class F>
-Result<T> Decode(ByteSpan bytes, F fields) {
-  T out;
+Status DecodeHeader(ByteSpan msg, F fields, T& out, size_t* payload_len) {
+  if (msg.size() < 4) return InvalidArgument("message shorter than its trailer");
+  const uint8_t* t = msg.data() + msg.size() - 4;
+  const uint32_t header_len =
+      uint32_t{t[0]} << 24 | uint32_t{t[1]} << 16 | uint32_t{t[2]} << 8 | t[3];
+  if (header_len > msg.size() - 4 || header_len > (1u << 20)) {
+    return InvalidArgument("message header length out of range");
+  }
+  *payload_len = msg.size() - 4 - header_len;
+  if (*payload_len > kMaxPayload) return InvalidArgument("payload over the limit");
   try {
-    SpanStream in(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+    SpanStream in(reinterpret_cast<const char*>(msg.data() + *payload_len), header_len);
     boost::archive::binary_iarchive ar(in, kArchiveFlags);
     fields(ar, out);
     if (in.peek() != std::char_traits<char>::eof()) {
-      return InvalidArgument("message has trailing bytes");
+      return InvalidArgument("message header has trailing bytes");
     }
   } catch (const std::exception& e) {
     return InvalidArgument(std::string("malformed message: ") + e.what());
   }
-  return out;
+  return Status::Ok();
 }
 
 // A streambuf that appends to a byte vector: the archive writes straight
-// into the message buffer, with no intermediate string.
+// into the message buffer, after the payload.
 class BytesSink : public std::streambuf {
  public:
   explicit BytesSink(Bytes& out) : out_(out) {}
@@ -131,20 +141,24 @@ class BytesSink : public std::streambuf {
   Bytes& out_;
 };
 
+// Appends the header and its length to `out`, which already holds the payload.
 template <class F>
-Result<Bytes> Encode(F fields, size_t reserve) {
+Result<Bytes> EncodeAfterPayload(Bytes out, F fields) {
+  if (out.size() > kMaxPayload) return InvalidArgument("payload over the limit");
+  const size_t payload_len = out.size();
+  out.reserve(payload_len + 256);
   try {
-    Bytes out;
-    out.reserve(reserve);
-    {
-      BytesSink sink(out);
-      boost::archive::binary_oarchive ar(sink, kArchiveFlags);
-      fields(ar);
-    }
-    return out;
+    BytesSink sink(out);
+    boost::archive::binary_oarchive ar(sink, kArchiveFlags);
+    fields(ar);
   } catch (const std::exception& e) {
     return Internal(std::string("cannot encode message: ") + e.what());
   }
+  const uint32_t header_len = static_cast<uint32_t>(out.size() - payload_len);
+  const uint8_t t[4] = {uint8_t(header_len >> 24), uint8_t(header_len >> 16),
+                        uint8_t(header_len >> 8), uint8_t(header_len)};
+  out.insert(out.end(), t, t + 4);
+  return out;
 }
 
 }  // namespace
@@ -189,50 +203,73 @@ Response Response::FromStatus(const Status& s) {
   return r;
 }
 
-Result<Bytes> EncodeRequest(const Request& r) {
-  return Encode(
-      [&](auto& ar) {
-        // Fields() takes non-const refs (shared with loading); saving reads only.
-        Request& mut = const_cast<Request&>(r);
-        uint8_t op = static_cast<uint8_t>(r.op);
-        Fields(ar, mut, op);
-      },
-      r.payload.size() + r.payload2.size() + 128);
+Result<Bytes> EncodeRequest(Request&& r) {
+  Bytes payload = std::move(r.payload);
+  r.payload = Bytes();
+  return EncodeAfterPayload(std::move(payload), [&](auto& ar) {
+    uint8_t op = static_cast<uint8_t>(r.op);
+    Fields(ar, r, op);
+  });
 }
 
-Result<Request> DecodeRequest(ByteSpan bytes) {
-  auto r = Decode<Request>(bytes, [](auto& ar, Request& req) {
-    uint8_t op = 0;
-    Fields(ar, req, op);
-    req.op = static_cast<Op>(op);
-  });
-  if (!r.ok()) return r;
-  if (r->version != kProtocolVersion) {
-    return InvalidArgument("protocol version " + std::to_string(r->version) + " not supported");
+Result<Bytes> EncodeRequest(const Request& r) {
+  Request copy = r;
+  return EncodeRequest(std::move(copy));
+}
+
+Result<Request> DecodeRequest(Bytes&& message) {
+  Request r;
+  size_t payload_len = 0;
+  QV_RETURN_IF_ERROR(DecodeHeader(
+      message,
+      [](auto& ar, Request& req) {
+        uint8_t op = 0;
+        Fields(ar, req, op);
+        req.op = static_cast<Op>(op);
+      },
+      r, &payload_len));
+  if (r.version != kProtocolVersion) {
+    return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
-  const auto op = static_cast<uint8_t>(r->op);
+  const auto op = static_cast<uint8_t>(r.op);
   if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kFetchShare)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
+  message.resize(payload_len);  // the buffer becomes the payload, in place
+  r.payload = std::move(message);
   return r;
+}
+
+Result<Request> DecodeRequest(ByteSpan message) {
+  return DecodeRequest(Bytes(message.begin(), message.end()));
+}
+
+Result<Bytes> EncodeResponse(Response&& r) {
+  Bytes payload = std::move(r.payload);
+  r.payload = Bytes();
+  return EncodeAfterPayload(std::move(payload), [&](auto& ar) { Fields(ar, r); });
 }
 
 Result<Bytes> EncodeResponse(const Response& r) {
-  return Encode(
-      [&](auto& ar) {
-        Response& mut = const_cast<Response&>(r);
-        Fields(ar, mut);
-      },
-      r.payload.size() + r.message.size() + 16 * r.ids.size() + 128);
+  Response copy = r;
+  return EncodeResponse(std::move(copy));
 }
 
-Result<Response> DecodeResponse(ByteSpan bytes) {
-  auto r = Decode<Response>(bytes, [](auto& ar, Response& resp) { Fields(ar, resp); });
-  if (!r.ok()) return r;
-  if (r->code > static_cast<uint8_t>(StatusCode::kInternal)) {
+Result<Response> DecodeResponse(Bytes&& message) {
+  Response r;
+  size_t payload_len = 0;
+  QV_RETURN_IF_ERROR(DecodeHeader(
+      message, [](auto& ar, Response& resp) { Fields(ar, resp); }, r, &payload_len));
+  if (r.code > static_cast<uint8_t>(StatusCode::kInternal)) {
     return InvalidArgument("unknown status code in response");
   }
+  message.resize(payload_len);
+  r.payload = std::move(message);
   return r;
+}
+
+Result<Response> DecodeResponse(ByteSpan message) {
+  return DecodeResponse(Bytes(message.begin(), message.end()));
 }
 
 }  // namespace qv

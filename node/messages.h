@@ -1,6 +1,9 @@
 // Requests and responses between coordinator/requesters and nodes, and
-// between nodes. Serialized with Boost.Serialization (binary archive, no
-// header) inside an authenticated channel message.
+// between nodes, inside an authenticated channel message laid out as
+//   payload (raw bytes) | header (Boost binary archive) | u32 header length
+// The bulk payload comes first so that decoding can turn the received buffer
+// into the payload in place, and encoding can append the header to a moved-in
+// payload: no copy of fragment data either way.
 //
 // Parsing is hardened for hostile input: every variable-size field is a
 // bounded type whose loader checks the declared length against its limit
@@ -57,10 +60,15 @@ struct Response {
   static Response FromStatus(const Status& s);
 };
 
+// The rvalue forms take over the payload / message buffer (hot paths).
+Result<Bytes> EncodeRequest(Request&& r);
 Result<Bytes> EncodeRequest(const Request& r);
-Result<Request> DecodeRequest(ByteSpan bytes);
+Result<Request> DecodeRequest(Bytes&& message);
+Result<Request> DecodeRequest(ByteSpan message);
+Result<Bytes> EncodeResponse(Response&& r);
 Result<Bytes> EncodeResponse(const Response& r);
-Result<Response> DecodeResponse(ByteSpan bytes);
+Result<Response> DecodeResponse(Bytes&& message);
+Result<Response> DecodeResponse(ByteSpan message);
 
 std::string_view OpName(Op op);
 

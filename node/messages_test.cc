@@ -52,14 +52,30 @@ TEST(MessagesTest, EveryTruncationAndGarbageIsAnErrorNotACrash) {
 TEST(MessagesTest, AForgedHugeLengthIsRefusedBeforeAllocating) {
   Request r;
   r.op = Op::kFragmentData;
-  r.payload = {1};
-  Bytes wire = *EncodeRequest(r);
-  // The payload's u64 length sits right before its single byte.
-  const size_t len_at = wire.size() - 1 - 8 - 8;  // payload2 length (8) follows payload
-  for (int i = 0; i < 8; ++i) wire[len_at + i] = 0xff;
-  auto d = DecodeRequest(wire);
+  r.payload = {1, 2, 3};
+  const Bytes good = *EncodeRequest(r);
+  // payload2's u64 length is the header's last field, just before the trailer.
+  Bytes forged = good;
+  for (size_t i = forged.size() - 4 - 8; i < forged.size() - 4; ++i) forged[i] = 0xff;
+  auto d = DecodeRequest(forged);
   EXPECT_FALSE(d.ok());
   EXPECT_NE(d.status().message().find("limit"), std::string::npos) << d.status().message();
+  // A trailer claiming a header longer than the message.
+  Bytes bad_trailer = good;
+  for (size_t i = bad_trailer.size() - 4; i < bad_trailer.size(); ++i) bad_trailer[i] = 0xff;
+  EXPECT_FALSE(DecodeRequest(bad_trailer).ok());
+}
+
+TEST(MessagesTest, TheMessageBufferBecomesThePayloadWithoutACopy) {
+  Request r;
+  r.op = Op::kFragmentData;
+  r.payload.assign(1 << 20, 0x42);
+  Bytes wire = *EncodeRequest(std::move(r));
+  const uint8_t* buffer = wire.data();
+  auto d = DecodeRequest(std::move(wire));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->payload.size(), 1u << 20);
+  EXPECT_EQ(d->payload.data(), buffer);  // same allocation
 }
 
 TEST(MessagesTest, UnknownOpsAndVersionsAreRefused) {

@@ -76,9 +76,8 @@ class InProcessClusterTest : public ::testing::Test {
                         FetchManifest(Callers(), id, cluster_.coordinator, &out.problems));
     std::vector<std::unique_ptr<FragmentSource>> sources;
     for (const auto& p : sm.manifest().placement) {
-      sources.push_back(
-          NewRemoteSource(callers_[p.fragment].get(), id, p.fragment, sm.manifest().unit_size,
-                          sm.manifest().stripe_count));
+      sources.push_back(NewRemoteSource(callers_[p.fragment].get(), id, p.fragment,
+                                        sm.manifest().unit_size, sm.manifest().stripe_count));
     }
     auto shares = FetchShares(Callers(), sm, &out.problems);
     class Capture : public ArtifactWriter {
@@ -187,10 +186,9 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
     NodeCaller* inner;
     std::string n;
     const std::string& name() const override { return n; }
-    Result<Response> Call(const Request& r) override {
-      Request copy = r;
-      if (copy.op == Op::kFragmentData && !copy.payload.empty()) copy.payload[0] ^= 1;
-      return inner->Call(copy);
+    Result<Response> Call(Request r) override {
+      if (r.op == Op::kFragmentData && !r.payload.empty()) r.payload[0] ^= 1;
+      return inner->Call(std::move(r));
     }
   } tamper;
   tamper.inner = callers_[4].get();

@@ -89,13 +89,14 @@ class Session : public std::enable_shared_from_this<Session> {
       decoder_.Pop();
       if (!ev.ok()) co_return ev.status();
       if (!ev->message) continue;
-      auto req = DecodeRequest(*ev->message);
+      auto req = DecodeRequest(std::move(*ev->message));
       Response resp =
           req.ok() ? s_->service->Handle(session, *req) : Response::FromStatus(req.status());
-      auto bytes = EncodeResponse(resp);
+      auto bytes = EncodeResponse(std::move(resp));
       if (!bytes.ok()) co_return bytes.status();
       auto wire = channel_->Seal(*bytes);
-      std::fill(resp.payload.begin(), resp.payload.end(), 0);
+      // The plaintext may hold a share: wipe it once sealed.
+      std::fill(bytes->begin(), bytes->end(), 0);
       if (!wire.ok()) co_return wire.status();
       Status w = co_await Write(*wire);
       if (!w.ok()) co_return w;
