@@ -83,12 +83,7 @@ class LocalSink : public FragmentSink {
     for (const auto& d : leaves) AppendBytes(leaf_bytes, d);
     QV_RETURN_IF_ERROR(WriteFileAtomic(staging_ / "leaves", leaf_bytes, 0600));
     QV_ASSIGN_OR_RETURN(SecretBytes key, LoadOrCreateNodeKey(node_dir_));
-    SecretBytes plain(4 + kScalarSize);
-    plain.data()[0] = uint8_t(share.x >> 24);
-    plain.data()[1] = uint8_t(share.x >> 16);
-    plain.data()[2] = uint8_t(share.x >> 8);
-    plain.data()[3] = uint8_t(share.x);
-    std::memcpy(plain.data() + 4, share.y.data(), kScalarSize);
+    SecretBytes plain = EncodeShare(share);
     QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(key, ShareContext(id_, share.x), plain));
     QV_RETURN_IF_ERROR(WriteFileAtomic(staging_ / "share.sealed", sealed, 0600));
     QV_RETURN_IF_ERROR(WriteFileAtomic(staging_ / "manifest", manifest.encoded(), 0644));
@@ -259,15 +254,12 @@ std::vector<NamedShare> LocalStore::ReadShares(const SignedManifest& sm,
     const uint32_t x = p.fragment + 1;
     auto plain = key.ok() ? OpenSecret(*key, ShareContext(m.backup_id, x), *sealed)
                           : Result<SecretBytes>(key.status());
-    if (!plain.ok() || plain->size() != 4 + kScalarSize) {
-      problems->push_back(p.node_id + ": share unreadable (" +
-                          (plain.ok() ? std::string("wrong size") : plain.status().message()) +
-                          ")");
+    auto share = plain.ok() ? DecodeShare(plain->span()) : Result<Share>(plain.status());
+    if (!share.ok()) {
+      problems->push_back(p.node_id + ": share unreadable (" + share.status().message() + ")");
       continue;
     }
-    const uint8_t* d = plain->data();
-    Share s{uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3],
-            SecretBytes::CopyFrom(std::span<const uint8_t>(d + 4, kScalarSize))};
+    Share s = std::move(share).value();
     out.push_back(NamedShare{p.node_id, std::move(s)});
   }
   return out;

@@ -65,15 +65,10 @@ class RemoteSink : public FragmentSink {
     r.op = Op::kPrepare;
     r.backup_id = id_;
     r.payload = manifest.encoded();
-    r.payload2.resize(4 + kScalarSize);
-    r.payload2[0] = uint8_t(share.x >> 24);
-    r.payload2[1] = uint8_t(share.x >> 16);
-    r.payload2[2] = uint8_t(share.x >> 8);
-    r.payload2[3] = uint8_t(share.x);
-    std::memcpy(r.payload2.data() + 4, share.y.data(), kScalarSize);
-    Status s = CallChecked(*caller_, r).status();
-    sodium_memzero(r.payload2.data(), r.payload2.size());
-    return s;
+    SecretBytes encoded = EncodeShare(share);
+    // Leaves secure memory only for the request, which the channel encrypts.
+    r.payload2.assign(encoded.data(), encoded.data() + encoded.size());
+    return CallChecked(*caller_, std::move(r)).status();
   }
 
   Status Publish() override {
@@ -321,15 +316,14 @@ std::vector<NamedShare> FetchShares(const std::vector<NodeCaller*>& callers,
     r.op = Op::kFetchShare;
     r.backup_id = sm.manifest().backup_id;
     auto resp = CallChecked(*c, r);
-    if (!resp.ok() || resp->payload.size() != 4 + kScalarSize) {
-      problems->push_back(resp.ok() ? c->name() + ": share has the wrong size"
-                                    : resp.status().message());
+    auto share = resp.ok() ? DecodeShare(resp->payload) : Result<Share>(resp.status());
+    if (resp.ok()) sodium_memzero(resp->payload.data(), resp->payload.size());
+    if (!share.ok()) {
+      problems->push_back(resp.ok() ? c->name() + ": " + share.status().message()
+                                    : share.status().message());
       continue;
     }
-    const uint8_t* d = resp->payload.data();
-    Share s{uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3],
-            SecretBytes::CopyFrom(ByteSpan(d + 4, kScalarSize))};
-    sodium_memzero(resp->payload.data(), resp->payload.size());
+    Share s = std::move(share).value();
     out.push_back(NamedShare{c->name(), std::move(s)});
   }
   return out;

@@ -324,8 +324,8 @@ TEST_F(PipelineTest, RestoreReadsFragmentsInThePreferredOrder) {
   CaptureWriter w;
   RestoreOptions ro;
   ro.fragment_order = {5, 4, 1};  // e.g. the fastest nodes; then index order
-  auto r = RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size), nodes.Shares(),
-                      w, ro);
+  auto r =
+      RunRestore(b.manifest, nodes.Sources(b.manifest.manifest().unit_size), nodes.Shares(), w, ro);
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(w.files["w"], data);
   EXPECT_EQ(r->fragments_used, (std::vector<uint32_t>{0, 1, 4, 5}));

@@ -236,6 +236,23 @@ Status HandshakeState::Dh(const SecretBytes& secret, const DhPublic& pub) {
   return MixKey(shared.span());
 }
 
+// The DH tokens, the same whichever side writes the message: "es" is
+// DH(e, rs) for the initiator and DH(s, re) for the responder, and so on.
+Status HandshakeState::DhToken(uint8_t token) {
+  switch (static_cast<Token>(token)) {
+    case Token::kEE:
+      return Dh(e_, *re_);
+    case Token::kES:
+      return initiator_ ? Dh(e_, *rs_) : Dh(s_, *re_);
+    case Token::kSE:
+      return initiator_ ? Dh(s_, *re_) : Dh(e_, *rs_);
+    case Token::kSS:
+      return Dh(s_, *rs_);
+    default:
+      return Internal("not a DH token");
+  }
+}
+
 bool HandshakeState::IsComplete() const { return message_ >= Messages(pattern_).size(); }
 
 bool HandshakeState::IsMyTurn() const {
@@ -261,17 +278,8 @@ Result<Bytes> HandshakeState::WriteMessage(ByteSpan payload) {
         AppendBytes(out, c);
         break;
       }
-      case Token::kEE:
-        QV_RETURN_IF_ERROR(Dh(e_, *re_));
-        break;
-      case Token::kES:
-        QV_RETURN_IF_ERROR(initiator_ ? Dh(e_, *rs_) : Dh(s_, *re_));
-        break;
-      case Token::kSE:
-        QV_RETURN_IF_ERROR(initiator_ ? Dh(s_, *re_) : Dh(e_, *rs_));
-        break;
-      case Token::kSS:
-        QV_RETURN_IF_ERROR(Dh(s_, *rs_));
+      default:
+        QV_RETURN_IF_ERROR(DhToken(static_cast<uint8_t>(t)));
         break;
     }
   }
@@ -306,17 +314,8 @@ Result<Bytes> HandshakeState::ReadMessage(ByteSpan msg) {
         msg = msg.subspan(len);
         break;
       }
-      case Token::kEE:
-        QV_RETURN_IF_ERROR(Dh(e_, *re_));
-        break;
-      case Token::kES:
-        QV_RETURN_IF_ERROR(initiator_ ? Dh(e_, *rs_) : Dh(s_, *re_));
-        break;
-      case Token::kSE:
-        QV_RETURN_IF_ERROR(initiator_ ? Dh(s_, *re_) : Dh(e_, *rs_));
-        break;
-      case Token::kSS:
-        QV_RETURN_IF_ERROR(Dh(s_, *rs_));
+      default:
+        QV_RETURN_IF_ERROR(DhToken(static_cast<uint8_t>(t)));
         break;
     }
   }

@@ -91,6 +91,7 @@ class HandshakeState {
   Result<Bytes> EncryptAndHash(ByteSpan plaintext);
   Result<Bytes> DecryptAndHash(ByteSpan ciphertext);
   Status Dh(const SecretBytes& secret, const DhPublic& pub);
+  Status DhToken(uint8_t token);
 
   Pattern pattern_ = Pattern::kXX;
   bool initiator_ = false;

@@ -79,6 +79,25 @@ SecretBytes Evaluate(const std::vector<SecretBytes>& coeffs, uint32_t x) {
 
 }  // namespace
 
+SecretBytes EncodeShare(const Share& share) {
+  SecretBytes out(kEncodedShareSize);
+  out.data()[0] = static_cast<uint8_t>(share.x >> 24);
+  out.data()[1] = static_cast<uint8_t>(share.x >> 16);
+  out.data()[2] = static_cast<uint8_t>(share.x >> 8);
+  out.data()[3] = static_cast<uint8_t>(share.x);
+  if (share.y.size() == kScalarSize) std::memcpy(out.data() + 4, share.y.data(), kScalarSize);
+  return out;
+}
+
+Result<Share> DecodeShare(std::span<const uint8_t> e) {
+  if (e.size() != kEncodedShareSize) {
+    return InvalidArgument("a share is " + std::to_string(kEncodedShareSize) + " bytes, not " +
+                           std::to_string(e.size()));
+  }
+  const uint32_t x = uint32_t{e[0]} << 24 | uint32_t{e[1]} << 16 | uint32_t{e[2]} << 8 | e[3];
+  return Share{x, SecretBytes::CopyFrom(e.subspan(4))};
+}
+
 Result<Dealing> DealSecret(const SecretBytes& secret, uint32_t t, uint32_t n) {
   EnsureSodium();
   if (t < 1 || t > n || n > kMaxShareHolders) {

@@ -35,6 +35,11 @@ struct Share {
   Share Clone() const { return Share{x, y.Clone()}; }
 };
 
+// The wire and at-rest form of a share: be32(x) || y, 36 bytes, in secure memory.
+inline constexpr size_t kEncodedShareSize = 4 + kScalarSize;
+SecretBytes EncodeShare(const Share& share);
+Result<Share> DecodeShare(std::span<const uint8_t> encoded);
+
 struct Dealing {
   SecretBytes secret;  // a_0
   std::vector<Share> shares;

@@ -15,10 +15,11 @@ namespace {
 
 constexpr auto kArchiveFlags = boost::archive::no_header | boost::archive::no_codecvt;
 
-// A byte string with a hard limit, checked before allocation.
-template <size_t Max>
-struct BoundedBytes {
-  Bytes* v;
+// A byte string (Bytes or std::string) with a hard limit, checked before
+// anything is allocated.
+template <class Container, size_t Max>
+struct Bounded {
+  Container* v;
   template <class Ar>
   void save(Ar& ar, unsigned) const {
     uint64_t n = v->size();
@@ -30,26 +31,6 @@ struct BoundedBytes {
     uint64_t n = 0;
     ar >> n;
     if (n > Max) throw std::length_error("field length " + std::to_string(n) + " over limit");
-    v->resize(n);
-    if (n) ar.load_binary(v->data(), n);
-  }
-  BOOST_SERIALIZATION_SPLIT_MEMBER()
-};
-
-template <size_t Max>
-struct BoundedString {
-  std::string* v;
-  template <class Ar>
-  void save(Ar& ar, unsigned) const {
-    uint64_t n = v->size();
-    ar << n;
-    if (n) ar.save_binary(v->data(), n);
-  }
-  template <class Ar>
-  void load(Ar& ar, unsigned) {
-    uint64_t n = 0;
-    ar >> n;
-    if (n > Max) throw std::length_error("string length over limit");
     v->resize(n);
     if (n) ar.load_binary(v->data(), n);
   }
@@ -77,18 +58,18 @@ struct BoundedIds {
 
 template <class Ar>
 void Fields(Ar& ar, Request& r, uint8_t& op) {
-  BoundedBytes<kMaxPayload> p1{&r.payload}, p2{&r.payload2};
+  // The bulk payload travels raw before the header (see EncodeAfterPayload).
+  Bounded<Bytes, 4096> p2{&r.payload2};
   ar& r.version& op;
   ar& boost::serialization::make_binary_object(r.backup_id.data(), r.backup_id.size());
-  ar& r.fragment& r.a& r.b& p1& p2;
+  ar& r.fragment& r.a& r.b& p2;
 }
 
 template <class Ar>
 void Fields(Ar& ar, Response& r) {
-  BoundedString<4096> msg{&r.message}, node{&r.node_id};
-  BoundedBytes<kMaxPayload> p{&r.payload};
+  Bounded<std::string, 4096> msg{&r.message}, node{&r.node_id};
   BoundedIds ids{&r.ids};
-  ar& r.code& msg& p& ids& node;
+  ar& r.code& msg& ids& node;
 }
 
 // Reads from a span without copying it.

@@ -107,10 +107,7 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     case Op::kPrepare: {
       if (!s.upload_ || s.upload_->id() != r.backup_id)
         return FailedPrecondition("no upload in progress");
-      if (r.payload2.size() != 4 + kScalarSize) return InvalidArgument("share must be 36 bytes");
-      const uint8_t* d = r.payload2.data();
-      Share share{uint32_t{d[0]} << 24 | uint32_t{d[1]} << 16 | uint32_t{d[2]} << 8 | d[3],
-                  SecretBytes::CopyFrom(ByteSpan(d + 4, kScalarSize))};
+      QV_ASSIGN_OR_RETURN(Share share, DecodeShare(r.payload2));
       Status st = s.upload_->Prepare(r.payload, share);
       // A failed prepare discards the upload (the destructor cleans up).
       if (!st.ok()) s.upload_.reset();

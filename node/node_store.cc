@@ -266,12 +266,7 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share) {
   Bytes leaf_bytes;
   for (const auto& d : leaves_) AppendBytes(leaf_bytes, d);
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "leaves", leaf_bytes, 0600));
-  SecretBytes plain(4 + kScalarSize);
-  plain.data()[0] = uint8_t(share.x >> 24);
-  plain.data()[1] = uint8_t(share.x >> 16);
-  plain.data()[2] = uint8_t(share.x >> 8);
-  plain.data()[3] = uint8_t(share.x);
-  std::memcpy(plain.data() + 4, share.y.data(), kScalarSize);
+  SecretBytes plain = EncodeShare(share);
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(store_->master_, ShareContext(id_, share.x), plain));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "share.sealed", sealed, 0600));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0644));
