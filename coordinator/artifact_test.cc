@@ -106,5 +106,44 @@ TEST_F(ArtifactTest, FolderWriterAbortLeavesNothingAndRefusesExistingDest) {
   EXPECT_EQ(NewFolderWriter(dir_ / "no/such/parent/out").status().code(), StatusCode::kNotFound);
 }
 
+// /dev/shm is tmpfs, which refuses O_DIRECT: the writer must fall back to
+// buffered writes and still produce exact files, odd sizes included.
+TEST(FolderWriterFallbackTest, WritesExactFilesWhereODirectIsUnsupported) {
+  fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  fs::path dest = base / ("qv-fallback-" + RandomTag());
+  auto w = NewFolderWriter(dest);
+  ASSERT_TRUE(w.ok()) << w.status().ToString();
+  std::string big(5 * 1024 * 1024 + 123, 'q');
+  ASSERT_TRUE((*w)->BeginFile({"a.bin", big.size(), {}}).ok());
+  ASSERT_TRUE((*w)->Write(AsBytes(big)).ok());
+  ASSERT_TRUE((*w)->EndFile().ok());
+  ASSERT_TRUE((*w)->BeginFile({"b.txt", 3, {}}).ok());
+  ASSERT_TRUE((*w)->Write(AsBytes("xyz")).ok());
+  ASSERT_TRUE((*w)->EndFile().ok());
+  ASSERT_TRUE((*w)->Commit().ok());
+  auto a = ReadFileBytes(dest / "a.bin", 1 << 30);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(std::string(a->begin(), a->end()), big);
+  EXPECT_EQ(fs::file_size(dest / "b.txt"), 3u);
+  fs::remove_all(dest);
+}
+
+TEST_F(ArtifactTest, DirectWritesGiveExactSizesForOddLengths) {
+  for (size_t size : {size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, size_t{(4 << 20) + 1}}) {
+    fs::path dest = dir_ / ("out-" + std::to_string(size));
+    auto w = NewFolderWriter(dest);
+    ASSERT_TRUE(w.ok());
+    std::string data(size, 'z');
+    data[size - 1] = 'E';
+    ASSERT_TRUE((*w)->BeginFile({"f", size, {}}).ok());
+    ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+    ASSERT_TRUE((*w)->EndFile().ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+    auto back = ReadFileBytes(dest / "f", 1 << 30);
+    ASSERT_TRUE(back.ok());
+    EXPECT_EQ(std::string(back->begin(), back->end()), data) << size;
+  }
+}
+
 }  // namespace
 }  // namespace qv

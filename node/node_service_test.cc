@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "configs/local_cluster.h"
 #include "coordinator/node_io.h"
@@ -206,6 +207,28 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
   EXPECT_NE(b.status().message().find("Merkle root"), std::string::npos) << b.status().message();
   // Nothing half-registered anywhere.
   for (auto& s : stores_) EXPECT_TRUE(s->List().empty());
+}
+
+TEST(NodeStoreFallbackTest, StoresAndServesWhereODirectIsUnsupported) {
+  // tmpfs refuses O_DIRECT; the store falls back to buffered writes.
+  fs::path base = fs::is_directory("/dev/shm") ? fs::path("/dev/shm") : fs::temp_directory_path();
+  fs::path dir = base / ("qv-store-fallback-" + RandomTag());
+  auto coordinator = SigningKey::Generate();
+  auto store =
+      NodeStore::Open(dir, SecretBytes::Random(32), "node-00", (*coordinator)->public_key());
+  ASSERT_TRUE(store.ok()) << store.status().ToString();
+  BackupId id{7};
+  auto up = (*store)->Begin(id, 0, 4096, 3);
+  ASSERT_TRUE(up.ok()) << up.status().ToString();
+  Bytes units(3 * 4096);
+  for (size_t i = 0; i < units.size(); ++i) units[i] = static_cast<uint8_t>(i * 31);
+  ASSERT_TRUE((*up)->Append(ByteSpan(units.data(), 5000)).ok());  // split mid-unit
+  ASSERT_TRUE((*up)->Append(ByteSpan(units.data() + 5000, units.size() - 5000)).ok());
+  EXPECT_EQ((*up)->bytes(), units.size());
+  up->reset();  // not prepared: discarded
+  EXPECT_TRUE((*store)->List().empty());
+  store->reset();
+  fs::remove_all(dir);
 }
 
 TEST_F(InProcessClusterTest, IdentifyMapsPinnedKeysToRoles) {
