@@ -207,6 +207,33 @@ TEST_F(CliTest, JsonOutputIsMachineReadable) {
   EXPECT_EQ(m["files"].size(), 6u);
 }
 
+TEST_F(CliTest, ANodeRefusesToStartOnABadConfigOrAnUnpinnedKey) {
+  ASSERT_EQ(Qv("cluster init --dir cl --base-port 7300").code, 0);
+  // A key that is not the one the cluster file pins for this node.
+  fs::copy_file(dir_ / "cl/nodes/node-01/node.key", dir_ / "cl/nodes/node-00/node.key",
+                fs::copy_options::overwrite_existing);
+  Outcome wrong_key = Qv("node run --config cl/nodes/node-00/node.toml");
+  EXPECT_EQ(wrong_key.code, 1);
+  EXPECT_NE(wrong_key.err.find("is not the key"), std::string::npos) << wrong_key.err;
+  // A config error names file, field and reason, and the node does not start.
+  const std::string original = Slurp(dir_ / "cl/cluster.toml");
+  std::string cluster = original;
+  cluster.replace(cluster.find("port = 7302"), 11, "port = 7301");
+  std::ofstream(dir_ / "cl/cluster.toml") << cluster;
+  Outcome dup = Qv("node run --config cl/nodes/node-02/node.toml");
+  EXPECT_EQ(dup.code, 1);
+  EXPECT_NE(dup.err.find("cluster.toml: nodes[2].port: duplicate address 127.0.0.1:7301"),
+            std::string::npos)
+      << dup.err;
+  EXPECT_FALSE(fs::exists(dir_ / "cl/nodes/node-02/node.pid"));
+  // A master key that others can read is refused.
+  std::ofstream(dir_ / "cl/cluster.toml") << original;
+  ::chmod((dir_ / "cl/nodes/node-03/master.key").c_str(), 0644);
+  Outcome leaky = Qv("node run --config cl/nodes/node-03/node.toml");
+  EXPECT_EQ(leaky.code, 1);
+  EXPECT_NE(leaky.err.find("chmod 600"), std::string::npos) << leaky.err;
+}
+
 TEST_F(CliTest, BenchPrintsStagesBesideTheComputeLimit) {
   Outcome r = Qv("bench --size 8MiB --json");
   ASSERT_EQ(r.code, 0) << r.err;
