@@ -116,7 +116,7 @@ Result<Channel::Event> Channel::OnFrame(ByteSpan frame) {
   }
   const size_t old = partial_.size();
   partial_.resize(old + body);
-  Status st = recv_->OpenTo(frame, partial_.data() + old);
+  Status st = recv_->OpenTo({}, frame, partial_.data() + old);
   if (!st.ok()) return st;
   const uint8_t flag = partial_.back();
   partial_.pop_back();
@@ -153,7 +153,7 @@ Result<Bytes> Channel::Seal(ByteSpan message) {
     uint8_t* body = p + kFrameHeaderSize;
     if (n) std::memcpy(body, message.data() + off, n);
     body[n] = f + 1 == frames ? 1 : 0;
-    QV_RETURN_IF_ERROR(send_->SealInPlace(body, n + 1));
+    QV_RETURN_IF_ERROR(send_->SealInPlace({}, body, n + 1));
     p += kFrameHeaderSize + len;
     off += n;
   }

@@ -17,7 +17,6 @@
 #ifndef QV_CRYPTO_CHANNEL_H_
 #define QV_CRYPTO_CHANNEL_H_
 
-#include <deque>
 #include <memory>
 #include <optional>
 #include <vector>

@@ -103,37 +103,24 @@ void CipherState::Nonce(uint8_t out[12]) const {
   for (int i = 0; i < 8; ++i) out[4 + i] = static_cast<uint8_t>(n_ >> (8 * i));
 }
 
+// The allocating forms are the in-place ones plus a buffer.
 Result<Bytes> CipherState::EncryptWithAd(ByteSpan ad, ByteSpan plaintext) {
   if (!HasKey()) return Bytes(plaintext.begin(), plaintext.end());
-  if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
-  if (!seal_) {
-    QV_ASSIGN_OR_RETURN(seal_, AeadKey::New(CipherSuite::kChaCha20Poly1305, key_.span(), true));
-  }
-  uint8_t nonce[12];
-  Nonce(nonce);
   Bytes out(plaintext.size() + kAeadTagSize);
-  QV_RETURN_IF_ERROR(seal_->Seal(nonce, ad, plaintext, out.data()));
-  ++n_;
+  if (!plaintext.empty()) std::memcpy(out.data(), plaintext.data(), plaintext.size());
+  QV_RETURN_IF_ERROR(SealInPlace(ad, out.data(), plaintext.size()));
   return out;
 }
 
 Result<Bytes> CipherState::DecryptWithAd(ByteSpan ad, ByteSpan ciphertext) {
   if (!HasKey()) return Bytes(ciphertext.begin(), ciphertext.end());
-  if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
   if (ciphertext.size() < kAeadTagSize) return InvalidArgument("Noise message shorter than a tag");
-  if (!open_) {
-    QV_ASSIGN_OR_RETURN(open_, AeadKey::New(CipherSuite::kChaCha20Poly1305, key_.span(), false));
-  }
-  uint8_t nonce[12];
-  Nonce(nonce);
   Bytes out(ciphertext.size() - kAeadTagSize);
-  Status s = open_->Open(nonce, ad, ciphertext, out.data());
-  if (!s.ok()) return Unauthenticated("Noise message failed authentication");
-  ++n_;
+  QV_RETURN_IF_ERROR(OpenTo(ad, ciphertext, out.data()));
   return out;
 }
 
-Status CipherState::SealInPlace(uint8_t* buf, size_t len) {
+Status CipherState::SealInPlace(ByteSpan ad, uint8_t* buf, size_t len) {
   if (!HasKey()) return FailedPrecondition("Noise cipher has no key");
   if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
   if (!seal_) {
@@ -141,12 +128,12 @@ Status CipherState::SealInPlace(uint8_t* buf, size_t len) {
   }
   uint8_t nonce[12];
   Nonce(nonce);
-  QV_RETURN_IF_ERROR(seal_->Seal(nonce, {}, ByteSpan(buf, len), buf));
+  QV_RETURN_IF_ERROR(seal_->Seal(nonce, ad, ByteSpan(buf, len), buf));
   ++n_;
   return Status::Ok();
 }
 
-Status CipherState::OpenTo(ByteSpan ciphertext, uint8_t* out) {
+Status CipherState::OpenTo(ByteSpan ad, ByteSpan ciphertext, uint8_t* out) {
   if (!HasKey()) return FailedPrecondition("Noise cipher has no key");
   if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
   if (ciphertext.size() < kAeadTagSize) return InvalidArgument("Noise message shorter than a tag");
@@ -155,7 +142,7 @@ Status CipherState::OpenTo(ByteSpan ciphertext, uint8_t* out) {
   }
   uint8_t nonce[12];
   Nonce(nonce);
-  if (!open_->Open(nonce, {}, ciphertext, out).ok()) {
+  if (!open_->Open(nonce, ad, ciphertext, out).ok()) {
     return Unauthenticated("Noise message failed authentication");
   }
   ++n_;

@@ -47,8 +47,8 @@ class CipherState {
   // The same, in place: `buf` holds len plaintext bytes and room for the tag
   // after them (seal), or len + 16 ciphertext bytes (open, plaintext left at
   // the front). Require a key. For the transport's hot path.
-  Status SealInPlace(uint8_t* buf, size_t len);
-  Status OpenTo(ByteSpan ciphertext, uint8_t* out);
+  Status SealInPlace(ByteSpan ad, uint8_t* buf, size_t len);
+  Status OpenTo(ByteSpan ad, ByteSpan ciphertext, uint8_t* out);
   uint64_t nonce() const { return n_; }
 
  private:

@@ -12,23 +12,15 @@
 
 #include "base/file_util.h"
 #include "base/temp_dir.h"
+#include "tests/qv_process.h"
 
 namespace qv {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::qv::testing::Outcome;
+using ::qv::testing::RunQv;
+using ::qv::testing::Slurp;
 
 class CliTest : public ::testing::Test {
  protected:
@@ -38,16 +30,7 @@ class CliTest : public ::testing::Test {
     qv_ = bin;
   }
 
-  Outcome Qv(const std::string& args) {
-    std::string cmd =
-        "cd '" + dir_.string() + "' && '" + qv_ + "' " + args + " >stdout.txt 2>stderr.txt";
-    int rc = std::system(cmd.c_str());
-    Outcome r;
-    r.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    r.out = Slurp(dir_ / "stdout.txt");
-    r.err = Slurp(dir_ / "stderr.txt");
-    return r;
-  }
+  Outcome Qv(const std::string& args) { return RunQv(qv_, dir_, args); }
 
   // keygen + sample + backup; returns the backup id.
   std::string Setup(const std::string& backup_flags = "") {

@@ -21,23 +21,15 @@
 #include "base/temp_dir.h"
 #include "configs/cluster_config.h"
 #include "coordinator/node_client.h"
+#include "tests/qv_process.h"
 
 namespace qv {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
+using ::qv::testing::Outcome;
+using ::qv::testing::RunQv;
+using ::qv::testing::Slurp;
 
 class ClusterTest : public ::testing::Test {
  protected:
@@ -64,16 +56,7 @@ class ClusterTest : public ::testing::Test {
   const fs::path& dir() const { return tmp_.path(); }
   static std::string NodeId(int i) { return "node-0" + std::to_string(i); }
 
-  Outcome Qv(const std::string& args) {
-    std::string cmd = "cd '" + dir().string() + "' && '" + qv_ + "' " + args +
-                      " >stdout.txt 2>stderr.txt </dev/null";
-    int rc = std::system(cmd.c_str());
-    Outcome o;
-    o.code = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-    o.out = Slurp(dir() / "stdout.txt");
-    o.err = Slurp(dir() / "stderr.txt");
-    return o;
-  }
+  Outcome Qv(const std::string& args) { return RunQv(qv_, dir(), args); }
 
   std::string Backup(const std::string& what) {
     Outcome b = Qv("backup --cluster cl/cluster.toml --key cl/coordinator.key " + what);
