@@ -114,14 +114,15 @@ Status NodeClient::SendAll(ByteSpan data) {
 
 Status NodeClient::FillFrame() {
   while (!decoder_.Peek()) {
-    ssize_t n = ::recv(fd_, rbuf_.data(), rbuf_.size(), 0);
+    MutableByteSpan space = decoder_.Prepare(kRecvSize);
+    ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN || errno == EWOULDBLOCK) return IoError("read timed out");
       return ErrnoError("read");
     }
     if (n == 0) return IoError("connection closed by the node");
-    QV_RETURN_IF_ERROR(decoder_.Feed(ByteSpan(rbuf_.data(), static_cast<size_t>(n))));
+    QV_RETURN_IF_ERROR(decoder_.Commit(static_cast<size_t>(n)));
   }
   return Status::Ok();
 }

@@ -38,7 +38,7 @@ class NodeClient : public NodeCaller {
   int fd_ = -1;
   std::unique_ptr<Channel> channel_;
   FrameDecoder decoder_;
-  Bytes rbuf_ = Bytes(256 * 1024);
+  static constexpr size_t kRecvSize = 256 * 1024;
   std::mutex mu_;
   bool broken_ = false;
 };

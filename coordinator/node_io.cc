@@ -52,6 +52,8 @@ class RemoteSink : public FragmentSink {
   const Placement& placement() const override { return placement_; }
 
   Status Append(ByteSpan unit) override {
+    // Sized once per batch so appending never regrows (and recopies) it.
+    if (batch_.capacity() == 0) batch_.reserve(kBatch + unit.size() + kHeaderReserve);
     batch_.insert(batch_.end(), unit.begin(), unit.end());
     if (batch_.size() >= kBatch) return Flush();
     return FirstError();

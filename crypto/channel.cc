@@ -27,7 +27,7 @@ uint32_t Length(const uint8_t* p) {
 }  // namespace
 
 Status FrameDecoder::Check() const {
-  if (buf_.size() - start_ >= kFrameHeaderSize) {
+  if (end_ - start_ >= kFrameHeaderSize) {
     const uint32_t n = Length(buf_.data() + start_);
     if (n == 0 || n > noise::kMaxMessage) {
       return InvalidArgument("frame length " + std::to_string(n) + " outside 1..65535");
@@ -36,17 +36,37 @@ Status FrameDecoder::Check() const {
   return Status::Ok();
 }
 
-Status FrameDecoder::Feed(ByteSpan data) {
+void FrameDecoder::Reserve(size_t n) {
+  if (buf_.size() - end_ >= n) return;
+  // Compacting only when the tail runs out keeps the moved bytes (at most one
+  // partial frame) small next to what was received since the last move.
   if (start_ > 0) {
-    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(start_));
+    std::memmove(buf_.data(), buf_.data() + start_, end_ - start_);
+    end_ -= start_;
     start_ = 0;
   }
-  buf_.insert(buf_.end(), data.begin(), data.end());
+  if (buf_.size() - end_ < n) buf_.resize(std::max(end_ + n, 4 * n));
+}
+
+Status FrameDecoder::Feed(ByteSpan data) {
+  Reserve(data.size());
+  if (!data.empty()) std::memcpy(buf_.data() + end_, data.data(), data.size());
+  end_ += data.size();
+  return Check();
+}
+
+MutableByteSpan FrameDecoder::Prepare(size_t max) {
+  Reserve(max);
+  return MutableByteSpan(buf_.data() + end_, max);
+}
+
+Status FrameDecoder::Commit(size_t n) {
+  end_ += std::min(n, buf_.size() - end_);
   return Check();
 }
 
 std::optional<ByteSpan> FrameDecoder::Peek() const {
-  const size_t avail = buf_.size() - start_;
+  const size_t avail = end_ - start_;
   if (avail < kFrameHeaderSize) return std::nullopt;
   const uint32_t n = Length(buf_.data() + start_);
   if (n == 0 || n > noise::kMaxMessage || avail < kFrameHeaderSize + n) return std::nullopt;
@@ -55,6 +75,7 @@ std::optional<ByteSpan> FrameDecoder::Peek() const {
 
 void FrameDecoder::Pop() {
   if (auto f = Peek()) start_ += kFrameHeaderSize + f->size();
+  if (start_ == end_) start_ = end_ = 0;
 }
 
 std::optional<Bytes> FrameDecoder::Next() {
@@ -66,7 +87,7 @@ std::optional<Bytes> FrameDecoder::Next() {
 }
 
 size_t FrameDecoder::Wanted() const {
-  const size_t avail = buf_.size() - start_;
+  const size_t avail = end_ - start_;
   if (avail < kFrameHeaderSize) return kFrameHeaderSize - avail;
   const size_t need = kFrameHeaderSize + Length(buf_.data() + start_);
   return need > avail ? need - avail : 0;
@@ -137,24 +158,24 @@ Result<Bytes> Channel::Seal(ByteSpan message) {
   if (message.size() > max_message_) {
     return InvalidArgument("message exceeds the " + std::to_string(max_message_) + "-byte limit");
   }
-  // One buffer for the whole message; each chunk is copied once into place
-  // and sealed there.
+  // One buffer for the whole message, reserved once and filled by appending
+  // (never zero-filled first): each chunk is copied once into place and
+  // sealed there.
   const size_t frames = message.empty() ? 1 : (message.size() + kMaxChunk - 1) / kMaxChunk;
-  Bytes wire(message.size() + frames * (kFrameHeaderSize + 1 + kAeadTagSize));
-  uint8_t* p = wire.data();
+  Bytes wire;
+  wire.reserve(message.size() + frames * (kFrameHeaderSize + 1 + kAeadTagSize));
   size_t off = 0;
   for (size_t f = 0; f < frames; ++f) {
     const size_t n = std::min(kMaxChunk, message.size() - off);
     const uint32_t len = static_cast<uint32_t>(n + 1 + kAeadTagSize);
-    p[0] = uint8_t(len >> 24);
-    p[1] = uint8_t(len >> 16);
-    p[2] = uint8_t(len >> 8);
-    p[3] = uint8_t(len);
-    uint8_t* body = p + kFrameHeaderSize;
-    if (n) std::memcpy(body, message.data() + off, n);
-    body[n] = f + 1 == frames ? 1 : 0;
-    QV_RETURN_IF_ERROR(send_->SealInPlace({}, body, n + 1));
-    p += kFrameHeaderSize + len;
+    const uint8_t header[kFrameHeaderSize] = {uint8_t(len >> 24), uint8_t(len >> 16),
+                                              uint8_t(len >> 8), uint8_t(len)};
+    wire.insert(wire.end(), header, header + kFrameHeaderSize);
+    const size_t body = wire.size();
+    wire.insert(wire.end(), message.begin() + off, message.begin() + off + n);
+    wire.push_back(f + 1 == frames ? 1 : 0);
+    wire.resize(wire.size() + kAeadTagSize);
+    QV_RETURN_IF_ERROR(send_->SealInPlace({}, wire.data() + body, n + 1));
     off += n;
   }
   return wire;

@@ -37,6 +37,11 @@ class FrameDecoder {
  public:
   // Appends data; fails on a length outside 1..65535.
   Status Feed(ByteSpan data);
+  // Zero-copy receive: Prepare returns `max` writable bytes at the end of the
+  // buffer (valid until the next call on this decoder); the caller reads into
+  // them and then commits the `n <= max` bytes it got, which Feed checks.
+  MutableByteSpan Prepare(size_t max);
+  Status Commit(size_t n);
   // The next complete frame body, if one is buffered.
   std::optional<ByteSpan> Peek() const;
   void Pop();
@@ -47,8 +52,12 @@ class FrameDecoder {
 
  private:
   Status Check() const;
+  void Reserve(size_t n);  // room for n more bytes after end_
+  // Buffered bytes are buf_[start_, end_); buf_ past end_ is spare capacity,
+  // kept so receives land in place without zero-filling or regrowing.
   Bytes buf_;
-  size_t start_ = 0;  // consumed prefix of buf_, dropped on the next Feed
+  size_t start_ = 0;
+  size_t end_ = 0;
 };
 
 Bytes EncodeFrame(ByteSpan body);

@@ -127,7 +127,7 @@ template <class F>
 Result<Bytes> EncodeAfterPayload(Bytes out, F fields) {
   if (out.size() > kMaxPayload) return InvalidArgument("payload over the limit");
   const size_t payload_len = out.size();
-  out.reserve(payload_len + 256);
+  out.reserve(payload_len + kHeaderReserve);
   try {
     BytesSink sink(out);
     boost::archive::binary_oarchive ar(sink, kArchiveFlags);

@@ -25,6 +25,10 @@ namespace qv {
 
 inline constexpr uint32_t kProtocolVersion = 1;
 inline constexpr size_t kMaxPayload = 24u << 20;
+// Encoding appends the header after the payload. A producer of a bulk payload
+// that reserves this much spare capacity has it encoded without a reallocation
+// (and so without copying the payload).
+inline constexpr size_t kHeaderReserve = 256;
 
 enum class Op : uint8_t {
   kHealth = 1,

@@ -136,7 +136,7 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return resp;
     }
     case Op::kFetchUnits: {
-      QV_ASSIGN_OR_RETURN(resp.payload, store_->ReadUnits(r.backup_id, r.a, r.b));
+      QV_ASSIGN_OR_RETURN(resp.payload, store_->ReadUnits(r.backup_id, r.a, r.b, kHeaderReserve));
       return resp;
     }
     case Op::kFetchShare: {

@@ -344,7 +344,8 @@ Result<Bytes> NodeStore::Leaves(const BackupId& id) const {
   return ReadFileBytes(BackupDir(id) / "leaves", 1ull << 30);
 }
 
-Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t count) const {
+Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t count,
+                                   size_t headroom) const {
   int64_t unit = 0, stripes = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -360,7 +361,9 @@ Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t 
     return InvalidArgument("unit range out of bounds");
   }
   QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(BackupDir(id) / "fragment"));
-  Bytes out(count * unit);
+  Bytes out;
+  out.reserve(count * unit + headroom);
+  out.resize(count * unit);
   QV_RETURN_IF_ERROR(f->PReadExact(out, first * unit));
   return out;
 }

@@ -97,7 +97,10 @@ class NodeStore {
   std::vector<StoredBackup> List() const;
   Result<Bytes> Manifest(const BackupId& id) const;
   Result<Bytes> Leaves(const BackupId& id) const;
-  Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count) const;
+  // `headroom` is spare capacity left after the units, so a caller can append
+  // (a message header) without reallocating.
+  Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count,
+                          size_t headroom = 0) const;
   Result<SecretBytes> ReadShare(const BackupId& id) const;  // x (4 bytes BE) || y
   // How many leftovers Open() removed (interrupted uploads, unknown folders).
   int cleaned_on_open() const { return cleaned_; }

@@ -1,5 +1,7 @@
 #include "node/server.h"
 
+#include <sodium.h>
+
 #include <asio.hpp>
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
@@ -95,8 +97,8 @@ class Session : public std::enable_shared_from_this<Session> {
       auto bytes = EncodeResponse(std::move(resp));
       if (!bytes.ok()) co_return bytes.status();
       auto wire = channel_->Seal(*bytes);
-      // The plaintext may hold a share: wipe it once sealed.
-      std::fill(bytes->begin(), bytes->end(), 0);
+      // A share's plaintext is wiped once sealed; bulk payloads are ciphertext.
+      if (req.ok() && req->op == Op::kFetchShare) sodium_memzero(bytes->data(), bytes->size());
       if (!wire.ok()) co_return wire.status();
       Status w = co_await Write(*wire);
       if (!w.ok()) co_return w;
@@ -109,13 +111,14 @@ class Session : public std::enable_shared_from_this<Session> {
   awaitable<Status> FillFrame(std::chrono::milliseconds timeout) {
     while (!decoder_.Peek()) {
       timer_.expires_after(timeout);
-      auto r = co_await (sock_.async_read_some(asio::buffer(buf_.data(), buf_.size()), kUse) ||
+      MutableByteSpan space = decoder_.Prepare(kRecvSize);
+      auto r = co_await (sock_.async_read_some(asio::buffer(space.data(), space.size()), kUse) ||
                          timer_.async_wait(kUse));
       if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "read timed out");
       auto [ec, n] = std::get<0>(r);
       if (ec == asio::error::eof) co_return NotFound("peer closed the connection");
       if (ec) co_return IoError("read: " + ec.message());
-      Status st = decoder_.Feed(ByteSpan(buf_.data(), n));
+      Status st = decoder_.Commit(n);
       if (!st.ok()) co_return st;
     }
     co_return Status::Ok();
@@ -137,7 +140,7 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   std::unique_ptr<Channel> channel_;
   FrameDecoder decoder_;
-  std::vector<uint8_t> buf_ = std::vector<uint8_t>(256 * 1024);
+  static constexpr size_t kRecvSize = 256 * 1024;
   PeerInfo peer_;
 };
 
