@@ -119,7 +119,8 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::str
   const toml::table* cl = root["cluster"].as_table();
   if (cl == nullptr) return Bad(source, "cluster", "missing [cluster] table");
   QV_RETURN_IF_ERROR(
-      OnlyKeys(*cl, {"name", "coordinator", "k", "m", "t", "quorum"}, source, "cluster"));
+      OnlyKeys(*cl, {"name", "coordinator", "k", "m", "t", "quorum", "max_request_seconds"}, source,
+               "cluster"));
   QV_ASSIGN_OR_RETURN(c.name, Str(*cl, "name", source, "cluster"));
   QV_ASSIGN_OR_RETURN(c.coordinator, Key(*cl, "coordinator", source, "cluster"));
   QV_ASSIGN_OR_RETURN(int64_t k, Int(*cl, "k", source, "cluster", 1, 254));
@@ -130,6 +131,11 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::str
   c.m = static_cast<uint32_t>(m);
   c.t = static_cast<uint32_t>(t);
   c.quorum = static_cast<uint32_t>(q);
+  if (cl->contains("max_request_seconds")) {
+    QV_ASSIGN_OR_RETURN(int64_t v,
+                        Int(*cl, "max_request_seconds", source, "cluster", 60, 30 * 86400));
+    c.max_request_seconds = static_cast<uint32_t>(v);
+  }
 
   const toml::array* sites = root["sites"].as_array();
   if (sites == nullptr) return Bad(source, "sites", "missing list of site names");
@@ -218,7 +224,8 @@ std::string ClusterConfig::ToToml() const {
   for (size_t i = 0; i < sites.size(); ++i) o << (i ? ", " : "") << "\"" << sites[i] << "\"";
   o << "]\n\n";
   o << "[cluster]\nname = \"" << name << "\"\ncoordinator = \"" << PublicKeyToText(coordinator)
-    << "\"\nk = " << k << "\nm = " << m << "\nt = " << t << "\nquorum = " << quorum << "\n";
+    << "\"\nk = " << k << "\nm = " << m << "\nt = " << t << "\nquorum = " << quorum
+    << "\nmax_request_seconds = " << max_request_seconds << "\n";
   for (const auto& n : nodes) {
     o << "\n[[nodes]]\nid = \"" << n.id << "\"\nsite = \"" << n.site << "\"\nhost = \"" << n.host
       << "\"\nport = " << n.port << "\npublic_key = \"" << PublicKeyToText(n.public_key) << "\"\n";
@@ -238,7 +245,10 @@ std::string NodeConfig::ToToml() const {
   std::ostringstream o;
   o << "[node]\nid = \"" << id << "\"\ndata_dir = \"" << data_dir.string() << "\"\nkey_file = \""
     << key_file.string() << "\"\nmaster_key_file = \"" << master_key_file.string()
-    << "\"\ncluster_file = \"" << cluster_file.string() << "\"\n";
+    << "\"\ncluster_file = \"" << cluster_file.string()
+    << "\"\nclock_skew_seconds = " << clock_skew_seconds
+    << "\ncheckpoint_every = " << checkpoint_every
+    << "\nwitness_interval_ms = " << witness_interval_ms << "\n";
   return o.str();
 }
 
@@ -256,10 +266,11 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
   const toml::table* n = root["node"].as_table();
   if (n == nullptr) return Bad(source, "node", "missing [node] table");
-  QV_RETURN_IF_ERROR(OnlyKeys(*n,
-                              {"id", "data_dir", "key_file", "master_key_file", "cluster_file",
-                               "handshake_timeout_ms", "idle_timeout_ms"},
-                              source, "node"));
+  QV_RETURN_IF_ERROR(OnlyKeys(
+      *n,
+      {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
+       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms"},
+      source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
   auto resolve = [&](const std::string& p) {
@@ -281,6 +292,18 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   if (n->contains("idle_timeout_ms")) {
     QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "idle_timeout_ms", source, "node", 100, 86400000));
     c.idle_timeout_ms = static_cast<uint32_t>(v);
+  }
+  if (n->contains("clock_skew_seconds")) {
+    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "clock_skew_seconds", source, "node", 0, 3600));
+    c.clock_skew_seconds = static_cast<uint32_t>(v);
+  }
+  if (n->contains("checkpoint_every")) {
+    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "checkpoint_every", source, "node", 1, 100000));
+    c.checkpoint_every = static_cast<uint32_t>(v);
+  }
+  if (n->contains("witness_interval_ms")) {
+    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "witness_interval_ms", source, "node", 50, 86400000));
+    c.witness_interval_ms = static_cast<uint32_t>(v);
   }
   std::error_code ec;
   for (const auto& [field, p] :

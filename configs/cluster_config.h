@@ -42,6 +42,8 @@ struct ClusterConfig {
   std::vector<Principal> custodians;
   std::vector<Principal> requesters;
   uint32_t k = 4, m = 2, t = 3, quorum = 3;
+  // Longest lifetime a restore request may have (optional, default 24 h).
+  uint32_t max_request_seconds = 86400;
 
   const NodeEntry* FindNode(std::string_view id) const;
   // The node whose key this is, if any.
@@ -63,6 +65,11 @@ struct NodeConfig {
   // a connection may sit idle, before the node drops it.
   uint32_t handshake_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 120000;
+  // Optional: clock skew tolerated on request times; how many audit entries
+  // between signed checkpoints; how often to witness the other nodes' logs.
+  uint32_t clock_skew_seconds = 300;
+  uint32_t checkpoint_every = 16;
+  uint32_t witness_interval_ms = 10000;
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

@@ -39,4 +39,35 @@ Result<SecretBytes> OpenSecret(const SecretBytes& master_key, std::string_view c
   return out;
 }
 
+BoxKeyPair NewBoxKeyPair() {
+  EnsureSodium();
+  BoxKeyPair kp{{}, SecretBytes(crypto_box_SECRETKEYBYTES)};
+  crypto_box_keypair(kp.public_key.data(), kp.secret_key.data());
+  return kp;
+}
+
+Result<Bytes> SealToKey(const std::array<uint8_t, kBoxPublicKeySize>& recipient,
+                        const SecretBytes& plaintext) {
+  EnsureSodium();
+  Bytes out(plaintext.size() + crypto_box_SEALBYTES);
+  if (crypto_box_seal(out.data(), plaintext.data(), plaintext.size(), recipient.data()) != 0) {
+    return InvalidArgument("cannot seal to that public key");
+  }
+  return out;
+}
+
+Result<SecretBytes> OpenSealed(const BoxKeyPair& recipient, ByteSpan sealed) {
+  EnsureSodium();
+  if (sealed.size() < crypto_box_SEALBYTES || recipient.secret_key.size() != 32) {
+    return InvalidArgument("sealed box too short");
+  }
+  SecretBytes out(sealed.size() - crypto_box_SEALBYTES);
+  if (crypto_box_seal_open(out.data(), sealed.data(), sealed.size(), recipient.public_key.data(),
+                           recipient.secret_key.data()) != 0) {
+    return Status(StatusCode::kPermissionDenied,
+                  "sealed box does not open with this key (wrong recipient or altered)");
+  }
+  return out;
+}
+
 }  // namespace qv

@@ -4,6 +4,7 @@
 #ifndef QV_CRYPTO_SECRETBOX_H_
 #define QV_CRYPTO_SECRETBOX_H_
 
+#include <array>
 #include <string_view>
 
 #include "base/bytes.h"
@@ -20,6 +21,23 @@ Result<Bytes> SealSecret(const SecretBytes& master_key, std::string_view context
                          const SecretBytes& plaintext);
 Result<SecretBytes> OpenSecret(const SecretBytes& master_key, std::string_view context,
                                ByteSpan sealed);
+
+// Sealing to a one-time recipient key (crypto_box_seal: X25519 + XSalsa20-
+// Poly1305, anonymous sender): how a node releases a share to a requester.
+// Only the holder of the recipient's secret half can open it.
+inline constexpr size_t kBoxPublicKeySize = 32;
+inline constexpr size_t kBoxSealOverhead = 48;
+
+struct BoxKeyPair {
+  std::array<uint8_t, kBoxPublicKeySize> public_key;
+  SecretBytes secret_key;  // 32 bytes, secure memory
+};
+BoxKeyPair NewBoxKeyPair();
+Result<Bytes> SealToKey(const std::array<uint8_t, kBoxPublicKeySize>& recipient,
+                        const SecretBytes& plaintext);
+// Fails (kPermissionDenied) when the box was not sealed to this key pair or
+// was altered.
+Result<SecretBytes> OpenSealed(const BoxKeyPair& recipient, ByteSpan sealed);
 
 }  // namespace qv
 

@@ -1,5 +1,6 @@
 #include "manifest/manifest.h"
 
+#include <algorithm>
 #include <boost/archive/archive_exception.hpp>
 #include <boost/archive/text_iarchive.hpp>
 #include <boost/archive/text_oarchive.hpp>
@@ -28,11 +29,21 @@ void serialize(Archive& ar, qv::Provenance& p, const unsigned int) {
 }
 
 template <class Archive>
+void serialize(Archive& ar, qv::Custodian& c, const unsigned int) {
+  ar& c.id& c.public_key;
+}
+
+template <class Archive>
+void serialize(Archive& ar, qv::Policy& p, const unsigned int) {
+  ar& p.custodians& p.quorum& p.max_request_seconds& p.quorum_ops;
+}
+
+template <class Archive>
 void serialize(Archive& ar, qv::Manifest& m, const unsigned int) {
   uint8_t cipher = static_cast<uint8_t>(m.cipher);
   ar& m.backup_id& m.artifact_name& m.files& m.plaintext_size& cipher& m.chunk_size;
   ar& m.k& m.m& m.t& m.unit_size& m.stripe_count& m.commitments& m.fragment_roots;
-  ar& m.placement& m.created_unix& m.provenance;
+  ar& m.placement& m.created_unix& m.provenance& m.policy;
   m.cipher = static_cast<qv::CipherSuite>(cipher);
 }
 
@@ -128,6 +139,49 @@ Status Manifest::Validate() const {
   if (total != plaintext_size) return bad("file sizes do not add up to the plaintext size");
   for (const auto& p : placement) {
     if (p.fragment >= n()) return bad("placement for fragment " + std::to_string(p.fragment));
+  }
+  return policy.Validate();
+}
+
+bool Policy::NeedsQuorum(std::string_view op) const {
+  return op == kOpRestore ||
+         std::find(quorum_ops.begin(), quorum_ops.end(), op) != quorum_ops.end();
+}
+
+const Custodian* Policy::FindByKey(const PublicKey& key) const {
+  for (const auto& c : custodians) {
+    if (c.public_key == key) return &c;
+  }
+  return nullptr;
+}
+
+Status Policy::Validate() const {
+  auto bad = [](const std::string& what) { return InvalidArgument("manifest policy: " + what); };
+  if (custodians.empty()) {
+    if (quorum != 0) return bad("a quorum without custodians");
+    return Status::Ok();
+  }
+  if (quorum == 0 || quorum > custodians.size()) {
+    return bad("quorum " + std::to_string(quorum) + " of " + std::to_string(custodians.size()) +
+               " custodians");
+  }
+  if (max_request_seconds == 0) return bad("requests with no lifetime");
+  for (size_t i = 0; i < custodians.size(); ++i) {
+    if (custodians[i].id.empty() || custodians[i].id.size() > 128) return bad("custodian id");
+    for (size_t j = 0; j < i; ++j) {
+      if (custodians[i].id == custodians[j].id)
+        return bad("custodian " + custodians[i].id + " twice");
+      if (custodians[i].public_key == custodians[j].public_key) {
+        return bad("custodians " + custodians[j].id + " and " + custodians[i].id + " share a key");
+      }
+    }
+  }
+  if (std::find(quorum_ops.begin(), quorum_ops.end(), kOpRestore) == quorum_ops.end()) {
+    return bad("restore must need a quorum");
+  }
+  for (const auto& op : quorum_ops) {
+    const auto& all = AllQuorumOps();
+    if (std::find(all.begin(), all.end(), op) == all.end()) return bad("unknown operation " + op);
   }
   return Status::Ok();
 }

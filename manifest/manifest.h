@@ -53,8 +53,32 @@ struct Provenance {
   std::string tool_version;
 };
 
+struct Custodian {
+  std::string id;
+  PublicKey public_key{};
+};
+
+// Who must agree before anything of this backup is released, fixed when the
+// backup is made. Separation of duties: a request's requester never counts
+// toward its own quorum, and a custodian counts once however often it signs.
+struct Policy {
+  std::vector<Custodian> custodians;
+  uint32_t quorum = 0;                  // M approvals needed
+  uint32_t max_request_seconds = 0;     // longest lifetime of a request
+  std::vector<std::string> quorum_ops;  // always "restore"; also export, repair, ...
+  bool NeedsQuorum(std::string_view op) const;
+  const Custodian* FindByKey(const PublicKey& key) const;
+  // An empty policy (no custodians) marks a local, uncustodied backup.
+  bool custodial() const { return !custodians.empty(); }
+  Status Validate() const;
+};
+
+// Operations a policy can gate.
+inline constexpr std::string_view kOpRestore = "restore";
+inline const std::vector<std::string>& AllQuorumOps();
+
 struct Manifest {
-  static constexpr uint32_t kFormatVersion = 1;
+  static constexpr uint32_t kFormatVersion = 2;
 
   BackupId backup_id{};
   std::string artifact_name;
@@ -70,6 +94,7 @@ struct Manifest {
   std::vector<Placement> placement;
   int64_t created_unix = 0;
   Provenance provenance;
+  Policy policy;
 
   uint32_t n() const { return k + m; }
   uint64_t stripe_bytes() const { return uint64_t{k} * unit_size; }
@@ -106,6 +131,11 @@ class SignedManifest {
 };
 
 inline constexpr uint64_t kMaxManifestSize = 64ull << 20;
+
+inline const std::vector<std::string>& AllQuorumOps() {
+  static const std::vector<std::string> ops = {"restore", "export", "repair", "refresh", "delete"};
+  return ops;
+}
 
 }  // namespace qv
 

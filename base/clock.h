@@ -1,0 +1,40 @@
+// Wall-clock time as an interface, so nodes, tests and sim/ can run on a
+// fake clock. Implementations are thread-safe.
+#ifndef QV_BASE_CLOCK_H_
+#define QV_BASE_CLOCK_H_
+
+#include <atomic>
+#include <cstdint>
+#include <ctime>
+
+namespace qv {
+
+class Clock {
+ public:
+  virtual ~Clock() = default;
+  virtual int64_t NowUnix() const = 0;  // seconds since the epoch
+};
+
+class SystemClock : public Clock {
+ public:
+  int64_t NowUnix() const override { return static_cast<int64_t>(std::time(nullptr)); }
+  static SystemClock* Default() {
+    static SystemClock clock;
+    return &clock;
+  }
+};
+
+class FakeClock : public Clock {
+ public:
+  explicit FakeClock(int64_t now) : now_(now) {}
+  int64_t NowUnix() const override { return now_.load(); }
+  void Set(int64_t now) { now_.store(now); }
+  void Advance(int64_t seconds) { now_.fetch_add(seconds); }
+
+ private:
+  std::atomic<int64_t> now_;
+};
+
+}  // namespace qv
+
+#endif  // QV_BASE_CLOCK_H_

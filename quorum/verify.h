@@ -1,0 +1,42 @@
+// Deciding whether a certificate authorizes an operation on a backup. Every
+// node runs this itself, against the policy in the backup's signed manifest,
+// before it releases anything. Pure: no clock, storage or network inside,
+// so nodes, tests and sim/ give it the same inputs and get the same verdict.
+//
+// A refusal is kPermissionDenied whose message is the precise reason a
+// person can act on: "expired ...", "below quorum: 2 of 3", "unknown
+// custodian c7", "bad signature from c2", "requester approved own request",
+// "certificate is for backup A, not B", ... Replay is the caller's check
+// (it needs the node's record of used request ids).
+#ifndef QV_QUORUM_VERIFY_H_
+#define QV_QUORUM_VERIFY_H_
+
+#include <string>
+#include <vector>
+
+#include "configs/cluster_config.h"
+#include "manifest/manifest.h"
+#include "quorum/request.h"
+
+namespace qv {
+
+struct VerifyInput {
+  std::string_view operation;  // what the node is asked to do
+  BackupId backup_id{};        // the backup it is asked about
+  const SignedManifest* manifest = nullptr;
+  const std::vector<Principal>* requesters = nullptr;  // from the cluster file
+  int64_t now = 0;
+  int64_t max_skew = 300;  // seconds of clock disagreement tolerated
+};
+
+struct Verdict {
+  RequestId request_id{};
+  std::vector<std::string> approvers;  // distinct custodians whose approvals counted
+  std::vector<std::string> deniers;
+};
+
+Result<Verdict> VerifyCertificate(const Certificate& certificate, const VerifyInput& in);
+
+}  // namespace qv
+
+#endif  // QV_QUORUM_VERIFY_H_
