@@ -102,10 +102,12 @@ TEST_F(ManifestTest, TruncationAtEveryLengthIsAClearError) {
 TEST_F(ManifestTest, UnknownVersionIsRefusedBeforeParsing) {
   auto sm = SignedManifest::Sign(Sample(), *key_);
   Bytes future = sm->encoded();
-  future[7] = 2;
-  auto r = SignedManifest::Parse(future, nullptr);
-  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
-  EXPECT_NE(r.status().message().find("version 2"), std::string::npos);
+  for (uint8_t v : {uint8_t{1}, uint8_t{Manifest::kFormatVersion + 1}}) {
+    future[7] = v;
+    auto r = SignedManifest::Parse(future, nullptr);
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(r.status().message().find("version " + std::to_string(v)), std::string::npos);
+  }
   Bytes not_manifest = sm->encoded();
   not_manifest[0] = 'X';
   EXPECT_EQ(SignedManifest::Parse(not_manifest, nullptr).status().code(), StatusCode::kCorruption);
