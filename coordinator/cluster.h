@@ -11,8 +11,9 @@
 #include <vector>
 
 #include "configs/cluster_config.h"
-#include "coordinator/node_client.h"
+#include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
+#include "node/node_client.h"
 
 namespace qv {
 

@@ -11,24 +11,6 @@
 
 namespace qv {
 
-Result<Response> CallChecked(NodeCaller& caller, Request request) {
-  auto r = caller.Call(std::move(request));
-  if (!r.ok()) return r.status().WithContext(caller.name());
-  Status s = r->ToStatus();
-  if (!s.ok()) return s.WithContext(caller.name());
-  return r;
-}
-
-Result<Response> InProcessCaller::Call(Request request) {
-  std::lock_guard<std::mutex> lock(mu_);
-  // Through the codec, so in-process runs exercise the same parsing.
-  QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(std::move(request)));
-  QV_ASSIGN_OR_RETURN(Request parsed, DecodeRequest(std::move(wire)));
-  Response resp = service_->Handle(session_, parsed);
-  QV_ASSIGN_OR_RETURN(Bytes back, EncodeResponse(std::move(resp)));
-  return DecodeResponse(std::move(back));
-}
-
 namespace {
 
 class RemoteSink : public FragmentSink {

@@ -1,6 +1,6 @@
 // The coordinator as a client of nodes: fragment sinks and sources, manifest
 // and share fetches, all over a NodeCaller, the transport boundary. A caller
-// is a network connection (coordinator/node_client.h) or, in tests and sim/,
+// is a network connection (node/node_client.h) or, in tests and sim/,
 // a NodeService in the same process.
 #ifndef QV_COORDINATOR_NODE_IO_H_
 #define QV_COORDINATOR_NODE_IO_H_
@@ -13,37 +13,10 @@
 #include "configs/cluster_config.h"
 #include "coordinator/fragment_store.h"
 #include "node/messages.h"
+#include "node/node_caller.h"
 #include "node/node_service.h"
 
 namespace qv {
-
-// Sends one request and waits for its response. Implementations serialize
-// concurrent calls. A transport failure is a non-OK Result; a node's refusal
-// is an OK Result whose Response carries the error (see CallChecked).
-class NodeCaller {
- public:
-  virtual ~NodeCaller() = default;
-  virtual const std::string& name() const = 0;
-  virtual Result<Response> Call(Request request) = 0;
-};
-
-// The response's own status folded in, prefixed with the node's name.
-Result<Response> CallChecked(NodeCaller& caller, Request request);
-
-// Calls a NodeService directly, with the given peer identity.
-class InProcessCaller : public NodeCaller {
- public:
-  InProcessCaller(NodeService* service, PeerInfo as)
-      : service_(service), name_(service->node_id()), session_(std::move(as)) {}
-  const std::string& name() const override { return name_; }
-  Result<Response> Call(Request request) override;
-
- private:
-  NodeService* service_;
-  std::string name_;
-  std::mutex mu_;
-  NodeService::Session session_;
-};
 
 // Backup target over n callers (callers[f] receives fragment f). Each sink
 // sends from its own thread with at most `inflight_bytes` queued, so all

@@ -20,7 +20,7 @@
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "configs/cluster_config.h"
-#include "coordinator/node_client.h"
+#include "node/node_client.h"
 #include "tests/qv_process.h"
 
 namespace qv {

@@ -1,4 +1,4 @@
-#include "coordinator/node_client.h"
+#include "node/node_client.h"
 
 #include <fcntl.h>
 #include <netdb.h>

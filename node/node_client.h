@@ -1,18 +1,19 @@
-// A connection from the coordinator to one node: TCP with deadlines on
+// A connection to one node (from the coordinator, a requester, an auditor or
+// another node): TCP with deadlines on
 // connect, read and write, the Noise XX channel, and a pin check: the node
 // must prove the key the cluster file lists for it, or the connection is
 // dropped before any request is sent. Calls are serialized by a mutex; after
 // a transport error the connection is closed and later calls fail fast.
-#ifndef QV_COORDINATOR_NODE_CLIENT_H_
-#define QV_COORDINATOR_NODE_CLIENT_H_
+#ifndef QV_NODE_NODE_CLIENT_H_
+#define QV_NODE_NODE_CLIENT_H_
 
 #include <chrono>
 #include <memory>
 #include <mutex>
 
 #include "configs/cluster_config.h"
-#include "coordinator/node_io.h"
 #include "crypto/channel.h"
+#include "node/node_caller.h"
 
 namespace qv {
 
@@ -45,4 +46,4 @@ class NodeClient : public NodeCaller {
 
 }  // namespace qv
 
-#endif  // QV_COORDINATOR_NODE_CLIENT_H_
+#endif  // QV_NODE_NODE_CLIENT_H_
