@@ -2,6 +2,8 @@
 // calls the coordinator, and prints. Exit codes: 0 success, 1 the operation
 // failed (one line on stderr names why), 2 bad usage.
 #include <malloc.h>
+#include <sodium.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,8 +16,10 @@
 #include <string>
 #include <vector>
 
+#include "base/file_util.h"
 #include "base/json.h"
 #include "configs/local_cluster.h"
+#include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
 #include "coordinator/cluster.h"
 #include "coordinator/local_cluster_ctl.h"
@@ -23,7 +27,9 @@
 #include "coordinator/pipeline.h"
 #include "coordinator/sample.h"
 #include "crypto/identity.h"
+#include "crypto/secretbox.h"
 #include "node/daemon.h"
+#include "quorum/request.h"
 
 namespace fs = std::filesystem;
 
@@ -224,6 +230,322 @@ int CmdBackup(const BackupArgs& a) {
   return 0;
 }
 
+// --key, else NAME beside the cluster file.
+std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name) {
+  return key.empty() ? (fs::path(cluster).parent_path() / name).string() : key;
+}
+
+std::string UtcTime(int64_t t) {
+  char buf[32];
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
+  return buf;
+}
+
+Result<int64_t> ParseDuration(const std::string& text) {
+  if (text.empty()) return InvalidArgument("empty duration");
+  size_t pos = 0;
+  long long v = 0;
+  try {
+    v = std::stoll(text, &pos);
+  } catch (...) {
+    return InvalidArgument("duration '" + text + "' is not a number");
+  }
+  const std::string unit = text.substr(pos);
+  int64_t mul = 0;
+  if (unit == "s" || unit.empty()) mul = 1;
+  if (unit == "m") mul = 60;
+  if (unit == "h") mul = 3600;
+  if (unit == "d") mul = 86400;
+  if (mul == 0 || v <= 0)
+    return InvalidArgument("duration '" + text + "': use e.g. 90s, 30m, 4h, 1d");
+  return int64_t{v} * mul;
+}
+
+Result<SecretBytes> ReadSecretFile(const std::string& path, size_t size) {
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(path));
+  QV_ASSIGN_OR_RETURN(uint64_t n, f->Size());
+  if (n != size) return InvalidArgument(path + ": not a " + std::to_string(size) + "-byte key");
+  SecretBytes s(size);
+  QV_RETURN_IF_ERROR(f->PReadExact(s.mutable_span(), 0));
+  return s;
+}
+
+struct RequestArgs {
+  std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
+  int64_t valid_from = 0;  // unix seconds; 0 = now
+};
+
+int CmdRestoreRequest(const RequestArgs& a) {
+  auto id = BackupIdFromText(a.backup);
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
+  auto ttl = ParseDuration(a.ttl);
+  if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
+  if (fs::exists(a.out) || fs::exists(a.out + ".key")) {
+    return Fail(AlreadyExists(a.out + " or " + a.out + ".key already exists"));
+  }
+  auto config = ClusterConfig::Load(a.cluster);
+  if (!config.ok()) return Fail(config.status());
+  auto key = SigningKey::Load(KeyBeside(a.cluster, a.key, "operator.key"));
+  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  const Principal* me = nullptr;
+  for (const auto& r : config->requesters) {
+    if (r.public_key == (*key)->public_key()) me = &r;
+  }
+  if (me == nullptr) {
+    return Fail(PermissionDenied("this key is not a requester in " + a.cluster));
+  }
+  const std::string requester_id = me->id;
+  auto session = ClusterSession::Open(*config, key->get());
+  if (!session.ok()) return Fail(session.status());
+  std::vector<std::string> problems;
+  auto sm = (*session)->Manifest(*id, &problems);
+  if (!sm.ok()) return Fail(sm.status());
+  BoxKeyPair reply = NewBoxKeyPair();
+  QuorumRequest q;
+  q.operation = std::string(kOpRestore);
+  q.backup_id = *id;
+  q.backup_name = sm->manifest().artifact_name;
+  q.manifest_hash = sm->Hash();
+  q.requester_id = requester_id;
+  q.requester_key = (*key)->public_key();
+  q.reply_key = reply.public_key;
+  q.purpose = a.purpose;
+  q.destination = a.destination;
+  q.created_unix = a.valid_from != 0 ? a.valid_from : static_cast<int64_t>(std::time(nullptr));
+  q.expires_unix = q.created_unix + *ttl;
+  randombytes_buf(q.nonce.data(), q.nonce.size());
+  auto sr = SignedRequest::Sign(q, **key);
+  if (!sr.ok()) return Fail(sr.status());
+  // The one-time secret first (0600), then the request that points at it.
+  if (Status st = WriteFileAtomic(a.out + ".key", reply.secret_key.span(), 0600); !st.ok()) {
+    return Fail(st);
+  }
+  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0644); !st.ok()) return Fail(st);
+  std::printf(
+      "request %s\n  restore %s (%s) for %s\n  purpose: %s\n  valid %s .. %s\n"
+      "  wrote %s (send to custodians) and %s (one-time secret, 0600: keep it)\n"
+      "next: each custodian runs  qv approve --key CUSTODIAN.key %s --out APPROVAL\n",
+      RequestIdToText(sr->id()).c_str(), BackupIdToText(*id).c_str(), q.backup_name.c_str(),
+      requester_id.c_str(), q.purpose.c_str(), UtcTime(q.created_unix).c_str(),
+      UtcTime(q.expires_unix).c_str(), a.out.c_str(), (a.out + ".key").c_str(), a.out.c_str());
+  return 0;
+}
+
+struct ApproveArgs {
+  std::string key, as, request, out, note;
+  bool deny = false, yes = false;
+};
+
+int CmdApprove(const ApproveArgs& a) {
+  auto bytes = ReadFileBytes(a.request, 1 << 16);
+  if (!bytes.ok()) return Fail(bytes.status());
+  auto sr = SignedRequest::Parse(*bytes);
+  if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
+  if (fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
+  auto key = SigningKey::Load(a.key);
+  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  const std::string as = a.as.empty() ? fs::path(a.key).stem().string() : a.as;
+  const QuorumRequest& q = sr->request();
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::fprintf(stderr,
+               "%s asks to %s backup \"%s\" (%s)\n  purpose:     %s\n  destination: %s\n"
+               "  requested:   %s\n  expires:     %s%s\n  request id:  %s\n"
+               "  manifest:    sha256 %s\n",
+               q.requester_id.c_str(), q.operation.c_str(), q.backup_name.c_str(),
+               BackupIdToText(q.backup_id).c_str(), q.purpose.c_str(),
+               q.destination.empty() ? "(none given)" : q.destination.c_str(),
+               UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(),
+               now > q.expires_unix ? "  (EXPIRED)" : "", RequestIdToText(sr->id()).c_str(),
+               HexEncode(q.manifest_hash).c_str());
+  if (!a.yes && ::isatty(STDIN_FILENO)) {
+    std::fprintf(stderr, "%s as %s? [y/N] ", a.deny ? "Deny" : "Approve", as.c_str());
+    std::string answer;
+    std::getline(std::cin, answer);
+    if (answer != "y" && answer != "Y" && answer != "yes") {
+      std::fprintf(stderr, "nothing signed\n");
+      return 1;
+    }
+  }
+  Approval ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
+  if (Status st = WriteFileAtomic(a.out, ap.Encode(), 0644); !st.ok()) return Fail(st);
+  std::printf("%s signed %s of request %s: %s\n", as.c_str(), a.deny ? "a denial" : "an approval",
+              RequestIdToText(sr->id()).substr(0, 16).c_str(), a.out.c_str());
+  return 0;
+}
+
+struct RunArgs {
+  std::string cluster, key, request, request_key, dest;
+  std::vector<std::string> approvals;
+  bool json = false;
+};
+
+int CmdRestoreRun(const RunArgs& a) {
+  auto bytes = ReadFileBytes(a.request, 1 << 16);
+  if (!bytes.ok()) return Fail(bytes.status());
+  auto sr = SignedRequest::Parse(*bytes);
+  if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
+  Certificate cert{*sr, {}};
+  for (const auto& f : a.approvals) {
+    auto ab = ReadFileBytes(f, 1 << 16);
+    if (!ab.ok()) return Fail(ab.status());
+    auto ap = Approval::Parse(*ab);
+    if (!ap.ok()) return Fail(ap.status().WithContext(f));
+    cert.approvals.push_back(std::move(ap).value());
+  }
+  const std::string secret_file = a.request_key.empty() ? a.request + ".key" : a.request_key;
+  struct stat st;
+  if (::stat(secret_file.c_str(), &st) != 0) return Fail(NotFound(secret_file + ": no such file"));
+  if ((st.st_mode & 077) != 0) {
+    return Fail(PermissionDenied(secret_file + " is readable by group or others (chmod 600)"));
+  }
+  auto secret = ReadSecretFile(secret_file, 32);
+  if (!secret.ok()) return Fail(secret.status());
+  BoxKeyPair reply{sr->request().reply_key, std::move(secret).value()};
+  if (!BoxKeyMatches(reply)) {
+    return Fail(InvalidArgument(secret_file + " is not the one-time key of " + a.request));
+  }
+  auto config = ClusterConfig::Load(a.cluster);
+  if (!config.ok()) return Fail(config.status());
+  auto key = SigningKey::Load(KeyBeside(a.cluster, a.key, "operator.key"));
+  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  auto session = ClusterSession::Open(*config, key->get());
+  if (!session.ok()) return Fail(session.status());
+  auto writer = NewFolderWriter(a.dest);
+  if (!writer.ok()) return Fail(writer.status());
+  Progress progress("restore", !a.json);
+  RestoreOptions opt;
+  opt.progress = progress.fn();
+  std::vector<std::string> problems;
+  auto report = (*session)->Restore(cert, reply, **writer, opt, &problems);
+  if (!report.ok()) return Fail(report.status());  // names every node's reason
+  for (const auto& p : problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  for (const auto& p : report->problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
+  if (a.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("backup_id", BackupIdToText(sr->request().backup_id))
+        .Field("request_id", RequestIdToText(sr->id()))
+        .Field("dest", a.dest)
+        .Field("bytes", report->plaintext_bytes)
+        .Field("seconds", report->seconds)
+        .Field("mb_per_s", mbps)
+        .Field("reconstructed", report->reconstructed);
+    j.Key("problems").BeginArray();
+    for (const auto& p : problems) j.String(p);
+    for (const auto& p : report->problems) j.String(p);
+    j.EndArray().EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  std::printf("restored %s to %s under request %s: %s in %.2fs (%.0f MB/s), verified\n",
+              BackupIdToText(sr->request().backup_id).c_str(), a.dest.c_str(),
+              RequestIdToText(sr->id()).substr(0, 16).c_str(),
+              FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps);
+  return 0;
+}
+
+int CmdAuditVerify(const std::string& cluster, const std::string& key_file, bool json) {
+  auto config = ClusterConfig::Load(cluster);
+  if (!config.ok()) return Fail(config.status());
+  auto key = SigningKey::Load(KeyBeside(cluster, key_file, "operator.key"));
+  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  auto session = ClusterSession::Open(*config, key->get());
+  if (!session.ok()) return Fail(session.status());
+  AuditReport r = CheckClusterAudit(**session);
+  if (json) {
+    JsonWriter j;
+    j.BeginObject().Field("ok", r.ok()).Key("nodes").BeginArray();
+    for (const auto& n : r.nodes) {
+      j.BeginObject()
+          .Field("node", n.node)
+          .Field("reachable", n.reachable)
+          .Field("entries", uint64_t{n.entries.size()})
+          .Field("checkpoints", uint64_t{n.checkpoints.size()})
+          .Key("problems")
+          .BeginArray();
+      for (const auto& p : n.problems) j.String(p);
+      j.EndArray().EndObject();
+    }
+    j.EndArray().Key("cross_node").BeginArray();
+    for (const auto& p : r.cross_problems) j.String(p);
+    j.EndArray()
+        .Field("witness_records_checked", uint64_t{r.witness_records_checked})
+        .Field("releases", uint64_t{r.releases})
+        .EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return r.ok() ? 0 : 1;
+  }
+  for (const auto& n : r.nodes) {
+    if (n.problems.empty()) {
+      std::printf("%-10s chain intact: %zu entries, %zu signed checkpoints valid\n", n.node.c_str(),
+                  n.entries.size(), n.checkpoints.size());
+    }
+    for (const auto& p : n.problems)
+      std::printf("%-10s TAMPERED OR MISSING: %s\n", n.node.c_str(), p.c_str());
+  }
+  for (const auto& p : r.cross_problems) std::printf("cross-node: %s\n", p.c_str());
+  std::printf("%zu witness records checked; %zu released requests consistent across nodes\n%s\n",
+              r.witness_records_checked, r.releases, r.ok() ? "audit verified" : "AUDIT FAILED");
+  return r.ok() ? 0 : 1;
+}
+
+int CmdAuditLog(const std::string& cluster, const std::string& key_file, const std::string& backup,
+                bool json) {
+  auto config = ClusterConfig::Load(cluster);
+  if (!config.ok()) return Fail(config.status());
+  auto key = SigningKey::Load(KeyBeside(cluster, key_file, "operator.key"));
+  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  auto session = ClusterSession::Open(*config, key->get());
+  if (!session.ok()) return Fail(session.status());
+  AuditReport r = CheckClusterAudit(**session);
+  struct Row {
+    int64_t time;
+    std::string node;
+    const AuditEntry* e;
+  };
+  std::vector<Row> rows;
+  for (const auto& n : r.nodes) {
+    for (const auto& e : n.entries) {
+      if (!backup.empty() && e.event.backup != backup) continue;
+      rows.push_back({e.time, n.node, &e});
+    }
+  }
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const Row& x, const Row& y) { return x.time < y.time; });
+  JsonWriter j;
+  if (json) j.BeginArray();
+  for (const auto& row : rows) {
+    const AuditEvent& ev = row.e->event;
+    if (json) {
+      j.BeginObject()
+          .Field("time", static_cast<uint64_t>(row.time))
+          .Field("node", row.node)
+          .Field("seq", row.e->seq)
+          .Field("kind", ev.kind)
+          .Field("peer", ev.peer)
+          .Field("backup", ev.backup)
+          .Field("request", ev.request)
+          .Field("detail", ev.detail)
+          .EndObject();
+    } else {
+      std::printf("%s %-8s %-13s %-12s %s%s\n", UtcTime(row.time).c_str(), row.node.c_str(),
+                  ev.kind.c_str(), ev.peer.c_str(),
+                  ev.request.empty() ? "" : ("req " + ev.request.substr(0, 12) + " ").c_str(),
+                  ev.detail.c_str());
+    }
+  }
+  if (json) {
+    j.EndArray();
+    std::printf("%s\n", j.str().c_str());
+  }
+  for (const auto& n : r.nodes) {
+    if (!n.reachable) std::fprintf(stderr, "qv: warning: %s: unreachable\n", n.node.c_str());
+  }
+  return 0;
+}
+
 struct RestoreArgs {
   std::string local, cluster, key, backup, dest, signer;
   bool json = false;
@@ -246,15 +568,9 @@ int CmdRestore(const RestoreArgs& a) {
   Result<RestoreReport> report = Internal("no source");
   std::optional<SignedManifest> sm;
   if (!a.cluster.empty()) {
-    auto ctx = OpenCluster(a.cluster, a.key);
-    if (!ctx.ok()) return Fail(ctx.status());
-    auto m = ctx->session->Manifest(*id, &problems);
-    if (!m.ok()) return Fail(m.status());
-    sm = std::move(m).value();
-    auto writer = NewFolderWriter(a.dest);
-    if (!writer.ok()) return Fail(writer.status());
-    problems.clear();
-    report = ctx->session->Restore(*id, **writer, opt, &problems);
+    return Fail(PermissionDenied(
+        "a cluster restore needs a quorum certificate: qv restore request, qv approve (by the "
+        "custodians), then qv restore run"));
   } else {
     if (!fs::is_directory(a.local)) return Fail(NotFound(a.local + ": no such folder"));
     auto store = LocalStore::Open(a.local);
@@ -615,8 +931,71 @@ int Main(int argc, char** argv) {
   r_local->excludes(r_cluster);
   restore->add_option("--key", r.key,
                       "coordinator key (default: coordinator.key beside the cluster file)");
-  restore->add_option("--backup", r.backup, "backup id (32 hex characters)")->required();
-  restore->add_option("--dest", r.dest, "new folder to restore into (must not exist)")->required();
+  restore->add_option("--backup", r.backup, "backup id (32 hex characters)");
+  restore->add_option("--dest", r.dest, "new folder to restore into (must not exist)");
+  restore->require_subcommand(0, 1);
+
+  RequestArgs rq;
+  auto* r_request = restore->add_subcommand(
+      "request", "Ask for a restore: a signed request custodians can approve");
+  r_request->add_option("--cluster", rq.cluster, "cluster file")->required();
+  r_request->add_option("--key", rq.key,
+                        "requester key (default: operator.key beside the cluster file)");
+  r_request->add_option("--backup", rq.backup, "backup id (32 hex characters)")->required();
+  r_request->add_option("--purpose", rq.purpose, "why, in words custodians will read")->required();
+  r_request->add_option("--destination", rq.destination, "where the restore will land (label)");
+  r_request->add_option("--ttl", rq.ttl, "how long custodians have (e.g. 30m, 4h, 1d)")
+      ->capture_default_str();
+  r_request->add_option("--valid-from", rq.valid_from,
+                        "start of validity, unix seconds (default: now)");
+  r_request
+      ->add_option("--out", rq.out, "request file to write; its one-time secret goes to OUT.key")
+      ->required();
+  r_request->footer(
+      "Writes OUT (public: give it to custodians) and OUT.key (0600: the one-time secret that\n"
+      "opens released shares; never send it). Example:\n"
+      "  qv restore request --cluster cl/cluster.toml --backup ID --purpose 'DR drill' --out req");
+
+  RunArgs rr;
+  auto* r_run = restore->add_subcommand(
+      "run", "Present a request and its approvals to the nodes and restore");
+  r_run->add_option("--cluster", rr.cluster, "cluster file")->required();
+  r_run->add_option("--key", rr.key,
+                    "identity for the node channels (default: operator.key beside the cluster)");
+  r_run->add_option("--request", rr.request, "request file from qv restore request")->required();
+  r_run->add_option("--request-key", rr.request_key, "its one-time secret (default: REQUEST.key)");
+  r_run->add_option("--approval", rr.approvals, "approval files from qv approve (repeatable)")
+      ->required();
+  r_run->add_option("--dest", rr.dest, "new folder to restore into (must not exist)")->required();
+  r_run->add_flag("--json", rr.json, "machine-readable output");
+  r_run->footer(
+      "Every node checks the certificate itself (quorum of distinct custodians from the backup's\n"
+      "signed policy, none of them the requester; unexpired; never used before) and releases its\n"
+      "share sealed to the request's one-time key. Refusals are printed with each node's reason.");
+
+  ApproveArgs ap;
+  auto* approve = app.add_subcommand("approve", "Show a restore request and sign an approval");
+  approve->add_option("--key", ap.key, "custodian key")->required();
+  approve->add_option("--as", ap.as, "custodian id (default: the key file's name, c1.key -> c1)");
+  approve->add_option("request", ap.request, "request file")->required();
+  approve->add_option("--out", ap.out, "approval file to write")->required();
+  approve->add_flag("--deny", ap.deny, "sign a refusal instead");
+  approve->add_option("--note", ap.note, "a remark recorded with the decision");
+  approve->add_flag("--yes", ap.yes, "do not ask for confirmation on a terminal");
+
+  std::string audit_cluster, audit_key, audit_backup;
+  bool audit_json = false;
+  auto* audit = app.add_subcommand("audit", "Check and read the nodes' tamper-evident audit logs");
+  audit->require_subcommand(1);
+  auto* audit_verify = audit->add_subcommand(
+      "verify", "Check every node's hash chain, checkpoints, witnesses and releases");
+  auto* audit_log = audit->add_subcommand("log", "Show who requested, approved and released");
+  for (auto* c : {audit_verify, audit_log}) {
+    c->add_option("--cluster", audit_cluster, "cluster file")->required();
+    c->add_option("--key", audit_key, "identity (default: operator.key beside the cluster file)");
+    c->add_flag("--json", audit_json, "machine-readable output");
+  }
+  audit_log->add_option("--backup", audit_backup, "only this backup's trail");
   restore->add_option("--signer", r.signer, "require the manifest to be signed by this public key");
   restore->add_flag("--json", r.json, "machine-readable output");
   restore->footer(
@@ -700,7 +1079,20 @@ int Main(int argc, char** argv) {
     b.kmt_given = backup->count("--k") + backup->count("--m") + backup->count("--t") > 0;
     return CmdBackup(b);
   }
-  if (*restore) return CmdRestore(r);
+  if (*r_request) return CmdRestoreRequest(rq);
+  if (*r_run) return CmdRestoreRun(rr);
+  if (*restore) {
+    if (r.backup.empty() || r.dest.empty()) {
+      std::fprintf(stderr,
+                   "qv: usage: qv restore --local DIR --backup ID --dest OUT, or\n"
+                   "  qv restore request ... / qv restore run ... (see --help)\n");
+      return 2;
+    }
+    return CmdRestore(r);
+  }
+  if (*approve) return CmdApprove(ap);
+  if (*audit_verify) return CmdAuditVerify(audit_cluster, audit_key, audit_json);
+  if (*audit_log) return CmdAuditLog(audit_cluster, audit_key, audit_backup, audit_json);
   if (*list) return CmdList(list_local, list_cluster, list_key, list_json);
   if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
   if (*status) return CmdStatus(status_cluster, status_key, status_json);

@@ -68,6 +68,14 @@ Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOpt
     placement.push_back({f, config_.nodes[f].id, config_.nodes[f].site});
   }
   RemoteTarget target(callers, placement);
+  // The policy comes from the cluster file at backup time and is signed
+  // into the manifest: later edits to the file do not loosen it.
+  options.policy.custodians.clear();
+  for (const auto& c : config_.custodians)
+    options.policy.custodians.push_back({c.id, c.public_key});
+  options.policy.quorum = config_.quorum;
+  options.policy.max_request_seconds = config_.max_request_seconds;
+  options.policy.quorum_ops = AllQuorumOps();
   return RunBackup(artifact, target, *key_, options);
 }
 
@@ -76,18 +84,25 @@ Result<SignedManifest> ClusterSession::Manifest(const BackupId& id,
   return FetchManifest(Reachable(), id, config_.coordinator, problems);
 }
 
-Result<RestoreReport> ClusterSession::Restore(const BackupId& id, ArtifactWriter& writer,
+Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
+                                              const BoxKeyPair& reply_key, ArtifactWriter& writer,
                                               const RestoreOptions& options,
                                               std::vector<std::string>* problems) {
   for (const auto& p : problems_) problems->push_back(p);
-  auto sm = Manifest(id, problems);
+  const QuorumRequest& q = certificate.request.request();
+  auto sm = Manifest(q.backup_id, problems);
+  if (sm.ok() && sm->Hash() != q.manifest_hash) {
+    sm = Corruption("the nodes' manifest of " + BackupIdToText(q.backup_id) +
+                    " is not the one the request names");
+  }
   if (!sm.ok()) {
     writer.Abort();
     return sm.status();
   }
   const qv::Manifest& m = sm->manifest();
   std::vector<std::unique_ptr<FragmentSource>> sources;
-  std::vector<NodeCaller*> share_callers;
+  std::vector<NodeCaller*> holders;
+  std::vector<uint32_t> fragments;
   for (const auto& p : m.placement) {
     const NodeEntry* node = config_.FindNode(p.node_id);
     if (node == nullptr) {
@@ -96,19 +111,36 @@ Result<RestoreReport> ClusterSession::Restore(const BackupId& id, ArtifactWriter
     }
     NodeClient* c = clients_[node - config_.nodes.data()].get();
     if (c == nullptr) continue;  // already named as unreachable
-    sources.push_back(NewRemoteSource(c, id, p.fragment, m.unit_size, m.stripe_count));
-    share_callers.push_back(c);
+    holders.push_back(c);
+    fragments.push_back(p.fragment);
   }
-  auto shares = FetchShares(share_callers, *sm, problems);
+  // Every reachable holder checks the certificate itself; only those that
+  // released serve fragments (on the same connection).
+  const Bytes cert = certificate.Encode();
+  auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems);
+  std::set<std::string> released;
+  for (const auto& s : shares) released.insert(s.source);
+  for (size_t i = 0; i < holders.size(); ++i) {
+    if (!released.count(holders[i]->name())) continue;
+    sources.push_back(
+        NewRemoteSource(holders[i], q.backup_id, fragments[i], m.unit_size, m.stripe_count));
+  }
+  if (shares.size() < m.t) {
+    writer.Abort();
+    std::string why;
+    for (const auto& p : *problems) why += "\n  " + p;
+    return PermissionDenied(std::to_string(shares.size()) + " of " +
+                            std::to_string(holders.size()) + " reachable nodes released (need " +
+                            std::to_string(m.t) + "):" + why);
+  }
   // Fastest nodes first (connect and handshake time measured at Open).
   RestoreOptions o = options;
   if (o.fragment_order.empty()) {
     std::vector<std::pair<double, uint32_t>> by_speed;
-    for (const auto& p : m.placement) {
-      const NodeEntry* node = config_.FindNode(p.node_id);
-      if (node == nullptr) continue;
-      const size_t i = node - config_.nodes.data();
-      if (clients_[i]) by_speed.push_back({connect_ms_[i], p.fragment});
+    for (size_t i = 0; i < holders.size(); ++i) {
+      if (!released.count(holders[i]->name())) continue;
+      const NodeEntry* node = config_.FindNode(holders[i]->name());
+      by_speed.push_back({connect_ms_[node - config_.nodes.data()], fragments[i]});
     }
     std::stable_sort(by_speed.begin(), by_speed.end());
     for (const auto& [ms, f] : by_speed) o.fragment_order.push_back(f);

@@ -14,6 +14,7 @@
 #include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
 #include "node/node_client.h"
+#include "quorum/request.h"
 
 namespace qv {
 
@@ -34,11 +35,17 @@ class ClusterSession {
   size_t reachable() const;
 
   Result<BackupOutcome> Backup(const Artifact& artifact, BackupOptions options);
-  Result<RestoreReport> Restore(const BackupId& id, ArtifactWriter& writer,
-                                const RestoreOptions& options, std::vector<std::string>* problems);
+  // Presents the certificate to every reachable node holding the backup;
+  // rebuilds from those that release (shares opened with reply_key), named
+  // problems for the rest. Fails without writing when fewer than t release.
+  Result<RestoreReport> Restore(const Certificate& certificate, const BoxKeyPair& reply_key,
+                                ArtifactWriter& writer, const RestoreOptions& options,
+                                std::vector<std::string>* problems);
   std::vector<BackupId> List();
   Result<SignedManifest> Manifest(const BackupId& id, std::vector<std::string>* problems);
   std::vector<NodeHealth> Health();
+  // The connection to node i of the cluster file, or nullptr if unreachable.
+  NodeCaller* caller(size_t i) { return clients_[i].get(); }
 
  private:
   ClusterSession() = default;

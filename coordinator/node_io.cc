@@ -7,6 +7,7 @@
 #include <deque>
 #include <future>
 #include <map>
+#include <optional>
 #include <thread>
 
 namespace qv {
@@ -292,23 +293,46 @@ Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, co
   return std::move(*chosen);
 }
 
-std::vector<NamedShare> FetchShares(const std::vector<NodeCaller*>& callers,
-                                    const SignedManifest& sm, std::vector<std::string>* problems) {
+std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
+                                      const SignedManifest& sm, ByteSpan certificate,
+                                      const BoxKeyPair& reply_key,
+                                      std::vector<std::string>* problems) {
+  std::vector<std::optional<NamedShare>> got(callers.size());
+  std::vector<std::string> errors(callers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < callers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      NodeCaller* c = callers[i];
+      Request r;
+      r.op = Op::kRelease;
+      r.backup_id = sm.manifest().backup_id;
+      r.payload.assign(certificate.begin(), certificate.end());
+      auto resp = CallChecked(*c, std::move(r));
+      if (!resp.ok()) {
+        errors[i] = resp.status().message();
+        return;
+      }
+      auto opened = OpenSealed(reply_key, resp->payload);
+      if (!opened.ok()) {
+        errors[i] = c->name() + ": released share " + opened.status().message();
+        return;
+      }
+      auto share = DecodeShare(opened->span());
+      if (!share.ok()) {
+        errors[i] = c->name() + ": " + share.status().message();
+        return;
+      }
+      got[i] = NamedShare{c->name(), std::move(share).value()};
+    });
+  }
+  for (auto& t : threads) t.join();
   std::vector<NamedShare> out;
-  for (NodeCaller* c : callers) {
-    Request r;
-    r.op = Op::kFetchShare;
-    r.backup_id = sm.manifest().backup_id;
-    auto resp = CallChecked(*c, r);
-    auto share = resp.ok() ? DecodeShare(resp->payload) : Result<Share>(resp.status());
-    if (resp.ok()) sodium_memzero(resp->payload.data(), resp->payload.size());
-    if (!share.ok()) {
-      problems->push_back(resp.ok() ? c->name() + ": " + share.status().message()
-                                    : share.status().message());
-      continue;
+  for (size_t i = 0; i < callers.size(); ++i) {
+    if (got[i]) {
+      out.push_back(std::move(*got[i]));
+    } else {
+      problems->push_back(errors[i]);
     }
-    Share s = std::move(share).value();
-    out.push_back(NamedShare{c->name(), std::move(s)});
   }
   return out;
 }

@@ -12,6 +12,7 @@
 
 #include "configs/cluster_config.h"
 #include "coordinator/fragment_store.h"
+#include "crypto/secretbox.h"
 #include "node/messages.h"
 #include "node/node_caller.h"
 #include "node/node_service.h"
@@ -45,9 +46,14 @@ std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const Backup
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,
                                      const PublicKey& coordinator,
                                      std::vector<std::string>* problems);
-std::vector<NamedShare> FetchShares(const std::vector<NodeCaller*>& callers,
-                                    const SignedManifest& manifest,
-                                    std::vector<std::string>* problems);
+// Presents a quorum certificate to every caller in parallel; each node checks
+// it and answers with its share sealed to the request's one-time key, which
+// `reply_key` opens. Refusals and unreadable shares are named in problems;
+// shares are checked against the commitments later, when combined.
+std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
+                                      const SignedManifest& manifest, ByteSpan certificate,
+                                      const BoxKeyPair& reply_key,
+                                      std::vector<std::string>* problems);
 
 }  // namespace qv
 

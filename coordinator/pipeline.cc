@@ -254,6 +254,7 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
                     std::to_string(n) + " fragments");
   }
   m.artifact_name = artifact.name;
+  m.policy = opt.policy;
   m.cipher = opt.cipher;
   m.m = opt.m;
   m.t = opt.t;

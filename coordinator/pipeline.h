@@ -41,6 +41,7 @@ struct BackupOptions {
   int workers = 0;                            // 0: one per hardware thread
   std::string parent_backup;
   std::string tool_version = "qv 0.1.0";
+  Policy policy;  // who must agree to release it; empty for local, uncustodied backups
   ProgressFn progress;
 };
 

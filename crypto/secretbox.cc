@@ -46,6 +46,14 @@ BoxKeyPair NewBoxKeyPair() {
   return kp;
 }
 
+bool BoxKeyMatches(const BoxKeyPair& kp) {
+  EnsureSodium();
+  if (kp.secret_key.size() != crypto_box_SECRETKEYBYTES) return false;
+  std::array<uint8_t, kBoxPublicKeySize> pk;
+  if (crypto_scalarmult_base(pk.data(), kp.secret_key.data()) != 0) return false;
+  return sodium_memcmp(pk.data(), kp.public_key.data(), pk.size()) == 0;
+}
+
 Result<Bytes> SealToKey(const std::array<uint8_t, kBoxPublicKeySize>& recipient,
                         const SecretBytes& plaintext) {
   EnsureSodium();

@@ -33,6 +33,8 @@ struct BoxKeyPair {
   SecretBytes secret_key;  // 32 bytes, secure memory
 };
 BoxKeyPair NewBoxKeyPair();
+// True when secret_key is the secret half of public_key.
+bool BoxKeyMatches(const BoxKeyPair& kp);
 Result<Bytes> SealToKey(const std::array<uint8_t, kBoxPublicKeySize>& recipient,
                         const SecretBytes& plaintext);
 // Fails (kPermissionDenied) when the box was not sealed to this key pair or

@@ -3,14 +3,129 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
 #include "base/file_util.h"
 #include "configs/cluster_config.h"
+#include "node/audit_log.h"
+#include "node/node_client.h"
 #include "node/node_service.h"
 #include "node/server.h"
 
 namespace qv {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// Periodically checks every other node's newest signed checkpoint: its
+// signature under the pinned key and, when an older one was witnessed, that
+// the entries between link the old head to the new one. Checked
+// checkpoints are countersigned and kept; a mismatch is audited as an
+// alert and not countersigned. Successes are not audited, or witnessing
+// would itself keep growing every log.
+class Witness {
+ public:
+  Witness(NodeService* service, AuditLog* audit, const ClusterConfig* cluster,
+          const SigningKey* key, uint32_t interval_ms)
+      : service_(service), audit_(audit), cluster_(cluster), key_(key), interval_(interval_ms) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Witness() { Stop(); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; })) {
+      lock.unlock();
+      for (const auto& n : cluster_->nodes) {
+        if (n.id == audit_->node_id()) continue;
+        Status st = WitnessOne(n);
+        if (st.code() == StatusCode::kCorruption) {
+          service_->Log("event=witness-mismatch subject=" + n.id + " detail=\"" + st.message() +
+                        "\"");
+          service_->Audit({"alert", n.id, "", "", "witness: " + st.message()});
+        }
+      }
+      lock.lock();
+    }
+  }
+
+  Status WitnessOne(const NodeEntry& n) {
+    ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(1000);
+    co.io_timeout = std::chrono::milliseconds(5000);
+    QV_ASSIGN_OR_RETURN(auto client, NodeClient::Connect(n, *key_, co));
+    Request r;
+    r.op = Op::kGetCheckpoints;
+    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*client, r));
+    QV_ASSIGN_OR_RETURN(auto cps, DecodeCheckpoints(resp.payload));
+    if (cps.empty()) return Status::Ok();
+    const Checkpoint& latest = cps.back();
+    if (latest.node_id != n.id || !latest.Verify(n.public_key).ok()) {
+      return Corruption("newest checkpoint does not verify under " + n.id + "'s pinned key");
+    }
+    auto prev = audit_->LastWitnessed(n.id);
+    if (prev && latest.seq < prev->seq) {
+      return Corruption("log shrank: witnessed entry " + std::to_string(prev->seq) +
+                        ", now newest checkpoint is at " + std::to_string(latest.seq));
+    }
+    if (prev && latest.seq == prev->seq) {
+      if (latest.head != prev->head) return Corruption("checkpoint at the same entry changed");
+      return Status::Ok();
+    }
+    if (prev) {
+      // The entries since the last witnessed head must lead to the new head.
+      ChainHash head = prev->head;
+      uint64_t next = prev->seq + 1;
+      while (next <= latest.seq) {
+        Request g;
+        g.op = Op::kGetAudit;
+        g.a = next;
+        g.b = std::min<uint64_t>(latest.seq - next + 1, 1024);
+        QV_ASSIGN_OR_RETURN(Response page, CallChecked(*client, g));
+        QV_ASSIGN_OR_RETURN(auto entries, DecodeEntries(page.payload));
+        if (entries.empty()) return Corruption("entries before the newest checkpoint are gone");
+        for (const auto& e : entries) {
+          if (e.seq != next || e.prev != head || e.ComputeHash() != e.hash) {
+            return Corruption("entry " + std::to_string(next) +
+                              " does not extend the history witnessed at entry " +
+                              std::to_string(prev->seq));
+          }
+          head = e.hash;
+          ++next;
+          if (next > latest.seq) break;
+        }
+      }
+      if (head != latest.head) return Corruption("newest checkpoint does not match the entries");
+    }
+    WitnessRecord rec{audit_->node_id(), latest, {}};
+    rec.countersignature = key_->Sign(rec.SignedBytes());
+    return audit_->RecordWitness(rec);
+  }
+
+  NodeService* service_;
+  AuditLog* audit_;
+  const ClusterConfig* cluster_;
+  const SigningKey* key_;
+  uint32_t interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
 
 Status RunNodeDaemon(const fs::path& node_config) {
   QV_ASSIGN_OR_RETURN(NodeConfig nc, NodeConfig::Load(node_config));
@@ -40,10 +155,17 @@ Status RunNodeDaemon(const fs::path& node_config) {
 
   QV_ASSIGN_OR_RETURN(auto store,
                       NodeStore::Open(nc.data_dir, std::move(master), nc.id, cluster.coordinator));
-  NodeService service(store.get(), cluster, nc.id, nullptr);
-  service.Log("event=config-load cluster=" + cluster.name +
-              " nodes=" + std::to_string(cluster.nodes.size()) +
-              " cleaned_interrupted_uploads=" + std::to_string(store->cleaned_on_open()));
+  QV_ASSIGN_OR_RETURN(auto audit, AuditLog::Open(nc.data_dir / "audit.db", nc.id, key.get(),
+                                                 SystemClock::Default(), nc.checkpoint_every));
+  NodeServiceOptions so;
+  so.audit = audit.get();
+  so.max_skew = nc.clock_skew_seconds;
+  NodeService service(store.get(), cluster, nc.id, nullptr, so);
+  const std::string loaded =
+      "cluster=" + cluster.name + " nodes=" + std::to_string(cluster.nodes.size()) +
+      " cleaned_interrupted_uploads=" + std::to_string(store->cleaned_on_open());
+  service.Log("event=config-load " + loaded);
+  service.Audit({"config-load", "", "", "", loaded + " file=" + node_config.string()});
   ServerOptions opt;
   opt.host = self->host;
   opt.port = self->port;
@@ -54,8 +176,14 @@ Status RunNodeDaemon(const fs::path& node_config) {
   QV_RETURN_IF_ERROR(WriteFileAtomic(pid_file, AsBytes(std::to_string(::getpid()) + "\n"), 0644));
   service.Log("event=start listen=" + self->host + ":" + std::to_string(server->port()) +
               " pid=" + std::to_string(::getpid()));
+  service.Audit(
+      {"start", "", "", "", "listen=" + self->host + ":" + std::to_string(server->port())});
+  Witness witness(&service, audit.get(), &cluster, key.get(), nc.witness_interval_ms);
   Status s = server->Run(/*handle_signals=*/true);
+  witness.Stop();
   service.Log("event=stop");
+  service.Audit({"stop", "", "", "", s.ok() ? "clean" : s.ToString()});
+  if (Status c = audit->SignCheckpoint(); !c.ok()) service.Log("event=checkpoint-failed");
   std::error_code ec;
   fs::remove(pid_file, ec);
   return s;

@@ -166,8 +166,14 @@ std::string_view OpName(Op op) {
       return "get-leaves";
     case Op::kFetchUnits:
       return "fetch-units";
-    case Op::kFetchShare:
-      return "fetch-share";
+    case Op::kRelease:
+      return "release";
+    case Op::kGetAudit:
+      return "get-audit";
+    case Op::kGetCheckpoints:
+      return "get-checkpoints";
+    case Op::kGetWitnessed:
+      return "get-witnessed";
   }
   return "unknown";
 }
@@ -213,7 +219,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kFetchShare)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetWitnessed)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

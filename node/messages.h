@@ -32,16 +32,21 @@ inline constexpr size_t kHeaderReserve = 256;
 
 enum class Op : uint8_t {
   kHealth = 1,
-  kBeginFragment,  // backup_id, fragment, a = unit size, b = stripe count
-  kFragmentData,   // payload = whole units, in order
-  kPrepare,        // payload = signed manifest, payload2 = share (x || y)
-  kPublish,        // backup_id
-  kAbort,          // backup_id
-  kGetManifest,    // backup_id -> payload = signed manifest
-  kListBackups,    // -> ids
-  kGetLeaves,      // backup_id -> payload = leaf hashes
-  kFetchUnits,     // backup_id, a = first unit, b = count -> payload = units
-  kFetchShare,     // backup_id -> payload = share (x || y)
+  kBeginFragment,   // backup_id, fragment, a = unit size, b = stripe count
+  kFragmentData,    // payload = whole units, in order
+  kPrepare,         // payload = signed manifest, payload2 = share (x || y)
+  kPublish,         // backup_id
+  kAbort,           // backup_id
+  kGetManifest,     // backup_id -> payload = signed manifest
+  kListBackups,     // -> ids
+  kGetLeaves,       // backup_id -> payload = leaf hashes
+  kFetchUnits,      // backup_id, a = first unit, b = count -> payload = units
+                    //   (only on a connection that presented a valid certificate)
+  kRelease,         // backup_id, payload = certificate -> payload = share sealed to
+                    //   the request's one-time key (crypto_box_seal)
+  kGetAudit,        // a = first seq, b = max entries -> payload = entries
+  kGetCheckpoints,  // -> payload = this node's signed checkpoints
+  kGetWitnessed,    // -> payload = other nodes' checkpoints this node countersigned
 };
 
 struct Request {

@@ -3,9 +3,18 @@
 //
 // Peers are identified by the static key their authenticated channel proved,
 // against the cluster file's pinned keys: the coordinator, the other nodes,
-// or unknown (the server drops those before reading any request). Each
-// request is authorized by role, executed, and logged as one line: peer,
-// request, backup, bytes, outcome, duration. Secrets never reach the log.
+// requesters, or unknown (the server drops those before reading any
+// request). Each request is authorized by role, executed, and logged as one
+// line: peer, request, backup, bytes, outcome, duration. Secrets never reach
+// the log.
+//
+// Release: nothing of a backup (share or fragment units) leaves the node
+// without a quorum certificate that this node itself verified against the
+// backup's signed policy (quorum/verify.h) at its own clock, and whose
+// request id it has durably marked spent. The share leaves sealed to the
+// request's one-time key; the connection that presented the certificate
+// may then fetch units until the request expires. Every request seen,
+// approval checked, release, refusal and replay goes to the audit log.
 //
 // NodeService is thread-safe; a Session holds one connection's state (an
 // upload in progress) and is used by one thread at a time.
@@ -13,22 +22,31 @@
 #define QV_NODE_NODE_SERVICE_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "base/clock.h"
 #include "configs/cluster_config.h"
 #include "crypto/noise.h"
+#include "node/audit_log.h"
 #include "node/messages.h"
 #include "node/node_store.h"
 
 namespace qv {
 
-enum class PeerRole { kUnknown, kCoordinator, kNode };
+enum class PeerRole { kUnknown, kCoordinator, kNode, kRequester };
 
 struct PeerInfo {
   PeerRole role = PeerRole::kUnknown;
-  std::string name;  // "coordinator", a node id, or "unknown:<key prefix>"
+  std::string name;  // "coordinator", a node or requester id, or "unknown:<key prefix>"
+};
+
+struct NodeServiceOptions {
+  AuditLog* audit = nullptr;  // not owned; null only in tests that do not audit
+  const Clock* clock = SystemClock::Default();
+  int64_t max_skew = 300;  // seconds
 };
 
 // Where log lines go. The default writes to stderr.
@@ -45,21 +63,27 @@ class NodeService {
     friend class NodeService;
     PeerInfo peer_;
     std::unique_ptr<Upload> upload_;
+    std::map<BackupId, int64_t> released_;  // backup -> unix time the release lapses
   };
 
-  NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log);
+  NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log,
+              NodeServiceOptions options = {});
 
   PeerInfo Identify(const noise::DhPublic& remote_static) const;
   Response Handle(Session& session, const Request& request);
   void Log(const std::string& line) const;
+  // Appends to the audit log (if any); a failure to audit is logged loudly.
+  void Audit(const AuditEvent& event) const;
   const std::string& node_id() const { return node_id_; }
 
  private:
   Result<Response> Dispatch(Session& s, const Request& r);
+  Result<Response> Release(Session& s, const Request& r);
   NodeStore* store_;
   const ClusterConfig cluster_;
   const std::string node_id_;
   LogSink log_;
+  NodeServiceOptions opt_;
   mutable std::mutex log_mu_;
 };
 

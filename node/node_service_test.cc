@@ -10,6 +10,7 @@
 #include "configs/local_cluster.h"
 #include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
+#include "quorum/request.h"
 
 namespace qv {
 namespace {
@@ -49,6 +50,29 @@ class InProcessClusterTest : public ::testing::Test {
         services_[i].get(), PeerInfo{PeerRole::kCoordinator, "coordinator"});
   }
 
+  // A certificate for restoring `sm`, requested by the operator and approved
+  // by the named custodians.
+  Result<Bytes> Certificate(const SignedManifest& sm, std::vector<std::string> approvers) {
+    QV_ASSIGN_OR_RETURN(auto op, SigningKey::Load(tmp_.path() / "c/operator.key"));
+    QuorumRequest q;
+    q.backup_id = sm.manifest().backup_id;
+    q.manifest_hash = sm.Hash();
+    q.requester_id = "operator";
+    q.requester_key = op->public_key();
+    q.reply_key = reply_.public_key;
+    q.purpose = "test";
+    q.created_unix = std::time(nullptr);
+    q.expires_unix = q.created_unix + 600;
+    randombytes_buf(q.nonce.data(), q.nonce.size());
+    QV_ASSIGN_OR_RETURN(SignedRequest sr, SignedRequest::Sign(q, *op));
+    qv::Certificate c{sr, {}};
+    for (const auto& id : approvers) {
+      QV_ASSIGN_OR_RETURN(auto k, SigningKey::Load(tmp_.path() / "c/custodians" / (id + ".key")));
+      c.approvals.push_back(Approval::Sign(sr, *k, id, true, "", q.created_unix));
+    }
+    return c.Encode();
+  }
+
   std::vector<NodeCaller*> Callers() {
     std::vector<NodeCaller*> out;
     for (auto& c : callers_) out.push_back(c.get());
@@ -64,6 +88,10 @@ class InProcessClusterTest : public ::testing::Test {
     Artifact a = MemoryArtifact("m", {{"w.safetensors", data_}});
     BackupOptions o;
     o.max_unit_size = 16384;
+    for (const auto& c : cluster_.custodians) o.policy.custodians.push_back({c.id, c.public_key});
+    o.policy.quorum = cluster_.quorum;
+    o.policy.max_request_seconds = cluster_.max_request_seconds;
+    o.policy.quorum_ops = AllQuorumOps();
     return RunBackup(a, target, *coordinator_, o);
   }
 
@@ -80,7 +108,8 @@ class InProcessClusterTest : public ::testing::Test {
       sources.push_back(NewRemoteSource(callers_[p.fragment].get(), id, p.fragment,
                                         sm.manifest().unit_size, sm.manifest().stripe_count));
     }
-    auto shares = FetchShares(Callers(), sm, &out.problems);
+    QV_ASSIGN_OR_RETURN(Bytes cert, Certificate(sm, {"c1", "c2", "c3"}));
+    auto shares = ReleaseShares(Callers(), sm, cert, reply_, &out.problems);
     class Capture : public ArtifactWriter {
      public:
       Bytes* out;
@@ -107,6 +136,7 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<NodeService>> services_;
   std::vector<std::unique_ptr<InProcessCaller>> callers_;
   std::vector<std::string> log_;
+  BoxKeyPair reply_ = NewBoxKeyPair();
   Bytes data_;
 };
 
@@ -142,16 +172,36 @@ TEST_F(InProcessClusterTest, RestoreSurvivesAWholeSiteGone) {
   EXPECT_GE(r->problems.size(), 2u);
 }
 
-TEST_F(InProcessClusterTest, NonCoordinatorPeersGetNoSharesAndCannotStore) {
+TEST_F(InProcessClusterTest, NothingIsReleasedWithoutACertificate) {
   auto b = Backup();
   ASSERT_TRUE(b.ok());
   const BackupId id = b->manifest.manifest().backup_id;
+  // Even the coordinator gets neither units nor a share without one.
+  NodeService::Session coord(PeerInfo{PeerRole::kCoordinator, "coordinator"});
+  Request f;
+  f.op = Op::kFetchUnits;
+  f.backup_id = id;
+  f.a = 0;
+  f.b = 1;
+  EXPECT_EQ(services_[0]->Handle(coord, f).ToStatus().code(), StatusCode::kPermissionDenied);
+  Request rel;
+  rel.op = Op::kRelease;
+  rel.backup_id = id;
+  auto under = Certificate(b->manifest, {"c1", "c2"});
+  ASSERT_TRUE(under.ok());
+  rel.payload = *under;
+  Response refused = services_[0]->Handle(coord, rel);
+  EXPECT_EQ(refused.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.message.find("below quorum: 2 of 3"), std::string::npos) << refused.message;
+  EXPECT_TRUE(refused.payload.empty());
+  EXPECT_EQ(services_[0]->Handle(coord, f).ToStatus().code(), StatusCode::kPermissionDenied);
   for (PeerInfo who :
        {PeerInfo{PeerRole::kNode, "node-03"}, PeerInfo{PeerRole::kUnknown, "unknown:ab"}}) {
     NodeService::Session s(who);
     Request r;
-    r.op = Op::kFetchShare;
+    r.op = Op::kRelease;
     r.backup_id = id;
+    r.payload = *Certificate(b->manifest, {"c1", "c2", "c3"});
     Response resp = services_[0]->Handle(s, r);
     EXPECT_EQ(resp.ToStatus().code(), StatusCode::kPermissionDenied) << who.name;
     EXPECT_TRUE(resp.payload.empty());

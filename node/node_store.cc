@@ -71,6 +71,9 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
       s->Exec("CREATE TABLE IF NOT EXISTS backups(id TEXT PRIMARY KEY, fragment INTEGER NOT NULL, "
               "state TEXT NOT NULL, unit_size INTEGER NOT NULL, stripes INTEGER NOT NULL, "
               "updated INTEGER NOT NULL)"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS used_requests(id TEXT PRIMARY KEY, backup TEXT NOT NULL, "
+              "time INTEGER NOT NULL)"));
 
   // Crash recovery: an upload that never reached Prepare is discarded, and
   // so is any folder the database does not know (a crash between the rename
@@ -366,6 +369,21 @@ Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t 
   out.resize(count * unit);
   QV_RETURN_IF_ERROR(f->PReadExact(out, first * unit));
   return out;
+}
+
+Status NodeStore::SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "INSERT INTO used_requests VALUES (?, ?, ?)");
+  st.Text(1, request_id);
+  st.Text(2, BackupIdToText(backup));
+  st.Int(3, now);
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_CONSTRAINT) {
+    return Status(StatusCode::kAlreadyExists, "replayed: request " + request_id.substr(0, 16) +
+                                                  " was already used on this node");
+  }
+  if (rc != SQLITE_DONE) return IoError(std::string("recording request: ") + sqlite3_errmsg(db_));
+  return Status::Ok();
 }
 
 Result<SecretBytes> NodeStore::ReadShare(const BackupId& id) const {

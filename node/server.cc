@@ -81,6 +81,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (peer_.role == PeerRole::kUnknown) {
       s_->service->Log("peer=" + peer_.name +
                        " event=refused reason=\"key not pinned in the cluster file\"");
+      s_->service->Audit({"refusal", peer_.name, "", "", "connection: key not pinned"});
       co_return Status::Ok();
     }
     NodeService::Session session(peer_);
@@ -97,8 +98,6 @@ class Session : public std::enable_shared_from_this<Session> {
       auto bytes = EncodeResponse(std::move(resp));
       if (!bytes.ok()) co_return bytes.status();
       auto wire = channel_->Seal(*bytes);
-      // A share's plaintext is wiped once sealed; bulk payloads are ciphertext.
-      if (req.ok() && req->op == Op::kFetchShare) sodium_memzero(bytes->data(), bytes->size());
       if (!wire.ok()) co_return wire.status();
       Status w = co_await Write(*wire);
       if (!w.ok()) co_return w;

@@ -39,6 +39,7 @@ Result<QuorumRequest> ParseRequestBody(WireReader& r) {
   }
   QV_ASSIGN_OR_RETURN(q.operation, r.Str(32));
   QV_ASSIGN_OR_RETURN(q.backup_id, r.Fixed<16>());
+  QV_ASSIGN_OR_RETURN(q.backup_name, r.Str(kMaxLabel));
   QV_ASSIGN_OR_RETURN(q.manifest_hash, r.Fixed<32>());
   QV_ASSIGN_OR_RETURN(q.requester_id, r.Str(128));
   QV_ASSIGN_OR_RETURN(q.requester_key, r.Fixed<32>());
@@ -57,7 +58,8 @@ std::string RequestIdToText(const RequestId& id) { return HexEncode(id); }
 
 Bytes QuorumRequest::CanonicalBody() const {
   WireWriter w;
-  w.U32(kVersion).Str(operation).Fixed(backup_id).Fixed(manifest_hash).Str(requester_id);
+  w.U32(kVersion).Str(operation).Fixed(backup_id).Str(backup_name).Fixed(manifest_hash);
+  w.Str(requester_id);
   w.Fixed(requester_key).Fixed(reply_key).Str(purpose).Str(destination);
   w.I64(created_unix).I64(expires_unix).Fixed(nonce);
   return w.Take();
@@ -75,6 +77,7 @@ Status QuorumRequest::Validate() const {
   if (purpose.empty()) return bad("purpose", "must say why");
   if (purpose.size() > kMaxPurpose) return bad("purpose", "over 1024 bytes");
   if (destination.size() > kMaxLabel) return bad("destination", "over 256 bytes");
+  if (backup_name.size() > kMaxLabel) return bad("backup_name", "over 256 bytes");
   if (expires_unix <= created_unix) return bad("expires", "not after creation");
   return Status::Ok();
 }

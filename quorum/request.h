@@ -45,6 +45,7 @@ struct QuorumRequest {
   static constexpr uint32_t kVersion = 1;
   std::string operation = "restore";
   BackupId backup_id{};
+  std::string backup_name;  // the artifact's name, for people reading the request
   Digest manifest_hash{};
   std::string requester_id;
   PublicKey requester_key{};

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The main job: build qv, create a local 6-node cluster across 3 "sites" on
 # 127.0.0.1, start it, back up a generated sample model over authenticated
-# channels, lose a whole site (kill -9 of both its nodes), restore from the
-# other two sites, compare, and stop the cluster.
+# channels, show that an under-approved restore is refused by every node,
+# then the whole ceremony: a signed restore request, approvals by 3 of the 5
+# custodians, a site lost (kill -9 of both its nodes), the quorum restore
+# from the other two sites, a byte-for-byte compare, and `qv audit verify`.
 # Everything happens under ./demo (recreated on each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,13 +34,34 @@ step "disaster: site-a is lost (kill -9 of node-00 and node-01)"
 kill -9 "$(cat cluster/nodes/node-00/node.pid)" "$(cat cluster/nodes/node-01/node.pid)"
 "$qv" status --cluster cluster/cluster.toml || true
 
-step "restore from what is left, verifying every unit, chunk and file"
-"$qv" restore --cluster cluster/cluster.toml --backup "$id" --dest restored-model
+step "the operator asks for a restore (signed request, one-time reply key)"
+"$qv" restore request --cluster cluster/cluster.toml --backup "$id" \
+  --purpose "DR drill: site-a lost" --destination "site-b:/models" --ttl 1h --out request
+
+step "an under-approved attempt (2 of the 3 needed): every node refuses and logs it"
+"$qv" approve --key cluster/custodians/c1.key request --out c1.approval --yes
+"$qv" approve --key cluster/custodians/c2.key request --out c2.approval --yes
+if "$qv" restore run --cluster cluster/cluster.toml --request request \
+     --approval c1.approval --approval c2.approval --dest refused-model; then
+  echo "UNEXPECTED: restore with 2 approvals succeeded"; exit 1
+fi
+
+step "a third custodian approves; the remaining nodes release sealed shares"
+"$qv" approve --key cluster/custodians/c4.key request --out c4.approval --yes
+"$qv" restore run --cluster cluster/cluster.toml --request request \
+  --approval c1.approval --approval c2.approval --approval c4.approval --dest restored-model
 
 step "compare with the original"
 diff -r sample-model restored-model && echo "restored-model is byte-for-byte identical to sample-model"
 
-step "stop the cluster"
+step "the audit trail: who asked, who approved, which nodes released"
+"$qv" audit log --cluster cluster/cluster.toml --backup "$id" | grep -E "release|refusal" | cut -c1-150
+
+step "stop the cluster (nodes sign a final checkpoint), restart the lost site, verify the audit logs"
+"$qv" cluster down --dir cluster
+"$qv" cluster up --dir cluster >/dev/null
+sleep 1
+"$qv" audit verify --cluster cluster/cluster.toml
 "$qv" cluster down --dir cluster
 trap - EXIT
 echo "node logs: demo/cluster/nodes/*/node.log"

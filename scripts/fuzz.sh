@@ -18,7 +18,7 @@ if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 CC=clang CXX=clang++ cmake -S . -B build-fuzz "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DQV_FUZZ=ON -DQV_TESTS=OFF >/dev/null
 cmake --build build-fuzz --parallel "$(nproc)" --target fuzz_frames fuzz_messages
-for t in fuzz_frames fuzz_messages; do
+for t in fuzz_frames fuzz_messages fuzz_quorum; do
   mkdir -p "build-fuzz/corpus/$t"
   echo "== $t for ${seconds}s"
   "build-fuzz/$t" -max_total_time="$seconds" -max_len=70000 -rss_limit_mb=2048 \

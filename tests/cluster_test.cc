@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "base/temp_dir.h"
 #include "configs/cluster_config.h"
 #include "node/node_client.h"
+#include "quorum/request.h"
 #include "tests/qv_process.h"
 
 namespace qv {
@@ -45,7 +47,10 @@ class ClusterTest : public ::testing::Test {
     ASSERT_EQ(init.code, 0) << init.err;
     for (int i = 0; i < 6; ++i) {
       fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
-      std::ofstream(nf, std::ios::app) << "handshake_timeout_ms = 1500\n";
+      std::string toml = Slurp(nf);
+      toml = toml.substr(0, toml.find("clock_skew_seconds"));
+      std::ofstream(nf) << toml << "handshake_timeout_ms = 1500\ncheckpoint_every = 4\n"
+                        << "witness_interval_ms = 200\n";
     }
     Outcome up = Qv("cluster up --dir cl");
     ASSERT_EQ(up.code, 0) << up.err << up.out << Slurp(dir() / "cl/nodes/node-00/node.log");
@@ -62,6 +67,26 @@ class ClusterTest : public ::testing::Test {
     Outcome b = Qv("backup --cluster cl/cluster.toml --key cl/coordinator.key " + what);
     EXPECT_EQ(b.code, 0) << b.err;
     return b.out.substr(0, b.out.find('\n'));
+  }
+
+  // The ceremony through the CLI: a request by the operator, approvals by
+  // `custodians`, and the run. Returns the run's outcome.
+  Outcome QuorumRestore(const std::string& id, const std::string& dest,
+                        std::vector<std::string> custodians = {"c1", "c2", "c3"},
+                        const std::string& run_flags = "") {
+    const std::string req = "req-" + dest;
+    Outcome r = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose test --out " + req);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string approvals;
+    for (const auto& c : custodians) {
+      const std::string out = req + "." + c;
+      EXPECT_EQ(Qv("approve --yes --key cl/custodians/" + c + ".key " + req + " --out " + out).code,
+                0);
+      approvals += " --approval " + out;
+    }
+    return Qv("restore run --cluster cl/cluster.toml --request " + req + approvals + " --dest " +
+              dest + " " + run_flags);
   }
 
   void Kill9(int i) {
@@ -131,7 +156,7 @@ TEST_F(ClusterTest, BackupAndRestoreAMultiFileModel) {
   ASSERT_EQ(Qv("sample --out model --size 6MiB --shards 3").code, 0);
   std::string id = Backup("model");
   ASSERT_EQ(id.size(), 32u);
-  Outcome r = Qv("restore --cluster cl/cluster.toml --backup " + id + " --dest restored");
+  Outcome r = QuorumRestore(id, "restored");
   ASSERT_EQ(r.code, 0) << r.err;
   ExpectSameTree(dir() / "model", dir() / "restored");
   Outcome list = Qv("list --cluster cl/cluster.toml --json");
@@ -149,7 +174,7 @@ TEST_F(ClusterTest, RestoreWithAWholeSiteKilled) {
   Outcome status = Qv("status --cluster cl/cluster.toml");
   EXPECT_EQ(status.code, 1);
   EXPECT_NE(status.err.find("2 of 6 nodes unreachable"), std::string::npos) << status.err;
-  Outcome r = Qv("restore --cluster cl/cluster.toml --backup " + id + " --dest restored --json");
+  Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(nlohmann::json::parse(r.out)["reconstructed"].get<bool>());
   ExpectSameTree(dir() / "model", dir() / "restored");
@@ -164,7 +189,7 @@ TEST_F(ClusterTest, RestoreWithTwoFragmentsCorruptedOnDisk) {
     s.seekp(1000);
     s.put('X');
   }
-  Outcome r = Qv("restore --cluster cl/cluster.toml --backup " + id + " --dest restored --json");
+  Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
   ASSERT_EQ(r.code, 0) << r.err;
   ExpectSameTree(dir() / "model", dir() / "restored");
   // Restore reads the fastest k nodes, so it may never touch the damaged
@@ -243,7 +268,7 @@ TEST_F(ClusterTest, AnImpostorKeyGetsNothingAndAWrongNodeKeyIsNotTrusted) {
   auto c = NodeClient::Connect(cluster_.nodes[0], **impostor);
   if (c.ok()) {
     Request r;
-    r.op = Op::kFetchShare;
+    r.op = Op::kRelease;
     r.backup_id = *BackupIdFromText(id);
     auto resp = (*c)->Call(r);
     EXPECT_FALSE(resp.ok()) << "an unknown key got an answer";
@@ -296,6 +321,175 @@ TEST_F(ClusterTest, GarbageAHugeLengthPrefixAndAStallAreDisconnected) {
   std::string log = Slurp(dir() / "cl/nodes/node-03/node.log");
   EXPECT_NE(log.find("frame length 4294967295 outside 1..65535"), std::string::npos) << log;
   EXPECT_NE(log.find("handshake timed out"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace qv
+
+namespace qv {
+namespace {
+
+TEST_F(ClusterTest, EveryForgedShortExpiredOrReplayedCertificateIsRefusedAndAudited) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  const std::string other = Backup("model/config.json");
+  int runs = 0;
+  auto run = [&](const std::string& req, const std::vector<std::string>& approvals) {
+    std::string args = "restore run --cluster cl/cluster.toml --request " + req;
+    for (const auto& a : approvals) args += " --approval " + a;
+    return Qv(args + " --dest out-" + std::to_string(++runs));
+  };
+  auto request = [&](const std::string& out, const std::string& extra = "") {
+    Outcome r = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose attack-drill --out " + out + " " + extra);
+    ASSERT_EQ(r.code, 0) << r.err;
+  };
+  auto approve = [&](const std::string& key, const std::string& as, const std::string& req,
+                     const std::string& out) {
+    ASSERT_EQ(Qv("approve --yes --key " + key + " --as " + as + " " + req + " --out " + out).code,
+              0);
+  };
+  request("req");
+  for (const char* c : {"c1", "c2", "c3", "c4"}) {
+    approve(std::string("cl/custodians/") + c + ".key", c, "req", std::string("req.") + c);
+  }
+  // M-1 approvals: every node refuses with the count.
+  Outcome r = run("req", {"req.c1", "req.c2"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("0 of 6 reachable nodes released"), std::string::npos) << r.err;
+  size_t refusals = 0;
+  for (size_t p = r.err.find("below quorum: 2 of 3"); p != std::string::npos;
+       p = r.err.find("below quorum: 2 of 3", p + 1)) {
+    ++refusals;
+  }
+  EXPECT_EQ(refusals, 6u) << r.err;
+  for (int i = 0; i < 6; ++i) EXPECT_NE(r.err.find(NodeId(i)), std::string::npos) << r.err;
+  // A custodian signing twice counts once.
+  EXPECT_NE(run("req", {"req.c1", "req.c1", "req.c2"}).err.find("below quorum: 2 of 3"),
+            std::string::npos);
+  // A key that is no custodian, claiming to be one.
+  ASSERT_EQ(Qv("keygen --out stranger.key").code, 0);
+  approve("stranger.key", "c7", "req", "req.c7");
+  EXPECT_NE(run("req", {"req.c1", "req.c2", "req.c7"}).err.find("unknown custodian c7"),
+            std::string::npos);
+  // An approval signed over a different request.
+  request("req2");
+  approve("cl/custodians/c3.key", "c3", "req2", "req2.c3");
+  EXPECT_NE(run("req", {"req.c1", "req.c2", "req2.c3"})
+                .err.find("approval from c3 is for a different request"),
+            std::string::npos);
+  // An expired request (valid two hours ago, for one hour).
+  request("old", "--ttl 1h --valid-from " + std::to_string(std::time(nullptr) - 7200));
+  for (const char* c : {"c1", "c2", "c3"}) {
+    approve(std::string("cl/custodians/") + c + ".key", c, "old", std::string("old.") + c);
+  }
+  EXPECT_NE(run("old", {"old.c1", "old.c2", "old.c3"}).err.find("request expired"),
+            std::string::npos);
+  // The real quorum restores once; the same certificate again is a replay.
+  Outcome ok = run("req", {"req.c1", "req.c2", "req.c3"});
+  ASSERT_EQ(ok.code, 0) << ok.err;
+  Outcome again = run("req", {"req.c1", "req.c2", "req.c4"});
+  EXPECT_NE(again.err.find("replayed"), std::string::npos) << again.err;
+  // A certificate for this backup presented for another one.
+  {
+    auto op = SigningKey::Load(dir() / "cl/operator.key");
+    auto c = NodeClient::Connect(cluster_.nodes[0], **op);
+    ASSERT_TRUE(c.ok());
+    request("req3");
+    for (const char* cu : {"c1", "c2", "c3"}) {
+      approve(std::string("cl/custodians/") + cu + ".key", cu, "req3", std::string("req3.") + cu);
+    }
+    auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req3", 1 << 16));
+    ASSERT_TRUE(sr.ok());
+    Certificate cert{*sr, {}};
+    for (const char* cu : {"c1", "c2", "c3"}) {
+      cert.approvals.push_back(
+          *Approval::Parse(*ReadFileBytes(dir() / (std::string("req3.") + cu), 1 << 16)));
+    }
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = *BackupIdFromText(other);
+    rel.payload = cert.Encode();
+    auto resp = (*c)->Call(rel);
+    ASSERT_TRUE(resp.ok());
+    EXPECT_NE(resp->message.find("certificate is for backup " + id + ", not " + other),
+              std::string::npos)
+        << resp->message;
+    EXPECT_TRUE(resp->payload.empty());
+  }
+  // Every refusal is in every node's audit log, with its reason.
+  Outcome log = Qv("audit log --cluster cl/cluster.toml --json");
+  ASSERT_EQ(log.code, 0) << log.err;
+  for (const char* reason :
+       {"below quorum: 2 of 3", "unknown custodian c7", "is for a different request",
+        "request expired", "replayed", "certificate is for backup"}) {
+    EXPECT_NE(log.out.find(reason), std::string::npos) << reason;
+  }
+  EXPECT_NE(log.out.find("\"kind\":\"replay\""), std::string::npos);
+  EXPECT_EQ(Qv("audit verify --cluster cl/cluster.toml").code, 0);
+}
+
+TEST_F(ClusterTest, RequesterApprovingOwnRequestIsRefused) {
+  // c5 is also listed as a requester: separation of duties must still hold.
+  Qv("cluster down --dir cl");
+  auto c5 = SigningKey::Load(dir() / "cl/custodians/c5.key");
+  std::ofstream(dir() / "cl/cluster.toml", std::ios::app)
+      << "\n[[requesters]]\nid = \"c5-ops\"\npublic_key = \""
+      << PublicKeyToText((*c5)->public_key()) << "\"\n";
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --key cl/custodians/c5.key --backup " +
+               id + " --purpose self --out req")
+                .code,
+            0);
+  std::string approvals;
+  for (const char* c : {"c5", "c1", "c2"}) {
+    ASSERT_EQ(
+        Qv(std::string("approve --yes --key cl/custodians/") + c + ".key req --out req." + c).code,
+        0);
+    approvals += std::string(" --approval req.") + c;
+  }
+  Outcome r = Qv("restore run --cluster cl/cluster.toml --key cl/custodians/c5.key --request req" +
+                 approvals + " --dest out");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("requester approved own request"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir() / "out"));
+}
+
+TEST_F(ClusterTest, AuditVerifyNamesEditedDeletedReorderedAndTruncatedLogs) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
+  ASSERT_EQ(Qv("audit verify --cluster cl/cluster.toml").code, 0);
+  // Give the witnesses time to countersign, then stop (final checkpoints).
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  Qv("cluster down --dir cl");
+  auto edit = [&](int node, const std::string& sql) {
+    sqlite3* db = nullptr;
+    const fs::path f = dir() / "cl/nodes" / NodeId(node) / "data/audit.db";
+    ASSERT_EQ(sqlite3_open(f.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << err;
+    EXPECT_GT(sqlite3_changes(db), 0) << sql;
+    sqlite3_close(db);
+  };
+  edit(0, "UPDATE audit SET detail = 'nothing to see' WHERE kind = 'release'");
+  edit(1, "DELETE FROM audit WHERE seq = 3");
+  edit(2,
+       "UPDATE audit SET seq = -1 WHERE seq = 3; UPDATE audit SET seq = 3 WHERE seq = 4; "
+       "UPDATE audit SET seq = 4 WHERE seq = -1");
+  edit(3, "DELETE FROM audit WHERE seq > 5; DELETE FROM checkpoints WHERE seq > 5");
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome v = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(v.code, 1);
+  EXPECT_NE(v.out.find("node-00    TAMPERED OR MISSING: entry"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("node-01    TAMPERED OR MISSING: entry 3"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("node-02    TAMPERED OR MISSING: entry 3"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("node-03: "), std::string::npos) << v.out;  // witnesses: truncated
+  EXPECT_NE(v.out.find("truncated"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("node-04    chain intact"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("AUDIT FAILED"), std::string::npos);
 }
 
 }  // namespace
