@@ -238,7 +238,9 @@ std::string KeyBeside(const std::string& cluster, const std::string& key, const 
 std::string UtcTime(int64_t t) {
   char buf[32];
   std::time_t tt = static_cast<std::time_t>(t);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&tt));
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
 }
 

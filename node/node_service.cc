@@ -42,7 +42,9 @@ bool Allowed(PeerRole role, Op op) {
 std::string Timestamp() {
   char buf[32];
   std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  std::tm tm{};
+  gmtime_r(&t, &tm);  // gmtime's static buffer races between nodes' threads
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   return buf;
 }
 
