@@ -44,8 +44,11 @@ class InProcessClusterTest : public ::testing::Test {
     auto store = NodeStore::Open(nd / "data", SecretBytes::CopyFrom(mk), id, cluster_.coordinator);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     stores_[i] = std::move(store).value();
-    services_[i] = std::make_unique<NodeService>(
-        stores_[i].get(), cluster_, id, [this](const std::string& l) { log_.push_back(l); });
+    services_[i] =
+        std::make_unique<NodeService>(stores_[i].get(), cluster_, id, [this](const std::string& l) {
+          std::lock_guard<std::mutex> lock(log_mu_);  // nodes log from parallel threads
+          log_.push_back(l);
+        });
     callers_[i] = std::make_unique<InProcessCaller>(
         services_[i].get(), PeerInfo{PeerRole::kCoordinator, "coordinator"});
   }
@@ -135,6 +138,7 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<NodeStore>> stores_;
   std::vector<std::unique_ptr<NodeService>> services_;
   std::vector<std::unique_ptr<InProcessCaller>> callers_;
+  std::mutex log_mu_;
   std::vector<std::string> log_;
   BoxKeyPair reply_ = NewBoxKeyPair();
   Bytes data_;
