@@ -3,7 +3,6 @@
 // failed (one line on stderr names why), 2 bad usage.
 #include <malloc.h>
 #include <sodium.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -99,11 +98,9 @@ class Progress {
   std::chrono::steady_clock::time_point start_, last_{};
 };
 
-// The coordinator key: --key, else coordinator.key beside the cluster file.
-Result<std::unique_ptr<SigningKey>> CoordinatorKey(const std::string& cluster,
-                                                   const std::string& key) {
-  fs::path p = key.empty() ? fs::path(cluster).parent_path() / "coordinator.key" : fs::path(key);
-  return SigningKey::Load(p);
+// --key, else NAME beside the cluster file.
+std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name) {
+  return key.empty() ? (fs::path(cluster).parent_path() / name).string() : key;
 }
 
 struct ClusterCtx {
@@ -111,10 +108,15 @@ struct ClusterCtx {
   std::unique_ptr<ClusterSession> session;
 };
 
-Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& key) {
+// Connects to every node as --key (default: `default_key` beside the
+// cluster file: the coordinator's, or the operator's for requesters).
+Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& key,
+                               const char* default_key = "coordinator.key") {
   ClusterCtx c;
   QV_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfig::Load(cluster));
-  QV_ASSIGN_OR_RETURN(c.key, CoordinatorKey(cluster, key));
+  auto loaded = SigningKey::Load(KeyBeside(cluster, key, default_key));
+  if (!loaded.ok()) return loaded.status().WithContext("--key");
+  c.key = std::move(loaded).value();
   QV_ASSIGN_OR_RETURN(c.session, ClusterSession::Open(std::move(config), c.key.get()));
   return c;
 }
@@ -230,11 +232,6 @@ int CmdBackup(const BackupArgs& a) {
   return 0;
 }
 
-// --key, else NAME beside the cluster file.
-std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name) {
-  return key.empty() ? (fs::path(cluster).parent_path() / name).string() : key;
-}
-
 std::string UtcTime(int64_t t) {
   char buf[32];
   std::time_t tt = static_cast<std::time_t>(t);
@@ -264,15 +261,6 @@ Result<int64_t> ParseDuration(const std::string& text) {
   return int64_t{v} * mul;
 }
 
-Result<SecretBytes> ReadSecretFile(const std::string& path, size_t size) {
-  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(path));
-  QV_ASSIGN_OR_RETURN(uint64_t n, f->Size());
-  if (n != size) return InvalidArgument(path + ": not a " + std::to_string(size) + "-byte key");
-  SecretBytes s(size);
-  QV_RETURN_IF_ERROR(f->PReadExact(s.mutable_span(), 0));
-  return s;
-}
-
 struct RequestArgs {
   std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
   int64_t valid_from = 0;  // unix seconds; 0 = now
@@ -286,22 +274,19 @@ int CmdRestoreRequest(const RequestArgs& a) {
   if (fs::exists(a.out) || fs::exists(a.out + ".key")) {
     return Fail(AlreadyExists(a.out + " or " + a.out + ".key already exists"));
   }
-  auto config = ClusterConfig::Load(a.cluster);
-  if (!config.ok()) return Fail(config.status());
-  auto key = SigningKey::Load(KeyBeside(a.cluster, a.key, "operator.key"));
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
+  if (!ctx.ok()) return Fail(ctx.status());
+  const SigningKey& key = *ctx->key;
   const Principal* me = nullptr;
-  for (const auto& r : config->requesters) {
-    if (r.public_key == (*key)->public_key()) me = &r;
+  for (const auto& r : ctx->session->config().requesters) {
+    if (r.public_key == key.public_key()) me = &r;
   }
   if (me == nullptr) {
     return Fail(PermissionDenied("this key is not a requester in " + a.cluster));
   }
   const std::string requester_id = me->id;
-  auto session = ClusterSession::Open(*config, key->get());
-  if (!session.ok()) return Fail(session.status());
   std::vector<std::string> problems;
-  auto sm = (*session)->Manifest(*id, &problems);
+  auto sm = ctx->session->Manifest(*id, &problems);
   if (!sm.ok()) return Fail(sm.status());
   BoxKeyPair reply = NewBoxKeyPair();
   QuorumRequest q;
@@ -310,14 +295,14 @@ int CmdRestoreRequest(const RequestArgs& a) {
   q.backup_name = sm->manifest().artifact_name;
   q.manifest_hash = sm->Hash();
   q.requester_id = requester_id;
-  q.requester_key = (*key)->public_key();
+  q.requester_key = key.public_key();
   q.reply_key = reply.public_key;
   q.purpose = a.purpose;
   q.destination = a.destination;
   q.created_unix = a.valid_from != 0 ? a.valid_from : static_cast<int64_t>(std::time(nullptr));
   q.expires_unix = q.created_unix + *ttl;
   randombytes_buf(q.nonce.data(), q.nonce.size());
-  auto sr = SignedRequest::Sign(q, **key);
+  auto sr = SignedRequest::Sign(q, key);
   if (!sr.ok()) return Fail(sr.status());
   // The one-time secret first (0600), then the request that points at it.
   if (Status st = WriteFileAtomic(a.out + ".key", reply.secret_key.span(), 0600); !st.ok()) {
@@ -396,30 +381,21 @@ int CmdRestoreRun(const RunArgs& a) {
     cert.approvals.push_back(std::move(ap).value());
   }
   const std::string secret_file = a.request_key.empty() ? a.request + ".key" : a.request_key;
-  struct stat st;
-  if (::stat(secret_file.c_str(), &st) != 0) return Fail(NotFound(secret_file + ": no such file"));
-  if ((st.st_mode & 077) != 0) {
-    return Fail(PermissionDenied(secret_file + " is readable by group or others (chmod 600)"));
-  }
   auto secret = ReadSecretFile(secret_file, 32);
   if (!secret.ok()) return Fail(secret.status());
   BoxKeyPair reply{sr->request().reply_key, std::move(secret).value()};
   if (!BoxKeyMatches(reply)) {
     return Fail(InvalidArgument(secret_file + " is not the one-time key of " + a.request));
   }
-  auto config = ClusterConfig::Load(a.cluster);
-  if (!config.ok()) return Fail(config.status());
-  auto key = SigningKey::Load(KeyBeside(a.cluster, a.key, "operator.key"));
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  auto session = ClusterSession::Open(*config, key->get());
-  if (!session.ok()) return Fail(session.status());
+  auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
+  if (!ctx.ok()) return Fail(ctx.status());
   auto writer = NewFolderWriter(a.dest);
   if (!writer.ok()) return Fail(writer.status());
   Progress progress("restore", !a.json);
   RestoreOptions opt;
   opt.progress = progress.fn();
   std::vector<std::string> problems;
-  auto report = (*session)->Restore(cert, reply, **writer, opt, &problems);
+  auto report = ctx->session->Restore(cert, reply, **writer, opt, &problems);
   if (!report.ok()) return Fail(report.status());  // names every node's reason
   for (const auto& p : problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
   for (const auto& p : report->problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
@@ -449,13 +425,9 @@ int CmdRestoreRun(const RunArgs& a) {
 }
 
 int CmdAuditVerify(const std::string& cluster, const std::string& key_file, bool json) {
-  auto config = ClusterConfig::Load(cluster);
-  if (!config.ok()) return Fail(config.status());
-  auto key = SigningKey::Load(KeyBeside(cluster, key_file, "operator.key"));
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  auto session = ClusterSession::Open(*config, key->get());
-  if (!session.ok()) return Fail(session.status());
-  AuditReport r = CheckClusterAudit(**session);
+  auto ctx = OpenCluster(cluster, key_file, "operator.key");
+  if (!ctx.ok()) return Fail(ctx.status());
+  AuditReport r = CheckClusterAudit(*ctx->session);
   if (json) {
     JsonWriter j;
     j.BeginObject().Field("ok", r.ok()).Key("nodes").BeginArray();
@@ -495,13 +467,9 @@ int CmdAuditVerify(const std::string& cluster, const std::string& key_file, bool
 
 int CmdAuditLog(const std::string& cluster, const std::string& key_file, const std::string& backup,
                 bool json) {
-  auto config = ClusterConfig::Load(cluster);
-  if (!config.ok()) return Fail(config.status());
-  auto key = SigningKey::Load(KeyBeside(cluster, key_file, "operator.key"));
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  auto session = ClusterSession::Open(*config, key->get());
-  if (!session.ok()) return Fail(session.status());
-  AuditReport r = CheckClusterAudit(**session);
+  auto ctx = OpenCluster(cluster, key_file, "operator.key");
+  if (!ctx.ok()) return Fail(ctx.status());
+  AuditReport r = CheckClusterAudit(*ctx->session);
   struct Row {
     int64_t time;
     std::string node;

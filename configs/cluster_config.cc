@@ -51,6 +51,16 @@ Result<int64_t> Int(const toml::table& t, std::string_view key, const std::strin
   return *v;
 }
 
+// An optional integer key: left at its default when absent, range-checked
+// like Int when present.
+Status OptionalUInt(const toml::table& t, std::string_view key, const std::string& source,
+                    const std::string& where, int64_t lo, int64_t hi, uint32_t* out) {
+  if (!t.contains(key)) return Status::Ok();
+  QV_ASSIGN_OR_RETURN(int64_t v, Int(t, key, source, where, lo, hi));
+  *out = static_cast<uint32_t>(v);
+  return Status::Ok();
+}
+
 Result<PublicKey> Key(const toml::table& t, std::string_view key, const std::string& source,
                       const std::string& where) {
   QV_ASSIGN_OR_RETURN(std::string text, Str(t, key, source, where));
@@ -131,11 +141,8 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::str
   c.m = static_cast<uint32_t>(m);
   c.t = static_cast<uint32_t>(t);
   c.quorum = static_cast<uint32_t>(q);
-  if (cl->contains("max_request_seconds")) {
-    QV_ASSIGN_OR_RETURN(int64_t v,
-                        Int(*cl, "max_request_seconds", source, "cluster", 60, 30 * 86400));
-    c.max_request_seconds = static_cast<uint32_t>(v);
-  }
+  QV_RETURN_IF_ERROR(OptionalUInt(*cl, "max_request_seconds", source, "cluster", 60, 30 * 86400,
+                                  &c.max_request_seconds));
 
   const toml::array* sites = root["sites"].as_array();
   if (sites == nullptr) return Bad(source, "sites", "missing list of site names");
@@ -285,26 +292,16 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   c.key_file = resolve(key);
   c.master_key_file = resolve(master);
   c.cluster_file = resolve(cluster);
-  if (n->contains("handshake_timeout_ms")) {
-    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "handshake_timeout_ms", source, "node", 100, 600000));
-    c.handshake_timeout_ms = static_cast<uint32_t>(v);
-  }
-  if (n->contains("idle_timeout_ms")) {
-    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "idle_timeout_ms", source, "node", 100, 86400000));
-    c.idle_timeout_ms = static_cast<uint32_t>(v);
-  }
-  if (n->contains("clock_skew_seconds")) {
-    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "clock_skew_seconds", source, "node", 0, 3600));
-    c.clock_skew_seconds = static_cast<uint32_t>(v);
-  }
-  if (n->contains("checkpoint_every")) {
-    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "checkpoint_every", source, "node", 1, 100000));
-    c.checkpoint_every = static_cast<uint32_t>(v);
-  }
-  if (n->contains("witness_interval_ms")) {
-    QV_ASSIGN_OR_RETURN(int64_t v, Int(*n, "witness_interval_ms", source, "node", 50, 86400000));
-    c.witness_interval_ms = static_cast<uint32_t>(v);
-  }
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "handshake_timeout_ms", source, "node", 100, 600000,
+                                  &c.handshake_timeout_ms));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "idle_timeout_ms", source, "node", 100, 86400000, &c.idle_timeout_ms));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "clock_skew_seconds", source, "node", 0, 3600, &c.clock_skew_seconds));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "checkpoint_every", source, "node", 1, 100000, &c.checkpoint_every));
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "witness_interval_ms", source, "node", 50, 86400000,
+                                  &c.witness_interval_ms));
   std::error_code ec;
   for (const auto& [field, p] :
        std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},

@@ -134,4 +134,11 @@ Status VerifySignature(const PublicKey& pk, ByteSpan message, const Signature& s
   return Status::Ok();
 }
 
+Bytes ContextMessage(std::string_view context, ByteSpan body) {
+  Bytes m(context.begin(), context.end());
+  m.push_back(0);
+  m.insert(m.end(), body.begin(), body.end());
+  return m;
+}
+
 }  // namespace qv

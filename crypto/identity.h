@@ -57,6 +57,10 @@ Result<std::array<uint8_t, 32>> X25519PublicFromEd25519(const PublicKey& pk);
 // kUnauthenticated if the signature does not verify.
 Status VerifySignature(const PublicKey& pk, ByteSpan message, const Signature& sig);
 
+// Domain separation for signed records: context || 0x00 || body, so a
+// signature made for one kind of record never verifies as another.
+Bytes ContextMessage(std::string_view context, ByteSpan body);
+
 }  // namespace qv
 
 #endif  // QV_CRYPTO_IDENTITY_H_

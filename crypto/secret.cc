@@ -1,11 +1,14 @@
 #include "crypto/secret.h"
 
 #include <sodium.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+
+#include "base/file_util.h"
 
 namespace qv {
 
@@ -71,6 +74,22 @@ bool SecretBytes::Equals(const SecretBytes& other) const {
   if (size_ != other.size_) return false;
   if (size_ == 0) return true;
   return sodium_memcmp(data_, other.data_, size_) == 0;
+}
+
+Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, size_t size) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return ErrnoError(path.string());
+  if ((st.st_mode & 077) != 0) {
+    return PermissionDenied(path.string() + " is readable by group or others (chmod 600)");
+  }
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(path));
+  QV_ASSIGN_OR_RETURN(uint64_t n, f->Size());
+  if (n != size) {
+    return InvalidArgument(path.string() + ": not a " + std::to_string(size) + "-byte key");
+  }
+  SecretBytes s(size);
+  QV_RETURN_IF_ERROR(f->PReadExact(s.mutable_span(), 0));
+  return s;
 }
 
 }  // namespace qv

@@ -9,7 +9,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <span>
+
+#include "base/status.h"
 
 namespace qv {
 
@@ -49,6 +52,11 @@ class SecretBytes {
   uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };
+
+// Reads a raw secret of exactly `size` bytes from a key file straight into
+// secure memory. Refuses (kPermissionDenied) a file readable by group or
+// others, and (kInvalidArgument) one of any other size.
+Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, size_t size);
 
 }  // namespace qv
 

@@ -4,6 +4,7 @@
 
 #include "base/wire.h"
 #include "crypto/kdf.h"
+#include "node/sqlite_stmt.h"
 
 namespace qv {
 
@@ -13,45 +14,6 @@ constexpr std::string_view kEntryDomain = "quorumvault/audit-entry/v1";
 constexpr std::string_view kCheckpointContext = "quorumvault/checkpoint/v1";
 constexpr std::string_view kWitnessContext = "quorumvault/witness/v1";
 constexpr size_t kMaxField = 4096;
-
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
-  sqlite3_stmt* get() { return s_; }
-  void Text(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.c_str(), -1, SQLITE_TRANSIENT);
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
-  void Blob(int i, ByteSpan b) {
-    sqlite3_bind_blob(s_, i, b.data(), static_cast<int>(b.size()), SQLITE_TRANSIENT);
-  }
-  std::string ColText(int c) {
-    auto p = sqlite3_column_text(s_, c);
-    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
-  }
-  template <size_t N>
-  std::array<uint8_t, N> ColFixed(int c) {
-    std::array<uint8_t, N> a{};
-    const void* p = sqlite3_column_blob(s_, c);
-    // A hand-edited blob of the wrong size reads as zeros: the chain check
-    // then names the entry instead of this code trusting its length.
-    if (p != nullptr && sqlite3_column_bytes(s_, c) == static_cast<int>(N)) {
-      std::memcpy(a.data(), p, N);
-    }
-    return a;
-  }
-
- private:
-  sqlite3_stmt* s_ = nullptr;
-};
-
-Bytes WithContext(std::string_view context, ByteSpan body) {
-  Bytes m(context.begin(), context.end());
-  m.push_back(0);
-  m.insert(m.end(), body.begin(), body.end());
-  return m;
-}
 
 void WriteCheckpoint(WireWriter& w, const Checkpoint& c) {
   w.Str(c.node_id).U64(c.seq).Fixed(c.head).I64(c.time).Fixed(c.signature);
@@ -79,7 +41,7 @@ ChainHash AuditEntry::ComputeHash() const {
 Bytes Checkpoint::SignedBytes() const {
   WireWriter w;
   w.Str(node_id).U64(seq).Fixed(head).I64(time);
-  return WithContext(kCheckpointContext, w.bytes());
+  return ContextMessage(kCheckpointContext, w.bytes());
 }
 
 Status Checkpoint::Verify(const PublicKey& node_key) const {
@@ -90,7 +52,7 @@ Bytes WitnessRecord::SignedBytes() const {
   WireWriter w;
   w.Str(witness);
   WriteCheckpoint(w, checkpoint);
-  return WithContext(kWitnessContext, w.bytes());
+  return ContextMessage(kWitnessContext, w.bytes());
 }
 
 Status WitnessRecord::Verify(const PublicKey& witness_key, const PublicKey& subject_key) const {
@@ -278,13 +240,19 @@ Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const {
 }
 
 std::optional<Checkpoint> AuditLog::LastWitnessed(const std::string& subject) const {
-  auto all = Witnessed();
-  if (!all.ok()) return std::nullopt;
-  std::optional<Checkpoint> last;
-  for (const auto& r : *all) {
-    if (r.checkpoint.node_id == subject) last = r.checkpoint;
-  }
-  return last;
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "SELECT seq, head, time, signature FROM witnessed WHERE subject = ? "
+          "ORDER BY seq DESC LIMIT 1");
+  st.Text(1, subject);
+  if (sqlite3_step(st.get()) != SQLITE_ROW) return std::nullopt;
+  Checkpoint c;
+  c.node_id = subject;
+  c.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
+  c.head = st.ColFixed<32>(1);
+  c.time = sqlite3_column_int64(st.get(), 2);
+  c.signature = st.ColFixed<kSignatureSize>(3);
+  return c;
 }
 
 Bytes EncodeEntries(const std::vector<AuditEntry>& entries) {

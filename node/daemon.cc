@@ -1,6 +1,5 @@
 #include "node/daemon.h"
 
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -140,18 +139,7 @@ Status RunNodeDaemon(const fs::path& node_config) {
     return PermissionDenied(nc.key_file.string() + " is not the key " + nc.cluster_file.string() +
                             " pins for " + nc.id);
   }
-  struct stat st;
-  if (::stat(nc.master_key_file.c_str(), &st) != 0) return ErrnoError(nc.master_key_file.string());
-  if ((st.st_mode & 077) != 0) {
-    return PermissionDenied(nc.master_key_file.string() +
-                            " is readable by group or others (chmod 600)");
-  }
-  QV_ASSIGN_OR_RETURN(auto mk_file, File::OpenRead(nc.master_key_file));
-  SecretBytes master(32);
-  QV_ASSIGN_OR_RETURN(uint64_t mk_size, mk_file->Size());
-  if (mk_size != 32) return InvalidArgument(nc.master_key_file.string() + ": not a 32-byte key");
-  QV_RETURN_IF_ERROR(mk_file->PReadExact(master.mutable_span(), 0));
-  mk_file.reset();
+  QV_ASSIGN_OR_RETURN(SecretBytes master, ReadSecretFile(nc.master_key_file, 32));
 
   QV_ASSIGN_OR_RETURN(auto store,
                       NodeStore::Open(nc.data_dir, std::move(master), nc.id, cluster.coordinator));

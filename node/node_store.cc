@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "crypto/secretbox.h"
+#include "node/sqlite_stmt.h"
 
 namespace qv {
 
@@ -28,21 +29,6 @@ Status SqlError(sqlite3* db, const std::string& what) {
 }
 
 // RAII prepared statement.
-class Stmt {
- public:
-  Stmt(sqlite3* db, const char* sql) : db_(db) { sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
-  ~Stmt() { sqlite3_finalize(s_); }
-  sqlite3_stmt* get() { return s_; }
-  bool ok() const { return s_ != nullptr; }
-  void Text(int i, const std::string& v) {
-    sqlite3_bind_text(s_, i, v.c_str(), -1, SQLITE_TRANSIENT);
-  }
-  void Int(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* s_ = nullptr;
-};
 
 }  // namespace
 

@@ -15,13 +15,6 @@ constexpr std::string_view kCertificateMagic = "QVQC";
 constexpr size_t kMaxRequestBytes = 8192;
 constexpr size_t kMaxApprovalBytes = 4096;
 
-Bytes WithContext(std::string_view context, ByteSpan body) {
-  Bytes m(context.begin(), context.end());
-  m.push_back(0);
-  m.insert(m.end(), body.begin(), body.end());
-  return m;
-}
-
 Status ExpectMagic(WireReader& r, std::string_view magic, std::string_view what) {
   auto got = r.Raw(magic.size());
   if (!got.ok() || !std::equal(got->begin(), got->end(), magic.begin())) {
@@ -90,7 +83,7 @@ Result<SignedRequest> SignedRequest::Sign(const QuorumRequest& request, const Si
   SignedRequest s;
   s.request_ = request;
   const Bytes body = request.CanonicalBody();
-  const Signature sig = key.Sign(WithContext(kRequestContext, body));
+  const Signature sig = key.Sign(ContextMessage(kRequestContext, body));
   WireWriter w;
   w.Raw(AsBytes(kRequestMagic)).Raw(body).Fixed(sig);
   s.encoded_ = w.Take();
@@ -108,7 +101,7 @@ Result<SignedRequest> SignedRequest::Parse(ByteSpan encoded) {
   QV_ASSIGN_OR_RETURN(Signature sig, r.Fixed<kSignatureSize>());
   QV_RETURN_IF_ERROR(r.ExpectEnd());
   QV_RETURN_IF_ERROR(q.Validate());
-  Status st = qv::VerifySignature(q.requester_key, WithContext(kRequestContext, body), sig);
+  Status st = qv::VerifySignature(q.requester_key, ContextMessage(kRequestContext, body), sig);
   if (!st.ok()) {
     return Status(StatusCode::kPermissionDenied,
                   "request signature does not verify under requester " + q.requester_id + "'s key");
@@ -128,7 +121,7 @@ Bytes Approval::CanonicalBody() const {
 }
 
 Status Approval::VerifySignature() const {
-  return qv::VerifySignature(custodian_key, WithContext(kApprovalContext, CanonicalBody()),
+  return qv::VerifySignature(custodian_key, ContextMessage(kApprovalContext, CanonicalBody()),
                              signature);
 }
 
@@ -171,7 +164,7 @@ Approval Approval::Sign(const SignedRequest& request, const SigningKey& key,
   a.custodian_key = key.public_key();
   a.signed_unix = now;
   a.note = std::move(note);
-  a.signature = key.Sign(WithContext(kApprovalContext, a.CanonicalBody()));
+  a.signature = key.Sign(ContextMessage(kApprovalContext, a.CanonicalBody()));
   return a;
 }
 
