@@ -36,13 +36,6 @@ int WorkerCount(int requested) {
 // stages wait their turn; about 2.5 MiB each at the default geometry.
 size_t Depth(int threads) { return 2 * static_cast<size_t>(threads) + 2; }
 
-// Key context binds the data key to the backup and the cipher suite.
-SecretBytes DataKey(const SecretBytes& secret, const BackupId& id, CipherSuite cipher) {
-  Bytes ctx(id.begin(), id.end());
-  ctx.push_back(static_cast<uint8_t>(cipher));
-  return DeriveKey(secret, kDataKeyLabel, ctx);
-}
-
 // A stripe in flight: its plaintext chunk and its n units.
 struct StripeBuf {
   uint64_t index = 0;
@@ -216,6 +209,12 @@ class ArtifactStreamer {
 };
 
 }  // namespace
+
+SecretBytes DataKey(const SecretBytes& secret, const BackupId& id, CipherSuite cipher) {
+  Bytes ctx(id.begin(), id.end());
+  ctx.push_back(static_cast<uint8_t>(cipher));
+  return DeriveKey(secret, kDataKeyLabel, ctx);
+}
 
 uint32_t ChooseUnitSize(uint64_t plaintext_size, uint32_t k, uint32_t max_unit_size) {
   const uint64_t ct = plaintext_size + kAeadTagSize;

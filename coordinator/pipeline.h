@@ -56,6 +56,10 @@ struct BackupOutcome {
 // units (one stripe), large ones max_unit_size.
 uint32_t ChooseUnitSize(uint64_t plaintext_size, uint32_t k, uint32_t max_unit_size);
 
+// The AEAD key for a backup, derived from the shared secret (the value the
+// Shamir shares interpolate to) and bound to the backup id and cipher suite.
+SecretBytes DataKey(const SecretBytes& secret, const BackupId& id, CipherSuite cipher);
+
 // Opens k + m sinks on `target`; sink f receives fragment f and share
 // x = f + 1. On any failure every sink is aborted and nothing is published.
 Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,

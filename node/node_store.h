@@ -101,11 +101,11 @@ class NodeStore {
   // (a message header) without reallocating.
   Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count,
                           size_t headroom = 0) const;
+  // The share, be32(x) || y, unsealed with the master key.
   Result<SecretBytes> ReadShare(const BackupId& id) const;
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
-  Status SpendRequest(const std::string& request_id, const BackupId& backup,
-                      int64_t now);  // x (4 bytes BE) || y
+  Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
   // How many leftovers Open() removed (interrupted uploads, unknown folders).
   int cleaned_on_open() const { return cleaned_; }
 

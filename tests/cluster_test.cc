@@ -21,7 +21,13 @@
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "configs/cluster_config.h"
+#include "coordinator/pipeline.h"
+#include "crypto/aead.h"
+#include "crypto/secret.h"
+#include "crypto/vss.h"
+#include "node/audit_log.h"
 #include "node/node_client.h"
+#include "node/node_store.h"
 #include "quorum/request.h"
 #include "tests/qv_process.h"
 
@@ -490,6 +496,165 @@ TEST_F(ClusterTest, AuditVerifyNamesEditedDeletedReorderedAndTruncatedLogs) {
   EXPECT_NE(v.out.find("truncated"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("node-04    chain intact"), std::string::npos) << v.out;
   EXPECT_NE(v.out.find("AUDIT FAILED"), std::string::npos);
+}
+
+// An insider re-writes node-02's history to hide a release and re-signs every
+// checkpoint with node-02's own (stolen) key. The forged chain is consistent
+// by itself, so only the other nodes' witness records can catch it: both
+// `qv audit verify` and the witnesses' next round (an audited alert) do.
+TEST_F(ClusterTest, HistoryRewrittenAndResignedWithTheStolenNodeKeyIsCaughtByWitnesses) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(QuorumRestore(id, "first").code, 0);
+  // A second restore pushes node-02's log past a checkpoint after the first
+  // release, and the wait lets every witness countersign it.
+  ASSERT_EQ(QuorumRestore(id, "second").code, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  Qv("cluster down --dir cl");
+
+  const fs::path db = dir() / "cl/nodes/node-02/data/audit.db";
+  auto stolen = SigningKey::Load(dir() / "cl/nodes/node-02/node.key");
+  ASSERT_TRUE(stolen.ok());
+  FakeClock clock(0);
+  std::vector<AuditEntry> entries;
+  std::vector<Checkpoint> checkpoints;
+  std::vector<WitnessRecord> held;
+  {
+    auto log = AuditLog::Open(db, "node-02", stolen->get(), &clock, 4);
+    ASSERT_TRUE(log.ok());
+    entries = *(*log)->Entries(1, 1 << 20);
+    checkpoints = *(*log)->Checkpoints();
+    held = *(*log)->Witnessed();
+  }
+  uint64_t release_seq = 0;
+  for (const auto& e : entries) {
+    if (e.event.kind == "release" && release_seq == 0) release_seq = e.seq;
+  }
+  ASSERT_GT(release_seq, 0u) << "node-02 released nothing";
+  // Precondition: some peer countersigned a checkpoint covering the release.
+  bool covered = false;
+  for (int w = 0; w < 6 && !covered; ++w) {
+    if (w == 2) continue;
+    auto log = AuditLog::Open(dir() / "cl/nodes" / NodeId(w) / "data/audit.db", NodeId(w), nullptr,
+                              &clock, 4);
+    ASSERT_TRUE(log.ok());
+    auto last = (*log)->LastWitnessed("node-02");
+    covered = last && last->seq >= release_seq;
+  }
+  ASSERT_TRUE(covered) << "no witness covered entry " << release_seq;
+
+  // The forgery: same length, the release turned into a refusal, every hash
+  // recomputed, every checkpoint re-signed at its original entry and time.
+  const fs::path forged_db = dir() / "forged.db";
+  {
+    auto forged = AuditLog::Open(forged_db, "node-02", stolen->get(), &clock, 1 << 30);
+    ASSERT_TRUE(forged.ok());
+    size_t next_cp = 0;
+    for (auto e : entries) {
+      if (e.seq == release_seq) {
+        e.event.kind = "refusal";
+        e.event.detail = "below quorum: 0 of 3";
+      }
+      clock.Set(e.time);
+      ASSERT_TRUE((*forged)->Append(e.event).ok());
+      if (next_cp < checkpoints.size() && checkpoints[next_cp].seq == e.seq) {
+        clock.Set(checkpoints[next_cp++].time);
+        ASSERT_TRUE((*forged)->SignCheckpoint().ok());
+      }
+    }
+    for (const auto& r : held) ASSERT_TRUE((*forged)->RecordWitness(r).ok());
+  }
+  for (const char* suffix : {"-wal", "-shm"}) fs::remove(db.string() + suffix);
+  fs::rename(forged_db, db);
+
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome v = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(v.code, 1) << v.out;
+  // The forged chain alone looks intact; the witnesses say otherwise.
+  EXPECT_NE(v.out.find("node-02    chain intact"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("node-02: entry"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("(history rewritten)"), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("AUDIT FAILED"), std::string::npos) << v.out;
+
+  // Running witnesses notice too, and record it in their own logs.
+  bool alerted = false;
+  for (int tries = 0; tries < 50 && !alerted; ++tries) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    Outcome log = Qv("audit log --cluster cl/cluster.toml --json");
+    alerted = log.out.find("does not extend the history witnessed") != std::string::npos;
+  }
+  EXPECT_TRUE(alerted);
+}
+
+// Thieves copy every node's data directory (the fragments are ciphertext)
+// and the master and identity keys of up to t-1 nodes. Those shares do not
+// open the backup: Combine refuses fewer than t, and interpolating them
+// anyway yields a key that fails authentication on the first chunk, while
+// t shares (the control) open it.
+TEST_F(ClusterTest, AStolenNodeOrTMinusOneColludingNodesCannotDecrypt) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  auto id = BackupIdFromText(Backup("model"));
+  ASSERT_TRUE(id.ok());
+  Qv("cluster down --dir cl");
+  fs::create_directories(dir() / "loot");
+  for (int i = 0; i < 6; ++i) {
+    fs::copy(dir() / "cl/nodes" / NodeId(i), dir() / "loot" / NodeId(i),
+             fs::copy_options::recursive);
+  }
+  auto open = [&](int i, SecretBytes master) {
+    auto s = NodeStore::Open(dir() / "loot" / NodeId(i) / "data", std::move(master), NodeId(i),
+                             cluster_.coordinator);
+    EXPECT_TRUE(s.ok()) << s.status().ToString();
+    return std::move(s).value();
+  };
+  auto master = [&](int i) {
+    return std::move(ReadSecretFile(dir() / "loot" / NodeId(i) / "master.key", 32)).value();
+  };
+  // A data directory without its own master key gives no share.
+  EXPECT_FALSE(open(0, master(1))->ReadShare(*id).ok());
+
+  auto store0 = open(0, master(0));
+  auto sm = SignedManifest::Parse(*store0->Manifest(*id), &cluster_.coordinator);
+  ASSERT_TRUE(sm.ok());
+  const Manifest& m = sm->manifest();
+  ASSERT_EQ(m.t, 3u);
+  // The first chunk's ciphertext: unit 0 of each data fragment.
+  Bytes chunk0(size_t{m.k} * m.unit_size);
+  uint32_t units = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto store = open(i, master(i));
+    for (const auto& b : store->List()) {
+      if (b.id != *id || b.fragment >= m.k) continue;
+      Bytes u = *store->ReadUnits(*id, 0, 1);
+      ASSERT_EQ(u.size(), m.unit_size);
+      std::copy(u.begin(), u.end(), chunk0.begin() + size_t{b.fragment} * m.unit_size);
+      ++units;
+    }
+  }
+  ASSERT_EQ(units, m.k);
+  chunk0.resize(m.ChunkPlaintextSize(0) + kAeadTagSize);
+  auto opens = [&](const SecretBytes& secret) {
+    auto cipher = ChunkCipher::New(m.cipher, DataKey(secret, m.backup_id, m.cipher), m.backup_id);
+    Bytes plain(chunk0.size() - kAeadTagSize);
+    return cipher.ok() && (*cipher)->Open(0, m.stripe_count == 1, chunk0, plain.data()).ok();
+  };
+  std::vector<Share> shares;
+  for (int i = 0; i < 3; ++i) {
+    auto enc = open(i, master(i))->ReadShare(*id);
+    ASSERT_TRUE(enc.ok());
+    shares.push_back(std::move(DecodeShare(enc->span())).value());
+  }
+  for (size_t held = 1; held < m.t; ++held) {
+    std::span<const Share> few(shares.data(), held);
+    auto combined = Combine(few, m.commitments);
+    EXPECT_EQ(combined.status().code(), StatusCode::kFailedPrecondition) << held;
+    auto forced = InterpolateAtZero(few);
+    ASSERT_TRUE(forced.ok());
+    EXPECT_FALSE(opens(*forced)) << held << " shares opened the backup";
+  }
+  auto enough = Combine(shares, m.commitments);
+  ASSERT_TRUE(enough.ok());
+  EXPECT_TRUE(opens(enough->secret));
 }
 
 }  // namespace
