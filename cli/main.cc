@@ -816,6 +816,14 @@ int CmdBench(const std::string& size, bool json) {
     j.EndArray()
         .Field("cluster_backup_limit_mb_per_s", r->cluster_backup_limit)
         .Field("cluster_restore_limit_mb_per_s", r->cluster_restore_limit)
+        .Key("certificates")
+        .BeginObject()
+        .Field("custodians", uint64_t(r->certificates.custodians))
+        .Field("quorum", uint64_t(r->certificates.quorum))
+        .Field("signatures_per_certificate", uint64_t(r->certificates.signatures))
+        .Field("verified_per_s", r->certificates.certificates_per_s)
+        .Field("ed25519_verifies_per_s", r->certificates.ed25519_verifies_per_s)
+        .EndObject()
         .EndObject();
     std::printf("%s\n", j.str().c_str());
     return 0;
@@ -834,6 +842,15 @@ int CmdBench(const std::string& size, bool json) {
   std::printf("\n%-48s %8.0f\n%-48s %8.0f\n", "compute limit, backup through a cluster",
               r->cluster_backup_limit, "compute limit, restore through a cluster",
               r->cluster_restore_limit);
+  const auto& c = r->certificates;
+  const double bound = c.ed25519_verifies_per_s / c.signatures;
+  const std::string check_name = "release certificate check, M=" + std::to_string(c.quorum) +
+                                 " of " + std::to_string(c.custodians) + " (one core)";
+  const std::string bound_name =
+      "  bound: Ed25519 verify / " + std::to_string(c.signatures) + " signatures";
+  std::printf("\n%-48s %8.0f /s  (%.1f%% of bound)\n%-48s %8.0f /s\n%-48s %8.0f /s\n",
+              check_name.c_str(), c.certificates_per_s, 100 * c.certificates_per_s / bound,
+              "  Ed25519 verify (one core)", c.ed25519_verifies_per_s, bound_name.c_str(), bound);
   std::printf(
       "\nlimit = cores / sum of per-byte stage costs (backup: sha file + aead + rs + n/k sha "
       "units;\n"

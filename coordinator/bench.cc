@@ -13,6 +13,7 @@
 #include "crypto/channel.h"
 #include "crypto/sha256.h"
 #include "erasure/reed_solomon.h"
+#include "quorum/verify.h"
 
 namespace qv {
 
@@ -60,6 +61,77 @@ class CpuPin {
  private:
   cpu_set_t old_;
 };
+
+// Certificates per second through the node's release check, M of N, with
+// every check that precedes the durable spend: parse the certificate (and
+// verify the request signature), parse the stored manifest (and verify the
+// coordinator's signature), then VerifyCertificate (M approval signatures).
+Status BenchCertificates(double secs, BenchReport& r) {
+  auto& out = r.certificates;
+  QV_ASSIGN_OR_RETURN(auto coordinator, SigningKey::Generate());
+  QV_ASSIGN_OR_RETURN(auto requester, SigningKey::Generate());
+  std::vector<std::unique_ptr<SigningKey>> custodian_keys;
+  Policy policy;
+  policy.quorum = out.quorum;
+  policy.max_request_seconds = 3600;
+  policy.quorum_ops = AllQuorumOps();
+  for (uint32_t i = 0; i < out.custodians; ++i) {
+    QV_ASSIGN_OR_RETURN(auto key, SigningKey::Generate());
+    policy.custodians.push_back({"c" + std::to_string(i + 1), key->public_key()});
+    custodian_keys.push_back(std::move(key));
+  }
+  Bytes weights(64 << 10, 0x42);
+  Artifact artifact = MemoryArtifact("bench", {{"weights.safetensors", weights}});
+  MemoryNodes nodes(6);
+  BackupOptions bo;
+  bo.policy = policy;
+  QV_ASSIGN_OR_RETURN(BackupOutcome b, RunBackup(artifact, nodes, *coordinator, bo));
+  const SignedManifest& sm = b.manifest;
+
+  const int64_t now = std::time(nullptr);
+  QuorumRequest q;
+  q.backup_id = sm.manifest().backup_id;
+  q.backup_name = sm.manifest().artifact_name;
+  q.manifest_hash = sm.Hash();
+  q.requester_id = "ops";
+  q.requester_key = requester->public_key();
+  q.purpose = "benchmark";
+  q.destination = "nowhere";
+  q.created_unix = now;
+  q.expires_unix = now + 600;
+  QV_ASSIGN_OR_RETURN(SignedRequest req, SignedRequest::Sign(q, *requester));
+  Certificate cert{req, {}};
+  for (uint32_t i = 0; i < out.quorum; ++i) {
+    cert.approvals.push_back(
+        Approval::Sign(req, *custodian_keys[i], "c" + std::to_string(i + 1), true, "", now));
+  }
+  const Bytes encoded = cert.Encode();
+  const std::vector<Principal> requesters = {{"ops", requester->public_key()}};
+  const PublicKey coordinator_key = coordinator->public_key();
+  Status failed = Status::Ok();
+  auto check = [&] {
+    auto c = Certificate::Parse(encoded);
+    auto m = SignedManifest::Parse(sm.encoded(), &coordinator_key);
+    if (!c.ok() || !m.ok()) {
+      failed = c.ok() ? m.status() : c.status();
+      return;
+    }
+    VerifyInput in{kOpRestore, q.backup_id, &*m, &requesters, now, 300};
+    auto v = VerifyCertificate(*c, in);
+    if (!v.ok()) failed = v.status();
+  };
+  // Rate() counts "bytes"; one unit per certificate gives certificates/s / 1e6.
+  out.certificates_per_s = Rate(secs, 1, check) * 1e6;
+  QV_RETURN_IF_ERROR(failed.WithContext("benchmark certificate"));
+  out.signatures = 2 + static_cast<int>(out.quorum);
+
+  const Bytes message(sm.encoded().begin(), sm.encoded().end());
+  const Signature sig = requester->Sign(message);
+  const PublicKey pk = requester->public_key();
+  out.ed25519_verifies_per_s =
+      Rate(secs, 1, [&] { (void)VerifySignature(pk, message, sig); }) * 1e6;
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -171,6 +243,8 @@ Result<BenchReport> RunBench(const BenchOptions& opt) {
   const double nk = double(n) / opt.k;
   r.cluster_backup_limit = r.cores / (backup_cost + 2 * nk / transport_rate + nk / sha_rate);
   r.cluster_restore_limit = r.cores / (restore_cost + 2 / transport_rate);
+
+  QV_RETURN_IF_ERROR(BenchCertificates(secs, r));
 
   // The whole pipeline on an in-memory artifact into memory nodes.
   src.clear();

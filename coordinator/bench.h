@@ -43,6 +43,15 @@ struct BenchReport {
   //   restore: coordinator (as in-process) + 2 transport (k units fetched)
   double cluster_backup_limit = 0;
   double cluster_restore_limit = 0;
+  // What a node checks before a release (certificate parse, request and
+  // manifest signatures, policy, M approvals), single core, against the
+  // Ed25519 verification rate that bounds it.
+  struct {
+    uint32_t custodians = 5, quorum = 3;
+    int signatures = 0;  // Ed25519 verifications per certificate
+    double certificates_per_s = 0;
+    double ed25519_verifies_per_s = 0;
+  } certificates;
 };
 
 Result<BenchReport> RunBench(const BenchOptions& options);

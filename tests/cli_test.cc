@@ -228,6 +228,11 @@ TEST_F(CliTest, BenchPrintsStagesBesideTheComputeLimit) {
     EXPECT_GT(p["mb_per_s"].get<double>(), 0) << p;
     EXPECT_GT(p["limit_mb_per_s"].get<double>(), 0) << p;
   }
+  const auto& c = j["certificates"];
+  EXPECT_EQ(c["quorum"], 3);
+  EXPECT_EQ(c["signatures_per_certificate"], 5);  // request, manifest, 3 approvals
+  EXPECT_GT(c["verified_per_s"].get<double>(), 0);
+  EXPECT_GT(c["ed25519_verifies_per_s"].get<double>(), 0);
 }
 
 }  // namespace
