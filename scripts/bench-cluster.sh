@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Backs up and restores an artifact through a local 6-node cluster on
-# 127.0.0.1 (every process on this machine), and prints MB/s beside the
+# Backs up an artifact through a local 6-node cluster on 127.0.0.1 (every
+# process on this machine) and restores it with a quorum (a request, 3
+# custodian approvals, `qv restore run`), and prints MB/s beside the
 # in-process figures and the compute limit of the whole path measured by
 # `qv bench` in the same run; then times Debian's restic on the same file
 # (one encrypted copy, no erasure coding, no threshold custody) and reports
@@ -16,6 +17,7 @@ for p in restic time; do
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$p" >/dev/null
 done
 qv="$PWD/build/cli/qv"
+source scripts/ceremony.sh
 work="${QV_BENCH_DIR:-$PWD/bench-cluster}"
 rm -rf "$work" && mkdir -p "$work" && cd "$work"
 trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
@@ -42,8 +44,10 @@ bytes=$(stat -c %s artifact.bin)
 id=$(sed -n 's/.*"backup_id":"\([0-9a-f]*\)".*/\1/p' backup.json)
 b_secs=$(field seconds backup.json)
 sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
-/usr/bin/time -v "$qv" restore --cluster cl/cluster.toml --backup "$id" --dest restored --json \
-  > restore.json 2> restore.time
+flags=$(quorum_approve "$id" request)
+# shellcheck disable=SC2086
+/usr/bin/time -v "$qv" restore run --cluster cl/cluster.toml --request request $flags \
+  --dest restored --json > restore.json 2> restore.time
 r_secs=$(field seconds restore.json)
 cmp artifact.bin restored/artifact.bin && echo "  restored bytes identical"
 coord_rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' backup.time)

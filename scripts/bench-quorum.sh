@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# End-to-end latency of a quorum restore through a local 6-node cluster on
+# 127.0.0.1 (every process on this machine). Each run makes a fresh signed
+# request with 3 custodian approvals (M=3 of 5), then times
+# `qv restore run` as a user waits for it: process start, Noise handshakes
+# with every node, each node's certificate check, durable request spend and
+# audit entries, the sealed share release, fragment fetch, verification
+# against the signed manifest, and the verified files on disk.
+# Beside it, in the same run: `qv status` (process start, a handshake and a
+# health round trip with every node), the floor any cluster command pays.
+# Usage: scripts/bench-quorum.sh [RUNS] [SIZE]   (default 21 runs of 1MiB)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs="${1:-21}"
+size="${2:-1MiB}"
+bash scripts/build.sh >/dev/null
+qv="$PWD/build/cli/qv"
+source scripts/ceremony.sh
+work="${QV_BENCH_DIR:-$PWD/bench-quorum}"
+rm -rf "$work" && mkdir -p "$work" && cd "$work"
+trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
+
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000 )) | awk '{ printf "%.1f\n", $1 / 1000 }'; }
+# stats FILE: median p90 min max of the numbers in FILE (one per line)
+stats() {
+  sort -n "$1" | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    p = v[int(0.9 * NR + 0.999)]
+    printf "median %7.1f ms   p90 %7.1f ms   min %7.1f ms   max %7.1f ms   (%d runs)", m, p, v[1], v[NR], NR }'
+}
+
+"$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-7700}" >/dev/null
+"$qv" cluster up --dir cl >/dev/null
+"$qv" sample --out model --size "$size" --shards 1 >/dev/null
+id=$("$qv" backup --cluster cl/cluster.toml --key cl/coordinator.key model 2>/dev/null)
+echo "== backup $id ($size sample model), $runs quorum restores"
+
+: > restore.ms; : > status.ms
+for i in $(seq 1 "$runs"); do
+  flags=$(quorum_approve "$id" "req$i")
+  t0=$(date +%s%N)
+  # shellcheck disable=SC2086
+  "$qv" restore run --cluster cl/cluster.toml --request "req$i" $flags --dest "out$i" >/dev/null
+  ms_since "$t0" >> restore.ms
+  diff -r model "out$i" >/dev/null || { echo "run $i: restored files differ" >&2; exit 1; }
+  rm -rf "out$i"
+  t0=$(date +%s%N)
+  "$qv" status --cluster cl/cluster.toml --key cl/operator.key >/dev/null
+  ms_since "$t0" >> status.ms
+done
+echo "every restore verified and identical to the original"
+printf '%-34s %s\n' "quorum restore (qv restore run)" "$(stats restore.ms)"
+printf '%-34s %s\n' "floor: qv status (6 handshakes)" "$(stats status.ms)"
+"$qv" audit verify --cluster cl/cluster.toml | tail -2
+"$qv" cluster down --dir cl >/dev/null
+trap - EXIT
+cd .. && [ -n "${QV_BENCH_KEEP:-}" ] || rm -rf "$work"
