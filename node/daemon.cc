@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -50,10 +51,16 @@ class Witness {
       for (const auto& n : cluster_->nodes) {
         if (n.id == audit_->node_id()) continue;
         Status st = WitnessOne(n);
-        if (st.code() == StatusCode::kCorruption) {
+        // A mismatch persists until someone acts on it: alert when it first
+        // appears or changes, not on every round, so the log does not fill.
+        std::string& last = alerted_[n.id];
+        if (st.code() == StatusCode::kCorruption && st.message() != last) {
           service_->Log("event=witness-mismatch subject=" + n.id + " detail=\"" + st.message() +
                         "\"");
           service_->Audit({"alert", n.id, "", "", "witness: " + st.message()});
+        }
+        if (st.code() == StatusCode::kCorruption || st.ok()) {
+          last = st.ok() ? "" : st.message();
         }
       }
       lock.lock();
@@ -118,6 +125,7 @@ class Witness {
   const ClusterConfig* cluster_;
   const SigningKey* key_;
   uint32_t interval_;
+  std::map<std::string, std::string> alerted_;  // subject -> current mismatch; loop thread only
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -584,6 +584,16 @@ TEST_F(ClusterTest, HistoryRewrittenAndResignedWithTheStolenNodeKeyIsCaughtByWit
     alerted = log.out.find("does not extend the history witnessed") != std::string::npos;
   }
   EXPECT_TRUE(alerted);
+  // Once per witness, not once per round: the alert must not flood the logs.
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  std::string trail = Qv("audit log --cluster cl/cluster.toml --json").out;
+  size_t alerts = 0;
+  for (size_t p = 0;
+       (p = trail.find("does not extend the history witnessed", p)) != std::string::npos; ++p) {
+    ++alerts;
+  }
+  EXPECT_GE(alerts, 1u);
+  EXPECT_LE(alerts, 5u);
 }
 
 // Thieves copy every node's data directory (the fragments are ciphertext)
