@@ -10,6 +10,8 @@
 #include "configs/local_cluster.h"
 #include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
+#include "crypto/secretbox.h"
+#include "crypto/vss.h"
 #include "quorum/request.h"
 
 namespace qv {
@@ -76,9 +78,12 @@ class InProcessClusterTest : public ::testing::Test {
     return c.Encode();
   }
 
+  // Liars stand in for a node when set.
   std::vector<NodeCaller*> Callers() {
     std::vector<NodeCaller*> out;
-    for (auto& c : callers_) out.push_back(c.get());
+    for (size_t i = 0; i < callers_.size(); ++i) {
+      out.push_back(i < liars_.size() && liars_[i] ? liars_[i] : callers_[i].get());
+    }
     return out;
   }
 
@@ -108,7 +113,7 @@ class InProcessClusterTest : public ::testing::Test {
                         FetchManifest(Callers(), id, cluster_.coordinator, &out.problems));
     std::vector<std::unique_ptr<FragmentSource>> sources;
     for (const auto& p : sm.manifest().placement) {
-      sources.push_back(NewRemoteSource(callers_[p.fragment].get(), id, p.fragment,
+      sources.push_back(NewRemoteSource(Callers()[p.fragment], id, p.fragment,
                                         sm.manifest().unit_size, sm.manifest().stripe_count));
     }
     QV_ASSIGN_OR_RETURN(Bytes cert, Certificate(sm, {"c1", "c2", "c3"}));
@@ -138,6 +143,7 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<NodeStore>> stores_;
   std::vector<std::unique_ptr<NodeService>> services_;
   std::vector<std::unique_ptr<InProcessCaller>> callers_;
+  std::vector<NodeCaller*> liars_;
   std::mutex log_mu_;
   std::vector<std::string> log_;
   BoxKeyPair reply_ = NewBoxKeyPair();
@@ -261,6 +267,59 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
   EXPECT_NE(b.status().message().find("Merkle root"), std::string::npos) << b.status().message();
   // Nothing half-registered anywhere.
   for (auto& s : stores_) EXPECT_TRUE(s->List().empty());
+}
+
+// A node that answers with bad data: `lie` rewrites its successful responses.
+struct LyingNode : NodeCaller {
+  LyingNode(NodeCaller* inner, std::function<void(Op, Response&)> lie)
+      : inner(inner), lie(std::move(lie)) {}
+  NodeCaller* inner;
+  std::function<void(Op, Response&)> lie;
+  const std::string& name() const override { return inner->name(); }
+  Result<Response> Call(Request r) override {
+    const Op op = r.op;
+    auto resp = inner->Call(std::move(r));
+    if (resp.ok() && resp->ToStatus().ok()) lie(op, *resp);
+    return resp;
+  }
+};
+
+TEST_F(InProcessClusterTest, LyingNodesAreNamedAndTheRestoreCompletesFromHonestOnes) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  // node-00 seals a well-formed share of some other polynomial to the
+  // (public) reply key; node-01 alters the fragment units it serves.
+  auto other = Deal(3, 6);
+  ASSERT_TRUE(other.ok());
+  LyingNode bad_share{callers_[0].get(), [&](Op op, Response& r) {
+                        if (op != Op::kRelease) return;
+                        r.payload = *SealToKey(reply_.public_key, EncodeShare(other->shares[0]));
+                      }};
+  LyingNode bad_units{callers_[1].get(), [](Op op, Response& r) {
+                        if (op == Op::kFetchUnits && !r.payload.empty()) {
+                          r.payload[r.payload.size() / 2] ^= 0x40;
+                        }
+                      }};
+  liars_ = {&bad_share, &bad_units};
+  auto r = Restore(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->bytes, data_);
+  std::string problems;
+  for (const auto& p : r->problems) problems += p + "\n";
+  EXPECT_NE(problems.find("node-00"), std::string::npos) << problems;
+  EXPECT_NE(problems.find("commitments"), std::string::npos) << problems;
+  EXPECT_NE(problems.find("node-01"), std::string::npos) << problems;
+  EXPECT_NE(problems.find("Merkle leaf"), std::string::npos) << problems;
+
+  // With more liars than the margin, the restore fails and writes nothing.
+  LyingNode bad_share2{callers_[2].get(), bad_share.lie};
+  LyingNode bad_share3{callers_[3].get(), bad_share.lie};
+  LyingNode bad_share4{callers_[4].get(), bad_share.lie};
+  liars_ = {&bad_share, nullptr, &bad_share2, &bad_share3, &bad_share4};
+  auto fail = Restore(id);
+  ASSERT_FALSE(fail.ok());
+  EXPECT_NE(fail.status().message().find("need 3"), std::string::npos) << fail.status().message();
 }
 
 TEST(NodeStoreFallbackTest, StoresAndServesWhereODirectIsUnsupported) {
