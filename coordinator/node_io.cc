@@ -8,6 +8,7 @@
 #include <future>
 #include <map>
 #include <optional>
+#include <set>
 #include <thread>
 
 namespace qv {
@@ -145,9 +146,12 @@ class RemoteSink : public FragmentSink {
   std::thread sender_;
 };
 
-// Reads a node's fragment in batches of units, one batch ahead in the
-// background, so the network overlaps the restore's decoding. At most three
-// batches are held per source.
+// Reads a node's fragment in batches of units on one fetch thread of its
+// own, started by the first read, which keeps the batch being read and the
+// next one in memory so the network overlaps the restore's decoding. At most
+// three batches are held (the previous one too, for workers a stripe
+// behind). One long-lived thread per source, not one per batch: thread start
+// and its fresh heap pages cost more than the fetch itself.
 class RemoteSource : public FragmentSource {
  public:
   RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes)
@@ -156,10 +160,15 @@ class RemoteSource : public FragmentSource {
         fragment_(fragment),
         unit_(unit),
         stripes_(stripes),
-        batch_(std::max<uint64_t>(1, (4u << 20) / std::max<uint64_t>(unit, 1))) {}
+        batch_(std::max<uint64_t>(1, (4u << 20) / std::max<uint64_t>(unit, 1))),
+        batches_total_((stripes + batch_ - 1) / batch_) {}
   ~RemoteSource() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [b, f] : batches_) f.wait();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (fetcher_.joinable()) fetcher_.join();
   }
   const std::string& name() const override { return caller_->name(); }
   uint32_t fragment() const override { return fragment_; }
@@ -178,52 +187,79 @@ class RemoteSource : public FragmentSource {
   Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
     if (stripe >= stripes_ || out.size() != unit_) return InvalidArgument("unit out of range");
     const uint64_t b = stripe / batch_;
-    std::shared_future<Result<Bytes>> f;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      f = Launch(b);
-      if ((b + 1) * batch_ < stripes_) Launch(b + 1);
-      while (!batches_.empty() && batches_.begin()->first + 1 < b) {
-        batches_.begin()->second.wait();
-        batches_.erase(batches_.begin());
-      }
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!fetcher_.joinable()) fetcher_ = std::thread([this] { FetchLoop(); });
+    if (b > want_) {
+      want_ = b;
+      // Skipped ahead (this fragment was not needed for a while): drop what
+      // lies behind and fetch from here.
+      if (next_ + 1 < b) next_ = b;
+      cv_.notify_all();
     }
-    const Result<Bytes>& units = f.get();
-    if (!units.ok()) return units.status();
+    while (!batches_.count(b)) {
+      if (b < next_ && !fetching_.count(b)) {
+        // Behind the fetcher and already dropped (a retry): fetch it here.
+        lock.unlock();
+        auto units = Fetch(b);
+        lock.lock();
+        batches_.emplace(b, std::make_shared<Result<Bytes>>(std::move(units)));
+        break;
+      }
+      cv_.wait(lock);
+    }
+    std::shared_ptr<const Result<Bytes>> units = batches_.at(b);
+    while (!batches_.empty() && batches_.begin()->first + 1 < want_) {
+      batches_.erase(batches_.begin());
+    }
+    lock.unlock();
+    if (!units->ok()) return units->status();
     const uint64_t off = (stripe - b * batch_) * unit_;
-    if (off + unit_ > units->size()) return Corruption(name() + ": short unit batch");
-    std::memcpy(out.data(), units->data() + off, unit_);
+    std::memcpy(out.data(), (*units)->data() + off, unit_);
     return Status::Ok();
   }
 
  private:
-  // Requires mu_.
-  std::shared_future<Result<Bytes>> Launch(uint64_t b) const {
-    auto it = batches_.find(b);
-    if (it != batches_.end()) return it->second;
+  Result<Bytes> Fetch(uint64_t b) const {
     const uint64_t first = b * batch_;
     const uint64_t count = std::min(batch_, stripes_ - first);
-    auto f = std::async(std::launch::async, [this, first, count]() -> Result<Bytes> {
-               Request r;
-               r.op = Op::kFetchUnits;
-               r.backup_id = id_;
-               r.a = first;
-               r.b = count;
-               QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
-               if (resp.payload.size() != count * unit_)
-                 return Corruption("unit batch has the wrong size");
-               return std::move(resp.payload);
-             }).share();
-    batches_.emplace(b, f);
-    return f;
+    Request r;
+    r.op = Op::kFetchUnits;
+    r.backup_id = id_;
+    r.a = first;
+    r.b = count;
+    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+    if (resp.payload.size() != count * unit_) return Corruption("unit batch has the wrong size");
+    return std::move(resp.payload);
+  }
+
+  void FetchLoop() const {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || (next_ < batches_total_ && next_ <= want_ + 1); });
+      if (stop_) return;
+      const uint64_t b = next_++;
+      fetching_.insert(b);
+      lock.unlock();
+      auto units = std::make_shared<Result<Bytes>>(Fetch(b));
+      lock.lock();
+      fetching_.erase(b);
+      if (b + 1 >= want_) batches_.emplace(b, std::move(units));  // else: skipped past it
+      cv_.notify_all();
+    }
   }
 
   NodeCaller* caller_;
   BackupId id_;
   uint32_t fragment_;
-  uint64_t unit_, stripes_, batch_;
+  uint64_t unit_, stripes_, batch_, batches_total_;
   mutable std::mutex mu_;
-  mutable std::map<uint64_t, std::shared_future<Result<Bytes>>> batches_;
+  mutable std::condition_variable cv_;
+  mutable std::thread fetcher_;
+  mutable bool stop_ = false;
+  mutable uint64_t next_ = 0;  // the next batch the fetcher reads
+  mutable uint64_t want_ = 0;  // the furthest batch a reader has asked for
+  mutable std::set<uint64_t> fetching_;
+  mutable std::map<uint64_t, std::shared_ptr<const Result<Bytes>>> batches_;
 };
 
 }  // namespace
