@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "base/file_util.h"
 
@@ -143,9 +146,68 @@ Artifact MemoryArtifact(std::string name, std::vector<std::pair<std::string, Byt
 
 namespace {
 
+// One write at a time on a thread of its own. O_DIRECT writes block for the
+// device; handing each full buffer over lets the disk's time overlap the
+// restore's hashing and copying instead of stalling the ordered stage.
+class BackgroundWrites {
+ public:
+  ~BackgroundWrites() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+  // `data` must stay valid and `file` open until Wait() returns. Waits for
+  // the previous write; its error (or an earlier one) is returned instead.
+  Status Submit(File* file, ByteSpan data) {
+    QV_RETURN_IF_ERROR(Wait());
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+    file_ = file;
+    data_ = data;
+    busy_ = true;
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  // Until no write is pending; the first error since the last Wait().
+  Status Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !busy_; });
+    Status s = std::move(error_);
+    error_ = Status::Ok();
+    return s;
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || busy_; });
+      if (stop_) return;
+      lock.unlock();
+      Status s = file_->WriteAll(data_);
+      lock.lock();
+      if (!s.ok() && error_.ok()) error_ = std::move(s);
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::thread thread_;
+  File* file_ = nullptr;
+  ByteSpan data_;
+  bool busy_ = false, stop_ = false;
+  Status error_ = Status::Ok();
+};
+
 // Restored weights are written once and rarely read back at once, so where
-// the filesystem allows, files bypass the page cache (O_DIRECT through one
-// aligned buffer; the last block is padded and the file truncated to size).
+// the filesystem allows, files bypass the page cache (O_DIRECT through two
+// aligned buffers, one filling while the other is written; the last block
+// is padded and the file truncated to size).
 class FolderWriter : public ArtifactWriter {
  public:
   static constexpr size_t kAlign = 4096;
@@ -165,8 +227,10 @@ class FolderWriter : public ArtifactWriter {
     if (ec) return IoError(p.parent_path().string() + ": " + ec.message());
     auto direct = File::CreateNewDirect(p, 0600);
     if (direct.ok()) {
-      if (!buf_) buf_.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kBuffer)));
-      direct_ = buf_ != nullptr;
+      for (auto& b : bufs_) {
+        if (!b) b.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kBuffer)));
+      }
+      direct_ = bufs_[0] != nullptr && bufs_[1] != nullptr;
       file_ = std::move(direct).value();
     } else if (direct.status().code() == StatusCode::kFailedPrecondition) {
       direct_ = false;
@@ -183,25 +247,26 @@ class FolderWriter : public ArtifactWriter {
     if (!direct_) return file_->WriteAll(data);
     while (!data.empty()) {
       const size_t n = std::min(data.size(), kBuffer - used_);
-      std::memcpy(buf_.get() + used_, data.data(), n);
+      std::memcpy(bufs_[cur_].get() + used_, data.data(), n);
       used_ += n;
       data = data.subspan(n);
       if (used_ == kBuffer) {
-        QV_RETURN_IF_ERROR(file_->WriteAll(ByteSpan(buf_.get(), used_)));
+        QV_RETURN_IF_ERROR(writes_.Submit(file_.get(), ByteSpan(bufs_[cur_].get(), used_)));
+        cur_ ^= 1;
         used_ = 0;
       }
     }
     return Status::Ok();
   }
   Status EndFile() override {
-    Status s;
-    if (direct_ && used_ > 0) {
+    Status s = writes_.Wait();
+    if (s.ok() && direct_ && used_ > 0) {
       const size_t padded = (used_ + kAlign - 1) / kAlign * kAlign;
-      std::memset(buf_.get() + used_, 0, padded - used_);
-      s = file_->WriteAll(ByteSpan(buf_.get(), padded));
+      std::memset(bufs_[cur_].get() + used_, 0, padded - used_);
+      s = file_->WriteAll(ByteSpan(bufs_[cur_].get(), padded));
       if (s.ok()) s = file_->Truncate(size_);
-      used_ = 0;
     }
+    used_ = 0;
     if (s.ok()) s = file_->Sync();
     file_.reset();
     return s;
@@ -221,6 +286,7 @@ class FolderWriter : public ArtifactWriter {
     return SyncDir(dest_.parent_path());
   }
   void Abort() override {
+    (void)writes_.Wait();  // nothing may still be writing into the file
     file_.reset();
     if (!committed_) RemoveAllQuietly(staging_);
   }
@@ -228,7 +294,10 @@ class FolderWriter : public ArtifactWriter {
  private:
   fs::path dest_, staging_;
   std::unique_ptr<File> file_;
-  std::unique_ptr<uint8_t, void (*)(void*)> buf_{nullptr, &std::free};
+  std::unique_ptr<uint8_t, void (*)(void*)> bufs_[2] = {{nullptr, &std::free},
+                                                        {nullptr, &std::free}};
+  int cur_ = 0;
+  BackgroundWrites writes_;
   bool direct_ = false;
   size_t used_ = 0;
   uint64_t size_ = 0;

@@ -128,20 +128,36 @@ TEST(FolderWriterFallbackTest, WritesExactFilesWhereODirectIsUnsupported) {
   fs::remove_all(dest);
 }
 
-TEST_F(ArtifactTest, DirectWritesGiveExactSizesForOddLengths) {
-  for (size_t size : {size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, size_t{(4 << 20) + 1}}) {
+TEST_F(ArtifactTest, DirectWritesGiveExactBytesAcrossBufferBoundaries) {
+  // Two 4 MiB buffers alternate (one written in the background while the
+  // other fills), so sizes straddle one, two and three buffers, written in
+  // odd pieces; the bytes never repeat with a buffer's period, and two files share a writer.
+  constexpr size_t kMiB = 1 << 20;
+  for (size_t size : {size_t{1}, size_t{4095}, size_t{4096}, size_t{4097}, 4 * kMiB - 1, 4 * kMiB,
+                      4 * kMiB + 1, 8 * kMiB, 8 * kMiB + 1, 12 * kMiB + 7}) {
     fs::path dest = dir_ / ("out-" + std::to_string(size));
     auto w = NewFolderWriter(dest);
     ASSERT_TRUE(w.ok());
-    std::string data(size, 'z');
-    data[size - 1] = 'E';
-    ASSERT_TRUE((*w)->BeginFile({"f", size, {}}).ok());
-    ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
-    ASSERT_TRUE((*w)->EndFile().ok());
+    Bytes data(size);
+    uint64_t x = 0x9e3779b97f4a7c15u ^ size;  // xorshift: no period a buffer could hide
+    for (auto& b : data) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      b = static_cast<uint8_t>(x >> 32);
+    }
+    for (const char* name : {"a", "b"}) {
+      ASSERT_TRUE((*w)->BeginFile({name, size, {}}).ok());
+      for (size_t off = 0; off < size; off += kMiB + 3) {
+        ByteSpan piece(data.data() + off, std::min(kMiB + 3, size - off));
+        ASSERT_TRUE((*w)->Write(piece).ok());
+      }
+      ASSERT_TRUE((*w)->EndFile().ok());
+    }
     ASSERT_TRUE((*w)->Commit().ok());
-    auto back = ReadFileBytes(dest / "f", 1 << 30);
-    ASSERT_TRUE(back.ok());
-    EXPECT_EQ(std::string(back->begin(), back->end()), data) << size;
+    for (const char* name : {"a", "b"}) {
+      auto back = ReadFileBytes(dest / name, 1 << 30);
+      ASSERT_TRUE(back.ok());
+      EXPECT_TRUE(*back == data) << name << " " << size;
+    }
   }
 }
 
