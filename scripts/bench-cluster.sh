@@ -30,6 +30,7 @@ now() { date +%s.%N; }
 field() { sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p" "$2"; }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END {
   print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+last() { awk '{ printf "%.2f", $NF }'; }
 rss() { sed -n 's/.*Maximum resident set size (kbytes): //p' "$1"; }
 
 echo "== machine limits (qv bench, same run)"
@@ -71,7 +72,6 @@ for round in $(seq 1 "$rounds"); do
   rm -rf restored
   coord_rss=$(( $(rss backup.time) > coord_rss ? $(rss backup.time) : coord_rss ))
   coord_rss_r=$(( $(rss restore.time) > coord_rss_r ? $(rss restore.time) : coord_rss_r ))
-  last() { awk '{ printf "%.2f", $NF }'; }
   echo "  round $round: backup $(echo "$b_all" | last)s, restore cold $(echo "$r_all" | last)s," \
     "warm $(echo "$w_all" | last)s; restored bytes identical"
 done

@@ -18,6 +18,7 @@ namespace qv {
 namespace {
 
 namespace fs = std::filesystem;
+using ::qv::testing::ExpectSameTree;
 using ::qv::testing::Outcome;
 using ::qv::testing::RunQv;
 using ::qv::testing::Slurp;
@@ -41,18 +42,6 @@ class CliTest : public ::testing::Test {
     std::string id = b.out.substr(0, b.out.find('\n'));
     EXPECT_EQ(id.size(), 32u) << b.out;
     return id;
-  }
-
-  void ExpectSameTree(const fs::path& a, const fs::path& b) {
-    size_t files = 0;
-    for (auto& e : fs::recursive_directory_iterator(a)) {
-      if (!e.is_regular_file()) continue;
-      fs::path rel = fs::relative(e.path(), a);
-      ASSERT_TRUE(fs::exists(b / rel)) << rel;
-      EXPECT_EQ(Slurp(e.path()), Slurp(b / rel)) << rel;
-      ++files;
-    }
-    EXPECT_GT(files, 0u);
   }
 
   std::string qv_;

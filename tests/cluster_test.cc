@@ -35,6 +35,7 @@ namespace qv {
 namespace {
 
 namespace fs = std::filesystem;
+using ::qv::testing::ExpectSameTree;
 using ::qv::testing::Outcome;
 using ::qv::testing::RunQv;
 using ::qv::testing::Slurp;
@@ -106,18 +107,6 @@ class ClusterTest : public ::testing::Test {
       if (st.empty() || (close != std::string::npos && st[close + 2] == 'Z')) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-  }
-
-  void ExpectSameTree(const fs::path& a, const fs::path& b) {
-    size_t n = 0;
-    for (auto& e : fs::recursive_directory_iterator(a)) {
-      if (!e.is_regular_file()) continue;
-      fs::path rel = fs::relative(e.path(), a);
-      ASSERT_TRUE(fs::exists(b / rel)) << rel;
-      EXPECT_EQ(Slurp(e.path()), Slurp(b / rel)) << rel;
-      ++n;
-    }
-    EXPECT_GT(n, 0u);
   }
 
   int RawConnect(int i) {

@@ -2,6 +2,7 @@
 #ifndef QV_TESTS_QV_PROCESS_H_
 #define QV_TESTS_QV_PROCESS_H_
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -35,6 +36,20 @@ inline Outcome RunQv(const std::string& qv, const std::filesystem::path& dir,
   o.out = Slurp(dir / "stdout.txt");
   o.err = Slurp(dir / "stderr.txt");
   return o;
+}
+
+// Every regular file under `a` exists under `b` with the same bytes, and
+// there is at least one.
+inline void ExpectSameTree(const std::filesystem::path& a, const std::filesystem::path& b) {
+  size_t files = 0;
+  for (auto& e : std::filesystem::recursive_directory_iterator(a)) {
+    if (!e.is_regular_file()) continue;
+    std::filesystem::path rel = std::filesystem::relative(e.path(), a);
+    ASSERT_TRUE(std::filesystem::exists(b / rel)) << rel;
+    EXPECT_EQ(Slurp(e.path()), Slurp(b / rel)) << rel;
+    ++files;
+  }
+  EXPECT_GT(files, 0u);
 }
 
 }  // namespace qv::testing
