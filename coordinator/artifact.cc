@@ -1,5 +1,6 @@
 #include "coordinator/artifact.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -217,6 +218,10 @@ class FolderWriter : public ArtifactWriter {
       : dest_(std::move(dest)), staging_(std::move(staging)) {}
   ~FolderWriter() override {
     if (!committed_) Abort();
+    (void)writes_.Wait();
+    for (auto& b : bufs_) {
+      if (b) sodium_memzero(b.get(), kBuffer);  // they held restored plaintext
+    }
   }
 
   Status BeginFile(const FileEntry& entry) override {

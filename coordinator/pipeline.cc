@@ -53,7 +53,8 @@ struct StripeBuf {
 // free takes the serial stage when it is runnable, so a serial stage is never
 // preempted by its own helpers and no core idles while work is ready. At most
 // `depth` stripes are in flight, which bounds memory. The first error stops
-// everything and is returned.
+// everything and is returned. Plaintext buffers are reused stripe after
+// stripe and wiped once, when the scheduler is destroyed.
 class StripeScheduler {
  public:
   using Stage = std::function<Status(StripeBuf&)>;
@@ -69,6 +70,10 @@ class StripeScheduler {
       free_.push_back(b.get());
       owned_.push_back(std::move(b));
     }
+  }
+
+  ~StripeScheduler() {
+    for (auto& b : owned_) sodium_memzero(b->plain.data(), b->plain.size());
   }
 
   Status Run(const Stage& produce, const Stage& transform, const Stage& consume) {
@@ -577,9 +582,7 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
     return st.WithContext("stripe " + std::to_string(i));
   };
   auto write = [&](StripeBuf& s) -> Status {
-    Status st = splitter.Write(ByteSpan(s.plain.data(), s.plain_len));
-    sodium_memzero(s.plain.data(), s.plain_len);
-    QV_RETURN_IF_ERROR(st);
+    QV_RETURN_IF_ERROR(splitter.Write(ByteSpan(s.plain.data(), s.plain_len)));
     written += s.plain_len;
     if (opt.progress) opt.progress(written, m.plaintext_size);
     return Status::Ok();
