@@ -147,11 +147,12 @@ class RemoteSink : public FragmentSink {
 };
 
 // Reads a node's fragment in batches of units on one fetch thread of its
-// own, started by the first read, which keeps the batch being read and the
-// next one in memory so the network overlaps the restore's decoding. At most
-// three batches are held (the previous one too, for workers a stripe
-// behind). One long-lived thread per source, not one per batch: thread start
-// and its fresh heap pages cost more than the fetch itself.
+// own, started by the first read, which keeps two requests in flight and up
+// to two batches past the one being read in memory, so the network and the
+// node overlap the restore's decoding. The batch before the one being read
+// is kept too, for workers a stripe behind. One long-lived thread per
+// source, not one per batch: thread start and its fresh heap pages cost more
+// than the fetch itself.
 class RemoteSource : public FragmentSource {
  public:
   RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes)
@@ -219,28 +220,61 @@ class RemoteSource : public FragmentSource {
   }
 
  private:
-  Result<Bytes> Fetch(uint64_t b) const {
-    const uint64_t first = b * batch_;
-    const uint64_t count = std::min(batch_, stripes_ - first);
+  // Two fetches in flight: the node reads and seals the next batch while this
+  // side decrypts the last one, so neither waits out the other's turn.
+  static constexpr size_t kPipeline = 2;
+
+  Request FetchRequest(uint64_t b) const {
     Request r;
     r.op = Op::kFetchUnits;
     r.backup_id = id_;
-    r.a = first;
-    r.b = count;
-    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
-    if (resp.payload.size() != count * unit_) return Corruption("unit batch has the wrong size");
-    return std::move(resp.payload);
+    r.a = b * batch_;
+    r.b = std::min(batch_, stripes_ - r.a);
+    return r;
   }
 
+  Result<Bytes> CheckBatch(uint64_t b, Result<Response> resp) const {
+    if (!resp.ok()) return resp.status().WithContext(caller_->name());
+    QV_RETURN_IF_ERROR(resp->ToStatus().WithContext(caller_->name()));
+    if (resp->payload.size() != std::min(batch_, stripes_ - b * batch_) * unit_) {
+      return Corruption("unit batch has the wrong size");
+    }
+    return std::move(resp->payload);
+  }
+
+  Result<Bytes> Fetch(uint64_t b) const { return CheckBatch(b, caller_->Call(FetchRequest(b))); }
+
   void FetchLoop() const {
+    std::deque<uint64_t> inflight;  // sent, in order; their responses are pending
     std::unique_lock<std::mutex> lock(mu_);
+    auto can_send = [&] {
+      return !stop_ && inflight.size() < kPipeline && next_ < batches_total_ &&
+             next_ <= want_ + kPipeline;
+    };
     while (true) {
-      cv_.wait(lock, [&] { return stop_ || (next_ < batches_total_ && next_ <= want_ + 1); });
-      if (stop_) return;
-      const uint64_t b = next_++;
-      fetching_.insert(b);
+      cv_.wait(lock, [&] { return stop_ || can_send() || !inflight.empty(); });
+      if (can_send()) {
+        const uint64_t b = next_++;
+        fetching_.insert(b);
+        lock.unlock();
+        Status sent = caller_->Send(FetchRequest(b));
+        lock.lock();
+        if (sent.ok()) {
+          inflight.push_back(b);
+        } else {
+          fetching_.erase(b);
+          batches_.emplace(b, std::make_shared<Result<Bytes>>(sent.WithContext(caller_->name())));
+          cv_.notify_all();
+        }
+        continue;
+      }
+      if (inflight.empty()) return;  // stopping, nothing owed
+      // Responses are received even when stopping: the connection must be
+      // left with nothing outstanding for later calls.
+      const uint64_t b = inflight.front();
+      inflight.pop_front();
       lock.unlock();
-      auto units = std::make_shared<Result<Bytes>>(Fetch(b));
+      auto units = std::make_shared<Result<Bytes>>(CheckBatch(b, caller_->Receive()));
       lock.lock();
       fetching_.erase(b);
       if (b + 1 >= want_) batches_.emplace(b, std::move(units));  // else: skipped past it

@@ -26,9 +26,12 @@ struct CtxDeleter {
 };
 
 // Runs one AEAD operation on a context that already holds the key.
+// Sealing takes the plaintext in two parts (`in` then `trailer`), so a
+// caller can add a byte of framing without copying the body next to it.
 Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpan ad, ByteSpan in,
-                uint8_t* out, const char* what) {
-  const size_t body = encrypt ? in.size() : in.size() - kAeadTagSize;
+                uint8_t* out, const char* what, ByteSpan trailer = {}) {
+  if (!encrypt && !trailer.empty()) return Internal("AEAD trailer is for sealing only");
+  const size_t body = encrypt ? in.size() + trailer.size() : in.size() - kAeadTagSize;
   if (body > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       ad.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return InvalidArgument("AEAD input larger than 2 GiB");
@@ -41,7 +44,12 @@ Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpa
       EVP_CipherUpdate(ctx, nullptr, &len, ad.data(), static_cast<int>(ad.size())) != 1) {
     return Internal("AEAD associated data failed");
   }
-  if (body > 0 && EVP_CipherUpdate(ctx, out, &len, in.data(), static_cast<int>(body)) != 1) {
+  const size_t head = body - trailer.size();
+  if (head > 0 && EVP_CipherUpdate(ctx, out, &len, in.data(), static_cast<int>(head)) != 1) {
+    return Internal("AEAD update failed");
+  }
+  if (!trailer.empty() && EVP_CipherUpdate(ctx, out + head, &len, trailer.data(),
+                                           static_cast<int>(trailer.size())) != 1) {
     return Internal("AEAD update failed");
   }
   if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
@@ -76,9 +84,11 @@ Result<std::unique_ptr<AeadKey>> AeadKey::New(CipherSuite suite, ByteSpan key, b
 
 AeadKey::~AeadKey() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
 
-Status AeadKey::Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out) {
+Status AeadKey::Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out,
+                     ByteSpan trailer) {
   if (!encrypt_) return Internal("AeadKey for opening used to seal");
-  return RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), true, nonce, ad, plaintext, out, "message");
+  return RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), true, nonce, ad, plaintext, out, "message",
+                  trailer);
 }
 
 Status AeadKey::Open(const uint8_t nonce[12], ByteSpan ad, ByteSpan ciphertext, uint8_t* out) {

@@ -48,8 +48,11 @@ class AeadKey {
   AeadKey(const AeadKey&) = delete;
   AeadKey& operator=(const AeadKey&) = delete;
 
-  // out: plaintext.size() + kAeadTagSize bytes.
-  Status Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out);
+  // Seals plaintext || trailer. out: plaintext.size() + trailer.size() +
+  // kAeadTagSize bytes; it may be the plaintext itself (in place) or not
+  // overlap it at all.
+  Status Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out,
+              ByteSpan trailer = {});
   // out: ciphertext.size() - kAeadTagSize bytes.
   Status Open(const uint8_t nonce[12], ByteSpan ad, ByteSpan ciphertext, uint8_t* out);
 

@@ -147,6 +147,29 @@ TEST_P(ChunkCipherTest, RefusesMalformedConstruction) {
   EXPECT_FALSE(ParseCipherSuite("rot13").ok());
 }
 
+TEST_P(ChunkCipherTest, SealingWithATrailerEqualsSealingTheConcatenation) {
+  // The transport seals each frame's body and its flag byte as two parts
+  // straight into the wire buffer; the result must be the one-part seal.
+  const uint8_t nonce[12] = {7};
+  const Bytes ad = {1, 2, 3};
+  for (size_t n : {size_t{0}, size_t{1}, size_t{63}, size_t{64}, size_t{65518}}) {
+    for (size_t t : {size_t{0}, size_t{1}, size_t{17}}) {
+      auto k1 = AeadKey::New(GetParam(), key_.span(), true);
+      auto k2 = AeadKey::New(GetParam(), key_.span(), true);
+      ASSERT_TRUE(k1.ok() && k2.ok());
+      Bytes whole(n + t);
+      for (size_t i = 0; i < whole.size(); ++i) whole[i] = static_cast<uint8_t>(i * 7 + 1);
+      Bytes one(n + t + kAeadTagSize), two(n + t + kAeadTagSize);
+      ASSERT_TRUE((*k1)->Seal(nonce, ad, whole, one.data()).ok());
+      ASSERT_TRUE(
+          (*k2)
+              ->Seal(nonce, ad, ByteSpan(whole).first(n), two.data(), ByteSpan(whole).subspan(n))
+              .ok());
+      EXPECT_EQ(one, two) << n << "+" << t;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Suites, ChunkCipherTest,
                          ::testing::Values(CipherSuite::kChaCha20Poly1305, CipherSuite::kAes256Gcm),
                          [](const auto& info) {

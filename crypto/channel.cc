@@ -153,29 +153,26 @@ Result<Channel::Event> Channel::OnFrame(ByteSpan frame) {
   return ev;
 }
 
-Result<Bytes> Channel::Seal(ByteSpan message) {
+Result<WireBytes> Channel::Seal(ByteSpan message) {
   if (!established()) return FailedPrecondition("channel handshake not complete");
   if (message.size() > max_message_) {
     return InvalidArgument("message exceeds the " + std::to_string(max_message_) + "-byte limit");
   }
-  // One buffer for the whole message, reserved once and filled by appending
-  // (never zero-filled first): each chunk is copied once into place and
-  // sealed there.
   const size_t frames = message.empty() ? 1 : (message.size() + kMaxChunk - 1) / kMaxChunk;
-  Bytes wire;
-  wire.reserve(message.size() + frames * (kFrameHeaderSize + 1 + kAeadTagSize));
+  WireBytes wire(message.size() + frames * (kFrameHeaderSize + 1 + kAeadTagSize));
+  uint8_t* p = wire.data();
   size_t off = 0;
   for (size_t f = 0; f < frames; ++f) {
     const size_t n = std::min(kMaxChunk, message.size() - off);
     const uint32_t len = static_cast<uint32_t>(n + 1 + kAeadTagSize);
-    const uint8_t header[kFrameHeaderSize] = {uint8_t(len >> 24), uint8_t(len >> 16),
-                                              uint8_t(len >> 8), uint8_t(len)};
-    wire.insert(wire.end(), header, header + kFrameHeaderSize);
-    const size_t body = wire.size();
-    wire.insert(wire.end(), message.begin() + off, message.begin() + off + n);
-    wire.push_back(f + 1 == frames ? 1 : 0);
-    wire.resize(wire.size() + kAeadTagSize);
-    QV_RETURN_IF_ERROR(send_->SealInPlace({}, wire.data() + body, n + 1));
+    p[0] = uint8_t(len >> 24);
+    p[1] = uint8_t(len >> 16);
+    p[2] = uint8_t(len >> 8);
+    p[3] = uint8_t(len);
+    const uint8_t flag = f + 1 == frames ? 1 : 0;
+    QV_RETURN_IF_ERROR(
+        send_->SealTo({}, message.subspan(off, n), ByteSpan(&flag, 1), p + kFrameHeaderSize));
+    p += kFrameHeaderSize + len;
     off += n;
   }
   return wire;

@@ -62,6 +62,24 @@ class FrameDecoder {
 
 Bytes EncodeFrame(ByteSpan body);
 
+// Sealed frames ready for the socket. The buffer is allocated without being
+// zero-filled (Seal writes every byte), which matters at gigabytes.
+class WireBytes {
+ public:
+  WireBytes() = default;
+  explicit WireBytes(size_t size)
+      : data_(std::make_unique_for_overwrite<uint8_t[]>(size)), size_(size) {}
+  uint8_t* data() { return data_.get(); }
+  const uint8_t* data() const { return data_.get(); }
+  size_t size() const { return size_; }
+  ByteSpan span() const { return ByteSpan(data_.get(), size_); }
+  operator ByteSpan() const { return span(); }
+
+ private:
+  std::unique_ptr<uint8_t[]> data_;
+  size_t size_ = 0;
+};
+
 class Channel {
  public:
   // `prologue` binds the channel to a protocol and version ("quorumvault/1").
@@ -83,8 +101,9 @@ class Channel {
   // The peer's X25519 static key; compare with PinnedX25519(pinned Ed25519 key).
   const std::optional<noise::DhPublic>& remote_static() const { return hs_->remote_static(); }
 
-  // Wire bytes (one or more frames) carrying `message`.
-  Result<Bytes> Seal(ByteSpan message);
+  // Wire bytes (one or more frames) carrying `message`, each frame encrypted
+  // straight from it (the message is read once, never copied).
+  Result<WireBytes> Seal(ByteSpan message);
 
  private:
   Channel() = default;

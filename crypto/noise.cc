@@ -121,6 +121,10 @@ Result<Bytes> CipherState::DecryptWithAd(ByteSpan ad, ByteSpan ciphertext) {
 }
 
 Status CipherState::SealInPlace(ByteSpan ad, uint8_t* buf, size_t len) {
+  return SealTo(ad, ByteSpan(buf, len), {}, buf);
+}
+
+Status CipherState::SealTo(ByteSpan ad, ByteSpan plaintext, ByteSpan trailer, uint8_t* out) {
   if (!HasKey()) return FailedPrecondition("Noise cipher has no key");
   if (n_ == UINT64_MAX) return FailedPrecondition("Noise nonce exhausted; rekey the channel");
   if (!seal_) {
@@ -128,7 +132,7 @@ Status CipherState::SealInPlace(ByteSpan ad, uint8_t* buf, size_t len) {
   }
   uint8_t nonce[12];
   Nonce(nonce);
-  QV_RETURN_IF_ERROR(seal_->Seal(nonce, ad, ByteSpan(buf, len), buf));
+  QV_RETURN_IF_ERROR(seal_->Seal(nonce, ad, plaintext, out, trailer));
   ++n_;
   return Status::Ok();
 }

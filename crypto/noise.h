@@ -48,6 +48,9 @@ class CipherState {
   // after them (seal), or len + 16 ciphertext bytes (open, plaintext left at
   // the front). Require a key. For the transport's hot path.
   Status SealInPlace(ByteSpan ad, uint8_t* buf, size_t len);
+  // Seals plaintext || trailer into `out` (which must not overlap them):
+  // the transport's frames are encrypted straight from the message.
+  Status SealTo(ByteSpan ad, ByteSpan plaintext, ByteSpan trailer, uint8_t* out);
   Status OpenTo(ByteSpan ad, ByteSpan ciphertext, uint8_t* out);
   uint64_t nonce() const { return n_; }
 

@@ -10,6 +10,23 @@ Result<Response> CallChecked(NodeCaller& caller, Request request) {
   return r;
 }
 
+Status NodeCaller::Send(Request request) {
+  std::lock_guard<std::mutex> lock(queued_mu_);
+  queued_.push_back(std::move(request));
+  return Status::Ok();
+}
+
+Result<Response> NodeCaller::Receive() {
+  Request next;
+  {
+    std::lock_guard<std::mutex> lock(queued_mu_);
+    if (queued_.empty()) return FailedPrecondition("receive with no request sent");
+    next = std::move(queued_.front());
+    queued_.pop_front();
+  }
+  return Call(std::move(next));
+}
+
 Result<Response> InProcessCaller::Call(Request request) {
   std::lock_guard<std::mutex> lock(mu_);
   // Through the codec, so in-process runs exercise the same parsing.

@@ -5,6 +5,7 @@
 #ifndef QV_NODE_NODE_CALLER_H_
 #define QV_NODE_NODE_CALLER_H_
 
+#include <deque>
 #include <mutex>
 #include <string>
 
@@ -16,11 +17,25 @@ namespace qv {
 // Sends one request and waits for its response. Implementations serialize
 // concurrent calls. A transport failure is a non-OK Result; a node's refusal
 // is an OK Result whose Response carries the error (see CallChecked).
+//
+// Pipelining: Send queues a request without waiting, Receive returns the
+// response to the oldest request sent and not yet received. One thread at a
+// time may pipeline on a caller; a Call made meanwhile waits until every
+// pipelined response has been received. A connection overrides both so the
+// node works on the next request while the last response is still being
+// read; the defaults here run each request through Call when it is received,
+// so wrappers that override only Call (tests, sim/) see every request.
 class NodeCaller {
  public:
   virtual ~NodeCaller() = default;
   virtual const std::string& name() const = 0;
   virtual Result<Response> Call(Request request) = 0;
+  virtual Status Send(Request request);
+  virtual Result<Response> Receive();
+
+ private:
+  std::mutex queued_mu_;
+  std::deque<Request> queued_;
 };
 
 // The response's own status folded in, prefixed with the node's name.

@@ -127,13 +127,23 @@ Status NodeClient::FillFrame() {
   return Status::Ok();
 }
 
-Result<Response> NodeClient::Call(Request request) {
-  std::lock_guard<std::mutex> lock(mu_);
+Status NodeClient::SendLocked(Request request) {
+  if (broken_) return IoError("connection is closed after an earlier error");
+  Status st = [&]() -> Status {
+    QV_ASSIGN_OR_RETURN(Bytes body, EncodeRequest(std::move(request)));
+    QV_ASSIGN_OR_RETURN(WireBytes wire, channel_->Seal(body));
+    return SendAll(wire);
+  }();
+  if (!st.ok()) {
+    broken_ = true;
+    ::shutdown(fd_, SHUT_RDWR);
+  }
+  return st;
+}
+
+Result<Response> NodeClient::ReceiveLocked() {
   if (broken_) return IoError("connection is closed after an earlier error");
   auto result = [&]() -> Result<Response> {
-    QV_ASSIGN_OR_RETURN(Bytes body, EncodeRequest(std::move(request)));
-    QV_ASSIGN_OR_RETURN(Bytes wire, channel_->Seal(body));
-    QV_RETURN_IF_ERROR(SendAll(wire));
     while (true) {
       QV_RETURN_IF_ERROR(FillFrame());
       auto ev = channel_->OnFrame(*decoder_.Peek());
@@ -147,6 +157,36 @@ Result<Response> NodeClient::Call(Request request) {
     ::shutdown(fd_, SHUT_RDWR);
   }
   return result;
+}
+
+Result<Response> NodeClient::Call(Request request) {
+  std::unique_lock<std::mutex> lock(mu_);
+  ++calls_waiting_;
+  idle_.wait(lock, [&] { return outstanding_ == 0 || broken_; });
+  --calls_waiting_;
+  QV_RETURN_IF_ERROR(SendLocked(std::move(request)));
+  auto r = ReceiveLocked();
+  idle_.notify_all();
+  return r;
+}
+
+Status NodeClient::Send(Request request) {
+  std::unique_lock<std::mutex> lock(mu_);
+  // A Call waiting for a drained pipeline goes before the next request; with
+  // requests outstanding the pipeline goes on (its owner must receive them
+  // for the Call to run, and blocking it here would deadlock).
+  idle_.wait(lock, [&] { return calls_waiting_ == 0 || broken_ || outstanding_ > 0; });
+  QV_RETURN_IF_ERROR(SendLocked(std::move(request)));
+  ++outstanding_;
+  return Status::Ok();
+}
+
+Result<Response> NodeClient::Receive() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (outstanding_ == 0) return FailedPrecondition("receive with no request sent");
+  auto r = ReceiveLocked();
+  if (--outstanding_ == 0 || broken_) idle_.notify_all();
+  return r;
 }
 
 }  // namespace qv

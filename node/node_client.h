@@ -2,12 +2,14 @@
 // another node): TCP with deadlines on
 // connect, read and write, the Noise XX channel, and a pin check: the node
 // must prove the key the cluster file lists for it, or the connection is
-// dropped before any request is sent. Calls are serialized by a mutex; after
-// a transport error the connection is closed and later calls fail fast.
+// dropped before any request is sent. Calls are serialized by a mutex, and
+// pipelined requests (Send/Receive) share the connection in order; after a
+// transport error the connection is closed and later calls fail fast.
 #ifndef QV_NODE_NODE_CLIENT_H_
 #define QV_NODE_NODE_CLIENT_H_
 
 #include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 
@@ -30,9 +32,15 @@ class NodeClient : public NodeCaller {
   ~NodeClient() override;
   const std::string& name() const override { return name_; }
   Result<Response> Call(Request request) override;
+  Status Send(Request request) override;
+  Result<Response> Receive() override;
 
  private:
   NodeClient() = default;
+  // With mu_ held: a request out, or the next response in; a transport
+  // error breaks the connection.
+  Status SendLocked(Request request);
+  Result<Response> ReceiveLocked();
   Status SendAll(ByteSpan data);
   Status FillFrame();
   std::string name_;
@@ -41,6 +49,9 @@ class NodeClient : public NodeCaller {
   FrameDecoder decoder_;
   static constexpr size_t kRecvSize = 256 * 1024;
   std::mutex mu_;
+  std::condition_variable idle_;  // signalled when outstanding_ drops to 0
+  uint32_t outstanding_ = 0;      // pipelined requests not yet received
+  uint32_t calls_waiting_ = 0;    // Calls waiting for outstanding_ == 0
   bool broken_ = false;
 };
 

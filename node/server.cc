@@ -123,10 +123,10 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return Status::Ok();
   }
 
-  awaitable<Status> Write(const Bytes& data) {
+  awaitable<Status> Write(ByteSpan data) {
     timer_.expires_after(s_->opt.io_timeout);
-    auto r =
-        co_await (asio::async_write(sock_, asio::buffer(data), kUse) || timer_.async_wait(kUse));
+    auto r = co_await (asio::async_write(sock_, asio::buffer(data.data(), data.size()), kUse) ||
+                       timer_.async_wait(kUse));
     if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "write timed out");
     auto [ec, n] = std::get<0>(r);
     (void)n;

@@ -256,6 +256,43 @@ TEST_F(ClusterTest, ANodeDyingMidUploadFailsTheBackupAndLeavesNothingServed) {
             std::string::npos);
 }
 
+TEST_F(ClusterTest, PipelinedRequestsAreAnsweredInOrderAndACallWaitsForThem) {
+  auto key = SigningKey::Load(dir() / "cl/coordinator.key");
+  ASSERT_TRUE(key.ok());
+  auto c = NodeClient::Connect(cluster_.nodes[0], **key);
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  EXPECT_EQ((*c)->Receive().status().code(), StatusCode::kFailedPrecondition);
+  // Requests for manifests that do not exist: each refusal names its id, so
+  // the order of the answers shows.
+  std::vector<BackupId> ids(5);
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i].fill(static_cast<uint8_t>(0x10 + i));
+    Request r;
+    r.op = Op::kGetManifest;
+    r.backup_id = ids[i];
+    ASSERT_TRUE((*c)->Send(r).ok());
+  }
+  // A call from another thread meanwhile waits for the pipeline to drain
+  // and gets its own answer, not one of the pipelined ones.
+  Result<Response> health = Internal("not run");
+  std::thread other([&] {
+    Request r;
+    r.op = Op::kHealth;
+    health = (*c)->Call(r);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  for (const BackupId& id : ids) {
+    auto resp = (*c)->Receive();
+    ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+    EXPECT_EQ(resp->ToStatus().code(), StatusCode::kNotFound);
+    EXPECT_NE(resp->message.find(BackupIdToText(id)), std::string::npos) << resp->message;
+  }
+  other.join();
+  ASSERT_TRUE(health.ok()) << health.status().ToString();
+  EXPECT_TRUE(health->ToStatus().ok()) << health->message;
+  EXPECT_EQ((*c)->Receive().status().code(), StatusCode::kFailedPrecondition);
+}
+
 TEST_F(ClusterTest, AnImpostorKeyGetsNothingAndAWrongNodeKeyIsNotTrusted) {
   ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
   std::string id = Backup("model");
