@@ -217,8 +217,9 @@ class FolderWriter : public ArtifactWriter {
   FolderWriter(fs::path dest, fs::path staging)
       : dest_(std::move(dest)), staging_(std::move(staging)) {}
   ~FolderWriter() override {
+    // No write is pending here: Abort waits for it, and a commit follows
+    // EndFile, which does.
     if (!committed_) Abort();
-    (void)writes_.Wait();
     for (auto& b : bufs_) {
       if (b) sodium_memzero(b.get(), kBuffer);  // they held restored plaintext
     }

@@ -224,19 +224,22 @@ class RemoteSource : public FragmentSource {
   // side decrypts the last one, so neither waits out the other's turn.
   static constexpr size_t kPipeline = 2;
 
+  // Units in batch b (the last batch may be short).
+  uint64_t UnitsIn(uint64_t b) const { return std::min(batch_, stripes_ - b * batch_); }
+
   Request FetchRequest(uint64_t b) const {
     Request r;
     r.op = Op::kFetchUnits;
     r.backup_id = id_;
     r.a = b * batch_;
-    r.b = std::min(batch_, stripes_ - r.a);
+    r.b = UnitsIn(b);
     return r;
   }
 
   Result<Bytes> CheckBatch(uint64_t b, Result<Response> resp) const {
     if (!resp.ok()) return resp.status().WithContext(caller_->name());
     QV_RETURN_IF_ERROR(resp->ToStatus().WithContext(caller_->name()));
-    if (resp->payload.size() != std::min(batch_, stripes_ - b * batch_) * unit_) {
+    if (resp->payload.size() != UnitsIn(b) * unit_) {
       return Corruption("unit batch has the wrong size");
     }
     return std::move(resp->payload);

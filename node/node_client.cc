@@ -127,6 +127,11 @@ Status NodeClient::FillFrame() {
   return Status::Ok();
 }
 
+void NodeClient::Break() {
+  broken_ = true;
+  ::shutdown(fd_, SHUT_RDWR);
+}
+
 Status NodeClient::SendLocked(Request request) {
   if (broken_) return IoError("connection is closed after an earlier error");
   Status st = [&]() -> Status {
@@ -134,10 +139,7 @@ Status NodeClient::SendLocked(Request request) {
     QV_ASSIGN_OR_RETURN(WireBytes wire, channel_->Seal(body));
     return SendAll(wire);
   }();
-  if (!st.ok()) {
-    broken_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-  }
+  if (!st.ok()) Break();
   return st;
 }
 
@@ -152,10 +154,7 @@ Result<Response> NodeClient::ReceiveLocked() {
       if (ev->message) return DecodeResponse(std::move(*ev->message));
     }
   }();
-  if (!result.ok()) {
-    broken_ = true;
-    ::shutdown(fd_, SHUT_RDWR);
-  }
+  if (!result.ok()) Break();
   return result;
 }
 

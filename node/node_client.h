@@ -41,6 +41,7 @@ class NodeClient : public NodeCaller {
   // error breaks the connection.
   Status SendLocked(Request request);
   Result<Response> ReceiveLocked();
+  void Break();  // with mu_ held: later calls fail fast
   Status SendAll(ByteSpan data);
   Status FillFrame();
   std::string name_;
