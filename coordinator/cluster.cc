@@ -7,6 +7,19 @@
 
 namespace qv {
 
+std::vector<uint32_t> FragmentReadOrder(std::vector<std::pair<double, uint32_t>> ms_and_fragment) {
+  if (!ms_and_fragment.empty()) {
+    const double fastest = std::min_element(ms_and_fragment.begin(), ms_and_fragment.end())->first;
+    for (auto& [ms, f] : ms_and_fragment) {
+      if (ms <= 2 * fastest + kSameSpeedMs) ms = 0;
+    }
+  }
+  std::sort(ms_and_fragment.begin(), ms_and_fragment.end());
+  std::vector<uint32_t> order;
+  for (const auto& [ms, f] : ms_and_fragment) order.push_back(f);
+  return order;
+}
+
 Result<std::unique_ptr<ClusterSession>> ClusterSession::Open(ClusterConfig config,
                                                              const SigningKey* key,
                                                              const ClientOptions& options) {
@@ -142,8 +155,7 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
       const NodeEntry* node = config_.FindNode(holders[i]->name());
       by_speed.push_back({connect_ms_[node - config_.nodes.data()], fragments[i]});
     }
-    std::stable_sort(by_speed.begin(), by_speed.end());
-    for (const auto& [ms, f] : by_speed) o.fragment_order.push_back(f);
+    o.fragment_order = FragmentReadOrder(std::move(by_speed));
   }
   return RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
 }
