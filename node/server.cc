@@ -125,8 +125,16 @@ class Session : public std::enable_shared_from_this<Session> {
 
   awaitable<Status> Write(ByteSpan data) {
     timer_.expires_after(s_->opt.io_timeout);
-    auto r = co_await (asio::async_write(sock_, asio::buffer(data.data(), data.size()), kUse) ||
-                       timer_.async_wait(kUse));
+    // asio::transfer_all offers the socket at most 64 KiB per send; a fetch
+    // answer is megabytes, and each send is a syscall and a push through
+    // TCP. Offering everything that is left lets the kernel take what fits.
+    const size_t total = data.size();
+    auto rest = [total](const asio::error_code& ec, size_t done) -> size_t {
+      return ec ? 0 : total - done;
+    };
+    auto r =
+        co_await (asio::async_write(sock_, asio::buffer(data.data(), data.size()), rest, kUse) ||
+                  timer_.async_wait(kUse));
     if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "write timed out");
     auto [ec, n] = std::get<0>(r);
     (void)n;
