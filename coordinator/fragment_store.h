@@ -33,8 +33,15 @@ class FragmentSink {
   virtual void Abort() = 0;
 };
 
-// Serves fragment f of one backup. ReadUnit may be called from several
-// threads at once.
+// A unit as a source hands it out: `bytes` stay valid and unchanged while
+// `hold` (or a copy of it) lives.
+struct UnitView {
+  ByteSpan bytes;
+  std::shared_ptr<const void> hold;
+};
+
+// Serves fragment f of one backup. ReadUnit and ViewUnit may be called from
+// several threads at once.
 class FragmentSource {
  public:
   virtual ~FragmentSource() = default;
@@ -42,6 +49,12 @@ class FragmentSource {
   virtual uint32_t fragment() const = 0;
   virtual Result<std::vector<Digest>> ReadLeaves() = 0;
   virtual Status ReadUnit(uint64_t stripe, MutableByteSpan out) const = 0;
+  // The unit without a copy where the source already holds it in memory;
+  // otherwise read into `scratch` (unit-sized), which the view then names.
+  virtual Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const {
+    QV_RETURN_IF_ERROR(ReadUnit(stripe, scratch));
+    return UnitView{scratch, nullptr};
+  }
 };
 
 // A set of nodes a backup can be written to.

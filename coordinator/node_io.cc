@@ -186,7 +186,13 @@ class RemoteSource : public FragmentSource {
     return out;
   }
   Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
-    if (stripe >= stripes_ || out.size() != unit_) return InvalidArgument("unit out of range");
+    QV_ASSIGN_OR_RETURN(UnitView v, ViewUnit(stripe, out));
+    std::memcpy(out.data(), v.bytes.data(), unit_);
+    return Status::Ok();
+  }
+  // A view into the fetched batch, which the view keeps alive.
+  Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const override {
+    if (stripe >= stripes_ || scratch.size() != unit_) return InvalidArgument("unit out of range");
     const uint64_t b = stripe / batch_;
     std::unique_lock<std::mutex> lock(mu_);
     if (!fetcher_.joinable()) fetcher_ = std::thread([this] { FetchLoop(); });
@@ -215,8 +221,7 @@ class RemoteSource : public FragmentSource {
     lock.unlock();
     if (!units->ok()) return units->status();
     const uint64_t off = (stripe - b * batch_) * unit_;
-    std::memcpy(out.data(), (*units)->data() + off, unit_);
-    return Status::Ok();
+    return UnitView{ByteSpan((*units)->data() + off, unit_), std::move(units)};
   }
 
  private:

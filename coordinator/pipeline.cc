@@ -540,9 +540,12 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
     const uint64_t i = s.index;
     std::vector<uint32_t> set;
     std::vector<uint8_t*> ptrs(n);
+    std::vector<UnitView> views(n);
     std::vector<bool> present(n, false), rebuild(n, false);
     uint8_t* units = s.units.data();
-    for (uint32_t f = 0; f < n; ++f) ptrs[f] = units + f * U;
+    // Units are used where their source holds them (no copy); the stripe's
+    // own slots receive what a source must copy and what decoding rebuilds.
+    auto slot = [&](uint32_t f) { return MutableByteSpan(units + f * U, U); };
     // Read k units; a unit that fails its leaf excludes its whole fragment
     // and the stripe is retried with the next good one.
     while (true) {
@@ -553,21 +556,28 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
       }
       bool all_good = true;
       for (uint32_t f : set) {
-        Status st = by_index[f]->ReadUnit(i, MutableByteSpan(ptrs[f], U));
-        if (!st.ok()) {
-          mark_bad(f, "unreadable at unit " + std::to_string(i) + " (" + st.message() + ")");
+        auto v = by_index[f]->ViewUnit(i, slot(f));
+        if (!v.ok()) {
+          mark_bad(f,
+                   "unreadable at unit " + std::to_string(i) + " (" + v.status().message() + ")");
           all_good = false;
           break;
         }
-        if (MerkleLeafHash(ByteSpan(ptrs[f], U)) != leaves[f][i]) {
+        if (v->bytes.size() != U || MerkleLeafHash(v->bytes) != leaves[f][i]) {
           mark_bad(f, "unit " + std::to_string(i) + " does not match its signed Merkle leaf");
           all_good = false;
           break;
         }
+        views[f] = std::move(v).value();
       }
       if (all_good) break;
     }
-    for (uint32_t f : set) present[f] = true;
+    for (uint32_t f = 0; f < n; ++f) ptrs[f] = slot(f).data();
+    for (uint32_t f : set) {
+      present[f] = true;
+      // Reconstruct only reads present units.
+      ptrs[f] = const_cast<uint8_t*>(views[f].bytes.data());
+    }
     bool need = false;
     for (uint32_t f = 0; f < m.k; ++f) {
       if (!present[f]) rebuild[f] = need = true;
@@ -576,9 +586,15 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
       decoded.store(true);
       QV_RETURN_IF_ERROR(rs->Reconstruct(U, ptrs, present, rebuild));
     }
+    // The chunk is the first plain_len + tag bytes of data units 0..k-1.
     s.plain_len = m.ChunkPlaintextSize(i);
+    std::vector<ByteSpan> parts;
+    for (size_t f = 0, left = s.plain_len + kAeadTagSize; f < m.k && left > 0; ++f) {
+      parts.push_back(ByteSpan(ptrs[f], std::min<size_t>(U, left)));
+      left -= parts.back().size();
+    }
     const bool final = i + 1 == m.stripe_count;
-    Status st = cipher->Open(i, final, ByteSpan(units, s.plain_len + kAeadTagSize), s.plain.data());
+    Status st = cipher->Open(i, final, parts, s.plain.data());
     return st.WithContext("stripe " + std::to_string(i));
   };
   auto write = [&](StripeBuf& s) -> Status {

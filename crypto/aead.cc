@@ -48,14 +48,19 @@ class CleanVectorStateOnExit {
   }
 };
 
-// Runs one AEAD operation on a context that already holds the key.
-// Sealing takes the plaintext in two parts (`in` then `trailer`), so a
-// caller can add a byte of framing without copying the body next to it.
-Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpan ad, ByteSpan in,
-                uint8_t* out, const char* what, ByteSpan trailer = {}) {
+// Runs one AEAD operation on a context that already holds the key. The
+// input is the concatenation of `parts` (plaintext to seal, or ciphertext ||
+// tag to open), so callers can add a byte of framing, or open units that lie
+// in separate buffers, without first copying them together. The tag may
+// straddle parts.
+Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpan ad,
+                std::span<const ByteSpan> parts, uint8_t* out, const char* what) {
   CleanVectorStateOnExit clean;
-  if (!encrypt && !trailer.empty()) return Internal("AEAD trailer is for sealing only");
-  const size_t body = encrypt ? in.size() + trailer.size() : in.size() - kAeadTagSize;
+  size_t total = 0;
+  for (ByteSpan p : parts) total += p.size();
+  if (!encrypt && total < kAeadTagSize)
+    return Corruption(std::string(what) + " shorter than its tag");
+  const size_t body = encrypt ? total : total - kAeadTagSize;
   if (body > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       ad.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
     return InvalidArgument("AEAD input larger than 2 GiB");
@@ -68,16 +73,17 @@ Status RunKeyed(EVP_CIPHER_CTX* ctx, bool encrypt, const uint8_t* nonce, ByteSpa
       EVP_CipherUpdate(ctx, nullptr, &len, ad.data(), static_cast<int>(ad.size())) != 1) {
     return Internal("AEAD associated data failed");
   }
-  const size_t head = body - trailer.size();
-  if (head > 0 && EVP_CipherUpdate(ctx, out, &len, in.data(), static_cast<int>(head)) != 1) {
-    return Internal("AEAD update failed");
+  uint8_t tag[kAeadTagSize];
+  size_t done = 0;  // bytes of the input consumed
+  for (ByteSpan p : parts) {
+    const size_t n = done < body ? std::min(p.size(), body - done) : 0;
+    if (n > 0 && EVP_CipherUpdate(ctx, out + done, &len, p.data(), static_cast<int>(n)) != 1) {
+      return Internal("AEAD update failed");
+    }
+    if (!encrypt && n < p.size()) std::memcpy(tag + (done + n - body), p.data() + n, p.size() - n);
+    done += p.size();
   }
-  if (!trailer.empty() && EVP_CipherUpdate(ctx, out + head, &len, trailer.data(),
-                                           static_cast<int>(trailer.size())) != 1) {
-    return Internal("AEAD update failed");
-  }
-  if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kAeadTagSize,
-                                      const_cast<uint8_t*>(in.data() + body)) != 1) {
+  if (!encrypt && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kAeadTagSize, tag) != 1) {
     return Internal("AEAD set tag failed");
   }
   int fin = 0;
@@ -111,15 +117,15 @@ AeadKey::~AeadKey() { EVP_CIPHER_CTX_free(static_cast<EVP_CIPHER_CTX*>(ctx_)); }
 Status AeadKey::Seal(const uint8_t nonce[12], ByteSpan ad, ByteSpan plaintext, uint8_t* out,
                      ByteSpan trailer) {
   if (!encrypt_) return Internal("AeadKey for opening used to seal");
-  return RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), true, nonce, ad, plaintext, out, "message",
-                  trailer);
+  const ByteSpan parts[] = {plaintext, trailer};
+  return RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), true, nonce, ad, parts, out, "message");
 }
 
 Status AeadKey::Open(const uint8_t nonce[12], ByteSpan ad, ByteSpan ciphertext, uint8_t* out) {
   if (encrypt_) return Internal("AeadKey for sealing used to open");
   if (ciphertext.size() < kAeadTagSize) return Corruption("message shorter than its tag");
-  Status s =
-      RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), false, nonce, ad, ciphertext, out, "message");
+  const ByteSpan parts[] = {ciphertext};
+  Status s = RunKeyed(static_cast<EVP_CIPHER_CTX*>(ctx_), false, nonce, ad, parts, out, "message");
   if (!s.ok()) OPENSSL_cleanse(out, ciphertext.size() - kAeadTagSize);
   return s;
 }
@@ -160,19 +166,29 @@ Result<std::unique_ptr<ChunkCipher>> ChunkCipher::New(CipherSuite suite, const S
 }
 
 Status ChunkCipher::Seal(uint64_t index, bool final, ByteSpan plaintext, uint8_t* out) const {
-  return Run(true, index, final, plaintext, out);
+  const ByteSpan parts[] = {plaintext};
+  return Run(true, index, final, parts, out);
 }
 
 Status ChunkCipher::Open(uint64_t index, bool final, ByteSpan ciphertext, uint8_t* out) const {
-  if (ciphertext.size() < kAeadTagSize) {
+  const ByteSpan parts[] = {ciphertext};
+  return Open(index, final, parts, out);
+}
+
+Status ChunkCipher::Open(uint64_t index, bool final, std::span<const ByteSpan> parts,
+                         uint8_t* out) const {
+  size_t total = 0;
+  for (ByteSpan p : parts) total += p.size();
+  if (total < kAeadTagSize) {
     return Corruption("chunk " + std::to_string(index) + ": shorter than its tag");
   }
-  Status s = Run(false, index, final, ciphertext, out);
-  if (!s.ok()) OPENSSL_cleanse(out, ciphertext.size() - kAeadTagSize);
+  Status s = Run(false, index, final, parts, out);
+  if (!s.ok()) OPENSSL_cleanse(out, total - kAeadTagSize);
   return s;
 }
 
-Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, ByteSpan in, uint8_t* out) const {
+Status ChunkCipher::Run(bool encrypt, uint64_t index, bool final, std::span<const ByteSpan> in,
+                        uint8_t* out) const {
   uint8_t nonce[12] = {0};
   PutU64BE(nonce + 4, index);
   uint8_t ad[kAdSize];

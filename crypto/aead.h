@@ -16,6 +16,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -73,12 +74,16 @@ class ChunkCipher {
   // Writes ciphertext.size() - kAeadTagSize bytes to `out`. On failure `out`
   // is zeroed, so unauthenticated plaintext never escapes.
   Status Open(uint64_t index, bool final, ByteSpan ciphertext, uint8_t* out) const;
+  // The same for a ciphertext that is the concatenation of `parts` (units
+  // held in separate buffers), opened without copying them together.
+  Status Open(uint64_t index, bool final, std::span<const ByteSpan> parts, uint8_t* out) const;
 
   CipherSuite suite() const { return suite_; }
 
  private:
   ChunkCipher(CipherSuite suite, SecretBytes key, ByteSpan stream_id);
-  Status Run(bool encrypt, uint64_t index, bool final, ByteSpan in, uint8_t* out) const;
+  Status Run(bool encrypt, uint64_t index, bool final, std::span<const ByteSpan> in,
+             uint8_t* out) const;
 
   const CipherSuite suite_;
   const SecretBytes key_;

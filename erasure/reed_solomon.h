@@ -33,7 +33,8 @@ class ReedSolomon {
 
   // units: n buffers of `len` bytes; present[i] says unit i holds good data.
   // Rebuilds every unit i with rebuild[i] set (it must not be present) from
-  // the first k present units. kFailedPrecondition if fewer than k present.
+  // the first k present units, which are only read. kFailedPrecondition if
+  // fewer than k present.
   Status Reconstruct(size_t len, std::span<uint8_t* const> units, const std::vector<bool>& present,
                      const std::vector<bool>& rebuild) const;
 
