@@ -40,21 +40,18 @@ struct UnitView {
   std::shared_ptr<const void> hold;
 };
 
-// Serves fragment f of one backup. ReadUnit and ViewUnit may be called from
-// several threads at once.
+// Serves fragment f of one backup. ViewUnit may be called from several
+// threads at once.
 class FragmentSource {
  public:
   virtual ~FragmentSource() = default;
   virtual const std::string& name() const = 0;  // the node, for reports
   virtual uint32_t fragment() const = 0;
   virtual Result<std::vector<Digest>> ReadLeaves() = 0;
-  virtual Status ReadUnit(uint64_t stripe, MutableByteSpan out) const = 0;
-  // The unit without a copy where the source already holds it in memory;
-  // otherwise read into `scratch` (unit-sized), which the view then names.
-  virtual Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const {
-    QV_RETURN_IF_ERROR(ReadUnit(stripe, scratch));
-    return UnitView{scratch, nullptr};
-  }
+  // Unit `stripe`: a view of it where the source already holds it in memory
+  // (no copy), or else read into `scratch` (unit-sized), which the view then
+  // names.
+  virtual Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const = 0;
 };
 
 // A set of nodes a backup can be written to.

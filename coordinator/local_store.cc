@@ -133,8 +133,9 @@ class LocalSource : public FragmentSource {
     return out;
   }
 
-  Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
-    return file_->PReadExact(out, stripe * unit_size_);
+  Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const override {
+    QV_RETURN_IF_ERROR(file_->PReadExact(scratch, stripe * unit_size_));
+    return UnitView{scratch, nullptr};
   }
 
  private:

@@ -47,13 +47,13 @@ class MemorySource : public FragmentSource {
   const std::string& name() const override { return node_->placement.node_id; }
   uint32_t fragment() const override { return node_->placement.fragment; }
   Result<std::vector<Digest>> ReadLeaves() override { return node_->leaves; }
-  Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
+  Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const override {
     const uint64_t off = stripe * unit_;
-    if (off + out.size() > node_->fragment.size()) {
+    if (off + scratch.size() > node_->fragment.size()) {
       return Corruption(name() + ": fragment is shorter than unit " + std::to_string(stripe));
     }
-    std::memcpy(out.data(), node_->fragment.data() + off, out.size());
-    return Status::Ok();
+    std::memcpy(scratch.data(), node_->fragment.data() + off, scratch.size());
+    return UnitView{scratch, nullptr};
   }
 
  private:

@@ -185,11 +185,6 @@ class RemoteSource : public FragmentSource {
     }
     return out;
   }
-  Status ReadUnit(uint64_t stripe, MutableByteSpan out) const override {
-    QV_ASSIGN_OR_RETURN(UnitView v, ViewUnit(stripe, out));
-    std::memcpy(out.data(), v.bytes.data(), unit_);
-    return Status::Ok();
-  }
   // A view into the fetched batch, which the view keeps alive.
   Result<UnitView> ViewUnit(uint64_t stripe, MutableByteSpan scratch) const override {
     if (stripe >= stripes_ || scratch.size() != unit_) return InvalidArgument("unit out of range");
