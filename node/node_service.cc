@@ -170,7 +170,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
             "fetch-units needs a quorum certificate for this backup, released on this "
             "connection and unexpired");
       }
-      QV_ASSIGN_OR_RETURN(resp.payload, store_->ReadUnits(r.backup_id, r.a, r.b, kHeaderReserve));
+      QV_ASSIGN_OR_RETURN(resp.payload, store_->ReadUnits(r.backup_id, r.a, r.b, kHeaderReserve,
+                                                          std::move(s.spare_)));
       return resp;
     }
     case Op::kRelease:

@@ -58,12 +58,17 @@ class NodeService {
    public:
     explicit Session(PeerInfo peer) : peer_(std::move(peer)) {}
     const PeerInfo& peer() const { return peer_; }
+    // Hands back the buffer of a response that has been sent. The next fetch
+    // reads its units into it, so they are not written twice (zero-fill, then
+    // read) into a fresh buffer for every fetch.
+    void Recycle(Bytes buffer) { spare_ = std::move(buffer); }
 
    private:
     friend class NodeService;
     PeerInfo peer_;
     std::unique_ptr<Upload> upload_;
     std::map<BackupId, int64_t> released_;  // backup -> unix time the release lapses
+    Bytes spare_;
   };
 
   NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log,

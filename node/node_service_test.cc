@@ -344,6 +344,34 @@ TEST(NodeStoreFallbackTest, StoresAndServesWhereODirectIsUnsupported) {
   fs::remove_all(dir);
 }
 
+TEST_F(InProcessClusterTest, UnitsReadIntoAReusedBufferAreExactlyTheUnits) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const Manifest& m = b->manifest.manifest();
+  const uint64_t unit = m.unit_size, stripes = m.stripe_count;
+  ASSERT_GE(stripes, 3u);
+  Bytes file = *ReadFileBytes(
+      tmp_.path() / "c/nodes/node-00/data/backups" / BackupIdToText(m.backup_id) / "fragment",
+      1u << 30);
+  ASSERT_EQ(file.size(), stripes * unit);
+  for (uint64_t first : {uint64_t{0}, uint64_t{1}, stripes - 1}) {
+    for (uint64_t count : {uint64_t{1}, stripes - first}) {
+      const size_t n = count * unit;
+      const Bytes want(file.begin() + first * unit, file.begin() + first * unit + n);
+      // Stale bytes in a reused buffer, shorter, as long and longer than the
+      // read, must all be overwritten or cut off.
+      for (size_t reuse_size : {size_t{0}, size_t{1}, n - 1, n, n + 1, file.size() + 300}) {
+        auto got = stores_[0]->ReadUnits(m.backup_id, first, count, kHeaderReserve,
+                                         Bytes(reuse_size, 0xA5));
+        ASSERT_TRUE(got.ok()) << got.status().ToString();
+        EXPECT_EQ(*got, want) << "first " << first << " count " << count << " reuse " << reuse_size;
+        EXPECT_GE(got->capacity(), n + kHeaderReserve);
+      }
+    }
+  }
+  EXPECT_FALSE(stores_[0]->ReadUnits(m.backup_id, stripes - 1, 2, 0, Bytes(64, 1)).ok());
+}
+
 TEST_F(InProcessClusterTest, IdentifyMapsPinnedKeysToRoles) {
   auto x = [&](const PublicKey& pk) { return *X25519PublicFromEd25519(pk); };
   EXPECT_EQ(services_[0]->Identify(x(cluster_.coordinator)).role, PeerRole::kCoordinator);

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <tuple>
 
 #include "crypto/secretbox.h"
 #include "node/sqlite_stmt.h"
@@ -19,6 +20,7 @@ constexpr uint64_t kMaxUnit = 16u << 20;
 constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectBuffer = 4u << 20;
 constexpr uint64_t kMaxFetch = 16u << 20;
+constexpr size_t kGeometryCache = 4096;
 
 std::string ShareContext(const BackupId& id, uint32_t x) {
   return "node-share:" + BackupIdToText(id) + ":" + std::to_string(x);
@@ -334,24 +336,34 @@ Result<Bytes> NodeStore::Leaves(const BackupId& id) const {
 }
 
 Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t count,
-                                   size_t headroom) const {
-  int64_t unit = 0, stripes = 0;
+                                   size_t headroom, Bytes reuse) const {
+  uint64_t unit = 0, stripes = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
-    Stmt st(db_, "SELECT unit_size, stripes FROM backups WHERE id = ?");
-    st.Text(1, BackupIdToText(id));
-    if (sqlite3_step(st.get()) != SQLITE_ROW) return NotFound("backup vanished");
-    unit = sqlite3_column_int64(st.get(), 0);
-    stripes = sqlite3_column_int64(st.get(), 1);
+    auto it = published_geometry_.find(id);
+    if (it != published_geometry_.end()) {
+      std::tie(unit, stripes) = it->second;
+    } else {
+      QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+      Stmt st(db_, "SELECT unit_size, stripes FROM backups WHERE id = ?");
+      st.Text(1, BackupIdToText(id));
+      if (sqlite3_step(st.get()) != SQLITE_ROW) return NotFound("backup vanished");
+      unit = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
+      stripes = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1));
+      if (published_geometry_.size() >= kGeometryCache) published_geometry_.clear();
+      published_geometry_.emplace(id, std::make_pair(unit, stripes));
+    }
   }
-  if (count == 0 || first >= static_cast<uint64_t>(stripes) ||
-      count > static_cast<uint64_t>(stripes) - first || count * unit > kMaxFetch) {
+  if (count == 0 || first >= stripes || count > stripes - first || count * unit > kMaxFetch) {
     return InvalidArgument("unit range out of bounds");
   }
   QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(BackupDir(id) / "fragment"));
-  Bytes out;
-  out.reserve(count * unit + headroom);
+  Bytes out = std::move(reuse);
+  if (out.capacity() < count * unit + headroom) {
+    out = Bytes();
+    out.reserve(count * unit + headroom);
+  }
+  // Shrinking a reused buffer writes nothing; only growth is zero-filled.
   out.resize(count * unit);
   QV_RETURN_IF_ERROR(f->PReadExact(out, first * unit));
   return out;

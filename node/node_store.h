@@ -18,6 +18,7 @@
 #define QV_NODE_NODE_STORE_H_
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -98,9 +99,11 @@ class NodeStore {
   Result<Bytes> Manifest(const BackupId& id) const;
   Result<Bytes> Leaves(const BackupId& id) const;
   // `headroom` is spare capacity left after the units, so a caller can append
-  // (a message header) without reallocating.
-  Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count,
-                          size_t headroom = 0) const;
+  // (a message header) without reallocating. `reuse` is a buffer from an
+  // earlier read: read into it, the units overwrite it instead of a fresh
+  // buffer being zero-filled first.
+  Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count, size_t headroom = 0,
+                          Bytes reuse = {}) const;
   // The share, be32(x) || y, unsealed with the master key.
   Result<SecretBytes> ReadShare(const BackupId& id) const;
   // Records a request id as spent, durably, before anything is released for
@@ -124,6 +127,10 @@ class NodeStore {
   PublicKey coordinator_{};
   sqlite3* db_ = nullptr;
   mutable std::mutex mu_;
+  // Unit size and stripe count of published backups already read, so a fetch
+  // does not query the database. Published backups never change; whatever
+  // deletes one must erase it here too.
+  mutable std::map<BackupId, std::pair<uint64_t, uint64_t>> published_geometry_;  // guarded by mu_
   int cleaned_ = 0;
 };
 

@@ -99,6 +99,7 @@ class Session : public std::enable_shared_from_this<Session> {
       if (!bytes.ok()) co_return bytes.status();
       auto wire = channel_->Seal(*bytes);
       if (!wire.ok()) co_return wire.status();
+      session.Recycle(std::move(*bytes));
       Status w = co_await Write(*wire);
       if (!w.ok()) co_return w;
       if (!req.ok()) co_return req.status();  // a malformed request ends the connection
