@@ -255,22 +255,45 @@ std::optional<Checkpoint> AuditLog::LastWitnessed(const std::string& subject) co
   return c;
 }
 
-Bytes EncodeEntries(const std::vector<AuditEntry>& entries) {
+namespace {
+
+// Lists on the wire: a u32 count, then the items. Every item takes at least
+// 64 bytes, which bounds the count a reader believes before allocating.
+template <typename T, typename WriteOne>
+Bytes EncodeList(const std::vector<T>& items, WriteOne write_one) {
   WireWriter w;
-  w.U32(static_cast<uint32_t>(entries.size()));
-  for (const auto& e : entries) {
-    w.U64(e.seq).I64(e.time).Str(e.event.kind).Str(e.event.peer).Str(e.event.backup);
-    w.Str(e.event.request).Str(e.event.detail).Fixed(e.prev).Fixed(e.hash);
-  }
+  w.U32(static_cast<uint32_t>(items.size()));
+  for (const auto& item : items) write_one(w, item);
   return w.Take();
 }
 
-Result<std::vector<AuditEntry>> DecodeEntries(ByteSpan data) {
+template <typename T, typename ReadOne>
+Result<std::vector<T>> DecodeList(ByteSpan data, std::string_view what, ReadOne read_one) {
   WireReader r(data);
   QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
-  if (n > data.size() / 64) return InvalidArgument("audit entry count out of range");
-  std::vector<AuditEntry> out(n);
-  for (auto& e : out) {
+  if (n > data.size() / 64) return InvalidArgument(std::string(what) + " count out of range");
+  std::vector<T> out;
+  out.reserve(n);
+  for (uint32_t i = 0; i < n; ++i) {
+    QV_ASSIGN_OR_RETURN(T item, read_one(r));
+    out.push_back(std::move(item));
+  }
+  QV_RETURN_IF_ERROR(r.ExpectEnd());
+  return out;
+}
+
+}  // namespace
+
+Bytes EncodeEntries(const std::vector<AuditEntry>& entries) {
+  return EncodeList(entries, [](WireWriter& w, const AuditEntry& e) {
+    w.U64(e.seq).I64(e.time).Str(e.event.kind).Str(e.event.peer).Str(e.event.backup);
+    w.Str(e.event.request).Str(e.event.detail).Fixed(e.prev).Fixed(e.hash);
+  });
+}
+
+Result<std::vector<AuditEntry>> DecodeEntries(ByteSpan data) {
+  return DecodeList<AuditEntry>(data, "audit entry", [](WireReader& r) -> Result<AuditEntry> {
+    AuditEntry e;
     QV_ASSIGN_OR_RETURN(e.seq, r.U64());
     QV_ASSIGN_OR_RETURN(e.time, r.I64());
     QV_ASSIGN_OR_RETURN(e.event.kind, r.Str(kMaxField));
@@ -280,56 +303,35 @@ Result<std::vector<AuditEntry>> DecodeEntries(ByteSpan data) {
     QV_ASSIGN_OR_RETURN(e.event.detail, r.Str(kMaxField));
     QV_ASSIGN_OR_RETURN(e.prev, r.Fixed<32>());
     QV_ASSIGN_OR_RETURN(e.hash, r.Fixed<32>());
-  }
-  QV_RETURN_IF_ERROR(r.ExpectEnd());
-  return out;
+    return e;
+  });
 }
 
 Bytes EncodeCheckpoints(const std::vector<Checkpoint>& checkpoints) {
-  WireWriter w;
-  w.U32(static_cast<uint32_t>(checkpoints.size()));
-  for (const auto& c : checkpoints) WriteCheckpoint(w, c);
-  return w.Take();
+  return EncodeList(checkpoints, WriteCheckpoint);
 }
 
 Result<std::vector<Checkpoint>> DecodeCheckpoints(ByteSpan data) {
-  WireReader r(data);
-  QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
-  if (n > data.size() / 64) return InvalidArgument("checkpoint count out of range");
-  std::vector<Checkpoint> out;
-  for (uint32_t i = 0; i < n; ++i) {
-    QV_ASSIGN_OR_RETURN(Checkpoint c, ReadCheckpoint(r));
-    out.push_back(std::move(c));
-  }
-  QV_RETURN_IF_ERROR(r.ExpectEnd());
-  return out;
+  return DecodeList<Checkpoint>(data, "checkpoint", ReadCheckpoint);
 }
 
 Bytes EncodeWitnessRecords(const std::vector<WitnessRecord>& records) {
-  WireWriter w;
-  w.U32(static_cast<uint32_t>(records.size()));
-  for (const auto& rec : records) {
+  return EncodeList(records, [](WireWriter& w, const WitnessRecord& rec) {
     w.Str(rec.witness);
     WriteCheckpoint(w, rec.checkpoint);
     w.Fixed(rec.countersignature);
-  }
-  return w.Take();
+  });
 }
 
 Result<std::vector<WitnessRecord>> DecodeWitnessRecords(ByteSpan data) {
-  WireReader r(data);
-  QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
-  if (n > data.size() / 64) return InvalidArgument("witness record count out of range");
-  std::vector<WitnessRecord> out;
-  for (uint32_t i = 0; i < n; ++i) {
-    WitnessRecord rec;
-    QV_ASSIGN_OR_RETURN(rec.witness, r.Str(128));
-    QV_ASSIGN_OR_RETURN(rec.checkpoint, ReadCheckpoint(r));
-    QV_ASSIGN_OR_RETURN(rec.countersignature, r.Fixed<kSignatureSize>());
-    out.push_back(std::move(rec));
-  }
-  QV_RETURN_IF_ERROR(r.ExpectEnd());
-  return out;
+  return DecodeList<WitnessRecord>(
+      data, "witness record", [](WireReader& r) -> Result<WitnessRecord> {
+        WitnessRecord rec;
+        QV_ASSIGN_OR_RETURN(rec.witness, r.Str(128));
+        QV_ASSIGN_OR_RETURN(rec.checkpoint, ReadCheckpoint(r));
+        QV_ASSIGN_OR_RETURN(rec.countersignature, r.Fixed<kSignatureSize>());
+        return rec;
+      });
 }
 
 std::vector<std::string> VerifyAuditChain(const std::vector<AuditEntry>& entries,

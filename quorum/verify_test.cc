@@ -59,9 +59,10 @@ class VerifyTest : public ::testing::Test {
                           kNow + 10);
   }
 
-  Result<Verdict> Verify(const Certificate& c, int64_t now = kNow + 60) {
+  Result<Verdict> Verify(const Certificate& c, int64_t now = kNow + 60,
+                         std::string operation = "restore") {
     VerifyInput in;
-    in.operation = "restore";
+    in.operation = std::move(operation);
     in.backup_id = manifest_.manifest().backup_id;
     in.manifest = &manifest_;
     in.requesters = &requesters_;
@@ -190,14 +191,7 @@ TEST_F(VerifyTest, DenialDoesNotCountAndOverridesThatCustodiansApproval) {
 
 TEST_F(VerifyTest, OperationOutsideThePolicyIsRefused) {
   auto r = Request();
-  Certificate c{r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}};
-  VerifyInput in;
-  in.operation = "export";
-  in.backup_id = manifest_.manifest().backup_id;
-  in.manifest = &manifest_;
-  in.requesters = &requesters_;
-  in.now = kNow;
-  EXPECT_FALSE(VerifyCertificate(c, in).ok());
+  EXPECT_FALSE(Verify({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}}, kNow, "export").ok());
 }
 
 }  // namespace
