@@ -29,6 +29,17 @@ Result<Checkpoint> ReadCheckpoint(WireReader& r) {
   return c;
 }
 
+// A row of (seq, head, time, signature), as both checkpoint tables hold them.
+Checkpoint CheckpointFromRow(Stmt& st, std::string node_id) {
+  Checkpoint c;
+  c.node_id = std::move(node_id);
+  c.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
+  c.head = st.ColFixed<32>(1);
+  c.time = sqlite3_column_int64(st.get(), 2);
+  c.signature = st.ColFixed<kSignatureSize>(3);
+  return c;
+}
+
 }  // namespace
 
 ChainHash AuditEntry::ComputeHash() const {
@@ -193,13 +204,7 @@ Result<std::vector<Checkpoint>> AuditLog::Checkpoints() const {
   Stmt st(db_, "SELECT seq, head, time, signature FROM checkpoints ORDER BY seq");
   std::vector<Checkpoint> out;
   while (sqlite3_step(st.get()) == SQLITE_ROW) {
-    Checkpoint c;
-    c.node_id = node_id_;
-    c.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
-    c.head = st.ColFixed<32>(1);
-    c.time = sqlite3_column_int64(st.get(), 2);
-    c.signature = st.ColFixed<kSignatureSize>(3);
-    out.push_back(c);
+    out.push_back(CheckpointFromRow(st, node_id_));
   }
   return out;
 }
@@ -246,13 +251,7 @@ std::optional<Checkpoint> AuditLog::LastWitnessed(const std::string& subject) co
           "ORDER BY seq DESC LIMIT 1");
   st.Text(1, subject);
   if (sqlite3_step(st.get()) != SQLITE_ROW) return std::nullopt;
-  Checkpoint c;
-  c.node_id = subject;
-  c.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
-  c.head = st.ColFixed<32>(1);
-  c.time = sqlite3_column_int64(st.get(), 2);
-  c.signature = st.ColFixed<kSignatureSize>(3);
-  return c;
+  return CheckpointFromRow(st, subject);
 }
 
 namespace {
