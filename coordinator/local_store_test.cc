@@ -6,6 +6,7 @@
 
 #include <fstream>
 
+#include "base/corrupt.h"
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "coordinator/pipeline.h"
@@ -93,11 +94,7 @@ TEST_F(LocalStoreTest, RestoresAfterLosingMFragmentsAndNMinusTShares) {
 
 TEST_F(LocalStoreTest, CorruptedFragmentOnDiskIsNamedAndRoutedAround) {
   BackupId id = Backup();
-  {
-    std::fstream f(NodeDir(id, 2) / "fragment", std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(9000);
-    f.put('\x5a');
-  }
+  ASSERT_TRUE(CorruptByte(NodeDir(id, 2) / "fragment", 9000));
   std::vector<std::string> problems;
   auto r = Restore(id, dir_ / "out", &problems);
   ASSERT_TRUE(r.ok()) << r.status().ToString();

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "base/corrupt.h"
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "tests/qv_process.h"
@@ -82,12 +83,7 @@ TEST_F(CliTest, RestoreSurvivesLostFragmentsSharesAndACorruptedByte) {
   fs::remove_all(dir_ / "vault/node-01/backups" / id);  // fragment and share gone
   fs::remove(dir_ / "vault/node-04/backups" / id / "share.sealed");
   fs::remove(dir_ / "vault/node-05/backups" / id / "share.sealed");
-  {
-    std::fstream f(dir_ / "vault/node-03/backups" / id / "fragment",
-                   std::ios::in | std::ios::out | std::ios::binary);
-    f.seekp(70000);
-    f.put('!');
-  }
+  ASSERT_TRUE(CorruptByte(dir_ / "vault/node-03/backups" / id / "fragment", 70000));
   Outcome r = Qv("restore --local vault --backup " + id + " --dest restored --json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);

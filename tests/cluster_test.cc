@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "base/corrupt.h"
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "configs/cluster_config.h"
@@ -179,10 +180,8 @@ TEST_F(ClusterTest, RestoreWithTwoFragmentsCorruptedOnDisk) {
   ASSERT_EQ(Qv("sample --out model --size 4MiB --shards 2").code, 0);
   std::string id = Backup("model");
   for (int i : {1, 3}) {
-    fs::path f = dir() / "cl/nodes" / NodeId(i) / "data/backups" / id / "fragment";
-    std::fstream s(f, std::ios::in | std::ios::out | std::ios::binary);
-    s.seekp(1000);
-    s.put('X');
+    ASSERT_TRUE(
+        CorruptByte(dir() / "cl/nodes" / NodeId(i) / "data/backups" / id / "fragment", 1000));
   }
   Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
   ASSERT_EQ(r.code, 0) << r.err;
