@@ -17,6 +17,7 @@
 
 #include "base/file_util.h"
 #include "base/json.h"
+#include "base/text.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
@@ -37,9 +38,29 @@ namespace {
 
 constexpr const char* kVersion = "qv 0.1.0";
 
+// Every message may carry text from outside (file names, node answers,
+// request fields): it is printed escaped (base/text.h), never raw.
 int Fail(const Status& s) {
-  std::fprintf(stderr, "qv: error: %s\n", s.ToString().c_str());
+  std::fprintf(stderr, "qv: error: %s\n", Printable(s.ToString()).c_str());
   return 1;
+}
+
+void Warn(const std::string& what) {
+  std::fprintf(stderr, "qv: warning: %s\n", Printable(what).c_str());
+}
+
+// Text from outside, ready for printf("%s").
+struct Shown {
+  explicit Shown(std::string_view text) : s(Printable(text)) {}
+  const char* c_str() const { return s.c_str(); }
+  std::string s;
+};
+
+std::string FormatSeconds(int64_t s) {
+  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
+  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
+  if (s % 60 == 0) return std::to_string(s / 60) + "m";
+  return std::to_string(s) + "s";
 }
 
 Result<uint64_t> ParseSize(const std::string& text) {
@@ -224,10 +245,10 @@ int CmdBackup(const BackupArgs& a) {
                "backed up %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
                "  %s, k=%u data + m=%u parity fragments, key split %u-of-%u\n"
                "  stored %s across %u nodes of %s\n",
-               m.artifact_name.c_str(), m.files.size(),
+               Shown(m.artifact_name).c_str(), m.files.size(),
                FormatBytes(result->plaintext_bytes).c_str(), result->seconds, mbps,
                std::string(CipherSuiteName(m.cipher)).c_str(), m.k, m.m, m.t, m.n(),
-               FormatBytes(result->stored_bytes).c_str(), m.n(), where.c_str());
+               FormatBytes(result->stored_bytes).c_str(), m.n(), Shown(where).c_str());
   std::printf("%s\n", id.c_str());
   return 0;
 }
@@ -271,8 +292,9 @@ int CmdRestoreRequest(const RequestArgs& a) {
   if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   auto ttl = ParseDuration(a.ttl);
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
-  if (fs::exists(a.out) || fs::exists(a.out + ".key")) {
-    return Fail(AlreadyExists(a.out + " or " + a.out + ".key already exists"));
+  const std::string manifest_file = a.out + ".manifest";
+  for (const auto& f : {a.out, a.out + ".key", manifest_file}) {
+    if (fs::exists(f)) return Fail(AlreadyExists(f + " already exists"));
   }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
@@ -288,11 +310,17 @@ int CmdRestoreRequest(const RequestArgs& a) {
   std::vector<std::string> problems;
   auto sm = ctx->session->Manifest(*id, &problems);
   if (!sm.ok()) return Fail(sm.status());
+  // Refuse here what every node would refuse later.
+  const uint32_t max_life = sm->manifest().policy.max_request_seconds;
+  if (*ttl > int64_t{max_life}) {
+    return Fail(InvalidArgument("--ttl " + a.ttl + " exceeds the backup's policy maximum of " +
+                                FormatSeconds(max_life)));
+  }
   BoxKeyPair reply = NewBoxKeyPair();
   QuorumRequest q;
   q.operation = std::string(kOpRestore);
   q.backup_id = *id;
-  q.backup_name = sm->manifest().artifact_name;
+  q.backup_name = Printable(sm->manifest().artifact_name);
   q.manifest_hash = sm->Hash();
   q.requester_id = requester_id;
   q.requester_key = key.public_key();
@@ -304,25 +332,62 @@ int CmdRestoreRequest(const RequestArgs& a) {
   randombytes_buf(q.nonce.data(), q.nonce.size());
   auto sr = SignedRequest::Sign(q, key);
   if (!sr.ok()) return Fail(sr.status());
-  // The one-time secret first (0600), then the request that points at it.
+  // The one-time secret first (0600), then the signed manifest custodians
+  // check the request against, then the request that points at both.
   if (Status st = WriteFileAtomic(a.out + ".key", reply.secret_key.span(), 0600); !st.ok()) {
     return Fail(st);
   }
+  if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0644); !st.ok()) return Fail(st);
   if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0644); !st.ok()) return Fail(st);
   std::printf(
       "request %s\n  restore %s (%s) for %s\n  purpose: %s\n  valid %s .. %s\n"
-      "  wrote %s (send to custodians) and %s (one-time secret, 0600: keep it)\n"
-      "next: each custodian runs  qv approve --key CUSTODIAN.key %s --out APPROVAL\n",
-      RequestIdToText(sr->id()).c_str(), BackupIdToText(*id).c_str(), q.backup_name.c_str(),
-      requester_id.c_str(), q.purpose.c_str(), UtcTime(q.created_unix).c_str(),
-      UtcTime(q.expires_unix).c_str(), a.out.c_str(), (a.out + ".key").c_str(), a.out.c_str());
+      "  wrote %s and %s (send both to custodians) and %s (one-time secret, 0600: keep it)\n"
+      "next: each custodian runs  qv approve --cluster CLUSTER.toml --key CUSTODIAN.key %s --out "
+      "APPROVAL\n",
+      RequestIdToText(sr->id()).c_str(), BackupIdToText(*id).c_str(), Shown(q.backup_name).c_str(),
+      Shown(requester_id).c_str(), Shown(q.purpose).c_str(), UtcTime(q.created_unix).c_str(),
+      UtcTime(q.expires_unix).c_str(), Shown(a.out).c_str(), Shown(manifest_file).c_str(),
+      Shown(a.out + ".key").c_str(), Shown(a.out).c_str());
   return 0;
 }
 
 struct ApproveArgs {
-  std::string key, as, request, out, note;
+  std::string cluster, key, as, request, manifest, out, note;
   bool deny = false, yes = false;
 };
+
+// Whatever would make every node refuse an approval of `sr` signed by `key`
+// (so it is not signed), given the backup's signed manifest.
+Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
+                       const ClusterConfig& cluster, const SigningKey& key, int64_t now) {
+  const QuorumRequest& q = sr.request();
+  const Manifest& m = sm.manifest();
+  if (q.backup_name != Printable(m.artifact_name)) {
+    return PermissionDenied("the request names backup \"" + q.backup_name +
+                            "\" but its signed manifest names \"" + m.artifact_name +
+                            "\": do not approve");
+  }
+  if (q.expires_unix - q.created_unix > int64_t{m.policy.max_request_seconds}) {
+    return PermissionDenied(
+        "the request's lifetime " + FormatSeconds(q.expires_unix - q.created_unix) +
+        " exceeds the backup's policy maximum of " + FormatSeconds(m.policy.max_request_seconds));
+  }
+  if (now > q.expires_unix) return PermissionDenied("the request has expired");
+  bool listed = false;
+  for (const auto& r : cluster.requesters) {
+    listed |= r.public_key == q.requester_key && r.id == q.requester_id;
+  }
+  if (!listed) {
+    return PermissionDenied("requester " + q.requester_id + " is not listed in the cluster file");
+  }
+  if (m.policy.FindByKey(key.public_key()) == nullptr) {
+    return PermissionDenied("--key is not a custodian of this backup's policy");
+  }
+  if (key.public_key() == q.requester_key) {
+    return PermissionDenied("--key is the requester's own key: a requester cannot approve");
+  }
+  return Status::Ok();
+}
 
 int CmdApprove(const ApproveArgs& a) {
   auto bytes = ReadFileBytes(a.request, 1 << 16);
@@ -330,23 +395,60 @@ int CmdApprove(const ApproveArgs& a) {
   auto sr = SignedRequest::Parse(*bytes);
   if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
   if (fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
+  auto cluster = ClusterConfig::Load(a.cluster);
+  if (!cluster.ok()) return Fail(cluster.status());
   auto key = SigningKey::Load(a.key);
   if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  const std::string as = a.as.empty() ? fs::path(a.key).stem().string() : a.as;
   const QuorumRequest& q = sr->request();
+  // The custodian reads the backup as its signed manifest describes it, not
+  // as the requester does: the manifest must verify under the pinned
+  // coordinator key and be exactly the one the request names.
+  const std::string manifest_file = a.manifest.empty() ? a.request + ".manifest" : a.manifest;
+  auto mbytes = ReadFileBytes(manifest_file, 64 << 20);
+  if (!mbytes.ok()) {
+    return Fail(mbytes.status().WithContext(
+        "the signed manifest (qv restore request writes it beside the request; --manifest)"));
+  }
+  auto sm = SignedManifest::Parse(*mbytes, &cluster->coordinator);
+  if (!sm.ok()) return Fail(sm.status().WithContext(manifest_file));
+  if (sm->Hash() != q.manifest_hash || sm->manifest().backup_id != q.backup_id) {
+    return Fail(PermissionDenied(manifest_file + " is not the manifest the request names"));
+  }
+  const Manifest& m = sm->manifest();
+  const Custodian* me = m.policy.FindByKey((*key)->public_key());
+  const std::string as = !a.as.empty()   ? a.as
+                         : me != nullptr ? me->id
+                                         : fs::path(a.key).stem().string();
+  if (me != nullptr && me->id != as) {
+    return Fail(InvalidArgument("--as " + as + ": this key is custodian " + me->id));
+  }
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  std::fprintf(stderr,
-               "%s asks to %s backup \"%s\" (%s)\n  purpose:     %s\n  destination: %s\n"
-               "  requested:   %s\n  expires:     %s%s\n  request id:  %s\n"
-               "  manifest:    sha256 %s\n",
-               q.requester_id.c_str(), q.operation.c_str(), q.backup_name.c_str(),
-               BackupIdToText(q.backup_id).c_str(), q.purpose.c_str(),
-               q.destination.empty() ? "(none given)" : q.destination.c_str(),
-               UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(),
-               now > q.expires_unix ? "  (EXPIRED)" : "", RequestIdToText(sr->id()).c_str(),
-               HexEncode(q.manifest_hash).c_str());
+  std::fprintf(
+      stderr,
+      "%s asks to %s backup %s\n"
+      "  the backup, as its signed manifest says (verified: pinned coordinator key):\n"
+      "    name:        %s\n    size:        %s in %zu file(s)\n"
+      "    created:     %s\n    manifest:    sha256 %s\n"
+      "  the request, as the requester wrote it:\n"
+      "    backup name: %s%s\n    purpose:     %s\n    destination: %s\n"
+      "    requested:   %s\n    expires:     %s%s (lifetime %s, policy allows %s)\n"
+      "    request id:  %s\n",
+      Shown(q.requester_id).c_str(), Shown(q.operation).c_str(),
+      BackupIdToText(q.backup_id).c_str(), Shown(m.artifact_name).c_str(),
+      FormatBytes(m.plaintext_size).c_str(), m.files.size(), UtcTime(m.created_unix).c_str(),
+      HexEncode(q.manifest_hash).c_str(), Shown(q.backup_name).c_str(),
+      q.backup_name == Printable(m.artifact_name) ? "" : "   (DIFFERS FROM THE MANIFEST)",
+      Shown(q.purpose).c_str(),
+      q.destination.empty() ? "(none given)" : Shown(q.destination).c_str(),
+      UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(),
+      now > q.expires_unix ? "  (EXPIRED)" : "",
+      FormatSeconds(q.expires_unix - q.created_unix).c_str(),
+      FormatSeconds(m.policy.max_request_seconds).c_str(), RequestIdToText(sr->id()).c_str());
+  if (Status st = CheckApprovable(*sr, *sm, *cluster, **key, now); !st.ok()) {
+    return Fail(st.WithContext("nothing signed"));
+  }
   if (!a.yes && ::isatty(STDIN_FILENO)) {
-    std::fprintf(stderr, "%s as %s? [y/N] ", a.deny ? "Deny" : "Approve", as.c_str());
+    std::fprintf(stderr, "%s as %s? [y/N] ", a.deny ? "Deny" : "Approve", Shown(as).c_str());
     std::string answer;
     std::getline(std::cin, answer);
     if (answer != "y" && answer != "Y" && answer != "yes") {
@@ -354,10 +456,12 @@ int CmdApprove(const ApproveArgs& a) {
       return 1;
     }
   }
-  Approval ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
-  if (Status st = WriteFileAtomic(a.out, ap.Encode(), 0644); !st.ok()) return Fail(st);
-  std::printf("%s signed %s of request %s: %s\n", as.c_str(), a.deny ? "a denial" : "an approval",
-              RequestIdToText(sr->id()).substr(0, 16).c_str(), a.out.c_str());
+  auto ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
+  if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
+  if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0644); !st.ok()) return Fail(st);
+  std::printf("%s signed %s of request %s: %s\n", Shown(as).c_str(),
+              a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
+              Shown(a.out).c_str());
   return 0;
 }
 
@@ -397,8 +501,8 @@ int CmdRestoreRun(const RunArgs& a) {
   std::vector<std::string> problems;
   auto report = ctx->session->Restore(cert, reply, **writer, opt, &problems);
   if (!report.ok()) return Fail(report.status());  // names every node's reason
-  for (const auto& p : problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
-  for (const auto& p : report->problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  for (const auto& p : problems) Warn(p);
+  for (const auto& p : report->problems) Warn(p);
   const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
   if (a.json) {
     JsonWriter j;
@@ -418,7 +522,7 @@ int CmdRestoreRun(const RunArgs& a) {
     return 0;
   }
   std::printf("restored %s to %s under request %s: %s in %.2fs (%.0f MB/s), verified\n",
-              BackupIdToText(sr->request().backup_id).c_str(), a.dest.c_str(),
+              BackupIdToText(sr->request().backup_id).c_str(), Shown(a.dest).c_str(),
               RequestIdToText(sr->id()).substr(0, 16).c_str(),
               FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps);
   return 0;
@@ -453,13 +557,13 @@ int CmdAuditVerify(const std::string& cluster, const std::string& key_file, bool
   }
   for (const auto& n : r.nodes) {
     if (n.problems.empty()) {
-      std::printf("%-10s chain intact: %zu entries, %zu signed checkpoints valid\n", n.node.c_str(),
-                  n.entries.size(), n.checkpoints.size());
+      std::printf("%-10s chain intact: %zu entries, %zu signed checkpoints valid\n",
+                  Shown(n.node).c_str(), n.entries.size(), n.checkpoints.size());
     }
     for (const auto& p : n.problems)
-      std::printf("%-10s TAMPERED OR MISSING: %s\n", n.node.c_str(), p.c_str());
+      std::printf("%-10s TAMPERED OR MISSING: %s\n", Shown(n.node).c_str(), Shown(p).c_str());
   }
-  for (const auto& p : r.cross_problems) std::printf("cross-node: %s\n", p.c_str());
+  for (const auto& p : r.cross_problems) std::printf("cross-node: %s\n", Shown(p).c_str());
   std::printf("%zu witness records checked; %zu released requests consistent across nodes\n%s\n",
               r.witness_records_checked, r.releases, r.ok() ? "audit verified" : "AUDIT FAILED");
   return r.ok() ? 0 : 1;
@@ -500,10 +604,10 @@ int CmdAuditLog(const std::string& cluster, const std::string& key_file, const s
           .Field("detail", ev.detail)
           .EndObject();
     } else {
-      std::printf("%s %-8s %-13s %-12s %s%s\n", UtcTime(row.time).c_str(), row.node.c_str(),
-                  ev.kind.c_str(), ev.peer.c_str(),
-                  ev.request.empty() ? "" : ("req " + ev.request.substr(0, 12) + " ").c_str(),
-                  ev.detail.c_str());
+      std::printf("%s %-8s %-13s %-12s %s%s\n", UtcTime(row.time).c_str(), Shown(row.node).c_str(),
+                  Shown(ev.kind).c_str(), Shown(ev.peer).c_str(),
+                  ev.request.empty() ? "" : Shown("req " + ev.request.substr(0, 12) + " ").c_str(),
+                  Shown(ev.detail).c_str());
     }
   }
   if (json) {
@@ -511,7 +615,7 @@ int CmdAuditLog(const std::string& cluster, const std::string& key_file, const s
     std::printf("%s\n", j.str().c_str());
   }
   for (const auto& n : r.nodes) {
-    if (!n.reachable) std::fprintf(stderr, "qv: warning: %s: unreachable\n", n.node.c_str());
+    if (!n.reachable) Warn(n.node + ": unreachable");
   }
   return 0;
 }
@@ -554,7 +658,7 @@ int CmdRestore(const RestoreArgs& a) {
     auto shares = (*store)->ReadShares(*sm, &problems);
     report = RunRestore(*sm, std::move(sources), std::move(shares), **writer, opt);
   }
-  for (const auto& p : problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  for (const auto& p : problems) Warn(p);
   if (!report.ok()) return Fail(report.status());
   const Manifest& m = sm->manifest();
   const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
@@ -578,14 +682,14 @@ int CmdRestore(const RestoreArgs& a) {
     std::printf("%s\n", j.str().c_str());
     return 0;
   }
-  for (const auto& p : report->problems) std::fprintf(stderr, "qv: warning: %s\n", p.c_str());
+  for (const auto& p : report->problems) Warn(p);
   std::string used;
   for (uint32_t f : report->fragments_used) used += (used.empty() ? "" : ",") + std::to_string(f);
   std::printf(
       "restored %s to %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
       "  fragments used: %s%s; every unit, chunk and file verified against the manifest\n"
       "  manifest signed by %s\n",
-      m.artifact_name.c_str(), a.dest.c_str(), m.files.size(),
+      Shown(m.artifact_name).c_str(), Shown(a.dest).c_str(), m.files.size(),
       FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps, used.c_str(),
       report->reconstructed ? " (missing data rebuilt from parity)" : "",
       PublicKeyToText(sm->signer()).c_str());
@@ -641,8 +745,8 @@ int CmdList(const std::string& local, const std::string& cluster, const std::str
           .Field("created", std::string(when))
           .EndObject();
     } else {
-      std::printf("%s  %-24s %12s  %s\n", BackupIdToText(id).c_str(), m.artifact_name.c_str(),
-                  FormatBytes(m.plaintext_size).c_str(), when);
+      std::printf("%s  %-24s %12s  %s\n", BackupIdToText(id).c_str(),
+                  Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(), when);
     }
   }
   j.EndArray();
@@ -698,7 +802,8 @@ int CmdShow(const std::string& local, const std::string& cluster, const std::str
     return 0;
   }
   std::printf("backup    %s\nartifact  %s (%s, %zu files)\n", BackupIdToText(m.backup_id).c_str(),
-              m.artifact_name.c_str(), FormatBytes(m.plaintext_size).c_str(), m.files.size());
+              Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(),
+              m.files.size());
   std::printf("cipher    %s, %llu stripes of %u x %s units\n",
               std::string(CipherSuiteName(m.cipher)).c_str(),
               static_cast<unsigned long long>(m.stripe_count), m.k,
@@ -707,14 +812,14 @@ int CmdShow(const std::string& local, const std::string& cluster, const std::str
               m.n());
   std::printf("signer    %s\nmanifest  sha256:%s\nsource    %s\n",
               PublicKeyToText(sm->signer()).c_str(), HexEncode(sm->Hash()).c_str(),
-              m.provenance.source_path.c_str());
+              Shown(m.provenance.source_path).c_str());
   for (const auto& f : m.files) {
     std::printf("  %s  %12s  %s\n", HexEncode(f.sha256).c_str(), FormatBytes(f.size).c_str(),
-                f.path.c_str());
+                Shown(f.path).c_str());
   }
   for (const auto& p : m.placement) {
     std::printf("  fragment %u, share %u -> %s (%s)\n", p.fragment, p.fragment + 1,
-                p.node_id.c_str(), p.site.c_str());
+                Shown(p.node_id).c_str(), Shown(p.site).c_str());
   }
   return 0;
 }
@@ -738,8 +843,9 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
           .Field("ms", h.ms)
           .EndObject();
     } else {
-      std::printf("%-10s %-8s %-22s %-5s %6.1f ms  %s\n", h.id.c_str(), h.site.c_str(),
-                  h.address.c_str(), h.ok ? "up" : "DOWN", h.ms, h.detail.c_str());
+      std::printf("%-10s %-8s %-22s %-5s %6.1f ms  %s\n", Shown(h.id).c_str(),
+                  Shown(h.site).c_str(), Shown(h.address).c_str(), h.ok ? "up" : "DOWN", h.ms,
+                  Shown(h.detail).c_str());
     }
   }
   j.EndArray();
@@ -762,7 +868,8 @@ int CmdClusterInit(const std::string& dir, const LocalClusterOptions& o) {
   std::printf("  cluster file  %s/cluster.toml\n  coordinator   %s\n", dir.c_str(),
               PublicKeyToText(c->coordinator).c_str());
   for (const auto& n : c->nodes) {
-    std::printf("  %-8s %-8s %s:%u\n", n.id.c_str(), n.site.c_str(), n.host.c_str(), n.port);
+    std::printf("  %-8s %-8s %s:%u\n", Shown(n.id).c_str(), Shown(n.site).c_str(),
+                Shown(n.host).c_str(), n.port);
   }
   return 0;
 }
@@ -774,7 +881,7 @@ int CmdClusterUp(const std::string& dir) {
   auto nodes = ClusterUp(dir, self, std::chrono::seconds(20));
   if (!nodes.ok()) return Fail(nodes.status());
   for (const auto& n : *nodes) {
-    std::printf("%-8s up at %-22s pid %d\n", n.id.c_str(), n.address.c_str(), n.pid);
+    std::printf("%-8s up at %-22s pid %d\n", Shown(n.id).c_str(), Shown(n.address).c_str(), n.pid);
   }
   return 0;
 }
@@ -863,8 +970,8 @@ int CmdSample(const std::string& out, const std::string& size, int shards) {
   if (!bytes.ok()) return Fail(bytes.status());
   Status s = WriteSampleModel(out, *bytes, shards);
   if (!s.ok()) return Fail(s);
-  std::printf("wrote sample model to %s (%s of weights in %d safetensors shards)\n", out.c_str(),
-              FormatBytes(*bytes).c_str(), shards);
+  std::printf("wrote sample model to %s (%s of weights in %d safetensors shards)\n",
+              Shown(out).c_str(), FormatBytes(*bytes).c_str(), shards);
   return 0;
 }
 
@@ -962,9 +1069,17 @@ int Main(int argc, char** argv) {
 
   ApproveArgs ap;
   auto* approve = app.add_subcommand("approve", "Show a restore request and sign an approval");
+  approve
+      ->add_option("--cluster", ap.cluster,
+                   "cluster file: the pinned coordinator key the manifest must verify under, "
+                   "and the requesters")
+      ->required();
   approve->add_option("--key", ap.key, "custodian key")->required();
-  approve->add_option("--as", ap.as, "custodian id (default: the key file's name, c1.key -> c1)");
+  approve->add_option("--as", ap.as, "custodian id (default: the policy's name for --key)");
   approve->add_option("request", ap.request, "request file")->required();
+  approve->add_option("--manifest", ap.manifest,
+                      "the backup's signed manifest (default: REQUEST.manifest, written by qv "
+                      "restore request)");
   approve->add_option("--out", ap.out, "approval file to write")->required();
   approve->add_flag("--deny", ap.deny, "sign a refusal instead");
   approve->add_option("--note", ap.note, "a remark recorded with the decision");

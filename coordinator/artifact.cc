@@ -1,7 +1,10 @@
 #include "coordinator/artifact.h"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -285,11 +288,34 @@ class FolderWriter : public ArtifactWriter {
       if (it->is_directory()) QV_RETURN_IF_ERROR(SyncDir(it->path()));
     }
     QV_RETURN_IF_ERROR(SyncDir(staging_));
-    if (::rename(staging_.c_str(), dest_.c_str()) != 0) {
+    // RENAME_NOREPLACE: atomic, and fails rather than replace a destination
+    // that appeared during the restore (plain rename would silently replace
+    // an empty folder).
+    if (::renameat2(AT_FDCWD, staging_.c_str(), AT_FDCWD, dest_.c_str(), RENAME_NOREPLACE) != 0) {
+      if (errno == EEXIST) {
+        return AlreadyExists(dest_.string() +
+                             " appeared while the restore ran; nothing was replaced and the "
+                             "restored copy was discarded: restore again to a new --dest");
+      }
       return ErrnoError("rename " + staging_.string() + " to " + dest_.string());
     }
     committed_ = true;
     return SyncDir(dest_.parent_path());
+  }
+  Status Preflight(uint64_t bytes) override {
+    std::error_code ec;
+    if (fs::exists(fs::symlink_status(dest_, ec))) {
+      return AlreadyExists(dest_.string() + ": destination exists; restore never overwrites");
+    }
+    struct statvfs v {};
+    if (::statvfs(staging_.c_str(), &v) != 0) return ErrnoError("statvfs " + staging_.string());
+    const unsigned __int128 free_bytes = static_cast<unsigned __int128>(v.f_bavail) * v.f_frsize;
+    if (free_bytes < bytes) {
+      return FailedPrecondition(dest_.parent_path().string() + " has " +
+                                FormatBytes(static_cast<uint64_t>(free_bytes)) +
+                                " free; the restore needs " + FormatBytes(bytes));
+    }
+    return Status::Ok();
   }
   void Abort() override {
     (void)writes_.Wait();  // nothing may still be writing into the file

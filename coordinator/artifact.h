@@ -53,7 +53,11 @@ class ArtifactWriter {
   virtual Status BeginFile(const FileEntry& entry) = 0;
   virtual Status Write(ByteSpan data) = 0;
   virtual Status EndFile() = 0;
-  // Called once every file is written and verified: make it visible.
+  // Before anything irrevocable (a certificate spent): can `bytes` of files
+  // still be written where this writer puts them?
+  virtual Status Preflight(uint64_t /*bytes*/) { return Status::Ok(); }
+  // Called once every file is written and verified: make it visible. Never
+  // replaces anything that appeared at the destination meanwhile.
   virtual Status Commit() = 0;
   // Discards everything written so far; safe to call more than once.
   virtual void Abort() = 0;

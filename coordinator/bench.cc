@@ -103,7 +103,7 @@ Status BenchCertificates(double secs, BenchReport& r) {
   Certificate cert{req, {}};
   for (uint32_t i = 0; i < out.quorum; ++i) {
     cert.approvals.push_back(
-        Approval::Sign(req, *custodian_keys[i], "c" + std::to_string(i + 1), true, "", now));
+        *Approval::Sign(req, *custodian_keys[i], "c" + std::to_string(i + 1), true, "", now));
   }
   const Bytes encoded = cert.Encode();
   const std::vector<Principal> requesters = {{"ops", requester->public_key()}};

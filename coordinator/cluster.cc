@@ -5,6 +5,8 @@
 #include <set>
 #include <thread>
 
+#include "node/node_service.h"
+
 namespace qv {
 
 std::vector<uint32_t> FragmentReadOrder(std::vector<std::pair<double, uint32_t>> ms_and_fragment) {
@@ -127,10 +129,38 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
     holders.push_back(c);
     fragments.push_back(p.fragment);
   }
+  // Before the certificate is presented (which spends it), check what can
+  // be checked here: enough holders reachable for k fragments and t shares,
+  // and room at the destination.
+  if (holders.size() < std::max(m.k, m.t)) {
+    writer.Abort();
+    return FailedPrecondition(
+        std::to_string(holders.size()) + " of the backup's " + std::to_string(m.placement.size()) +
+        " nodes are reachable; a restore needs k=" + std::to_string(m.k) +
+        " fragments and t=" + std::to_string(m.t) + " shares: the certificate was not presented");
+  }
+  if (Status st = writer.Preflight(m.plaintext_size); !st.ok()) {
+    writer.Abort();
+    return st.WithContext("the certificate was not presented");
+  }
   // Every reachable holder checks the certificate itself; only those that
-  // released serve fragments (on the same connection).
+  // released serve fragments (on the same connection). Each also gets a
+  // proof that this run holds the reply key, so a restore that failed here
+  // for a local reason can present the certificate again.
   const Bytes cert = certificate.Encode();
-  auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems);
+  std::vector<Bytes> proofs;
+  for (NodeCaller* h : holders) {
+    Bytes proof;
+    const NodeEntry* node = config_.FindNode(h->name());
+    auto x = X25519PublicFromEd25519(node->public_key);
+    if (x.ok()) {
+      auto p = ProvePossession(reply_key, *x,
+                               AsBytes(ReleaseRetryContext(certificate.request.id(), node->id)));
+      if (p.ok()) proof.assign(p->begin(), p->end());
+    }
+    proofs.push_back(std::move(proof));
+  }
+  auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems, &proofs);
   std::set<std::string> released;
   for (const auto& s : shares) released.insert(s.source);
   for (size_t i = 0; i < holders.size(); ++i) {

@@ -369,7 +369,8 @@ Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, co
 std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
                                       const SignedManifest& sm, ByteSpan certificate,
                                       const BoxKeyPair& reply_key,
-                                      std::vector<std::string>* problems) {
+                                      std::vector<std::string>* problems,
+                                      const std::vector<Bytes>* proofs) {
   std::vector<std::optional<NamedShare>> got(callers.size());
   std::vector<std::string> errors(callers.size());
   std::vector<std::thread> threads;
@@ -380,6 +381,7 @@ std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
       r.op = Op::kRelease;
       r.backup_id = sm.manifest().backup_id;
       r.payload.assign(certificate.begin(), certificate.end());
+      if (proofs != nullptr && i < proofs->size()) r.payload2 = (*proofs)[i];
       auto resp = CallChecked(*c, std::move(r));
       if (!resp.ok()) {
         errors[i] = resp.status().message();

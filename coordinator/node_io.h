@@ -50,10 +50,13 @@ Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, co
 // it and answers with its share sealed to the request's one-time key, which
 // `reply_key` opens. Refusals and unreadable shares are named in problems;
 // shares are checked against the commitments later, when combined.
+// `proofs`, if given, holds for each caller the proof of possession of
+// the reply key that lets a node accept the certificate again (a retry).
 std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
-                                      const SignedManifest& manifest, ByteSpan certificate,
+                                      const SignedManifest& sm, ByteSpan certificate,
                                       const BoxKeyPair& reply_key,
-                                      std::vector<std::string>* problems);
+                                      std::vector<std::string>* problems,
+                                      const std::vector<Bytes>* proofs = nullptr);
 
 }  // namespace qv
 

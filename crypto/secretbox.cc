@@ -78,4 +78,45 @@ Result<SecretBytes> OpenSealed(const BoxKeyPair& recipient, ByteSpan sealed) {
   return out;
 }
 
+namespace {
+
+PossessionProof MacWith(const uint8_t* session_key, ByteSpan context) {
+  PossessionProof out;
+  crypto_generichash(out.data(), out.size(), context.data(), context.size(), session_key,
+                     crypto_kx_SESSIONKEYBYTES);
+  return out;
+}
+
+}  // namespace
+
+Result<PossessionProof> ProvePossession(const BoxKeyPair& reply,
+                                        const std::array<uint8_t, 32>& peer_public,
+                                        ByteSpan context) {
+  EnsureSodium();
+  if (reply.secret_key.size() != crypto_kx_SECRETKEYBYTES) return InvalidArgument("bad key size");
+  SecretBytes rx(crypto_kx_SESSIONKEYBYTES), tx(crypto_kx_SESSIONKEYBYTES);
+  if (crypto_kx_client_session_keys(rx.data(), tx.data(), reply.public_key.data(),
+                                    reply.secret_key.data(), peer_public.data()) != 0) {
+    return InvalidArgument("the peer's X25519 key is not usable");
+  }
+  return MacWith(tx.data(), context);
+}
+
+Status VerifyPossession(const SecretBytes& peer_secret, const std::array<uint8_t, 32>& peer_public,
+                        const std::array<uint8_t, kBoxPublicKeySize>& reply_public,
+                        ByteSpan context, ByteSpan proof) {
+  EnsureSodium();
+  SecretBytes rx(crypto_kx_SESSIONKEYBYTES), tx(crypto_kx_SESSIONKEYBYTES);
+  if (peer_secret.size() != crypto_kx_SECRETKEYBYTES ||
+      crypto_kx_server_session_keys(rx.data(), tx.data(), peer_public.data(), peer_secret.data(),
+                                    reply_public.data()) != 0) {
+    return PermissionDenied("no proof of the reply key can be checked");
+  }
+  const PossessionProof want = MacWith(rx.data(), context);
+  if (proof.size() != want.size() || sodium_memcmp(proof.data(), want.data(), want.size()) != 0) {
+    return PermissionDenied("no valid proof of possession of the request's one-time reply key");
+  }
+  return Status::Ok();
+}
+
 }  // namespace qv

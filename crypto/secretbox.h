@@ -41,6 +41,22 @@ Result<Bytes> SealToKey(const std::array<uint8_t, kBoxPublicKeySize>& recipient,
 // was altered.
 Result<SecretBytes> OpenSealed(const BoxKeyPair& recipient, ByteSpan sealed);
 
+// Proof of possession of a one-time key, for one peer and one purpose: the
+// holder of `reply` and the holder of the peer's X25519 static key derive
+// the same crypto_kx session key (X25519, then BLAKE2b-512 over the shared
+// point and both public keys) and the proof is BLAKE2b-256 keyed with it
+// over `context`. Only those two can compute it, and it names the peer, so
+// a proof given to one node is worthless at another. Compared in constant
+// time by VerifyPossession.
+inline constexpr size_t kPossessionProofSize = 32;
+using PossessionProof = std::array<uint8_t, kPossessionProofSize>;
+Result<PossessionProof> ProvePossession(const BoxKeyPair& reply,
+                                        const std::array<uint8_t, 32>& peer_public,
+                                        ByteSpan context);
+Status VerifyPossession(const SecretBytes& peer_secret, const std::array<uint8_t, 32>& peer_public,
+                        const std::array<uint8_t, kBoxPublicKeySize>& reply_public,
+                        ByteSpan context, ByteSpan proof);
+
 }  // namespace qv
 
 #endif  // QV_CRYPTO_SECRETBOX_H_

@@ -27,5 +27,35 @@ TEST(SecretBoxTest, SealingTwiceGivesDifferentBytes) {
   EXPECT_NE(*SealSecret(master, "c", secret), *SealSecret(master, "c", secret));
 }
 
+TEST(SecretBoxTest, PossessionProofVerifiesOnlyForItsKeyPeerAndContext) {
+  BoxKeyPair reply = NewBoxKeyPair();
+  BoxKeyPair node = NewBoxKeyPair();  // stands for a node's X25519 static key
+  BoxKeyPair other_node = NewBoxKeyPair();
+  const Bytes context = {'r', 'e', 't', 'r', 'y'};
+  auto proof = ProvePossession(reply, node.public_key, context);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(
+      VerifyPossession(node.secret_key, node.public_key, reply.public_key, context, *proof).ok());
+  // Another node, another context, another reply key, or an altered proof: refused.
+  EXPECT_FALSE(VerifyPossession(other_node.secret_key, other_node.public_key, reply.public_key,
+                                context, *proof)
+                   .ok());
+  EXPECT_FALSE(VerifyPossession(node.secret_key, node.public_key, reply.public_key,
+                                Bytes{'r', 'e', 't', 'r', 'x'}, *proof)
+                   .ok());
+  EXPECT_FALSE(VerifyPossession(node.secret_key, node.public_key, NewBoxKeyPair().public_key,
+                                context, *proof)
+                   .ok());
+  for (size_t i = 0; i < proof->size(); ++i) {
+    PossessionProof bad = *proof;
+    bad[i] ^= 1;
+    EXPECT_FALSE(
+        VerifyPossession(node.secret_key, node.public_key, reply.public_key, context, bad).ok());
+  }
+  EXPECT_FALSE(VerifyPossession(node.secret_key, node.public_key, reply.public_key, context,
+                                ByteSpan(proof->data(), 31))
+                   .ok());
+}
+
 }  // namespace
 }  // namespace qv

@@ -48,6 +48,7 @@ class Witness {
     std::unique_lock<std::mutex> lock(mu_);
     while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; })) {
       lock.unlock();
+      service_->FlushRefusals();
       for (const auto& n : cluster_->nodes) {
         if (n.id == audit_->node_id()) continue;
         Status st = WitnessOne(n);
@@ -156,6 +157,7 @@ Status RunNodeDaemon(const fs::path& node_config) {
   NodeServiceOptions so;
   so.audit = audit.get();
   so.max_skew = nc.clock_skew_seconds;
+  so.identity = key.get();
   NodeService service(store.get(), cluster, nc.id, nullptr, so);
   const std::string loaded =
       "cluster=" + cluster.name + " nodes=" + std::to_string(cluster.nodes.size()) +
@@ -177,6 +179,7 @@ Status RunNodeDaemon(const fs::path& node_config) {
   Witness witness(&service, audit.get(), &cluster, key.get(), nc.witness_interval_ms);
   Status s = server->Run(/*handle_signals=*/true);
   witness.Stop();
+  service.FlushRefusals(/*all=*/true);
   service.Log("event=stop");
   service.Audit({"stop", "", "", "", s.ok() ? "clean" : s.ToString()});
   if (Status c = audit->SignCheckpoint(); !c.ok()) service.Log("event=checkpoint-failed");

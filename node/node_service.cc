@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/text.h"
 #include "crypto/secretbox.h"
 #include "quorum/request.h"
 #include "quorum/verify.h"
@@ -57,6 +58,11 @@ NodeService::NodeService(NodeStore* store, ClusterConfig cluster, std::string no
       node_id_(std::move(node_id)),
       log_(std::move(log)),
       opt_(options) {
+  if (opt_.identity != nullptr) {
+    x25519_secret_ = opt_.identity->X25519Secret();
+    auto pub = X25519PublicFromEd25519(opt_.identity->public_key());
+    if (pub.ok()) x25519_public_ = *pub;
+  }
   if (!log_) log_ = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
 }
 
@@ -65,10 +71,66 @@ void NodeService::Log(const std::string& line) const {
   log_("ts=" + Timestamp() + " node=" + node_id_ + " " + line);
 }
 
-void NodeService::Audit(const AuditEvent& e) const {
-  if (opt_.audit == nullptr) return;
+void NodeService::Audit(const AuditEvent& e) const { (void)AuditDurably(e); }
+
+Status NodeService::AuditDurably(const AuditEvent& e) const {
+  if (opt_.audit == nullptr) return Status::Ok();
   Status st = opt_.audit->Append(e);
-  if (!st.ok()) Log("event=audit-failure kind=" + e.kind + " error=\"" + st.ToString() + "\"");
+  if (!st.ok()) {
+    Log("event=audit-failure kind=" + e.kind + " error=\"" + Printable(st.ToString()) + "\"");
+  }
+  return st;
+}
+
+void NodeService::RefuseUnknownPeer(const std::string& address_in, const std::string& name) {
+  FlushRefusals();
+  const int64_t now = opt_.clock->NowUnix();
+  bool first = false;
+  std::string address = address_in;
+  {
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    if (!refusals_.count(address) && refusals_.size() >= opt_.max_refusal_addresses) {
+      address = "other";
+    }
+    auto [it, fresh] = refusals_.try_emplace(address);
+    if (fresh) {
+      it->second.since = now;
+      first = true;
+    } else {
+      ++it->second.more;
+    }
+    it->second.last_key = name;
+  }
+  if (first) {
+    Audit({"refusal", name, "", "",
+           "connection from " + address + ": key not pinned (further refusals from " + address +
+               " in the next " + std::to_string(opt_.refusal_interval_seconds) +
+               " s are counted in one entry)"});
+  }
+}
+
+void NodeService::FlushRefusals(bool all) {
+  const int64_t now = opt_.clock->NowUnix();
+  std::vector<std::pair<std::string, Refusals>> ended;
+  {
+    std::lock_guard<std::mutex> lock(refusals_mu_);
+    for (auto it = refusals_.begin(); it != refusals_.end();) {
+      if (all || now - it->second.since >= opt_.refusal_interval_seconds) {
+        ended.emplace_back(it->first, it->second);
+        it = refusals_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  for (const auto& [address, r] : ended) {
+    if (r.more == 0) continue;
+    Log("event=refused-flood address=" + address + " count=" + std::to_string(r.more));
+    Audit({"refusal", r.last_key, "", "",
+           "connection from " + address + ": key not pinned, " + std::to_string(r.more) +
+               " more refusals in " + std::to_string(std::max<int64_t>(1, now - r.since)) +
+               " s (last key " + r.last_key + ")"});
+  }
 }
 
 PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
@@ -203,27 +265,50 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
 
 namespace qv {
 
+std::string ReleaseRetryContext(const RequestId& request, const std::string& node_id) {
+  std::string c = "quorumvault/release-retry/v1";
+  c.push_back('\0');
+  c.append(reinterpret_cast<const char*>(request.data()), request.size());
+  c.append(node_id);
+  return c;
+}
+
+// Release, in the order that keeps the audit trail ahead of every secret:
+// the request and each approval (with its verification result) are
+// recorded, the certificate is checked, the request id is spent durably,
+// the release entry is made durable and the head checkpointed (so the next
+// witness round countersigns it), and only then does the sealed share
+// leave. Any audit write that fails refuses the release: no evidence, no
+// share (fail closed).
 Result<Response> NodeService::Release(Session& s, const Request& r) {
   const std::string backup = BackupIdToText(r.backup_id);
   const std::string& peer = s.peer_.name;
   auto refuse = [&](const std::string& kind, const std::string& request, const Status& why) {
-    Audit({kind, peer, backup, request, why.message()});
-    return Status(StatusCode::kPermissionDenied, why.message());
+    Status audited = AuditDurably({kind, peer, backup, request, why.message()});
+    return Status(
+        StatusCode::kPermissionDenied,
+        audited.ok()
+            ? why.message()
+            : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
+  };
+  auto must_audit = [&](const AuditEvent& e) -> Status {
+    Status st = AuditDurably(e);
+    if (st.ok()) return st;
+    Log("event=release-refused reason=\"audit log unavailable\" error=\"" +
+        Printable(st.message()) + "\"");
+    return Status(StatusCode::kPermissionDenied,
+                  "the audit log cannot be written (" + st.message() +
+                      "); nothing is released without its audit entry");
   };
   auto cert = Certificate::Parse(r.payload);
   if (!cert.ok()) return refuse("refusal", "", cert.status().WithContext("unreadable certificate"));
   const QuorumRequest& q = cert->request.request();
   const std::string rid = RequestIdToText(cert->request.id());
-  Audit({"request", peer, backup, rid,
-         "requester=" + q.requester_id + " purpose=\"" + q.purpose + "\" destination=\"" +
-             q.destination + "\" reply_key=" + HexEncode(q.reply_key) +
-             " expires=" + std::to_string(q.expires_unix)});
-  // Signatures are checked once, by the verifier; a bad one refuses the
-  // certificate and its refusal entry names the custodian.
-  for (const Approval& a : cert->approvals) {
-    Audit({"approval", peer, backup, rid,
-           "custodian=" + a.custodian_id + " decision=" + (a.approve ? "approve" : "deny")});
-  }
+  QV_RETURN_IF_ERROR(
+      must_audit({"request", peer, backup, rid,
+                  "requester=" + q.requester_id + " purpose=\"" + q.purpose + "\" destination=\"" +
+                      q.destination + "\" reply_key=" + HexEncode(q.reply_key) +
+                      " expires=" + std::to_string(q.expires_unix)}));
   auto encoded = store_->Manifest(r.backup_id);
   if (!encoded.ok()) return refuse("refusal", rid, encoded.status());
   auto sm = SignedManifest::Parse(*encoded, &cluster_.coordinator);
@@ -236,23 +321,61 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   in.requesters = &cluster_.requesters;
   in.now = now;
   in.max_skew = opt_.max_skew;
-  auto verdict = VerifyCertificate(*cert, in);
+  std::vector<ApprovalCheck> checks;
+  auto verdict = VerifyCertificate(*cert, in, &checks);
+  // Each approval as it was judged: no entry says a custodian approved
+  // something they did not sign.
+  for (const ApprovalCheck& c : checks) {
+    QV_RETURN_IF_ERROR(
+        must_audit({"approval", peer, backup, rid,
+                    "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
+                        " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")}));
+  }
   if (!verdict.ok()) return refuse("refusal", rid, verdict.status());
   Status spent = store_->SpendRequest(rid, r.backup_id, now);
+  std::string kind = "release";
   if (spent.code() == StatusCode::kAlreadyExists) {
-    return refuse("replay", rid,
-                  Status(StatusCode::kPermissionDenied,
-                         spent.message() + " (possible attack: certificate reuse)"));
+    // A certificate already used here may come back, within its lifetime,
+    // from whoever holds the request's one-time reply key (a restore that
+    // failed for a local reason); anyone else is replaying it.
+    Status proof =
+        opt_.identity == nullptr
+            ? PermissionDenied("this node checks no proofs")
+            : VerifyPossession(x25519_secret_, x25519_public_, q.reply_key,
+                               AsBytes(ReleaseRetryContext(cert->request.id(), node_id_)),
+                               r.payload2);
+    if (!proof.ok()) {
+      return refuse("replay", rid,
+                    Status(StatusCode::kPermissionDenied,
+                           spent.message() + " (possible attack: certificate reuse; " +
+                               proof.message() + ")"));
+    }
+    auto retries = store_->CountRetry(rid, opt_.max_retries);
+    if (!retries.ok()) return refuse("replay", rid, retries.status());
+    kind = "retry";
+    QV_RETURN_IF_ERROR(must_audit({"retry", peer, backup, rid,
+                                   "presentation " + std::to_string(*retries + 1) + " of at most " +
+                                       std::to_string(opt_.max_retries + 1) +
+                                       ", by the holder of the reply key"}));
+  } else {
+    QV_RETURN_IF_ERROR(spent);
   }
-  QV_RETURN_IF_ERROR(spent);
   QV_ASSIGN_OR_RETURN(SecretBytes share, store_->ReadShare(r.backup_id));
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealToKey(q.reply_key, share));
-  s.released_[r.backup_id] = q.expires_unix + opt_.max_skew;
   std::string approvers;
   for (const auto& id : verdict->approvers) approvers += (approvers.empty() ? "" : ",") + id;
-  Audit({"release", peer, backup, rid,
-         "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) +
-             " approvers=" + approvers + " purpose=\"" + q.purpose + "\""});
+  QV_RETURN_IF_ERROR(must_audit(
+      {"release", peer, backup, rid,
+       "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) + " approvers=" +
+           approvers + (kind == "retry" ? " retry=yes" : "") + " purpose=\"" + q.purpose + "\""}));
+  if (opt_.audit != nullptr) {
+    // Checkpoint the head now, so the next witness round countersigns this
+    // release: deleting it afterwards is visible to the peers.
+    if (Status cp = opt_.audit->SignCheckpoint(); !cp.ok()) {
+      QV_RETURN_IF_ERROR(must_audit({"alert", "", backup, rid, "checkpoint: " + cp.message()}));
+    }
+  }
+  s.released_[r.backup_id] = q.expires_unix + opt_.max_skew;
   Response resp;
   resp.payload = std::move(sealed);
   return resp;

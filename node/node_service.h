@@ -33,6 +33,7 @@
 #include "node/audit_log.h"
 #include "node/messages.h"
 #include "node/node_store.h"
+#include "quorum/request.h"
 
 namespace qv {
 
@@ -47,7 +48,20 @@ struct NodeServiceOptions {
   AuditLog* audit = nullptr;  // not owned; null only in tests that do not audit
   const Clock* clock = SystemClock::Default();
   int64_t max_skew = 300;  // seconds
+  // The node's identity (not owned): its X25519 form checks that a spent
+  // certificate presented again comes from the holder of the request's
+  // reply key. Without it every second presentation is a replay.
+  const SigningKey* identity = nullptr;
+  uint32_t max_retries = 3;  // presentations after the first, per request
+  // Refusals of unpinned peers are audited once per address and interval,
+  // then counted: a flood stays visible without growing the log unbounded.
+  int64_t refusal_interval_seconds = 60;
+  size_t max_refusal_addresses = 256;  // beyond: counted under "other"
 };
+
+// What a retry's proof of possession of the reply key is computed over
+// (crypto/secretbox.h): the request id and the node it is presented to.
+std::string ReleaseRetryContext(const RequestId& request, const std::string& node_id);
 
 // Where log lines go. The default writes to stderr.
 using LogSink = std::function<void(const std::string& line)>;
@@ -78,7 +92,14 @@ class NodeService {
   Response Handle(Session& session, const Request& request);
   void Log(const std::string& line) const;
   // Appends to the audit log (if any); a failure to audit is logged loudly.
+  // AuditDurably also returns it, for actions that must not happen unaudited.
   void Audit(const AuditEvent& event) const;
+  Status AuditDurably(const AuditEvent& event) const;
+  // A connection from `address` (no port) proved key `name`, which is not
+  // pinned. FlushRefusals audits the counts of intervals that have ended
+  // (all of them with `all`); the daemon calls it on a timer and at stop.
+  void RefuseUnknownPeer(const std::string& address, const std::string& name);
+  void FlushRefusals(bool all = false);
   const std::string& node_id() const { return node_id_; }
 
  private:
@@ -89,7 +110,16 @@ class NodeService {
   const std::string node_id_;
   LogSink log_;
   NodeServiceOptions opt_;
+  SecretBytes x25519_secret_;  // of opt_.identity, if any
+  std::array<uint8_t, 32> x25519_public_{};
   mutable std::mutex log_mu_;
+  struct Refusals {
+    int64_t since = 0;
+    uint64_t more = 0;  // refusals after the audited first one
+    std::string last_key;
+  };
+  std::mutex refusals_mu_;
+  std::map<std::string, Refusals> refusals_;  // by address; guarded by refusals_mu_
 };
 
 }  // namespace qv

@@ -62,6 +62,7 @@ class InProcessClusterTest : public ::testing::Test {
     QuorumRequest q;
     q.backup_id = sm.manifest().backup_id;
     q.manifest_hash = sm.Hash();
+    q.backup_name = sm.manifest().artifact_name;
     q.requester_id = "operator";
     q.requester_key = op->public_key();
     q.reply_key = reply_.public_key;
@@ -73,7 +74,8 @@ class InProcessClusterTest : public ::testing::Test {
     qv::Certificate c{sr, {}};
     for (const auto& id : approvers) {
       QV_ASSIGN_OR_RETURN(auto k, SigningKey::Load(tmp_.path() / "c/custodians" / (id + ".key")));
-      c.approvals.push_back(Approval::Sign(sr, *k, id, true, "", q.created_unix));
+      QV_ASSIGN_OR_RETURN(Approval a, Approval::Sign(sr, *k, id, true, "", q.created_unix));
+      c.approvals.push_back(std::move(a));
     }
     return c.Encode();
   }

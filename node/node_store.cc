@@ -1,5 +1,6 @@
 #include "node/node_store.h"
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include <cstdlib>
@@ -7,6 +8,7 @@
 #include <ctime>
 #include <tuple>
 
+#include "crypto/kdf.h"
 #include "crypto/secretbox.h"
 #include "node/sqlite_stmt.h"
 
@@ -62,6 +64,12 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS used_requests(id TEXT PRIMARY KEY, backup TEXT NOT NULL, "
               "time INTEGER NOT NULL)"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS request_retries(id TEXT PRIMARY KEY, "
+              "count INTEGER NOT NULL)"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"));
+  QV_RETURN_IF_ERROR(s->CheckMasterKey());
 
   // Crash recovery: an upload that never reached Prepare is discarded, and
   // so is any folder the database does not know (a crash between the rename
@@ -367,6 +375,59 @@ Result<Bytes> NodeStore::ReadUnits(const BackupId& id, uint64_t first, uint64_t 
   out.resize(count * unit);
   QV_RETURN_IF_ERROR(f->PReadExact(out, first * unit));
   return out;
+}
+
+// A key-check value (the master key's BLAKE2b-keyed digest of a fixed
+// label, as HSMs keep a KCV beside a key) is stored at first start. A node
+// whose master key file was replaced or corrupted then refuses to start,
+// instead of failing at restore time after the request was spent. A data
+// folder from before key-check values proves its key by opening a share.
+Status NodeStore::CheckMasterKey() {
+  if (master_.size() != kSecretBoxKeySize) return InvalidArgument("master key must be 32 bytes");
+  const SecretBytes kcv = DeriveKey(master_, "quorumvault/v1/master-key-check", AsBytes(node_id_));
+  Stmt get(db_, "SELECT value FROM meta WHERE key = 'master_key_check'");
+  if (sqlite3_step(get.get()) == SQLITE_ROW) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(get.get(), 0));
+    const int n = sqlite3_column_bytes(get.get(), 0);
+    if (p == nullptr || static_cast<size_t>(n) != kcv.size() ||
+        sodium_memcmp(p, kcv.data(), kcv.size()) != 0) {
+      return PermissionDenied(
+          "the master key does not match this node's data (its check value differs from the "
+          "one stored at first start: key file replaced or corrupted); refusing to start");
+    }
+    return Status::Ok();
+  }
+  for (const auto& b : List()) {
+    if (b.state != "published") continue;
+    if (auto share = ReadShare(b.id); !share.ok()) {
+      return PermissionDenied("the master key does not open this node's shares (backup " +
+                              BackupIdToText(b.id) + "); refusing to start");
+    }
+    break;
+  }
+  Stmt put(db_, "INSERT INTO meta VALUES ('master_key_check', ?)");
+  put.Blob(1, kcv.span());
+  if (sqlite3_step(put.get()) != SQLITE_DONE) return SqlError(db_, "storing the key-check value");
+  return Status::Ok();
+}
+
+Result<uint32_t> NodeStore::CountRetry(const std::string& request_id, uint32_t max_retries) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_,
+          "INSERT INTO request_retries VALUES (?, 1) ON CONFLICT(id) DO UPDATE SET "
+          "count = count + 1 WHERE count < ? RETURNING count");
+  st.Text(1, request_id);
+  st.Int(2, max_retries);
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_ROW) {
+    const auto n = static_cast<uint32_t>(sqlite3_column_int64(st.get(), 0));
+    if (sqlite3_step(st.get()) == SQLITE_DONE) return n;
+  } else if (rc == SQLITE_DONE) {
+    return Status(StatusCode::kFailedPrecondition,
+                  "request " + request_id.substr(0, 16) + " was already retried " +
+                      std::to_string(max_retries) + " times on this node (the most allowed)");
+  }
+  return SqlError(db_, "recording a retry");
 }
 
 Status NodeStore::SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now) {

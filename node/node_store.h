@@ -109,6 +109,9 @@ class NodeStore {
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
+  // Counts one more presentation of a spent request, durably; returns the
+  // count, or kFailedPrecondition once `max_retries` were counted.
+  Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);
   // How many leftovers Open() removed (interrupted uploads, unknown folders).
   int cleaned_on_open() const { return cleaned_; }
 
@@ -116,6 +119,7 @@ class NodeStore {
   friend class Upload;
   NodeStore() = default;
   Status Exec(const std::string& sql) const;
+  Status CheckMasterKey();
   Result<StoredBackup> Find(const BackupId& id) const;
   Status SetState(const BackupId& id, uint32_t fragment, const std::string& state, int64_t unit,
                   int64_t stripes);

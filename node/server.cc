@@ -39,7 +39,10 @@ class Session : public std::enable_shared_from_this<Session> {
     {
       asio::error_code ec;
       auto ep = sock_.remote_endpoint(ec);
-      if (!ec) peer_addr = ep.address().to_string() + ":" + std::to_string(ep.port());
+      if (!ec) {
+        peer_ip_ = ep.address().to_string();
+        peer_addr = peer_ip_ + ":" + std::to_string(ep.port());
+      }
     }
     Status st = co_await Serve();
     if (!st.ok() && st.code() != StatusCode::kNotFound) {
@@ -79,9 +82,20 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     peer_ = s_->service->Identify(*channel_->remote_static());
     if (peer_.role == PeerRole::kUnknown) {
-      s_->service->Log("peer=" + peer_.name +
+      s_->service->Log("peer=" + peer_.name + " address=" + peer_ip_ +
                        " event=refused reason=\"key not pinned in the cluster file\"");
-      s_->service->Audit({"refusal", peer_.name, "", "", "connection: key not pinned"});
+      s_->service->RefuseUnknownPeer(peer_ip_, peer_.name);
+      // The peer proved its key, so it may learn why it gets nothing: one
+      // answer naming the problem, then the connection closes.
+      Response no = Response::FromStatus(
+          PermissionDenied("this key (" + peer_.name.substr(8) + "...) is not pinned in " +
+                           s_->service->node_id() + "'s cluster file"));
+      no.node_id = s_->service->node_id();
+      auto bytes = EncodeResponse(std::move(no));
+      if (bytes.ok()) {
+        auto wire = channel_->Seal(*bytes);
+        if (wire.ok()) (void)co_await Write(*wire);
+      }
       co_return Status::Ok();
     }
     NodeService::Session session(peer_);
@@ -150,6 +164,7 @@ class Session : public std::enable_shared_from_this<Session> {
   FrameDecoder decoder_;
   static constexpr size_t kRecvSize = 256 * 1024;
   PeerInfo peer_;
+  std::string peer_ip_ = "?";
 };
 
 awaitable<void> Accept(NodeServer::Impl* s) {

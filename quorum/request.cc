@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/text.h"
 #include "base/wire.h"
 #include "crypto/kdf.h"
 
@@ -62,6 +63,17 @@ Status QuorumRequest::Validate() const {
   auto bad = [](const std::string& f, const std::string& why) {
     return InvalidArgument("request field " + f + ": " + why);
   };
+  // Every field a custodian reads must show exactly what was signed.
+  for (const auto& [name, text] :
+       {std::pair<const char*, const std::string*>{"operation", &operation},
+        {"backup_name", &backup_name},
+        {"requester", &requester_id},
+        {"purpose", &purpose},
+        {"destination", &destination}}) {
+    if (Status st = CheckDisplayText(name, *text); !st.ok()) {
+      return InvalidArgument("request field " + st.message());
+    }
+  }
   const auto& ops = AllQuorumOps();
   if (std::find(ops.begin(), ops.end(), operation) == ops.end()) {
     return bad("operation", "unknown operation \"" + operation + "\"");
@@ -71,7 +83,35 @@ Status QuorumRequest::Validate() const {
   if (purpose.size() > kMaxPurpose) return bad("purpose", "over 1024 bytes");
   if (destination.size() > kMaxLabel) return bad("destination", "over 256 bytes");
   if (backup_name.size() > kMaxLabel) return bad("backup_name", "over 256 bytes");
+  for (const auto& [name, t] :
+       {std::pair<const char*, int64_t>{"created", created_unix}, {"expires", expires_unix}}) {
+    if (t < kMinPlausibleUnix || t > kMaxPlausibleUnix) {
+      return bad(name, std::to_string(t) + " is outside 2000..2200");
+    }
+  }
   if (expires_unix <= created_unix) return bad("expires", "not after creation");
+  return Status::Ok();
+}
+
+Status Approval::Validate() const {
+  if (custodian_id.empty() || custodian_id.size() > 128) {
+    return InvalidArgument("approval custodian id: 1..128 bytes");
+  }
+  if (note.size() > kMaxNote) {
+    return InvalidArgument("approval note: " + std::to_string(note.size()) + " bytes, at most " +
+                           std::to_string(kMaxNote));
+  }
+  for (const auto& [name, text] :
+       {std::pair<const char*, const std::string*>{"custodian id", &custodian_id},
+        {"note", &note}}) {
+    if (Status st = CheckDisplayText(name, *text); !st.ok()) {
+      return InvalidArgument("approval " + st.message());
+    }
+  }
+  if (signed_unix < kMinPlausibleUnix || signed_unix > kMaxPlausibleUnix) {
+    return InvalidArgument("approval time " + std::to_string(signed_unix) +
+                           " is outside 2000..2200");
+  }
   return Status::Ok();
 }
 
@@ -148,15 +188,16 @@ Result<Approval> Approval::Parse(ByteSpan encoded) {
   QV_ASSIGN_OR_RETURN(a.custodian_id, r.Str(128));
   QV_ASSIGN_OR_RETURN(a.custodian_key, r.Fixed<32>());
   QV_ASSIGN_OR_RETURN(a.signed_unix, r.I64());
-  QV_ASSIGN_OR_RETURN(a.note, r.Str(kMaxPurpose));
+  QV_ASSIGN_OR_RETURN(a.note, r.Str(kMaxNote));
   QV_ASSIGN_OR_RETURN(a.signature, r.Fixed<kSignatureSize>());
   QV_RETURN_IF_ERROR(r.ExpectEnd());
-  if (a.custodian_id.empty()) return InvalidArgument("approval names no custodian");
+  QV_RETURN_IF_ERROR(a.Validate());
   return a;
 }
 
-Approval Approval::Sign(const SignedRequest& request, const SigningKey& key,
-                        std::string custodian_id, bool approve, std::string note, int64_t now) {
+Result<Approval> Approval::Sign(const SignedRequest& request, const SigningKey& key,
+                                std::string custodian_id, bool approve, std::string note,
+                                int64_t now) {
   Approval a;
   a.request_id = request.id();
   a.approve = approve;
@@ -164,6 +205,7 @@ Approval Approval::Sign(const SignedRequest& request, const SigningKey& key,
   a.custodian_key = key.public_key();
   a.signed_unix = now;
   a.note = std::move(note);
+  QV_RETURN_IF_ERROR(a.Validate());  // never sign what a node would refuse to parse
   a.signature = key.Sign(ContextMessage(kApprovalContext, a.CanonicalBody()));
   return a;
 }

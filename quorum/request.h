@@ -39,13 +39,18 @@ inline constexpr std::string_view kRequestIdDomain = "quorumvault/request-id/v1"
 inline constexpr std::string_view kApprovalContext = "quorumvault/approval/v1";
 inline constexpr size_t kMaxPurpose = 1024;
 inline constexpr size_t kMaxLabel = 256;
+inline constexpr size_t kMaxNote = 1024;
 inline constexpr size_t kMaxApprovals = 64;
+// Signed times must lie in 2000-01-01 .. 2200-01-01 (unix seconds): far from
+// the int64 limits, so no difference of two of them can overflow.
+inline constexpr int64_t kMinPlausibleUnix = 946684800;
+inline constexpr int64_t kMaxPlausibleUnix = 7258118400;
 
 struct QuorumRequest {
   static constexpr uint32_t kVersion = 1;
   std::string operation = "restore";
   BackupId backup_id{};
-  std::string backup_name;  // the artifact's name, for people reading the request
+  std::string backup_name;  // Printable(manifest's artifact_name): what custodians read
   Digest manifest_hash{};
   std::string requester_id;
   PublicKey requester_key{};
@@ -57,7 +62,9 @@ struct QuorumRequest {
   std::array<uint8_t, 16> nonce{};
 
   Bytes CanonicalBody() const;
-  Status Validate() const;  // field sizes and times, naming the bad field
+  // Field sizes, plausible times, and human-readable fields free of control
+  // characters and invalid UTF-8 (base/text.h), naming the bad field.
+  Status Validate() const;
 };
 
 class SignedRequest {
@@ -88,11 +95,14 @@ struct Approval {
 
   Bytes CanonicalBody() const;
   Status VerifySignature() const;  // over kApprovalContext | body
+  Status Validate() const;         // as QuorumRequest::Validate, for id and note
   Bytes Encode() const;
   static Result<Approval> Parse(ByteSpan encoded);
-  // Signs `request` as `custodian_id` with `key`.
-  static Approval Sign(const SignedRequest& request, const SigningKey& key,
-                       std::string custodian_id, bool approve, std::string note, int64_t now);
+  // Signs `request` as `custodian_id` with `key`; refuses (naming the
+  // limit) an approval that Parse would refuse.
+  static Result<Approval> Sign(const SignedRequest& request, const SigningKey& key,
+                               std::string custodian_id, bool approve, std::string note,
+                               int64_t now);
 };
 
 struct Certificate {

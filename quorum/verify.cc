@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include "base/text.h"
+
 namespace qv {
 
 namespace {
@@ -15,19 +17,58 @@ std::string Join(const std::vector<std::string>& v) {
   return out;
 }
 
+// Why approval `a` does not count for request `r` under `policy`, or "valid".
+std::string CheckApproval(const Approval& a, const SignedRequest& r, const Policy& policy,
+                          const VerifyInput& in) {
+  const QuorumRequest& q = r.request();
+  const Custodian* c = policy.FindByKey(a.custodian_key);
+  if (c == nullptr || c->id != a.custodian_id) return "unknown custodian";
+  if (a.custodian_key == q.requester_key || a.custodian_id == q.requester_id) {
+    return "requester's own approval";
+  }
+  if (!a.VerifySignature().ok()) return "bad signature";
+  if (a.request_id != r.id()) return "for a different request";
+  if (a.signed_unix + in.max_skew < q.created_unix ||
+      a.signed_unix > std::min(in.now, q.expires_unix) + in.max_skew) {
+    return "signed outside the request's lifetime";
+  }
+  return "valid";
+}
+
+// The refusal text for one bad approval, as a person reads it.
+std::string Describe(const ApprovalCheck& c) {
+  const std::string id = Printable(c.custodian);
+  if (c.result == "unknown custodian") return "unknown custodian " + id;
+  if (c.result == "requester's own approval")
+    return "requester approved own request (custodian " + id + ")";
+  if (c.result == "bad signature") return "bad signature from " + id;
+  if (c.result == "for a different request")
+    return "approval from " + id + " is for a different request";
+  return "approval from " + id + " is not within the request's lifetime";
+}
+
 }  // namespace
 
-Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in) {
+Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in,
+                                  std::vector<ApprovalCheck>* checks_out) {
   if (in.manifest == nullptr || in.requesters == nullptr) return Internal("incomplete input");
   const QuorumRequest& q = cert.request.request();
   const Manifest& m = in.manifest->manifest();
   const Policy& policy = m.policy;
+  // Every approval is judged first, so a caller can log each one with its
+  // result even when the request itself is refused.
+  std::vector<ApprovalCheck> checks;
+  for (const Approval& a : cert.approvals) {
+    checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in)});
+  }
+  if (checks_out != nullptr) *checks_out = checks;
   if (!policy.custodial()) return Refuse("backup has no custodian policy; nothing is released");
   if (!policy.NeedsQuorum(in.operation)) {
     return Refuse("policy does not cover operation " + std::string(in.operation));
   }
   if (q.operation != in.operation) {
-    return Refuse("request is for " + q.operation + ", not " + std::string(in.operation));
+    return Refuse("request is for " + Printable(q.operation) + ", not " +
+                  std::string(in.operation));
   }
   if (q.backup_id != in.backup_id || m.backup_id != in.backup_id) {
     return Refuse("certificate is for backup " + BackupIdToText(q.backup_id) + ", not " +
@@ -36,15 +77,22 @@ Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in
   if (q.manifest_hash != in.manifest->Hash()) {
     return Refuse("request names a different manifest of backup " + BackupIdToText(q.backup_id));
   }
+  // What the custodians read must be what the signed manifest says.
+  // (A name may hold any bytes a folder name can; requests carry its
+  // escaped, printable form, base/text.h's Printable, which never changes.)
+  if (q.backup_name != Printable(m.artifact_name)) {
+    return Refuse("request names backup \"" + Printable(q.backup_name) +
+                  "\" but its signed manifest names \"" + Printable(m.artifact_name) + "\"");
+  }
   const Principal* requester = nullptr;
   for (const auto& r : *in.requesters) {
     if (r.public_key == q.requester_key) requester = &r;
   }
   if (requester == nullptr) {
-    return Refuse("requester " + q.requester_id + " is not listed in the cluster file");
+    return Refuse("requester " + Printable(q.requester_id) + " is not listed in the cluster file");
   }
   if (requester->id != q.requester_id) {
-    return Refuse("request names requester " + q.requester_id + " but is signed by " +
+    return Refuse("request names requester " + Printable(q.requester_id) + " but is signed by " +
                   requester->id);
   }
 
@@ -61,31 +109,23 @@ Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in
                   " s exceeds the policy's " + std::to_string(policy.max_request_seconds) + " s");
   }
 
-  // Any malformed approval refuses the whole certificate: it is either a
-  // mistake to fix or an attempt to forge one, and both deserve a reason.
+  // Any bad approval refuses the whole certificate: it is either a mistake
+  // to fix or an attempt to forge one, and both deserve a reason. Every bad
+  // one is named.
+  std::string bad;
+  for (const auto& c : checks) {
+    if (!c.valid()) bad += (bad.empty() ? "" : "; ") + Describe(c);
+  }
+  if (!bad.empty()) return Refuse(bad);
   std::set<PublicKey> approved, denied;
   Verdict v;
   v.request_id = cert.request.id();
   for (const Approval& a : cert.approvals) {
-    const Custodian* c = policy.FindByKey(a.custodian_key);
-    if (c == nullptr || c->id != a.custodian_id) {
-      return Refuse("unknown custodian " + a.custodian_id);
-    }
-    if (a.custodian_key == q.requester_key || a.custodian_id == q.requester_id) {
-      return Refuse("requester approved own request (custodian " + c->id + ")");
-    }
-    if (!a.VerifySignature().ok()) return Refuse("bad signature from " + c->id);
-    if (a.request_id != cert.request.id()) {
-      return Refuse("approval from " + c->id + " is for a different request");
-    }
-    if (a.signed_unix + in.max_skew < q.created_unix ||
-        a.signed_unix > std::min(in.now, q.expires_unix) + in.max_skew) {
-      return Refuse("approval from " + c->id + " is not within the request's lifetime");
-    }
+    const std::string& id = a.custodian_id;  // valid: a custodian of the policy
     if (a.approve) {
-      if (approved.insert(a.custodian_key).second) v.approvers.push_back(c->id);
+      if (approved.insert(a.custodian_key).second) v.approvers.push_back(id);
     } else if (denied.insert(a.custodian_key).second) {
-      v.deniers.push_back(c->id);
+      v.deniers.push_back(id);
     }
   }
   // A custodian that both approved and denied is counted as denying.

@@ -29,13 +29,27 @@ struct VerifyInput {
   int64_t max_skew = 300;  // seconds of clock disagreement tolerated
 };
 
+// One approval as the verifier judged it. `result` is "valid" only for an
+// approval whose signature verifies under a custodian of the policy, over
+// this request, within its lifetime; otherwise it says why it does not count.
+struct ApprovalCheck {
+  std::string custodian;  // the id the approval claims
+  bool approve = true;
+  std::string result;
+  bool valid() const { return result == "valid"; }
+};
+
 struct Verdict {
   RequestId request_id{};
   std::vector<std::string> approvers;  // distinct custodians whose approvals counted
   std::vector<std::string> deniers;
 };
 
-Result<Verdict> VerifyCertificate(const Certificate& certificate, const VerifyInput& in);
+// `checks`, if given, receives every approval's check, whatever the verdict,
+// so a node can log each one with its result. Any approval that is not
+// valid refuses the certificate, and the refusal names every bad one.
+Result<Verdict> VerifyCertificate(const Certificate& certificate, const VerifyInput& in,
+                                  std::vector<ApprovalCheck>* checks = nullptr);
 
 }  // namespace qv
 

@@ -44,6 +44,7 @@ class VerifyTest : public ::testing::Test {
     QuorumRequest q;
     q.backup_id = manifest_.manifest().backup_id;
     q.manifest_hash = manifest_.Hash();
+    q.backup_name = manifest_.manifest().artifact_name;
     q.requester_id = "op1";
     q.requester_key = signer_->public_key();
     q.reply_key = NewBoxKeyPair().public_key;
@@ -55,8 +56,19 @@ class VerifyTest : public ::testing::Test {
   }
 
   Approval Approve(const SignedRequest& r, int custodian, bool yes = true) {
-    return Approval::Sign(r, *custodians_[custodian], "c" + std::to_string(custodian + 1), yes, "",
-                          kNow + 10);
+    return *Approval::Sign(r, *custodians_[custodian], "c" + std::to_string(custodian + 1), yes, "",
+                           kNow + 10);
+  }
+
+  VerifyInput Input(int64_t now = kNow + 60) {
+    VerifyInput in;
+    in.operation = "restore";
+    in.backup_id = manifest_.manifest().backup_id;
+    in.manifest = &manifest_;
+    in.requesters = &requesters_;
+    in.now = now;
+    in.max_skew = 300;
+    return in;
   }
 
   Result<Verdict> Verify(const Certificate& c, int64_t now = kNow + 60,
@@ -111,14 +123,14 @@ TEST_F(VerifyTest, UnknownCustodianIsRefusedByName) {
   auto r = Request();
   auto stranger = SigningKey::Generate();
   Certificate c{r, {Approve(r, 0), Approve(r, 1)}};
-  c.approvals.push_back(Approval::Sign(r, **stranger, "c7", true, "", kNow + 10));
+  c.approvals.push_back(*Approval::Sign(r, **stranger, "c7", true, "", kNow + 10));
   EXPECT_EQ(Reason(Verify(c)), "unknown custodian c7");
 }
 
 TEST_F(VerifyTest, CustodianIdPairedWithAnotherKeyIsUnknown) {
   auto r = Request();
   Certificate c{r, {Approve(r, 0), Approve(r, 1)}};
-  c.approvals.push_back(Approval::Sign(r, *custodians_[2], "c4", true, "", kNow + 10));
+  c.approvals.push_back(*Approval::Sign(r, *custodians_[2], "c4", true, "", kNow + 10));
   EXPECT_EQ(Reason(Verify(c)), "unknown custodian c4");
 }
 
@@ -192,6 +204,59 @@ TEST_F(VerifyTest, DenialDoesNotCountAndOverridesThatCustodiansApproval) {
 TEST_F(VerifyTest, OperationOutsideThePolicyIsRefused) {
   auto r = Request();
   EXPECT_FALSE(Verify({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}}, kNow, "export").ok());
+}
+
+TEST_F(VerifyTest, BackupNameOtherThanTheSignedManifestsIsRefused) {
+  QuorumRequest q = Request().request();
+  q.backup_name = "tiny-ci-test-model-1M";
+  auto r = std::move(SignedRequest::Sign(q, *signer_)).value();
+  EXPECT_EQ(Reason(Verify({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}})),
+            "request names backup \"tiny-ci-test-model-1M\" but its signed manifest names \"" +
+                manifest_.manifest().artifact_name + "\"");
+}
+
+TEST_F(VerifyTest, EveryBadApprovalIsNamedAndReportedWithItsResult) {
+  auto r = Request();
+  auto stranger = SigningKey::Generate();
+  auto other = Request(kNow + 1);
+  Certificate c{r, {Approve(r, 0), Approve(r, 1), Approve(other, 2)}};
+  c.approvals.push_back(*Approval::Sign(r, **stranger, "c7", true, "", kNow + 10));
+  c.approvals[1].signature[5] ^= 1;
+  std::vector<ApprovalCheck> checks;
+  auto v = VerifyCertificate(c, Input(), &checks);
+  EXPECT_EQ(Reason(v),
+            "bad signature from c2; approval from c3 is for a different request; unknown "
+            "custodian c7");
+  ASSERT_EQ(checks.size(), 4u);
+  EXPECT_EQ(checks[0].custodian, "c1");
+  EXPECT_EQ(checks[0].result, "valid");
+  EXPECT_EQ(checks[1].result, "bad signature");
+  EXPECT_EQ(checks[2].result, "for a different request");
+  EXPECT_EQ(checks[3].custodian, "c7");
+  EXPECT_EQ(checks[3].result, "unknown custodian");
+}
+
+TEST_F(VerifyTest, ApprovalsAreJudgedEvenWhenTheRequestIsRefused) {
+  auto r = Request(kNow, 3600);
+  Certificate c{r, {Approve(r, 0), Approve(r, 1)}};
+  c.approvals[1].signature[0] ^= 1;
+  std::vector<ApprovalCheck> checks;
+  auto v = VerifyCertificate(c, Input(kNow + 99999), &checks);
+  EXPECT_EQ(Reason(v).rfind("request expired", 0), 0u);
+  ASSERT_EQ(checks.size(), 2u);
+  EXPECT_TRUE(checks[0].valid());
+  EXPECT_FALSE(checks[1].valid());
+}
+
+TEST_F(VerifyTest, ApprovalSignedBeforeTheRequestOrAfterItExpiredIsRefused) {
+  auto r = Request(kNow, 3600);
+  for (int64_t when : {kNow - 301, kNow + 3600 + 301}) {
+    Certificate c{r, {Approve(r, 0), Approve(r, 1)}};
+    c.approvals.push_back(*Approval::Sign(r, *custodians_[2], "c3", true, "", when));
+    EXPECT_EQ(Reason(Verify(c, kNow + 3000)),
+              "approval from c3 is not within the request's lifetime")
+        << when;
+  }
 }
 
 }  // namespace

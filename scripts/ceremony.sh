@@ -11,7 +11,7 @@ quorum_approve() {
     --destination bench --out "$req" >/dev/null
   local flags="" c
   for c in "$@"; do
-    "$qv" approve --yes --key "cl/custodians/$c.key" "$req" --out "$req.$c" >/dev/null 2>&1
+    "$qv" approve --yes --cluster cl/cluster.toml --key "cl/custodians/$c.key" "$req" --out "$req.$c" >/dev/null 2>&1
     flags="$flags --approval $req.$c"
   done
   echo "$flags"

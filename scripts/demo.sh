@@ -39,15 +39,15 @@ step "the operator asks for a restore (signed request, one-time reply key)"
   --purpose "DR drill: site-a lost" --destination "site-b:/models" --ttl 1h --out request
 
 step "an under-approved attempt (2 of the 3 needed): every node refuses and logs it"
-"$qv" approve --key cluster/custodians/c1.key request --out c1.approval --yes
-"$qv" approve --key cluster/custodians/c2.key request --out c2.approval --yes
+"$qv" approve --cluster cluster/cluster.toml --key cluster/custodians/c1.key request --out c1.approval --yes
+"$qv" approve --cluster cluster/cluster.toml --key cluster/custodians/c2.key request --out c2.approval --yes
 if "$qv" restore run --cluster cluster/cluster.toml --request request \
      --approval c1.approval --approval c2.approval --dest refused-model; then
   echo "UNEXPECTED: restore with 2 approvals succeeded"; exit 1
 fi
 
 step "a third custodian approves; the remaining nodes release sealed shares"
-"$qv" approve --key cluster/custodians/c4.key request --out c4.approval --yes
+"$qv" approve --cluster cluster/cluster.toml --key cluster/custodians/c4.key request --out c4.approval --yes
 "$qv" restore run --cluster cluster/cluster.toml --request request \
   --approval c1.approval --approval c2.approval --approval c4.approval --dest restored-model
 
