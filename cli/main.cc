@@ -40,8 +40,18 @@ constexpr const char* kVersion = "qv 0.1.0";
 
 // Every message may carry text from outside (file names, node answers,
 // request fields): it is printed escaped (base/text.h), never raw.
+// Lines are escaped one by one: a multi-line message (a refusal per node)
+// keeps its lines, and what each line quotes cannot start another.
 int Fail(const Status& s) {
-  std::fprintf(stderr, "qv: error: %s\n", Printable(s.ToString()).c_str());
+  const std::string text = s.ToString();
+  std::string out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    out += (start == 0 ? "" : "\n") + Printable(std::string_view(text).substr(start, end - start));
+    start = end + 1;
+  }
+  std::fprintf(stderr, "qv: error: %s\n", out.c_str());
   return 1;
 }
 
@@ -700,7 +710,10 @@ int CmdRestore(const RestoreArgs& a) {
 struct ManifestSource {
   std::unique_ptr<LocalStore> store;
   ClusterCtx cluster;
-  std::vector<BackupId> List() { return store ? store->ListBackups() : cluster.session->List(); }
+  Result<std::vector<BackupId>> List() {
+    if (store) return store->ListBackups();
+    return cluster.session->List();
+  }
   Result<SignedManifest> Get(const BackupId& id, std::vector<std::string>* problems) {
     if (store) return store->LoadManifest(id, nullptr, problems);
     return cluster.session->Manifest(id, problems);
@@ -724,9 +737,11 @@ int CmdList(const std::string& local, const std::string& cluster, const std::str
   if (Status s = OneOf(local, cluster); !s.ok()) return Fail(s);
   auto src = OpenManifests(local, cluster, key);
   if (!src.ok()) return Fail(src.status());
+  auto ids = src->List();
+  if (!ids.ok()) return Fail(ids.status());
   JsonWriter j;
   j.BeginArray();
-  for (const auto& id : src->List()) {
+  for (const auto& id : *ids) {
     std::vector<std::string> problems;
     auto sm = src->Get(id, &problems);
     if (!sm.ok()) {
@@ -851,7 +866,14 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
   j.EndArray();
   if (json) std::printf("%s\n", j.str().c_str());
   if (down > 0) {
-    std::fprintf(stderr, "qv: error: %d of %zu nodes unreachable\n", down, health.size());
+    size_t unpinned = 0;
+    for (const auto& h : health) unpinned += h.detail.find("is not pinned") != std::string::npos;
+    if (unpinned == health.size()) {
+      return Fail(PermissionDenied("no node pins this key (" + KeyBeside(cluster, key, "coordinator.key") +
+                                   "): use a key listed in " + cluster));
+    }
+    std::fprintf(stderr, "qv: error: %d of %zu nodes unhealthy or unreachable\n", down,
+                 health.size());
     return 1;
   }
   return 0;

@@ -190,16 +190,27 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
   return RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
 }
 
-std::vector<BackupId> ClusterSession::List() {
+Result<std::vector<BackupId>> ClusterSession::List() {
   std::set<BackupId> ids;
+  std::vector<std::string> why = problems_;
+  size_t answered = 0;
   for (NodeCaller* c : Reachable()) {
     Request r;
     r.op = Op::kListBackups;
     auto resp = CallChecked(*c, r);
-    if (!resp.ok()) continue;
+    if (!resp.ok()) {
+      why.push_back(resp.status().message());
+      continue;
+    }
+    ++answered;
     for (const auto& id : resp->ids) ids.insert(id);
   }
-  return {ids.begin(), ids.end()};
+  if (answered == 0) {
+    std::string all;
+    for (const auto& w : why) all += "; " + w;
+    return FailedPrecondition("no node answered" + all);
+  }
+  return std::vector<BackupId>(ids.begin(), ids.end());
 }
 
 std::vector<NodeHealth> ClusterSession::Health() {

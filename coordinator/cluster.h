@@ -50,7 +50,9 @@ class ClusterSession {
   Result<RestoreReport> Restore(const Certificate& certificate, const BoxKeyPair& reply_key,
                                 ArtifactWriter& writer, const RestoreOptions& options,
                                 std::vector<std::string>* problems);
-  std::vector<BackupId> List();
+  // The union of the backups the nodes list; fails naming every node's
+  // problem when no node answered (a listing of nothing would look empty).
+  Result<std::vector<BackupId>> List();
   Result<SignedManifest> Manifest(const BackupId& id, std::vector<std::string>* problems);
   std::vector<NodeHealth> Health();
   // The connection to node i of the cluster file, or nullptr if unreachable.

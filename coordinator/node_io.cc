@@ -237,8 +237,9 @@ class RemoteSource : public FragmentSource {
   }
 
   Result<Bytes> CheckBatch(uint64_t b, Result<Response> resp) const {
-    if (!resp.ok()) return resp.status().WithContext(caller_->name());
-    QV_RETURN_IF_ERROR(resp->ToStatus().WithContext(caller_->name()));
+    // No node name here: the pipeline names the source of every problem.
+    if (!resp.ok()) return resp.status();
+    QV_RETURN_IF_ERROR(resp->ToStatus());
     if (resp->payload.size() != UnitsIn(b) * unit_) {
       return Corruption("unit batch has the wrong size");
     }
@@ -266,7 +267,7 @@ class RemoteSource : public FragmentSource {
           inflight.push_back(b);
         } else {
           fetching_.erase(b);
-          batches_.emplace(b, std::make_shared<Result<Bytes>>(sent.WithContext(caller_->name())));
+          batches_.emplace(b, std::make_shared<Result<Bytes>>(sent));
           cv_.notify_all();
         }
         continue;

@@ -9,6 +9,8 @@
 #include <boost/serialization/split_member.hpp>
 #include <sstream>
 
+#include "base/text.h"
+
 namespace qv {
 
 namespace {
@@ -180,7 +182,9 @@ std::string_view OpName(Op op) {
 
 Status Response::ToStatus() const {
   if (code == 0) return Status::Ok();
-  return Status(static_cast<StatusCode>(code), message);
+  // A peer's words: escaped where they enter, so no later message that
+  // quotes them can carry a control sequence to a terminal or a log.
+  return Status(static_cast<StatusCode>(code), Printable(message));
 }
 
 Response Response::FromStatus(const Status& s) {
