@@ -106,6 +106,48 @@ TEST_F(ArtifactTest, FolderWriterAbortLeavesNothingAndRefusesExistingDest) {
   EXPECT_EQ(NewFolderWriter(dir_ / "no/such/parent/out").status().code(), StatusCode::kNotFound);
 }
 
+// A destination that appears while the restore runs is never replaced, empty
+// or not; the error says what happened, and no staging folder is left.
+TEST_F(ArtifactTest, FolderWriterNeverReplacesADestinationThatAppearedMeanwhile) {
+  for (bool with_file : {false, true}) {
+    SCOPED_TRACE(with_file ? "non-empty" : "empty");
+    fs::path dest = dir_ / (with_file ? "full" : "empty");
+    auto w = NewFolderWriter(dest);
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Preflight(3).ok());
+    ASSERT_TRUE((*w)->BeginFile({"a.bin", 3, {}}).ok());
+    ASSERT_TRUE((*w)->Write(AsBytes("abc")).ok());
+    ASSERT_TRUE((*w)->EndFile().ok());
+    fs::create_directories(dest);
+    if (with_file) Write(dest / "mine.txt", "someone else's");
+    Status st = (*w)->Commit();
+    EXPECT_EQ(st.code(), StatusCode::kAlreadyExists);
+    EXPECT_NE(st.message().find("appeared while the restore ran; nothing was replaced"),
+              std::string::npos)
+        << st.message();
+    (*w)->Abort();
+    EXPECT_FALSE(fs::exists(dest / "a.bin"));
+    if (with_file) {
+      EXPECT_TRUE(fs::exists(dest / "mine.txt"));
+    }
+  }
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 2);
+}
+
+TEST_F(ArtifactTest, PreflightRefusesWhatDoesNotFitOrADestinationThatAppeared) {
+  fs::path dest = dir_ / "out";
+  auto w = NewFolderWriter(dest);
+  ASSERT_TRUE(w.ok());
+  EXPECT_TRUE((*w)->Preflight(1 << 20).ok());
+  Status st = (*w)->Preflight(uint64_t{1} << 62);  // 4 EiB: no disk here has that free
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(st.message().find("free; the restore needs 4194304.00 TiB"), std::string::npos)
+      << st.message();
+  fs::create_directories(dest);
+  EXPECT_EQ((*w)->Preflight(1).code(), StatusCode::kAlreadyExists);
+  (*w)->Abort();
+}
+
 // /dev/shm is tmpfs, which refuses O_DIRECT: the writer must fall back to
 // buffered writes and still produce exact files, odd sizes included.
 TEST(FolderWriterFallbackTest, WritesExactFilesWhereODirectIsUnsupported) {

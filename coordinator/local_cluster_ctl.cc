@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "base/file_util.h"
@@ -68,9 +69,15 @@ Result<int> Spawn(const fs::path& qv, const fs::path& config, const fs::path& lo
 Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& qv,
                                            std::chrono::milliseconds wait) {
   QV_ASSIGN_OR_RETURN(ClusterConfig c, ClusterConfig::Load(dir / "cluster.toml"));
+  // Where each started node's log stood, so a node that refuses to start
+  // (its one-line error) is reported at once instead of waited for.
+  std::map<std::string, uintmax_t> log_start;
   for (const auto& n : c.nodes) {
     fs::path pidf = PidFile(dir, n.id);
     if (Alive(ReadPid(pidf))) continue;
+    std::error_code ec;
+    const uintmax_t size = fs::file_size(dir / "nodes" / n.id / "node.log", ec);
+    log_start[n.id] = ec ? 0 : size;
     fs::path config = NodeConfigPath(dir, n.id);
     QV_ASSIGN_OR_RETURN(int ignored, Spawn(qv, config, dir / "nodes" / n.id / "node.log"));
     (void)ignored;
@@ -89,6 +96,15 @@ Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& 
     bool all = true;
     for (const auto& h : health) all = all && h.ok;
     if (all) break;
+    for (const auto& [id, from] : log_start) {
+      std::ifstream log(dir / "nodes" / id / "node.log", std::ios::binary);
+      log.seekg(static_cast<std::streamoff>(from));
+      for (std::string line; std::getline(log, line);) {
+        if (line.rfind("qv: error: ", 0) == 0) {
+          return FailedPrecondition(id + " refused to start: " + line.substr(11));
+        }
+      }
+    }
     if (std::chrono::steady_clock::now() > deadline) {
       std::string why;
       for (const auto& h : health) {

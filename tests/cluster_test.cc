@@ -42,7 +42,6 @@ using ::qv::testing::Outcome;
 using ::qv::testing::RunQv;
 using ::qv::testing::Slurp;
 
-
 TEST_F(ClusterTest, BackupAndRestoreAMultiFileModel) {
   ASSERT_EQ(Qv("sample --out model --size 6MiB --shards 3").code, 0);
   std::string id = Backup("model");
@@ -64,7 +63,8 @@ TEST_F(ClusterTest, RestoreWithAWholeSiteKilled) {
   Kill9(1);  // site-a is gone
   Outcome status = Qv("status --cluster cl/cluster.toml");
   EXPECT_EQ(status.code, 1);
-  EXPECT_NE(status.err.find("2 of 6 nodes unhealthy or unreachable"), std::string::npos) << status.err;
+  EXPECT_NE(status.err.find("2 of 6 nodes unhealthy or unreachable"), std::string::npos)
+      << status.err;
   Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_TRUE(nlohmann::json::parse(r.out)["reconstructed"].get<bool>());

@@ -1,0 +1,548 @@
+// Attacks on the restore ceremony's promises, on a real loopback cluster:
+// custodians see the truth (no control sequences, the signed manifest's
+// name), every release leaves durable, witnessed evidence (fail closed),
+// refusal floods stay bounded, and a local failure does not burn the
+// certificate while a replay by anyone else is still refused.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+
+#include "base/wire.h"
+#include "crypto/kdf.h"
+#include "crypto/secretbox.h"
+#include "node/audit_log.h"
+#include "node/node_service.h"
+#include "tests/cluster_fixture.h"
+
+namespace qv {
+namespace {
+
+using ::qv::testing::ExpectSameTree;
+
+constexpr const char* kOverwrite =
+    "copy weights to my laptop\r\033[2K  purpose: quarterly DR drill";
+
+class CeremonyAttackTest : public ClusterTest {
+ protected:
+  // A request as a hostile requester signs it with its own key and the
+  // library, skipping every check qv makes: `edit` changes the fields.
+  void SignRawRequest(const std::string& id, const std::string& out,
+                      const std::function<void(QuorumRequest&)>& edit) {
+    auto op = SigningKey::Load(dir() / "cl/operator.key");
+    ASSERT_TRUE(op.ok());
+    // Start from a valid request for the backup, so only `edit` is hostile.
+    Outcome r = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose template --out " + out + ".template");
+    ASSERT_EQ(r.code, 0) << r.err;
+    auto tpl = SignedRequest::Parse(*ReadFileBytes(dir() / (out + ".template"), 1 << 16));
+    ASSERT_TRUE(tpl.ok());
+    QuorumRequest q = tpl->request();
+    edit(q);
+    const Bytes body = q.CanonicalBody();
+    WireWriter w;
+    w.Raw(AsBytes("QVRQ")).Raw(body).Fixed((*op)->Sign(ContextMessage(kRequestContext, body)));
+    ASSERT_TRUE(WriteFileAtomic(dir() / out, w.Take(), 0644).ok());
+    fs::copy_file(dir() / (out + ".template.key"), dir() / (out + ".key"));
+    fs::copy_file(dir() / (out + ".template.manifest"), dir() / (out + ".manifest"));
+  }
+
+  // Presents `cert` for `backup` to node i as the operator; the answer.
+  Result<Response> Present(int i, const std::string& backup, const Bytes& cert, Bytes proof = {}) {
+    auto op = SigningKey::Load(dir() / "cl/operator.key");
+    QV_ASSIGN_OR_RETURN(auto c, NodeClient::Connect(cluster_.nodes[i], **op));
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = *BackupIdFromText(backup);
+    rel.payload = cert;
+    rel.payload2 = std::move(proof);
+    return c->Call(rel);
+  }
+
+  // The raw certificate bytes of a request file whose parsing qv refuses:
+  // "QVQC" | blob(request) | count | blobs(approvals).
+  Bytes RawCertificate(const std::string& req, const std::vector<std::string>& approvals) {
+    WireWriter w;
+    w.Raw(AsBytes("QVQC")).Blob(*ReadFileBytes(dir() / req, 1 << 16));
+    w.U32(static_cast<uint32_t>(approvals.size()));
+    for (const auto& a : approvals) w.Blob(*ReadFileBytes(dir() / a, 1 << 16));
+    return w.Take();
+  }
+
+  // Every audit entry of node i, read from its database (node stopped or not).
+  std::vector<AuditEntry> AuditOf(int i) {
+    sqlite3* db = nullptr;
+    std::vector<AuditEntry> out;
+    const fs::path f = dir() / "cl/nodes" / NodeId(i) / "data/audit.db";
+    EXPECT_EQ(sqlite3_open_v2(f.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT seq, kind, peer, request, detail FROM audit ORDER BY seq", -1,
+                       &st, nullptr);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      AuditEntry e;
+      e.seq = sqlite3_column_int64(st, 0);
+      auto text = [&](int c) {
+        const unsigned char* t = sqlite3_column_text(st, c);
+        return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+      };
+      e.event = {text(1), text(2), "", text(3), text(4)};
+      out.push_back(std::move(e));
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+
+  static size_t Count(const std::string& text, const std::string& what) {
+    size_t n = 0;
+    for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
+    return n;
+  }
+};
+
+bool HasRawControl(const std::string& s) {
+  for (unsigned char c : s) {
+    if ((c < 0x20 && c != '\n') || c == 0x7f) return true;
+  }
+  return false;
+}
+
+TEST_F(CeremonyAttackTest, ControlSequencesInARequestAreRefusedByQvAndByEveryNode) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  // qv itself will not sign it.
+  Outcome r = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                 " --purpose \"$(printf 'copy weights\\r\\033[2K  purpose: DR drill')\" --out req");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("request field purpose: control character U+000D"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(HasRawControl(r.err)) << r.err;
+  EXPECT_FALSE(fs::exists(dir() / "req"));
+  // A hostile requester signs one anyway, in each readable field, and three
+  // custodians' keys sign approvals: every node refuses it, naming the field.
+  for (const char* field : {"purpose", "destination", "backup_name"}) {
+    SCOPED_TRACE(field);
+    const std::string req = std::string("evil-") + field;
+    SignRawRequest(id, req, [&](QuorumRequest& q) {
+      if (std::string(field) == "purpose") q.purpose = kOverwrite;
+      if (std::string(field) == "destination") q.destination = "\033]0;pwned\007site-b";
+      if (std::string(field) == "backup_name") q.backup_name = "model\xE2\x80\xAE";
+    });
+    // The custodian's qv refuses to show or sign it, and prints nothing raw.
+    Outcome ap = Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key " + req +
+                    " --out " + req + ".c1");
+    EXPECT_EQ(ap.code, 1);
+    EXPECT_NE(ap.err.find(std::string("request field ") + field), std::string::npos) << ap.err;
+    EXPECT_FALSE(HasRawControl(ap.err + ap.out)) << ap.err;
+    EXPECT_FALSE(fs::exists(dir() / (req + ".c1")));
+    for (int i = 0; i < 6; ++i) {
+      auto resp = Present(i, id, RawCertificate(req, {}));
+      ASSERT_TRUE(resp.ok()) << resp.status().ToString();
+      EXPECT_EQ(resp->ToStatus().code(), StatusCode::kPermissionDenied);
+      EXPECT_NE(resp->message.find(std::string("request field ") + field), std::string::npos)
+          << resp->message;
+      EXPECT_TRUE(resp->payload.empty());
+    }
+  }
+  // Each refusal is in every node's audit log, and `qv audit log` prints
+  // every entry without a raw control character.
+  Outcome log = Qv("audit log --cluster cl/cluster.toml --backup " + id);
+  ASSERT_EQ(log.code, 0) << log.err;
+  EXPECT_FALSE(HasRawControl(log.out)) << log.out;
+  for (int i = 0; i < 6; ++i) {
+    size_t refused = 0;
+    for (const auto& e : AuditOf(i)) {
+      refused += e.event.kind == "refusal" &&
+                 e.event.detail.find("unreadable certificate") != std::string::npos;
+    }
+    EXPECT_EQ(refused, 3u) << NodeId(i);
+  }
+}
+
+TEST_F(CeremonyAttackTest, OddFileAndFolderNamesArePrintedEscapedNeverRaw) {
+  fs::create_directories(dir() / "m\033[31mred");
+  std::ofstream(dir() / "m\033[31mred" / "w\rts.bin") << "weights";
+  std::ofstream(dir() / "m\033[31mred" / "config.json") << "{}";
+  const std::string id = Backup("'m'\"$(printf '\\033')\"'[31mred'");
+  ASSERT_EQ(id.size(), 32u);
+  for (const std::string& cmd : std::vector<std::string>{
+           "list --cluster cl/cluster.toml", "show --cluster cl/cluster.toml --backup " + id}) {
+    Outcome o = Qv(cmd);
+    ASSERT_EQ(o.code, 0) << o.err;
+    EXPECT_FALSE(HasRawControl(o.out)) << o.out;
+    EXPECT_NE(o.out.find("m\\e[31mred"), std::string::npos) << o.out;
+  }
+  EXPECT_NE(Qv("show --cluster cl/cluster.toml --backup " + id).out.find("w\\rts.bin"),
+            std::string::npos);
+  // A request for it carries the escaped name, which the nodes accept, and
+  // the custodian reads it escaped.
+  Outcome r = QuorumRestore(id, "restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "m\033[31mred", dir() / "restored");
+  Outcome ap =
+      Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c4.key req-restored "
+         "--out again.c4");
+  EXPECT_FALSE(HasRawControl(ap.err)) << ap.err;
+  EXPECT_NE(ap.err.find("name:        m\\e[31mred"), std::string::npos) << ap.err;
+}
+
+TEST_F(CeremonyAttackTest, ABackupNameOtherThanTheSignedManifestsIsShownAndRefused) {
+  ASSERT_EQ(Qv("sample --out big-model --size 1MiB --shards 2").code, 0);
+  const std::string id = Backup("big-model");
+  SignRawRequest(id, "req", [](QuorumRequest& q) { q.backup_name = "tiny-ci-test-model-1M"; });
+  // The custodian sees the manifest's own name, size and file count beside
+  // the requester's claim, and qv refuses to sign.
+  Outcome ap =
+      Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key req --out req.c1");
+  EXPECT_EQ(ap.code, 1);
+  EXPECT_NE(ap.err.find("name:        big-model"), std::string::npos) << ap.err;
+  EXPECT_NE(ap.err.find("in 6 file(s)"), std::string::npos) << ap.err;
+  EXPECT_NE(ap.err.find("backup name: tiny-ci-test-model-1M   (DIFFERS FROM THE MANIFEST)"),
+            std::string::npos)
+      << ap.err;
+  EXPECT_NE(ap.err.find("do not approve"), std::string::npos) << ap.err;
+  EXPECT_FALSE(fs::exists(dir() / "req.c1"));
+  // A manifest that is not the one named, or not signed by the pinned
+  // coordinator, is refused outright.
+  std::string bytes = Slurp(dir() / "req.manifest");
+  bytes[bytes.size() - 1] ^= 1;
+  std::ofstream(dir() / "forged.manifest", std::ios::binary) << bytes;
+  Outcome forged =
+      Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key req --manifest "
+         "forged.manifest --out req.c1");
+  EXPECT_EQ(forged.code, 1);
+  EXPECT_FALSE(fs::exists(dir() / "req.c1"));
+  // Custodians who sign it anyway (with the library): every node refuses.
+  for (const char* c : {"c1", "c2", "c3"}) {
+    ForgeApproval(std::string("cl/custodians/") + c + ".key", c, "req", std::string("req.") + c);
+  }
+  Outcome run =
+      Qv("restore run --cluster cl/cluster.toml --request req --approval req.c1 --approval req.c2 "
+         "--approval req.c3 --dest out");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(Count(run.err,
+                  "request names backup \"tiny-ci-test-model-1M\" but its signed "
+                  "manifest names \"big-model\""),
+            6u)
+      << run.err;
+  EXPECT_FALSE(fs::exists(dir() / "out"));
+}
+
+TEST_F(CeremonyAttackTest, WhatANodeWouldRefuseIsNotSigned) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Outcome r = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                 " --purpose drill --ttl 2d --out req");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("--ttl 2d exceeds the backup's policy maximum of 1d"), std::string::npos)
+      << r.err;
+  for (const char* f : {"req", "req.key", "req.manifest"}) EXPECT_FALSE(fs::exists(dir() / f));
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
+               " --purpose drill --ttl 1d --out req")
+                .code,
+            0);
+  Outcome note =
+      Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key req "
+         "--out req.c1 --note " +
+         std::string(1025, 'n'));
+  EXPECT_EQ(note.code, 1);
+  EXPECT_NE(note.err.find("approval note: 1025 bytes, at most 1024"), std::string::npos)
+      << note.err;
+  EXPECT_FALSE(fs::exists(dir() / "req.c1"));
+  // A requester's own key, or a key no policy lists, is not signed either.
+  ASSERT_EQ(Qv("keygen --out stranger.key").code, 0);
+  Outcome stranger =
+      Qv("approve --yes --cluster cl/cluster.toml --key stranger.key req --out req.x");
+  EXPECT_EQ(stranger.code, 1);
+  EXPECT_NE(stranger.err.find("not a custodian of this backup's policy"), std::string::npos);
+  EXPECT_FALSE(fs::exists(dir() / "req.x"));
+}
+
+// Node-00's audit database is locked by another writer (as a full disk or
+// a failing device would stop its appends): node-00 releases nothing and
+// says why; the others, whose logs work, release, and the restore succeeds.
+TEST_F(CeremonyAttackTest, ANodeThatCannotWriteItsAuditEntryReleasesNothing) {
+  ASSERT_EQ(Qv("sample --out model --size 512KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  sqlite3* db = nullptr;
+  const fs::path audit = dir() / "cl/nodes/node-00/data/audit.db";
+  ASSERT_EQ(sqlite3_open(audit.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
+  sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(db);
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
+  const std::string problems = nlohmann::json::parse(r.out)["problems"].dump();
+  EXPECT_NE(problems.find("node-00: the audit log cannot be written"), std::string::npos)
+      << problems;
+  EXPECT_NE(problems.find("nothing is released without its audit entry"), std::string::npos);
+  // Node-00 said so in its log, and its audit trail holds no release.
+  EXPECT_NE(Slurp(dir() / "cl/nodes/node-00/node.log").find("audit log unavailable"),
+            std::string::npos);
+  for (const auto& e : AuditOf(0)) EXPECT_NE(e.event.kind, "release");
+  size_t released = 0;
+  for (int i = 1; i < 6; ++i) {
+    for (const auto& e : AuditOf(i)) released += e.event.kind == "release";
+  }
+  EXPECT_EQ(released, 5u);
+}
+
+TEST_F(CeremonyAttackTest, EachApprovalIsAuditedWithItsVerificationResult) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(
+      Qv("restore request --cluster cl/cluster.toml --backup " + id + " --purpose drill --out req")
+          .code,
+      0);
+  ForgeApproval("cl/custodians/c1.key", "c1", "req", "req.c1");
+  // c2 and c3 never signed: their approvals are made with other keys.
+  ForgeApproval("cl/custodians/c4.key", "c2", "req", "req.c2");
+  ASSERT_EQ(Qv("keygen --out stranger.key").code, 0);
+  ForgeApproval("stranger.key", "c3", "req", "req.c3");
+  Outcome run =
+      Qv("restore run --cluster cl/cluster.toml --request req --approval req.c1 --approval req.c2 "
+         "--approval req.c3 --dest out");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(Count(run.err, "unknown custodian c2; unknown custodian c3"), 6u) << run.err;
+  for (int i = 0; i < 6; ++i) {
+    std::map<std::string, std::string> result;
+    for (const auto& e : AuditOf(i)) {
+      if (e.event.kind == "approval") result[e.event.detail.substr(0, 12)] = e.event.detail;
+    }
+    EXPECT_EQ(result["custodian=c1"], "custodian=c1 decision=approve result=valid");
+    EXPECT_EQ(result["custodian=c2"], "custodian=c2 decision=approve result=\"unknown custodian\"");
+    EXPECT_EQ(result["custodian=c3"], "custodian=c3 decision=approve result=\"unknown custodian\"");
+  }
+}
+
+// An insider with the database deletes node-02's newest entries (the
+// release) and checkpoints after a kill -9. Since the node checkpointed
+// right after the release and a witness round has passed, the peers hold
+// a countersigned checkpoint past what is left: audit verify names it.
+TEST_F(CeremonyAttackTest, AReleaseDeletedAfterOneWitnessRoundIsCaught) {
+  // Checkpoints every 1000 entries: only the one each release makes can
+  // cover it.
+  Qv("cluster down --dir cl");
+  for (int i = 0; i < 6; ++i) {
+    const fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
+    std::string toml = Slurp(nf);
+    toml.replace(toml.find("checkpoint_every = 4"), 20, "checkpoint_every = 1000");
+    std::ofstream(nf, std::ios::trunc) << toml;
+  }
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
+  // One witness round (200 ms here), with margin for loaded CI machines.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  Kill9(2);
+  auto entries = AuditOf(2);
+  uint64_t request_seq = 0;
+  for (const auto& e : entries) {
+    if (e.event.kind == "request") request_seq = e.seq;
+  }
+  ASSERT_GT(request_seq, 0u);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir() / "cl/nodes/node-02/data/audit.db").c_str(), &db), SQLITE_OK);
+  const std::string cut = std::to_string(request_seq);  // the request, approvals, release
+  ASSERT_EQ(sqlite3_exec(db,
+                         ("DELETE FROM audit WHERE seq >= " + cut +
+                          "; DELETE FROM checkpoints WHERE seq >= " + cut)
+                             .c_str(),
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome v = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(v.code, 1);
+  EXPECT_NE(v.out.find("cross-node: node-02: "), std::string::npos) << v.out;
+  EXPECT_TRUE(v.out.find("(truncated)") != std::string::npos ||
+              v.out.find("(history rewritten)") != std::string::npos)
+      << v.out;
+  EXPECT_NE(v.out.find("AUDIT FAILED"), std::string::npos);
+}
+
+TEST_F(CeremonyAttackTest, AFloodOfUnpinnedHandshakesIsAuditedAsAFewCountedEntries) {
+  constexpr int kFlood = 300;
+  for (int i = 0; i < kFlood; ++i) {
+    auto stranger = SigningKey::Generate();
+    auto c = NodeClient::Connect(cluster_.nodes[0], **stranger);
+    if (!c.ok()) continue;
+    Request r;
+    r.op = Op::kHealth;
+    (void)(*c)->Call(r);  // the node's one answer: not pinned
+  }
+  Qv("cluster down --dir cl");  // the node audits the counts it holds at stop
+  size_t entries = 0;
+  std::string counted;
+  for (const auto& e : AuditOf(0)) {
+    if (e.event.kind != "refusal") continue;
+    ++entries;
+    if (e.event.detail.find("more refusals") != std::string::npos) counted = e.event.detail;
+  }
+  EXPECT_LE(entries, 4u);
+  EXPECT_GE(entries, 2u);
+  EXPECT_NE(counted.find("connection from 127.0.0.1: key not pinned, "), std::string::npos)
+      << counted;
+  // Every refusal is counted: the first entries plus the counts add up.
+  uint64_t total = 0;
+  for (const auto& e : AuditOf(0)) {
+    if (e.event.kind != "refusal") continue;
+    const size_t p = e.event.detail.find("pinned, ");
+    total += p == std::string::npos ? 1 : std::stoull(e.event.detail.substr(p + 8));
+  }
+  EXPECT_EQ(total, uint64_t{kFlood});
+}
+
+// The restore process is killed after the nodes released: the same
+// certificate restores, presented again by the holder of the reply key
+// (logged as a retry), a bounded number of times; without the key it is a
+// replay. With too few nodes reachable it is not presented at all.
+TEST_F(CeremonyAttackTest, ALocalFailureDoesNotBurnTheCertificate) {
+  ASSERT_EQ(Qv("sample --out model --size 96MiB --shards 2").code, 0);
+  const std::string id = Backup("model");
+  // Three nodes down: k=4 fragments cannot be had, so nothing is presented.
+  Kill9(0);
+  Kill9(2);
+  Kill9(4);
+  ASSERT_EQ(
+      Qv("restore request --cluster cl/cluster.toml --backup " + id + " --purpose drill --out req")
+          .code,
+      0);
+  std::string approvals;
+  for (const char* c : {"c1", "c2", "c3"}) {
+    ASSERT_EQ(Qv(std::string("approve --yes --cluster cl/cluster.toml --key cl/custodians/") + c +
+                 ".key req --out req." + c)
+                  .code,
+              0);
+    approvals += std::string(" --approval req.") + c;
+  }
+  const std::string run = "restore run --cluster cl/cluster.toml --request req" + approvals;
+  Outcome early = Qv(run + " --dest out0");
+  EXPECT_EQ(early.code, 1);
+  EXPECT_NE(early.err.find("3 of the backup's 6 nodes are reachable"), std::string::npos)
+      << early.err;
+  EXPECT_NE(early.err.find("the certificate was not presented"), std::string::npos);
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  for (int i = 0; i < 6; ++i) {
+    for (const auto& e : AuditOf(i)) EXPECT_NE(e.event.kind, "request") << NodeId(i);
+  }
+  // Killed mid-restore, after the releases.
+  const std::string cmd = "cd '" + dir().string() + "' && exec '" + qv_ + "' " + run +
+                          " --dest out1 >/dev/null 2>&1 </dev/null";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    ::_exit(127);
+  }
+  bool released = false;  // by all six nodes
+  for (int w = 0; w < 5000 && !released; ++w) {
+    released = true;
+    for (int i = 0; i < 6; ++i) {
+      released &= Slurp(dir() / "cl/nodes" / NodeId(i) / "node.log").find("req=release") !=
+                  std::string::npos;
+    }
+    if (!released) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(released);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the restore finished before it could be killed";
+  ASSERT_FALSE(fs::exists(dir() / "out1"));
+  // The holder of the reply key presents it again: restored, logged as a retry.
+  Outcome again = Qv(run + " --dest out2");
+  ASSERT_EQ(again.code, 0) << again.err;
+  ExpectSameTree(dir() / "model", dir() / "out2");
+  size_t retries = 0;
+  for (int i = 0; i < 6; ++i) {
+    for (const auto& e : AuditOf(i)) retries += e.event.kind == "retry";
+  }
+  EXPECT_EQ(retries, 6u);
+  // Anyone without the key (a made-up proof) is refused as a replay.
+  const Bytes cert = CertificateFrom("req", {"req.c1", "req.c2", "req.c3"}).Encode();
+  auto replay = Present(5, id, cert, Bytes(32, 1));
+  ASSERT_TRUE(replay.ok());
+  EXPECT_NE(replay->message.find("replayed"), std::string::npos) << replay->message;
+  EXPECT_TRUE(replay->payload.empty());
+  // The key holder's retries are bounded: two more, then refused.
+  auto reply_secret = ReadSecretFile(dir() / "req.key", 32);
+  ASSERT_TRUE(reply_secret.ok());
+  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
+  BoxKeyPair reply{sr->request().reply_key, std::move(reply_secret).value()};
+  auto x = X25519PublicFromEd25519(cluster_.nodes[5].public_key);
+  auto proof = ProvePossession(reply, *x, AsBytes(ReleaseRetryContext(sr->id(), "node-05")));
+  ASSERT_TRUE(proof.ok());
+  const Bytes p(proof->begin(), proof->end());
+  for (int k = 0; k < 3; ++k) {
+    auto resp = Present(5, id, cert, p);
+    ASSERT_TRUE(resp.ok());
+    // node-05 released at the first presentation and the retry of out2:
+    // this node allows 3 retries in all, so the third here is one too many.
+    if (k < 2) {
+      EXPECT_TRUE(resp->ToStatus().ok()) << k << " " << resp->message;
+      EXPECT_FALSE(resp->payload.empty());
+    } else {
+      EXPECT_NE(resp->message.find("was already retried 3 times"), std::string::npos)
+          << resp->message;
+      EXPECT_TRUE(resp->payload.empty());
+    }
+  }
+  // A proof made for node-05 is worthless at node-04.
+  auto elsewhere = Present(4, id, cert, p);
+  ASSERT_TRUE(elsewhere.ok());
+  EXPECT_NE(elsewhere->message.find("replayed"), std::string::npos) << elsewhere->message;
+  EXPECT_EQ(Qv("audit verify --cluster cl/cluster.toml").code, 0);
+}
+
+TEST_F(CeremonyAttackTest, ANodeWithAReplacedMasterKeyRefusesToStart) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  Backup("model");
+  Qv("cluster down --dir cl");
+  const fs::path key = dir() / "cl/nodes/node-03/master.key";
+  std::string k = Slurp(key);
+  k[0] ^= 1;  // a corrupted (or replaced) master key
+  std::ofstream(key, std::ios::binary | std::ios::trunc) << k;
+  Outcome run = Qv("node run --config cl/nodes/node-03/node.toml");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_NE(run.err.find("the master key does not match this node's data"), std::string::npos)
+      << run.err;
+  Outcome up = Qv("cluster up --dir cl");
+  EXPECT_EQ(up.code, 1);
+  EXPECT_NE(up.err.find("node-03 refused to start: permission denied: the master key does not"),
+            std::string::npos)
+      << up.err;
+  Outcome status = Qv("status --cluster cl/cluster.toml");
+  EXPECT_EQ(status.code, 1);
+  EXPECT_NE(status.out.find("node-03    site-b   "), std::string::npos);
+  EXPECT_NE(status.out.find("DOWN"), std::string::npos) << status.out;
+}
+
+TEST_F(CeremonyAttackTest, ListAndStatusSayWhyNothingAnswered) {
+  ASSERT_EQ(Qv("keygen --out stranger.key").code, 0);
+  Outcome st = Qv("status --cluster cl/cluster.toml --key stranger.key");
+  EXPECT_EQ(st.code, 1);
+  EXPECT_NE(st.err.find("no node pins this key (stranger.key)"), std::string::npos) << st.err;
+  Outcome unpinned = Qv("list --cluster cl/cluster.toml --key stranger.key");
+  EXPECT_EQ(unpinned.code, 1);
+  EXPECT_NE(unpinned.err.find("no node answered"), std::string::npos) << unpinned.err;
+  EXPECT_NE(unpinned.err.find("is not pinned"), std::string::npos) << unpinned.err;
+  Qv("cluster down --dir cl");
+  Outcome down = Qv("list --cluster cl/cluster.toml");
+  EXPECT_EQ(down.code, 1);
+  EXPECT_NE(down.err.find("no node answered"), std::string::npos) << down.err;
+  EXPECT_EQ(down.out, "");
+  // No error repeats a node's name.
+  for (int i = 0; i < 6; ++i) {
+    EXPECT_EQ(down.err.find(NodeId(i) + ": " + NodeId(i)), std::string::npos) << down.err;
+    EXPECT_EQ(Count(down.err, NodeId(i)), 1u) << down.err;
+  }
+}
+
+}  // namespace
+}  // namespace qv
