@@ -1,14 +1,27 @@
 // libFuzzer target: quorum requests, approvals and certificates, and the
 // audit-log wire forms, from untrusted bytes. Parsing must never crash, and
 // whatever parses must re-encode to bytes that parse to the same record.
+// The display-text rules (base/text.h) on the same bytes: what Printable
+// returns is always acceptable text, and acceptable text without a
+// backslash is printed unchanged.
 #include <cstddef>
 #include <cstdint>
 
+#include <string_view>
+
+#include "base/text.h"
 #include "node/audit_log.h"
 #include "quorum/request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const qv::ByteSpan in(data, size);
+  const std::string_view text(reinterpret_cast<const char*>(data), size);
+  const std::string shown = qv::Printable(text);
+  if (!qv::CheckDisplayText("fuzz", shown).ok()) __builtin_trap();
+  if (qv::CheckDisplayText("fuzz", text).ok() && text.find('\\') == std::string_view::npos &&
+      shown != text) {
+    __builtin_trap();
+  }
   if (auto r = qv::SignedRequest::Parse(in); r.ok()) {
     auto again = qv::SignedRequest::Parse(r->encoded());
     if (!again.ok() || again->id() != r->id()) __builtin_trap();
