@@ -82,7 +82,9 @@ Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOpt
     callers.push_back(clients_[f].get());
     placement.push_back({f, config_.nodes[f].id, config_.nodes[f].site});
   }
-  RemoteTarget target(callers, placement);
+  std::vector<PublicKey> keys;
+  for (const auto& n : config_.nodes) keys.push_back(n.public_key);
+  RemoteTarget target(callers, placement, keys);
   // The policy comes from the cluster file at backup time and is signed
   // into the manifest: later edits to the file do not loosen it.
   options.policy.custodians.clear();

@@ -17,8 +17,13 @@ namespace {
 
 class RemoteSink : public FragmentSink {
  public:
-  RemoteSink(NodeCaller* caller, Placement placement, BackupId id, size_t inflight)
-      : caller_(caller), placement_(std::move(placement)), id_(id), limit_(inflight) {
+  RemoteSink(NodeCaller* caller, Placement placement, BackupId id, size_t inflight,
+             std::array<uint8_t, 32> box_key)
+      : caller_(caller),
+        placement_(std::move(placement)),
+        box_key_(box_key),
+        id_(id),
+        limit_(inflight) {
     sender_ = std::thread([this] { SendLoop(); });
   }
   ~RemoteSink() override { Abort(); }
@@ -51,9 +56,9 @@ class RemoteSink : public FragmentSink {
     r.op = Op::kPrepare;
     r.backup_id = id_;
     r.payload = manifest.encoded();
-    SecretBytes encoded = EncodeShare(share);
-    // Leaves secure memory only for the request, which the channel encrypts.
-    r.payload2.assign(encoded.data(), encoded.data() + encoded.size());
+    // Sealed to the node's own key: the request, the channel's buffers and
+    // the node's decoder only ever hold the share encrypted.
+    QV_ASSIGN_OR_RETURN(r.payload2, SealToKey(box_key_, EncodeShare(share)));
     return CallChecked(*caller_, std::move(r)).status();
   }
 
@@ -134,6 +139,7 @@ class RemoteSink : public FragmentSink {
 
   NodeCaller* caller_;
   Placement placement_;
+  std::array<uint8_t, 32> box_key_;  // the node's X25519 public key
   BackupId id_;
   size_t limit_;
   Bytes batch_;
@@ -303,20 +309,25 @@ class RemoteSource : public FragmentSource {
 }  // namespace
 
 RemoteTarget::RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
-                           size_t inflight_bytes)
-    : callers_(std::move(callers)), placement_(std::move(placement)), inflight_(inflight_bytes) {}
+                           std::vector<PublicKey> node_keys, size_t inflight_bytes)
+    : callers_(std::move(callers)),
+      placement_(std::move(placement)),
+      node_keys_(std::move(node_keys)),
+      inflight_(inflight_bytes) {}
 
 Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const BackupId& id,
                                                                            uint32_t n,
                                                                            uint32_t unit_size,
                                                                            uint64_t stripes) {
+  if (node_keys_.size() != callers_.size()) return Internal("a node key per caller is needed");
   if (n != callers_.size()) {
     return InvalidArgument("backup needs " + std::to_string(n) + " nodes, the cluster has " +
                            std::to_string(callers_.size()));
   }
   std::vector<std::unique_ptr<FragmentSink>> sinks;
   for (uint32_t f = 0; f < n; ++f) {
-    auto s = std::make_unique<RemoteSink>(callers_[f], placement_[f], id, inflight_);
+    QV_ASSIGN_OR_RETURN(auto box_key, X25519PublicFromEd25519(node_keys_[f]));
+    auto s = std::make_unique<RemoteSink>(callers_[f], placement_[f], id, inflight_, box_key);
     Status st = s->Begin(unit_size, stripes);
     if (!st.ok()) {
       for (auto& done : sinks) done->Abort();

@@ -24,8 +24,11 @@ namespace qv {
 // nodes receive in parallel while memory stays bounded.
 class RemoteTarget : public BackupTarget {
  public:
+  // `node_keys[i]` is the pinned identity of the node behind `callers[i]`:
+  // each share travels sealed to that node's X25519 form, so no buffer on
+  // either side holds it outside secure memory.
   RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
-               size_t inflight_bytes = 8u << 20);
+               std::vector<PublicKey> node_keys, size_t inflight_bytes = 8u << 20);
   Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId& id, uint32_t n,
                                                                uint32_t unit_size,
                                                                uint64_t stripes) override;
@@ -33,6 +36,7 @@ class RemoteTarget : public BackupTarget {
  private:
   std::vector<NodeCaller*> callers_;
   std::vector<Placement> placement_;
+  std::vector<PublicKey> node_keys_;
   size_t inflight_;
 };
 

@@ -34,7 +34,8 @@ enum class Op : uint8_t {
   kHealth = 1,
   kBeginFragment,   // backup_id, fragment, a = unit size, b = stripe count
   kFragmentData,    // payload = whole units, in order
-  kPrepare,         // payload = signed manifest, payload2 = share (x || y)
+  kPrepare,         // payload = signed manifest, payload2 = share (x || y) sealed to
+                    //   the node's X25519 static key (crypto_box_seal)
   kPublish,         // backup_id
   kAbort,           // backup_id
   kGetManifest,     // backup_id -> payload = signed manifest

@@ -196,7 +196,15 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     case Op::kPrepare: {
       if (!s.upload_ || s.upload_->id() != r.backup_id)
         return FailedPrecondition("no upload in progress");
-      QV_ASSIGN_OR_RETURN(Share share, DecodeShare(r.payload2));
+      if (opt_.identity == nullptr) {
+        return FailedPrecondition("this node has no identity key to open shares with");
+      }
+      // The share arrives sealed to this node's X25519 key and is opened
+      // straight into secure memory.
+      QV_ASSIGN_OR_RETURN(
+          SecretBytes opened,
+          OpenSealed(BoxKeyPair{x25519_public_, x25519_secret_.Clone()}, r.payload2));
+      QV_ASSIGN_OR_RETURN(Share share, DecodeShare(opened.span()));
       Status st = s.upload_->Prepare(r.payload, share);
       // A failed prepare discards the upload (the destructor cleans up).
       if (!st.ok()) s.upload_.reset();

@@ -46,11 +46,17 @@ class InProcessClusterTest : public ::testing::Test {
     auto store = NodeStore::Open(nd / "data", SecretBytes::CopyFrom(mk), id, cluster_.coordinator);
     ASSERT_TRUE(store.ok()) << store.status().ToString();
     stores_[i] = std::move(store).value();
-    services_[i] =
-        std::make_unique<NodeService>(stores_[i].get(), cluster_, id, [this](const std::string& l) {
+    if (keys_.size() <= i) keys_.resize(cluster_.nodes.size());
+    keys_[i] = std::move(SigningKey::Load(nd / "node.key")).value();
+    NodeServiceOptions opt;
+    opt.identity = keys_[i].get();
+    services_[i] = std::make_unique<NodeService>(
+        stores_[i].get(), cluster_, id,
+        [this](const std::string& l) {
           std::lock_guard<std::mutex> lock(log_mu_);  // nodes log from parallel threads
           log_.push_back(l);
-        });
+        },
+        opt);
     callers_[i] = std::make_unique<InProcessCaller>(
         services_[i].get(), PeerInfo{PeerRole::kCoordinator, "coordinator"});
   }
@@ -81,6 +87,12 @@ class InProcessClusterTest : public ::testing::Test {
   }
 
   // Liars stand in for a node when set.
+  std::vector<PublicKey> NodeKeys() const {
+    std::vector<PublicKey> out;
+    for (const auto& n : cluster_.nodes) out.push_back(n.public_key);
+    return out;
+  }
+
   std::vector<NodeCaller*> Callers() {
     std::vector<NodeCaller*> out;
     for (size_t i = 0; i < callers_.size(); ++i) {
@@ -94,7 +106,7 @@ class InProcessClusterTest : public ::testing::Test {
     for (uint32_t f = 0; f < cluster_.nodes.size(); ++f) {
       placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
     }
-    RemoteTarget target(Callers(), placement);
+    RemoteTarget target(Callers(), placement, NodeKeys());
     Artifact a = MemoryArtifact("m", {{"w.safetensors", data_}});
     BackupOptions o;
     o.max_unit_size = 16384;
@@ -143,6 +155,7 @@ class InProcessClusterTest : public ::testing::Test {
   ClusterConfig cluster_;
   std::unique_ptr<SigningKey> coordinator_;
   std::vector<std::unique_ptr<NodeStore>> stores_;
+  std::vector<std::unique_ptr<SigningKey>> keys_;  // each node's identity
   std::vector<std::unique_ptr<NodeService>> services_;
   std::vector<std::unique_ptr<InProcessCaller>> callers_;
   std::vector<NodeCaller*> liars_;
@@ -261,7 +274,7 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
   std::vector<Placement> placement;
   for (uint32_t f = 0; f < 6; ++f)
     placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
-  RemoteTarget target(callers, placement);
+  RemoteTarget target(callers, placement, NodeKeys());
   Artifact a = MemoryArtifact("m", {{"w", data_}});
   auto b = RunBackup(a, target, *coordinator_, BackupOptions{});
   ASSERT_FALSE(b.ok());
@@ -269,6 +282,50 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
   EXPECT_NE(b.status().message().find("Merkle root"), std::string::npos) << b.status().message();
   // Nothing half-registered anywhere.
   for (auto& s : stores_) EXPECT_TRUE(s->List().empty());
+}
+
+// What crosses the wire at prepare is the share sealed to the receiving
+// node's key: the observer (standing for every heap buffer on the way, and
+// the transport) sees 84 opaque bytes that no other node's key opens, and a
+// node refuses a share sent in the clear.
+TEST_F(InProcessClusterTest, SharesTravelSealedToTheReceivingNodeOnly) {
+  struct Observe : NodeCaller {
+    NodeCaller* inner;
+    std::string n;
+    Bytes seen;
+    bool plain = false;
+    const std::string& name() const override { return n; }
+    Result<Response> Call(Request r) override {
+      if (r.op == Op::kPrepare) {
+        seen = r.payload2;
+        if (plain) r.payload2.resize(kEncodedShareSize);  // what an old coordinator sent
+      }
+      return inner->Call(std::move(r));
+    }
+  } observe;
+  observe.inner = callers_[3].get();
+  observe.n = "node-03";
+  std::vector<NodeCaller*> callers = Callers();
+  callers[3] = &observe;
+  std::vector<Placement> placement;
+  for (uint32_t f = 0; f < 6; ++f)
+    placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
+  {
+    RemoteTarget target(callers, placement, NodeKeys());
+    ASSERT_TRUE(RunBackup(MemoryArtifact("m", {{"w", data_}}), target, *coordinator_, {}).ok());
+  }
+  ASSERT_EQ(observe.seen.size(), kEncodedShareSize + kBoxSealOverhead);
+  auto box = [&](int i) {
+    auto pub = X25519PublicFromEd25519(cluster_.nodes[i].public_key);
+    return BoxKeyPair{*pub, keys_[i]->X25519Secret()};
+  };
+  EXPECT_TRUE(OpenSealed(box(3), observe.seen).ok());
+  EXPECT_FALSE(OpenSealed(box(2), observe.seen).ok());
+  observe.plain = true;
+  RemoteTarget target(callers, placement, NodeKeys());
+  auto b = RunBackup(MemoryArtifact("m", {{"w", data_}}), target, *coordinator_, {});
+  ASSERT_FALSE(b.ok());
+  EXPECT_NE(b.status().message().find("node-03"), std::string::npos) << b.status().message();
 }
 
 // A node that answers with bad data: `lie` rewrites its successful responses.
