@@ -115,6 +115,40 @@ AuditReport CheckClusterAudit(ClusterSession& session) {
     }
   }
   report.releases = releases.size();
+  // Receipts: a node that the restore saw release (named in any releasing
+  // node's receipt) must still log that release. A release deleted from one
+  // log, even past the last witnessed checkpoint, shows against its peers.
+  std::map<std::pair<std::string, std::string>, bool> logged;  // (node, request) -> release
+  for (const auto& n : report.nodes) {
+    for (const auto& e : n.entries) {
+      if (e.event.kind == "release") logged[{n.node, e.event.request}] = true;
+    }
+  }
+  std::map<std::pair<std::string, std::string>, std::string> missing;  // -> who says so
+  for (const auto& n : report.nodes) {
+    for (const auto& e : n.entries) {
+      if (e.event.kind != "receipt") continue;
+      std::string by = Field(e.event.detail, "released_by");
+      for (size_t p = 0; p <= by.size();) {
+        size_t q = by.find(',', p);
+        if (q == std::string::npos) q = by.size();
+        const std::string node = by.substr(p, q - p);
+        p = q + 1;
+        const NodeAudit* a = nullptr;
+        for (const auto& x : report.nodes) {
+          if (x.node == node) a = &x;
+        }
+        if (a == nullptr || !a->reachable || logged.count({node, e.event.request})) continue;
+        missing.emplace(std::make_pair(node, e.event.request), n.node);
+      }
+    }
+  }
+  for (const auto& [key, witness] : missing) {
+    report.cross_problems.push_back(key.first + ": released request " + key.second.substr(0, 16) +
+                                    " (" + witness +
+                                    "'s receipt says so) but its log has no release for it "
+                                    "(deleted)");
+  }
   return report;
 }
 

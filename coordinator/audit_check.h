@@ -4,7 +4,9 @@
 // about another must match that node's log now (a rewritten, re-signed or
 // truncated history disagrees with what its peers countersigned), and every
 // node that released for a request must agree on who asked and which key
-// the share went to. Problems name the node and the first broken entry.
+// the share went to, and every node a release receipt names (the restore
+// tells each releasing node which nodes released) must log that release. Problems name the node and
+// the first broken entry.
 #ifndef QV_COORDINATOR_AUDIT_CHECK_H_
 #define QV_COORDINATOR_AUDIT_CHECK_H_
 

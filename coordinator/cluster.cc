@@ -189,7 +189,18 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
     }
     o.fragment_order = FragmentReadOrder(std::move(by_speed));
   }
-  return RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
+  ReleaseReceipt receipt{certificate.request.id(), {}};
+  std::vector<NodeCaller*> releasers;
+  for (NodeCaller* h : holders) {
+    if (!released.count(h->name())) continue;
+    receipt.released_by.push_back(h->name());
+    releasers.push_back(h);
+  }
+  auto result = RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
+  // After the fetches (they share the connections): every releasing node
+  // records who else released, whatever the restore's outcome.
+  SendReceipts(releasers, q.backup_id, receipt, problems);
+  return result;
 }
 
 Result<std::vector<BackupId>> ClusterSession::List() {

@@ -424,4 +424,24 @@ std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
   return out;
 }
 
+void SendReceipts(const std::vector<NodeCaller*>& callers, const BackupId& backup,
+                  const ReleaseReceipt& receipt, std::vector<std::string>* problems) {
+  const Bytes payload = EncodeReceipt(receipt);
+  std::vector<Status> results(callers.size());
+  std::vector<std::thread> threads;
+  for (size_t i = 0; i < callers.size(); ++i) {
+    threads.emplace_back([&, i] {
+      Request r;
+      r.op = Op::kReleaseReceipt;
+      r.backup_id = backup;
+      r.payload = payload;
+      results[i] = CallChecked(*callers[i], std::move(r)).status();
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const auto& st : results) {
+    if (!st.ok()) problems->push_back("release receipt not recorded: " + st.message());
+  }
+}
+
 }  // namespace qv

@@ -45,6 +45,13 @@ std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const Backup
                                                 uint32_t fragment, uint64_t unit_size,
                                                 uint64_t stripes);
 
+// Tells every caller (each a node that released for the receipt's request)
+// which nodes released, in parallel; failures are named in problems. Each
+// node audits it, so `qv audit verify` can find a release that one node's
+// log lost while its peers' receipts still name it.
+void SendReceipts(const std::vector<NodeCaller*>& callers, const BackupId& backup,
+                  const ReleaseReceipt& receipt, std::vector<std::string>* problems);
+
 // The signed manifest from the first caller that has a valid one; every
 // caller's copy that parses must match it byte for byte.
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,

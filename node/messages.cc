@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "base/text.h"
+#include "base/wire.h"
 
 namespace qv {
 
@@ -174,6 +175,8 @@ std::string_view OpName(Op op) {
       return "get-audit";
     case Op::kGetCheckpoints:
       return "get-checkpoints";
+    case Op::kReleaseReceipt:
+      return "release-receipt";
     case Op::kGetWitnessed:
       return "get-witnessed";
   }
@@ -223,7 +226,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetWitnessed)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kReleaseReceipt)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place
@@ -261,6 +264,27 @@ Result<Response> DecodeResponse(Bytes&& message) {
 
 Result<Response> DecodeResponse(ByteSpan message) {
   return DecodeResponse(Bytes(message.begin(), message.end()));
+}
+
+Bytes EncodeReceipt(const ReleaseReceipt& receipt) {
+  WireWriter w;
+  w.Fixed(receipt.request_id).U32(static_cast<uint32_t>(receipt.released_by.size()));
+  for (const auto& id : receipt.released_by) w.Str(id);
+  return w.Take();
+}
+
+Result<ReleaseReceipt> DecodeReceipt(ByteSpan data) {
+  WireReader r(data);
+  ReleaseReceipt out;
+  QV_ASSIGN_OR_RETURN(out.request_id, r.Fixed<32>());
+  QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n == 0 || n > 64) return InvalidArgument("receipt names " + std::to_string(n) + " nodes");
+  for (uint32_t i = 0; i < n; ++i) {
+    QV_ASSIGN_OR_RETURN(std::string id, r.Str(128));
+    out.released_by.push_back(std::move(id));
+  }
+  QV_RETURN_IF_ERROR(r.ExpectEnd());
+  return out;
 }
 
 }  // namespace qv

@@ -48,7 +48,17 @@ enum class Op : uint8_t {
   kGetAudit,        // a = first seq, b = max entries -> payload = entries
   kGetCheckpoints,  // -> payload = this node's signed checkpoints
   kGetWitnessed,    // -> payload = other nodes' checkpoints this node countersigned
+  kReleaseReceipt,  // payload = EncodeReceipt: which nodes released a request, told to
+                    //   each of them after the restore, for audit cross-checks
 };
+
+// The receipt a restore sends every node that released for a request.
+struct ReleaseReceipt {
+  std::array<uint8_t, 32> request_id{};
+  std::vector<std::string> released_by;  // node ids, at most 64
+};
+Bytes EncodeReceipt(const ReleaseReceipt& receipt);
+Result<ReleaseReceipt> DecodeReceipt(ByteSpan data);
 
 struct Request {
   uint32_t version = kProtocolVersion;

@@ -35,6 +35,7 @@ bool Allowed(PeerRole role, Op op) {
     // The certificate is the authority; the carrier only needs to be pinned
     // as someone who runs restores.
     case Op::kRelease:
+    case Op::kReleaseReceipt:
       return role == PeerRole::kCoordinator || role == PeerRole::kRequester;
   }
   return false;
@@ -246,6 +247,29 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     }
     case Op::kRelease:
       return Release(s, r);
+    case Op::kReleaseReceipt: {
+      // Recorded only for a request this node spent, naming cluster nodes
+      // that include itself: a receipt cannot plant claims about requests
+      // or nodes the node knows nothing of.
+      QV_ASSIGN_OR_RETURN(ReleaseReceipt rc, DecodeReceipt(r.payload));
+      const std::string rid = RequestIdToText(rc.request_id);
+      if (!store_->Spent(rid, r.backup_id)) {
+        return FailedPrecondition("no release of request " + rid.substr(0, 16) + " here");
+      }
+      std::string by;
+      bool self = false;
+      for (const auto& id : rc.released_by) {
+        if (cluster_.FindNode(id) == nullptr) {
+          return InvalidArgument("receipt names " + Printable(id) + ", not a node of the cluster");
+        }
+        self |= id == node_id_;
+        by += (by.empty() ? "" : ",") + id;
+      }
+      if (!self) return InvalidArgument("receipt does not name this node");
+      QV_RETURN_IF_ERROR(AuditDurably(
+          {"receipt", s.peer_.name, BackupIdToText(r.backup_id), rid, "released_by=" + by}));
+      return resp;
+    }
     case Op::kGetAudit: {
       if (opt_.audit == nullptr) return FailedPrecondition("this node keeps no audit log");
       const size_t max = static_cast<size_t>(std::min<uint64_t>(r.b, 4096));

@@ -411,6 +411,14 @@ Status NodeStore::CheckMasterKey() {
   return Status::Ok();
 }
 
+bool NodeStore::Spent(const std::string& request_id, const BackupId& backup) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT 1 FROM used_requests WHERE id = ? AND backup = ?");
+  st.Text(1, request_id);
+  st.Text(2, BackupIdToText(backup));
+  return sqlite3_step(st.get()) == SQLITE_ROW;
+}
+
 Result<uint32_t> NodeStore::CountRetry(const std::string& request_id, uint32_t max_retries) {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,

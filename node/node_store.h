@@ -109,6 +109,8 @@ class NodeStore {
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
+  // Whether `request_id` was spent here (for `backup`).
+  bool Spent(const std::string& request_id, const BackupId& backup) const;
   // Counts one more presentation of a spent request, durably; returns the
   // count, or kFailedPrecondition once `max_retries` were counted.
   Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);

@@ -96,6 +96,44 @@ class CeremonyAttackTest : public ClusterTest {
     return out;
   }
 
+  // Restarts the nodes with each `from` in their node.toml replaced by `to`.
+  void Reconfigure(const std::vector<std::pair<std::string, std::string>>& edits) {
+    Qv("cluster down --dir cl");
+    for (int i = 0; i < 6; ++i) {
+      const fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
+      std::string toml = Slurp(nf);
+      for (const auto& [from, to] : edits) {
+        const size_t at = toml.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        toml.replace(at, from.size(), to);
+      }
+      std::ofstream(nf, std::ios::trunc) << toml;
+    }
+    ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  }
+
+  // Deletes node i's audit entries and checkpoints from its last `kind`
+  // entry on, with the node killed first (an insider with the database).
+  void DeleteFromLast(int i, const std::string& kind) {
+    Kill9(i);
+    uint64_t from = 0;
+    for (const auto& e : AuditOf(i)) {
+      if (e.event.kind == kind) from = e.seq;
+    }
+    ASSERT_GT(from, 0u) << kind;
+    sqlite3* db = nullptr;
+    const fs::path f = dir() / "cl/nodes" / NodeId(i) / "data/audit.db";
+    ASSERT_EQ(sqlite3_open(f.c_str(), &db), SQLITE_OK);
+    const std::string cut = std::to_string(from);
+    ASSERT_EQ(sqlite3_exec(db,
+                           ("DELETE FROM audit WHERE seq >= " + cut +
+                            "; DELETE FROM checkpoints WHERE seq >= " + cut)
+                               .c_str(),
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+
   static size_t Count(const std::string& text, const std::string& what) {
     size_t n = 0;
     for (size_t p = text.find(what); p != std::string::npos; p = text.find(what, p + 1)) ++n;
@@ -326,36 +364,13 @@ TEST_F(CeremonyAttackTest, EachApprovalIsAuditedWithItsVerificationResult) {
 TEST_F(CeremonyAttackTest, AReleaseDeletedAfterOneWitnessRoundIsCaught) {
   // Checkpoints every 1000 entries: only the one each release makes can
   // cover it.
-  Qv("cluster down --dir cl");
-  for (int i = 0; i < 6; ++i) {
-    const fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
-    std::string toml = Slurp(nf);
-    toml.replace(toml.find("checkpoint_every = 4"), 20, "checkpoint_every = 1000");
-    std::ofstream(nf, std::ios::trunc) << toml;
-  }
-  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Reconfigure({{"checkpoint_every = 4", "checkpoint_every = 1000"}});
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
   // One witness round (200 ms here), with margin for loaded CI machines.
   std::this_thread::sleep_for(std::chrono::milliseconds(1000));
-  Kill9(2);
-  auto entries = AuditOf(2);
-  uint64_t request_seq = 0;
-  for (const auto& e : entries) {
-    if (e.event.kind == "request") request_seq = e.seq;
-  }
-  ASSERT_GT(request_seq, 0u);
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir() / "cl/nodes/node-02/data/audit.db").c_str(), &db), SQLITE_OK);
-  const std::string cut = std::to_string(request_seq);  // the request, approvals, release
-  ASSERT_EQ(sqlite3_exec(db,
-                         ("DELETE FROM audit WHERE seq >= " + cut +
-                          "; DELETE FROM checkpoints WHERE seq >= " + cut)
-                             .c_str(),
-                         nullptr, nullptr, nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  DeleteFromLast(2, "request");  // the request, its approvals, release and receipt
   ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
   Outcome v = Qv("audit verify --cluster cl/cluster.toml");
   EXPECT_EQ(v.code, 1);
@@ -364,6 +379,27 @@ TEST_F(CeremonyAttackTest, AReleaseDeletedAfterOneWitnessRoundIsCaught) {
               v.out.find("(history rewritten)") != std::string::npos)
       << v.out;
   EXPECT_NE(v.out.find("AUDIT FAILED"), std::string::npos);
+}
+
+// The same deletion inside the window no witness has covered yet (here the
+// witnesses never run): the receipts the restore left on the other
+// releasing nodes still name node-02 as a releaser.
+TEST_F(CeremonyAttackTest, AReleaseDeletedBeforeAnyWitnessRoundIsCaughtByThePeersReceipts) {
+  Reconfigure({{"checkpoint_every = 4", "checkpoint_every = 1000"},
+               {"witness_interval_ms = 200", "witness_interval_ms = 3600000"}});
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
+  DeleteFromLast(2, "request");
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome v = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(v.code, 1);
+  EXPECT_NE(v.out.find("cross-node: node-02: released request "), std::string::npos) << v.out;
+  EXPECT_NE(v.out.find("'s receipt says so) but its log has no release for it (deleted)"),
+            std::string::npos)
+      << v.out;
+  EXPECT_EQ(Count(v.out, "has no release"), 1u) << v.out;
+  EXPECT_NE(v.out.find("node-02    chain intact"), std::string::npos) << v.out;
 }
 
 TEST_F(CeremonyAttackTest, AFloodOfUnpinnedHandshakesIsAuditedAsAFewCountedEntries) {
