@@ -122,8 +122,25 @@ Status AuditLog::Exec(const char* sql) {
   return Status::Ok();
 }
 
-Status AuditLog::Append(const AuditEvent& event) {
+Status AuditLog::Append(const AuditEvent& event, bool checkpoint) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (!checkpoint || signer_ == nullptr) return AppendLocked(event);
+  // The entry and the checkpoint of it commit together: one durable write
+  // (one fsync), and never an entry whose promised checkpoint is missing.
+  QV_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  const uint64_t seq = seq_, checkpointed = checkpointed_;
+  const ChainHash head = head_;
+  Status st = AppendLocked(event);
+  if (st.ok()) st = SignCheckpointLocked();
+  if (st.ok()) st = Exec("COMMIT");
+  if (!st.ok()) {
+    (void)Exec("ROLLBACK");
+    seq_ = seq, checkpointed_ = checkpointed, head_ = head;
+  }
+  return st;
+}
+
+Status AuditLog::AppendLocked(const AuditEvent& event) {
   AuditEntry e;
   e.seq = seq_ + 1;
   e.time = clock_->NowUnix();

@@ -78,8 +78,9 @@ class AuditLog {
                                                 const Clock* clock, uint32_t checkpoint_every);
   ~AuditLog();
 
-  // Appends and, every checkpoint_every entries, signs a checkpoint.
-  Status Append(const AuditEvent& event);
+  // Appends and, every checkpoint_every entries (or now, with `checkpoint`,
+  // in the same transaction), signs a checkpoint.
+  Status Append(const AuditEvent& event, bool checkpoint = false);
   Status SignCheckpoint();  // of the current head (no-op when already signed)
 
   Result<std::vector<AuditEntry>> Entries(uint64_t from_seq, size_t max) const;
@@ -97,6 +98,7 @@ class AuditLog {
   AuditLog() = default;
   Status Exec(const char* sql);
   Status SignCheckpointLocked();
+  Status AppendLocked(const AuditEvent& event);
   sqlite3* db_ = nullptr;
   std::string node_id_;
   const SigningKey* signer_ = nullptr;

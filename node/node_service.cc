@@ -74,9 +74,9 @@ void NodeService::Log(const std::string& line) const {
 
 void NodeService::Audit(const AuditEvent& e) const { (void)AuditDurably(e); }
 
-Status NodeService::AuditDurably(const AuditEvent& e) const {
+Status NodeService::AuditDurably(const AuditEvent& e, bool checkpoint) const {
   if (opt_.audit == nullptr) return Status::Ok();
-  Status st = opt_.audit->Append(e);
+  Status st = opt_.audit->Append(e, checkpoint);
   if (!st.ok()) {
     Log("event=audit-failure kind=" + e.kind + " error=\"" + Printable(st.ToString()) + "\"");
   }
@@ -323,8 +323,8 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
             ? why.message()
             : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
   };
-  auto must_audit = [&](const AuditEvent& e) -> Status {
-    Status st = AuditDurably(e);
+  auto must_audit = [&](const AuditEvent& e, bool checkpoint = false) -> Status {
+    Status st = AuditDurably(e, checkpoint);
     if (st.ok()) return st;
     Log("event=release-refused reason=\"audit log unavailable\" error=\"" +
         Printable(st.message()) + "\"");
@@ -399,14 +399,10 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   QV_RETURN_IF_ERROR(must_audit(
       {"release", peer, backup, rid,
        "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) + " approvers=" +
-           approvers + (kind == "retry" ? " retry=yes" : "") + " purpose=\"" + q.purpose + "\""}));
-  if (opt_.audit != nullptr) {
-    // Checkpoint the head now, so the next witness round countersigns this
-    // release: deleting it afterwards is visible to the peers.
-    if (Status cp = opt_.audit->SignCheckpoint(); !cp.ok()) {
-      QV_RETURN_IF_ERROR(must_audit({"alert", "", backup, rid, "checkpoint: " + cp.message()}));
-    }
-  }
+           approvers + (kind == "retry" ? " retry=yes" : "") + " purpose=\"" + q.purpose + "\""},
+      // Checkpointed in the same commit, so the next witness round
+      // countersigns this release: deleting it later shows to the peers.
+      /*checkpoint=*/true));
   s.released_[r.backup_id] = q.expires_unix + opt_.max_skew;
   Response resp;
   resp.payload = std::move(sealed);

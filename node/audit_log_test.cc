@@ -1,0 +1,64 @@
+#include "node/audit_log.h"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include "base/temp_dir.h"
+
+namespace qv {
+namespace {
+
+class AuditLogTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    key_ = std::move(SigningKey::Generate()).value();
+    auto log = AuditLog::Open(file_, "node-00", key_.get(), &clock_, 1000);
+    ASSERT_TRUE(log.ok()) << log.status().ToString();
+    log_ = std::move(log).value();
+  }
+
+  std::vector<std::string> Verify() {
+    return VerifyAuditChain(*log_->Entries(1, 100), *log_->Checkpoints(), key_->public_key());
+  }
+
+  ScopedTempDir tmp_{"qv-audit-test"};
+  const std::filesystem::path file_ = tmp_.path() / "audit.db";
+  FakeClock clock_{1790000000};
+  std::unique_ptr<SigningKey> key_;
+  std::unique_ptr<AuditLog> log_;
+};
+
+TEST_F(AuditLogTest, AnEntryAppendedWithACheckpointIsCheckpointedAtOnce) {
+  ASSERT_TRUE(log_->Append({"request", "op", "", "r1", ""}).ok());
+  EXPECT_TRUE(log_->Checkpoints()->empty());
+  ASSERT_TRUE(log_->Append({"release", "op", "", "r1", ""}, /*checkpoint=*/true).ok());
+  auto cps = *log_->Checkpoints();
+  ASSERT_EQ(cps.size(), 1u);
+  EXPECT_EQ(cps[0].seq, 2u);
+  EXPECT_EQ(cps[0].head, (*log_->Entries(2, 1))[0].hash);
+  EXPECT_TRUE(Verify().empty());
+}
+
+// Another writer holds the database (as a full disk or a failing device
+// would refuse the write): the append fails, leaves neither the entry nor
+// its checkpoint, and the log goes on intact afterwards.
+TEST_F(AuditLogTest, AFailedAppendLeavesNothingAndTheChainGoesOn) {
+  ASSERT_TRUE(log_->Append({"start", "", "", "", ""}).ok());
+  sqlite3* other = nullptr;
+  ASSERT_EQ(sqlite3_open(file_.c_str(), &other), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+  for (bool checkpoint : {false, true}) {
+    EXPECT_FALSE(log_->Append({"release", "op", "", "r1", ""}, checkpoint).ok()) << checkpoint;
+  }
+  sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+  sqlite3_close(other);
+  EXPECT_EQ(log_->head_seq(), 1u);
+  EXPECT_TRUE(log_->Checkpoints()->empty());
+  ASSERT_TRUE(log_->Append({"release", "op", "", "r2", ""}, true).ok());
+  EXPECT_EQ(log_->head_seq(), 2u);
+  EXPECT_EQ(log_->Entries(1, 100)->size(), 2u);
+  EXPECT_TRUE(Verify().empty());
+}
+
+}  // namespace
+}  // namespace qv
