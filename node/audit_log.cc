@@ -123,15 +123,23 @@ Status AuditLog::Exec(const char* sql) {
 }
 
 Status AuditLog::Append(const AuditEvent& event, bool checkpoint) {
+  return AppendAll({event}, checkpoint);
+}
+
+Status AuditLog::AppendAll(const std::vector<AuditEvent>& events, bool checkpoint) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!checkpoint || signer_ == nullptr) return AppendLocked(event);
-  // The entry and the checkpoint of it commit together: one durable write
-  // (one fsync), and never an entry whose promised checkpoint is missing.
+  if (signer_ == nullptr) checkpoint = false;
+  if (events.size() == 1 && !checkpoint) return AppendLocked(events[0]);
+  // The entries and the checkpoint of the last commit together: one
+  // durable write (one fsync), all or none of them.
   QV_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   const uint64_t seq = seq_, checkpointed = checkpointed_;
   const ChainHash head = head_;
-  Status st = AppendLocked(event);
-  if (st.ok()) st = SignCheckpointLocked();
+  Status st;
+  for (const auto& e : events) {
+    if (st.ok()) st = AppendLocked(e);
+  }
+  if (st.ok() && checkpoint) st = SignCheckpointLocked();
   if (st.ok()) st = Exec("COMMIT");
   if (!st.ok()) {
     (void)Exec("ROLLBACK");

@@ -81,6 +81,8 @@ class AuditLog {
   // Appends and, every checkpoint_every entries (or now, with `checkpoint`,
   // in the same transaction), signs a checkpoint.
   Status Append(const AuditEvent& event, bool checkpoint = false);
+  // Appends every event in one transaction (one fsync): all or none.
+  Status AppendAll(const std::vector<AuditEvent>& events, bool checkpoint = false);
   Status SignCheckpoint();  // of the current head (no-op when already signed)
 
   Result<std::vector<AuditEntry>> Entries(uint64_t from_seq, size_t max) const;

@@ -74,13 +74,18 @@ void NodeService::Log(const std::string& line) const {
 
 void NodeService::Audit(const AuditEvent& e) const { (void)AuditDurably(e); }
 
-Status NodeService::AuditDurably(const AuditEvent& e, bool checkpoint) const {
-  if (opt_.audit == nullptr) return Status::Ok();
-  Status st = opt_.audit->Append(e, checkpoint);
+Status NodeService::AuditDurably(const std::vector<AuditEvent>& events, bool checkpoint) const {
+  if (opt_.audit == nullptr || events.empty()) return Status::Ok();
+  Status st = opt_.audit->AppendAll(events, checkpoint);
   if (!st.ok()) {
-    Log("event=audit-failure kind=" + e.kind + " error=\"" + Printable(st.ToString()) + "\"");
+    Log("event=audit-failure kind=" + events.back().kind + " error=\"" + Printable(st.ToString()) +
+        "\"");
   }
   return st;
+}
+
+Status NodeService::AuditDurably(const AuditEvent& e) const {
+  return AuditDurably(std::vector<AuditEvent>{e});
 }
 
 void NodeService::RefuseUnknownPeer(const std::string& address_in, const std::string& name) {
@@ -306,41 +311,35 @@ std::string ReleaseRetryContext(const RequestId& request, const std::string& nod
 }
 
 // Release, in the order that keeps the audit trail ahead of every secret:
-// the request and each approval (with its verification result) are
-// recorded, the certificate is checked, the request id is spent durably,
-// the release entry is made durable and the head checkpointed (so the next
-// witness round countersigns it), and only then does the sealed share
-// leave. Any audit write that fails refuses the release: no evidence, no
-// share (fail closed).
+// the certificate is checked, the request id is spent durably, and then
+// one audit commit records the request, each approval with its
+// verification result, the retry if it is one, and the release, with a
+// checkpoint of the new head (so the next witness round countersigns it).
+// Only after that commit does the sealed share leave. If the audit write
+// fails, nothing is released (fail closed); the spent request can then be
+// retried by the holder of its reply key. A refusal is committed the same
+// way, with the request and approvals it judged.
 Result<Response> NodeService::Release(Session& s, const Request& r) {
   const std::string backup = BackupIdToText(r.backup_id);
   const std::string& peer = s.peer_.name;
+  std::vector<AuditEvent> events;
   auto refuse = [&](const std::string& kind, const std::string& request, const Status& why) {
-    Status audited = AuditDurably({kind, peer, backup, request, why.message()});
+    events.push_back({kind, peer, backup, request, why.message()});
+    Status audited = AuditDurably(events);
     return Status(
         StatusCode::kPermissionDenied,
         audited.ok()
             ? why.message()
             : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
   };
-  auto must_audit = [&](const AuditEvent& e, bool checkpoint = false) -> Status {
-    Status st = AuditDurably(e, checkpoint);
-    if (st.ok()) return st;
-    Log("event=release-refused reason=\"audit log unavailable\" error=\"" +
-        Printable(st.message()) + "\"");
-    return Status(StatusCode::kPermissionDenied,
-                  "the audit log cannot be written (" + st.message() +
-                      "); nothing is released without its audit entry");
-  };
   auto cert = Certificate::Parse(r.payload);
   if (!cert.ok()) return refuse("refusal", "", cert.status().WithContext("unreadable certificate"));
   const QuorumRequest& q = cert->request.request();
   const std::string rid = RequestIdToText(cert->request.id());
-  QV_RETURN_IF_ERROR(
-      must_audit({"request", peer, backup, rid,
-                  "requester=" + q.requester_id + " purpose=\"" + q.purpose + "\" destination=\"" +
-                      q.destination + "\" reply_key=" + HexEncode(q.reply_key) +
-                      " expires=" + std::to_string(q.expires_unix)}));
+  events.push_back({"request", peer, backup, rid,
+                    "requester=" + q.requester_id + " purpose=\"" + q.purpose +
+                        "\" destination=\"" + q.destination + "\" reply_key=" +
+                        HexEncode(q.reply_key) + " expires=" + std::to_string(q.expires_unix)});
   auto encoded = store_->Manifest(r.backup_id);
   if (!encoded.ok()) return refuse("refusal", rid, encoded.status());
   auto sm = SignedManifest::Parse(*encoded, &cluster_.coordinator);
@@ -358,14 +357,13 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   // Each approval as it was judged: no entry says a custodian approved
   // something they did not sign.
   for (const ApprovalCheck& c : checks) {
-    QV_RETURN_IF_ERROR(
-        must_audit({"approval", peer, backup, rid,
-                    "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
-                        " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")}));
+    events.push_back({"approval", peer, backup, rid,
+                      "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
+                          " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
   }
   if (!verdict.ok()) return refuse("refusal", rid, verdict.status());
   Status spent = store_->SpendRequest(rid, r.backup_id, now);
-  std::string kind = "release";
+  bool retry = false;
   if (spent.code() == StatusCode::kAlreadyExists) {
     // A certificate already used here may come back, within its lifetime,
     // from whoever holds the request's one-time reply key (a restore that
@@ -384,11 +382,11 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
     }
     auto retries = store_->CountRetry(rid, opt_.max_retries);
     if (!retries.ok()) return refuse("replay", rid, retries.status());
-    kind = "retry";
-    QV_RETURN_IF_ERROR(must_audit({"retry", peer, backup, rid,
-                                   "presentation " + std::to_string(*retries + 1) + " of at most " +
-                                       std::to_string(opt_.max_retries + 1) +
-                                       ", by the holder of the reply key"}));
+    retry = true;
+    events.push_back({"retry", peer, backup, rid,
+                      "presentation " + std::to_string(*retries + 1) + " of at most " +
+                          std::to_string(opt_.max_retries + 1) +
+                          ", by the holder of the reply key"});
   } else {
     QV_RETURN_IF_ERROR(spent);
   }
@@ -396,13 +394,17 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealToKey(q.reply_key, share));
   std::string approvers;
   for (const auto& id : verdict->approvers) approvers += (approvers.empty() ? "" : ",") + id;
-  QV_RETURN_IF_ERROR(must_audit(
-      {"release", peer, backup, rid,
-       "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) + " approvers=" +
-           approvers + (kind == "retry" ? " retry=yes" : "") + " purpose=\"" + q.purpose + "\""},
-      // Checkpointed in the same commit, so the next witness round
-      // countersigns this release: deleting it later shows to the peers.
-      /*checkpoint=*/true));
+  events.push_back({"release", peer, backup, rid,
+                    "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) +
+                        " approvers=" + approvers + (retry ? " retry=yes" : "") + " purpose=\"" +
+                        q.purpose + "\""});
+  if (Status st = AuditDurably(events, /*checkpoint=*/true); !st.ok()) {
+    Log("event=release-refused reason=\"audit log unavailable\" error=\"" +
+        Printable(st.message()) + "\"");
+    return Status(StatusCode::kPermissionDenied,
+                  "the audit log cannot be written (" + st.message() +
+                      "); nothing is released without its audit entry");
+  }
   s.released_[r.backup_id] = q.expires_unix + opt_.max_skew;
   Response resp;
   resp.payload = std::move(sealed);

@@ -94,7 +94,9 @@ class NodeService {
   // Appends to the audit log (if any); a failure to audit is logged loudly.
   // AuditDurably also returns it, for actions that must not happen unaudited.
   void Audit(const AuditEvent& event) const;
-  Status AuditDurably(const AuditEvent& event, bool checkpoint = false) const;
+  Status AuditDurably(const AuditEvent& event) const;
+  // All of `events` in one commit (and, with `checkpoint`, a checkpoint).
+  Status AuditDurably(const std::vector<AuditEvent>& events, bool checkpoint = false) const;
   // A connection from `address` (no port) proved key `name`, which is not
   // pinned. FlushRefusals audits the counts of intervals that have ended
   // (all of them with `all`); the daemon calls it on a timer and at stop.
