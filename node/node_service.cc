@@ -108,6 +108,8 @@ void NodeService::RefuseUnknownPeer(const std::string& address_in, const std::st
     it->second.last_key = name;
   }
   if (first) {
+    Log("peer=" + name + " address=" + address +
+        " event=refused reason=\"key not pinned in the cluster file\"");
     Audit({"refusal", name, "", "",
            "connection from " + address + ": key not pinned (further refusals from " + address +
                " in the next " + std::to_string(opt_.refusal_interval_seconds) +

@@ -82,9 +82,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     peer_ = s_->service->Identify(*channel_->remote_static());
     if (peer_.role == PeerRole::kUnknown) {
-      s_->service->Log("peer=" + peer_.name + " address=" + peer_ip_ +
-                       " event=refused reason=\"key not pinned in the cluster file\"");
-      s_->service->RefuseUnknownPeer(peer_ip_, peer_.name);
+      s_->service->RefuseUnknownPeer(peer_ip_, peer_.name);  // logged and audited, rate-limited
       // The peer proved its key, so it may learn why it gets nothing: one
       // answer naming the problem, then the connection closes.
       Response no = Response::FromStatus(

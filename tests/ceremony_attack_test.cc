@@ -432,6 +432,12 @@ TEST_F(CeremonyAttackTest, AFloodOfUnpinnedHandshakesIsAuditedAsAFewCountedEntri
     total += p == std::string::npos ? 1 : std::stoull(e.event.detail.substr(p + 8));
   }
   EXPECT_EQ(total, uint64_t{kFlood});
+  // The node's own log is bounded the same way: one line, then the count.
+  const std::string log = Slurp(dir() / "cl/nodes/node-00/node.log");
+  EXPECT_EQ(Count(log, "event=refused "), 1u);
+  EXPECT_EQ(Count(log, "event=refused-flood address=127.0.0.1 count=" + std::to_string(kFlood - 1)),
+            1u)
+      << log;
 }
 
 // The restore process is killed after the nodes released: the same
