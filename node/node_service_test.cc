@@ -101,12 +101,17 @@ class InProcessClusterTest : public ::testing::Test {
     return out;
   }
 
-  Result<BackupOutcome> Backup() {
+  // Fragment f on the cluster file's node f, as ClusterSession places them.
+  std::vector<Placement> Placements() const {
     std::vector<Placement> placement;
     for (uint32_t f = 0; f < cluster_.nodes.size(); ++f) {
       placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
     }
-    RemoteTarget target(Callers(), placement, NodeKeys());
+    return placement;
+  }
+
+  Result<BackupOutcome> Backup() {
+    RemoteTarget target(Callers(), Placements(), NodeKeys());
     Artifact a = MemoryArtifact("m", {{"w.safetensors", data_}});
     BackupOptions o;
     o.max_unit_size = 16384;
@@ -271,9 +276,7 @@ TEST_F(InProcessClusterTest, AFragmentThatDoesNotMatchTheManifestIsRefusedAtPrep
   tamper.n = "node-04";
   std::vector<NodeCaller*> callers = Callers();
   callers[4] = &tamper;
-  std::vector<Placement> placement;
-  for (uint32_t f = 0; f < 6; ++f)
-    placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
+  const std::vector<Placement> placement = Placements();
   RemoteTarget target(callers, placement, NodeKeys());
   Artifact a = MemoryArtifact("m", {{"w", data_}});
   auto b = RunBackup(a, target, *coordinator_, BackupOptions{});
@@ -307,9 +310,7 @@ TEST_F(InProcessClusterTest, SharesTravelSealedToTheReceivingNodeOnly) {
   observe.n = "node-03";
   std::vector<NodeCaller*> callers = Callers();
   callers[3] = &observe;
-  std::vector<Placement> placement;
-  for (uint32_t f = 0; f < 6; ++f)
-    placement.push_back({f, cluster_.nodes[f].id, cluster_.nodes[f].site});
+  const std::vector<Placement> placement = Placements();
   {
     RemoteTarget target(callers, placement, NodeKeys());
     ASSERT_TRUE(RunBackup(MemoryArtifact("m", {{"w", data_}}), target, *coordinator_, {}).ok());
