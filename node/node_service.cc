@@ -68,8 +68,10 @@ NodeService::NodeService(NodeStore* store, ClusterConfig cluster, std::string no
 }
 
 void NodeService::Log(const std::string& line) const {
+  // Lines quote peers' words; escaped here, none can forge or hide a line.
+  const std::string shown = Printable(line);
   std::lock_guard<std::mutex> lock(log_mu_);
-  log_("ts=" + Timestamp() + " node=" + node_id_ + " " + line);
+  log_("ts=" + Timestamp() + " node=" + node_id_ + " " + shown);
 }
 
 void NodeService::Audit(const AuditEvent& e) const { (void)AuditDurably(e); }
@@ -78,8 +80,7 @@ Status NodeService::AuditDurably(const std::vector<AuditEvent>& events, bool che
   if (opt_.audit == nullptr || events.empty()) return Status::Ok();
   Status st = opt_.audit->AppendAll(events, checkpoint);
   if (!st.ok()) {
-    Log("event=audit-failure kind=" + events.back().kind + " error=\"" + Printable(st.ToString()) +
-        "\"");
+    Log("event=audit-failure kind=" + events.back().kind + " error=\"" + st.ToString() + "\"");
   }
   return st;
 }
@@ -401,8 +402,7 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
                         " approvers=" + approvers + (retry ? " retry=yes" : "") + " purpose=\"" +
                         q.purpose + "\""});
   if (Status st = AuditDurably(events, /*checkpoint=*/true); !st.ok()) {
-    Log("event=release-refused reason=\"audit log unavailable\" error=\"" +
-        Printable(st.message()) + "\"");
+    Log("event=release-refused reason=\"audit log unavailable\" error=\"" + st.message() + "\"");
     return Status(StatusCode::kPermissionDenied,
                   "the audit log cannot be written (" + st.message() +
                       "); nothing is released without its audit entry");

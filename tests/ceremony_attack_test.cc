@@ -191,6 +191,9 @@ TEST_F(CeremonyAttackTest, ControlSequencesInARequestAreRefusedByQvAndByEveryNod
   ASSERT_EQ(log.code, 0) << log.err;
   EXPECT_FALSE(HasRawControl(log.out)) << log.out;
   for (int i = 0; i < 6; ++i) {
+    EXPECT_FALSE(HasRawControl(Slurp(dir() / "cl/nodes" / NodeId(i) / "node.log"))) << NodeId(i);
+  }
+  for (int i = 0; i < 6; ++i) {
     size_t refused = 0;
     for (const auto& e : AuditOf(i)) {
       refused += e.event.kind == "refusal" &&
