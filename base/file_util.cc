@@ -39,6 +39,29 @@ Result<std::unique_ptr<File>> File::CreateNewDirect(const fs::path& path, mode_t
   return std::unique_ptr<File>(new File(fd, path));
 }
 
+Result<std::unique_ptr<File>> File::CreateUnnamed(const fs::path& dir, mode_t mode, bool direct) {
+  int fd = ::open(dir.c_str(), O_TMPFILE | O_WRONLY | O_CLOEXEC | (direct ? O_DIRECT : 0), mode);
+  if (fd < 0) {
+    if (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL) {
+      return FailedPrecondition(dir.string() + ": unnamed (O_TMPFILE" +
+                                std::string(direct ? ", O_DIRECT" : "") + ") files not supported");
+    }
+    return ErrnoError(dir.string());
+  }
+  return std::unique_ptr<File>(new File(fd, dir / "(unnamed)"));
+}
+
+Status File::Link(const fs::path& path) {
+  // linkat(fd, "", AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the /proc link
+  // of the descriptor does not.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd_);
+  if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) != 0) {
+    return ErrnoError("link " + path.string());
+  }
+  path_ = path;
+  return Status::Ok();
+}
+
 File::~File() { ::close(fd_); }
 
 Result<size_t> File::Read(MutableByteSpan buf) {

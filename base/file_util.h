@@ -29,6 +29,12 @@ class File {
   // the filesystem does not support it (tmpfs), so callers can fall back.
   static Result<std::unique_ptr<File>> CreateNewDirect(const std::filesystem::path& path,
                                                        mode_t mode);
+  // A new file without a name (O_TMPFILE) in directory `dir`, for writing,
+  // with O_DIRECT if `direct`. Nothing of it survives the process unless
+  // Link() names it. kFailedPrecondition where the filesystem supports
+  // neither O_TMPFILE nor (with `direct`) O_DIRECT, so callers can fall back.
+  static Result<std::unique_ptr<File>> CreateUnnamed(const std::filesystem::path& dir, mode_t mode,
+                                                     bool direct);
 
   ~File();
   File(const File&) = delete;
@@ -41,6 +47,8 @@ class File {
   Status WriteAll(ByteSpan data);
   Status Truncate(uint64_t size);
   Status Sync();
+  // Gives a file from CreateUnnamed the name `path` (which must not exist).
+  Status Link(const std::filesystem::path& path);
   Result<uint64_t> Size() const;
   const std::filesystem::path& path() const { return path_; }
 

@@ -3,6 +3,7 @@
 // failed (one line on stderr names why), 2 bad usage.
 #include <malloc.h>
 #include <sodium.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -503,7 +504,9 @@ int CmdRestoreRun(const RunArgs& a) {
   }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
-  auto writer = NewFolderWriter(a.dest);
+  std::vector<std::string> notes;
+  auto writer = NewFolderWriter(a.dest, &notes);
+  for (const auto& n : notes) Warn(n);
   if (!writer.ok()) return Fail(writer.status());
   Progress progress("restore", !a.json);
   RestoreOptions opt;
@@ -662,7 +665,9 @@ int CmdRestore(const RestoreArgs& a) {
     auto m = (*store)->LoadManifest(*id, expected ? &*expected : nullptr, &problems);
     if (!m.ok()) return Fail(m.status());
     sm = std::move(m).value();
-    auto writer = NewFolderWriter(a.dest);
+    std::vector<std::string> notes;
+    auto writer = NewFolderWriter(a.dest, &notes);
+    for (const auto& n : notes) Warn(n);
     if (!writer.ok()) return Fail(writer.status());
     auto sources = (*store)->OpenSources(*sm, &problems);
     auto shares = (*store)->ReadShares(*sm, &problems);
@@ -869,7 +874,8 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
     size_t unpinned = 0;
     for (const auto& h : health) unpinned += h.detail.find("is not pinned") != std::string::npos;
     if (unpinned == health.size()) {
-      return Fail(PermissionDenied("no node pins this key (" + KeyBeside(cluster, key, "coordinator.key") +
+      return Fail(PermissionDenied("no node pins this key (" +
+                                   KeyBeside(cluster, key, "coordinator.key") +
                                    "): use a key listed in " + cluster));
     }
     std::fprintf(stderr, "qv: error: %d of %zu nodes unhealthy or unreachable\n", down,
@@ -1242,6 +1248,12 @@ int main(int argc, char** argv) {
   // Peak memory stays what the pipelines bound it to.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  // A restore keeps each verified file open, unnamed, until all are
+  // (coordinator/artifact.h): allow as many descriptors as the system does.
+  if (rlimit r{}; ::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
   try {
     return qv::Main(argc, argv);
   } catch (const std::exception& e) {

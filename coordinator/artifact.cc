@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <sodium.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -212,13 +214,26 @@ class BackgroundWrites {
 // the filesystem allows, files bypass the page cache (O_DIRECT through two
 // aligned buffers, one filling while the other is written; the last block
 // is padded and the file truncated to size).
+//
+// Plaintext never has a name before the whole artifact is verified: each
+// file is an unnamed O_TMPFILE inode in the destination's filesystem, kept
+// open until Commit() links them all into the staging folder and renames
+// it into place. A process killed at any point leaves no plaintext, only
+// an empty staging folder, which the next writer for that destination
+// removes. Where O_TMPFILE is unsupported, or more files are pending than
+// descriptors allow, files are written named inside the staging folder;
+// it is locked (flock) while in use, so the next run can tell a stale one
+// (its holder gone) from a live one and removes it, with a note.
 class FolderWriter : public ArtifactWriter {
  public:
   static constexpr size_t kAlign = 4096;
   static constexpr size_t kBuffer = 4u << 20;
 
-  FolderWriter(fs::path dest, fs::path staging)
-      : dest_(std::move(dest)), staging_(std::move(staging)) {}
+  FolderWriter(fs::path dest, fs::path staging, int lock_fd, size_t max_unnamed)
+      : dest_(std::move(dest)),
+        staging_(std::move(staging)),
+        lock_fd_(lock_fd),
+        max_unnamed_(max_unnamed) {}
   ~FolderWriter() override {
     // No write is pending here: Abort waits for it, and a commit follows
     // EndFile, which does.
@@ -226,6 +241,7 @@ class FolderWriter : public ArtifactWriter {
     for (auto& b : bufs_) {
       if (b) sodium_memzero(b.get(), kBuffer);  // they held restored plaintext
     }
+    if (lock_fd_ >= 0) ::close(lock_fd_);
   }
 
   Status BeginFile(const FileEntry& entry) override {
@@ -234,7 +250,27 @@ class FolderWriter : public ArtifactWriter {
     std::error_code ec;
     fs::create_directories(p.parent_path(), ec);
     if (ec) return IoError(p.parent_path().string() + ": " + ec.message());
-    auto direct = File::CreateNewDirect(p, 0600);
+    path_ = p;
+    unnamed_ = false;
+    Result<std::unique_ptr<File>> direct = FailedPrecondition("named");
+    if (unnamed_ok_ && pending_.size() < max_unnamed_) {
+      direct = File::CreateUnnamed(p.parent_path(), 0600, /*direct=*/true);
+      if (!direct.ok() && direct.status().code() == StatusCode::kFailedPrecondition) {
+        auto buffered = File::CreateUnnamed(p.parent_path(), 0600, /*direct=*/false);
+        if (buffered.ok()) {
+          direct_ = false;
+          unnamed_ = true;
+          file_ = std::move(buffered).value();
+          size_ = 0;
+          used_ = 0;
+          return Status::Ok();
+        }
+        if (buffered.status().code() != StatusCode::kFailedPrecondition) return buffered.status();
+        unnamed_ok_ = false;  // this filesystem has no O_TMPFILE
+      }
+      unnamed_ = direct.ok();
+    }
+    if (!unnamed_) direct = File::CreateNewDirect(p, 0600);
     if (direct.ok()) {
       for (auto& b : bufs_) {
         if (!b) b.reset(static_cast<uint8_t*>(std::aligned_alloc(kAlign, kBuffer)));
@@ -277,10 +313,16 @@ class FolderWriter : public ArtifactWriter {
     }
     used_ = 0;
     if (s.ok()) s = file_->Sync();
+    if (s.ok() && unnamed_) {
+      pending_.emplace_back(std::move(file_), path_);  // named at Commit
+    }
     file_.reset();
     return s;
   }
   Status Commit() override {
+    // Every file is verified: name the unnamed ones (each already fsynced).
+    for (auto& [file, path] : pending_) QV_RETURN_IF_ERROR(file->Link(path));
+    pending_.clear();
     // Directories first hold their entries durably, then the rename publishes.
     std::error_code ec;
     for (auto it = fs::recursive_directory_iterator(staging_, ec);
@@ -320,11 +362,18 @@ class FolderWriter : public ArtifactWriter {
   void Abort() override {
     (void)writes_.Wait();  // nothing may still be writing into the file
     file_.reset();
+    pending_.clear();  // closing an unnamed file frees it
     if (!committed_) RemoveAllQuietly(staging_);
   }
 
  private:
   fs::path dest_, staging_;
+  int lock_fd_;             // the staging folder, flock()ed while this writer lives
+  size_t max_unnamed_;      // descriptors we may hold for unnamed files
+  bool unnamed_ok_ = true;  // false once the filesystem refused O_TMPFILE
+  bool unnamed_ = false;    // the current file has no name yet
+  fs::path path_;           // the current file's name in the staging folder
+  std::vector<std::pair<std::unique_ptr<File>, fs::path>> pending_;  // verified at Commit
   std::unique_ptr<File> file_;
   std::unique_ptr<uint8_t, void (*)(void*)> bufs_[2] = {{nullptr, &std::free},
                                                         {nullptr, &std::free}};
@@ -347,7 +396,39 @@ class DiscardWriter : public ArtifactWriter {
 
 }  // namespace
 
-Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const fs::path& dest_in) {
+namespace {
+
+// Staging folders beside `dest` left by a run that died (no one holds their
+// lock); removed, each named in `notes`.
+void RemoveStalePartials(const fs::path& dest, std::vector<std::string>* notes) {
+  const std::string prefix = "." + dest.filename().string() + ".qv-partial-";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dest.parent_path(), ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !e.is_directory(ec)) continue;
+    int fd = ::open(e.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    const bool stale = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+    if (stale) RemoveAllQuietly(e.path());
+    ::close(fd);
+    if (stale && notes != nullptr) {
+      notes->push_back("removed " + e.path().string() + ", left by an interrupted restore");
+    }
+  }
+}
+
+// How many unnamed files may stay open at once: the descriptor limit, less
+// room for sockets and everything else.
+size_t UnnamedBudget() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 512;
+  return r.rlim_cur > 256 ? std::min<size_t>(r.rlim_cur - 256, 65536) : 0;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const fs::path& dest_in,
+                                                        std::vector<std::string>* notes) {
   std::error_code ec;
   fs::path dest = fs::absolute(dest_in, ec).lexically_normal();
   if (dest.filename().empty()) dest = dest.parent_path();
@@ -358,12 +439,20 @@ Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const fs::path& dest_in)
   if (!fs::is_directory(parent, ec)) {
     return NotFound(parent.string() + ": destination's parent folder does not exist");
   }
+  RemoveStalePartials(dest, notes);
   fs::path staging = parent / ("." + dest.filename().string() + ".qv-partial-" + RandomTag());
   if (!fs::create_directory(staging, ec) || ec) {
     return IoError(staging.string() + ": " + (ec ? ec.message() : "exists"));
   }
   ::chmod(staging.c_str(), 0700);
-  return std::unique_ptr<ArtifactWriter>(new FolderWriter(dest, staging));
+  int lock = ::open(staging.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock < 0 || ::flock(lock, LOCK_EX | LOCK_NB) != 0) {
+    Status st = ErrnoError("lock " + staging.string());
+    if (lock >= 0) ::close(lock);
+    RemoveAllQuietly(staging);
+    return st;
+  }
+  return std::unique_ptr<ArtifactWriter>(new FolderWriter(dest, staging, lock, UnnamedBudget()));
 }
 
 std::unique_ptr<ArtifactWriter> NewDiscardWriter() { return std::make_unique<DiscardWriter>(); }

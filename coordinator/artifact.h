@@ -65,8 +65,12 @@ class ArtifactWriter {
 
 // Writes into a hidden staging folder beside `dest` and renames it to `dest`
 // only on Commit(), so a failed restore never leaves a complete-looking
-// artifact. `dest` must not exist. Files are created 0600.
-Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const std::filesystem::path& dest);
+// artifact. `dest` must not exist. Files are created 0600, unnamed until
+// Commit() where the filesystem allows (O_TMPFILE), so a killed process
+// leaves no plaintext. Staging folders an earlier, interrupted run left
+// beside `dest` are removed first, each named in `notes` (if given).
+Result<std::unique_ptr<ArtifactWriter>> NewFolderWriter(const std::filesystem::path& dest,
+                                                        std::vector<std::string>* notes = nullptr);
 
 // Keeps nothing (benchmarks); the pipeline still hashes and verifies.
 std::unique_ptr<ArtifactWriter> NewDiscardWriter();

@@ -1,7 +1,10 @@
 #include "coordinator/artifact.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/file_util.h"
 #include "base/temp_dir.h"
@@ -104,6 +107,70 @@ TEST_F(ArtifactTest, FolderWriterAbortLeavesNothingAndRefusesExistingDest) {
   fs::create_directories(dest);
   EXPECT_EQ(NewFolderWriter(dest).status().code(), StatusCode::kAlreadyExists);
   EXPECT_EQ(NewFolderWriter(dir_ / "no/such/parent/out").status().code(), StatusCode::kNotFound);
+}
+
+// Regular files anywhere under `root`.
+size_t RegularFiles(const fs::path& root) {
+  size_t n = 0;
+  for (auto& e : fs::recursive_directory_iterator(root)) n += e.is_regular_file();
+  return n;
+}
+
+// Until Commit, the written (and verified) plaintext has no name anywhere:
+// on disk (O_DIRECT) and on tmpfs (buffered) alike.
+TEST_F(ArtifactTest, FolderWriterGivesPlaintextNoNameBeforeCommit) {
+  ScopedTempDir shm{"/dev/shm/qv-artifact-test"};
+  for (const fs::path& root : {dir_, fs::path("/dev/shm") / shm.path().filename()}) {
+    fs::create_directories(root);
+    SCOPED_TRACE(root.string());
+    const fs::path dest = root / "out";
+    auto w = NewFolderWriter(dest);
+    ASSERT_TRUE(w.ok());
+    const std::string data(5 << 20, 'w');
+    for (const char* f : {"a.safetensors", "sub/b.json"}) {
+      ASSERT_TRUE((*w)->BeginFile({f, data.size(), {}}).ok());
+      ASSERT_TRUE((*w)->Write(AsBytes(data)).ok());
+      ASSERT_TRUE((*w)->EndFile().ok());
+    }
+    EXPECT_EQ(RegularFiles(root), 0u);
+    ASSERT_TRUE((*w)->Commit().ok());
+    EXPECT_EQ(RegularFiles(root), 2u);
+    EXPECT_EQ(fs::file_size(dest / "sub/b.json"), data.size());
+  }
+}
+
+// A writer whose process died leaves its (locked, now unlocked) staging
+// folder; the next writer for that destination removes it and says so,
+// while a live writer's folder is left alone. Files are named here: with
+// too few descriptors for unnamed files the writer falls back to names.
+TEST_F(ArtifactTest, StaleStagingFromADeadRunIsRemovedAndALiveOneIsNot) {
+  const fs::path dest = dir_ / "out";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    rlimit r{200, 200};  // no room for unnamed files: named fallback
+    ::setrlimit(RLIMIT_NOFILE, &r);
+    auto w = NewFolderWriter(dest);
+    if (!w.ok() || !(*w)->BeginFile({"a.bin", 3, {}}).ok() || !(*w)->Write(AsBytes("abc")).ok() ||
+        !(*w)->EndFile().ok()) {
+      ::_exit(1);
+    }
+    ::_exit(0);  // dies without Abort: the plaintext stays, named, in staging
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_EQ(RegularFiles(dir_), 1u);
+  auto live = NewFolderWriter(dir_ / "other");
+  ASSERT_TRUE(live.ok());
+  std::vector<std::string> notes;
+  auto w = NewFolderWriter(dest, &notes);
+  ASSERT_TRUE(w.ok());
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("left by an interrupted restore"), std::string::npos) << notes[0];
+  EXPECT_EQ(RegularFiles(dir_), 0u);
+  // Two staging folders remain: the live writers' own.
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), 2);
 }
 
 // A destination that appears while the restore runs is never replaced, empty
