@@ -255,7 +255,11 @@ std::string NodeConfig::ToToml() const {
     << "\"\ncluster_file = \"" << cluster_file.string()
     << "\"\nclock_skew_seconds = " << clock_skew_seconds
     << "\ncheckpoint_every = " << checkpoint_every
-    << "\nwitness_interval_ms = " << witness_interval_ms << "\n";
+    << "\nwitness_interval_ms = " << witness_interval_ms
+    << "\nhandshake_timeout_ms = " << handshake_timeout_ms
+    << "\nidle_timeout_ms = " << idle_timeout_ms << "\nmessage_timeout_ms = " << message_timeout_ms
+    << "\nmax_unauthenticated_connections = " << max_unauthenticated_connections
+    << "\nmax_unauthenticated_per_address = " << max_unauthenticated_per_address << "\n";
   return o.str();
 }
 
@@ -276,7 +280,8 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(
       *n,
       {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
-       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms"},
+       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms",
+       "message_timeout_ms", "max_unauthenticated_connections", "max_unauthenticated_per_address"},
       source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -296,6 +301,12 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
                                   &c.handshake_timeout_ms));
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "idle_timeout_ms", source, "node", 100, 86400000, &c.idle_timeout_ms));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "message_timeout_ms", source, "node", 100, 3600000, &c.message_timeout_ms));
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "max_unauthenticated_connections", source, "node", 1, 100000,
+                                  &c.max_unauthenticated_connections));
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "max_unauthenticated_per_address", source, "node", 1, 100000,
+                                  &c.max_unauthenticated_per_address));
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "clock_skew_seconds", source, "node", 0, 3600, &c.clock_skew_seconds));
   QV_RETURN_IF_ERROR(

@@ -65,6 +65,12 @@ struct NodeConfig {
   // a connection may sit idle, before the node drops it.
   uint32_t handshake_timeout_ms = 10000;
   uint32_t idle_timeout_ms = 120000;
+  // Optional: how long a whole message may take from its first byte; how
+  // many connections may be unauthenticated at once, in all and per source
+  // address (more are closed as soon as they are accepted).
+  uint32_t message_timeout_ms = 30000;
+  uint32_t max_unauthenticated_connections = 512;
+  uint32_t max_unauthenticated_per_address = 64;
   // Optional: clock skew tolerated on request times; how many audit entries
   // between signed checkpoints; how often to witness the other nodes' logs.
   uint32_t clock_skew_seconds = 300;

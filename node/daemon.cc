@@ -169,6 +169,9 @@ Status RunNodeDaemon(const fs::path& node_config) {
   opt.port = self->port;
   opt.handshake_timeout = std::chrono::milliseconds(nc.handshake_timeout_ms);
   opt.idle_timeout = std::chrono::milliseconds(nc.idle_timeout_ms);
+  opt.io_timeout = std::chrono::milliseconds(nc.message_timeout_ms);
+  opt.max_unauthenticated = nc.max_unauthenticated_connections;
+  opt.max_unauthenticated_per_address = nc.max_unauthenticated_per_address;
   QV_ASSIGN_OR_RETURN(auto server, NodeServer::New(&service, key.get(), opt));
   const fs::path pid_file = node_config.parent_path() / "node.pid";
   QV_RETURN_IF_ERROR(WriteFileAtomic(pid_file, AsBytes(std::to_string(::getpid()) + "\n"), 0644));

@@ -6,6 +6,9 @@
 #include <asio/experimental/as_tuple.hpp>
 #include <asio/experimental/awaitable_operators.hpp>
 #include <atomic>
+#include <map>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "crypto/channel.h"
@@ -24,15 +27,59 @@ struct NodeServer::Impl {
   asio::io_context ctx;
   tcp::acceptor acceptor{ctx};
   std::atomic<bool> stopping{false};
+  // Connections not yet authenticated, in all and by source address. They
+  // cost memory before anyone is known, so both are capped; past a cap a
+  // connection is closed as soon as it is accepted.
+  std::mutex unauth_mu;
+  size_t unauth_total = 0;
+  std::map<std::string, size_t> unauth_by_address;
+  uint64_t unauth_dropped = 0;
 };
 
 namespace {
 
+// One unauthenticated connection's place under the caps: taken at accept,
+// given back once the peer is identified or the connection ends.
+class UnauthSlot {
+ public:
+  UnauthSlot(NodeServer::Impl* s, std::string address) : s_(s), address_(std::move(address)) {}
+  ~UnauthSlot() { Release(); }
+  UnauthSlot(const UnauthSlot&) = delete;
+  UnauthSlot& operator=(const UnauthSlot&) = delete;
+  // False (and nothing taken) when a cap is reached.
+  bool Take() {
+    std::lock_guard<std::mutex> lock(s_->unauth_mu);
+    size_t& mine = s_->unauth_by_address[address_];
+    if (s_->unauth_total >= s_->opt.max_unauthenticated ||
+        mine >= s_->opt.max_unauthenticated_per_address) {
+      if (mine == 0) s_->unauth_by_address.erase(address_);
+      ++s_->unauth_dropped;
+      return false;
+    }
+    ++mine;
+    ++s_->unauth_total;
+    held_ = true;
+    return true;
+  }
+  void Release() {
+    if (!held_) return;
+    std::lock_guard<std::mutex> lock(s_->unauth_mu);
+    if (--s_->unauth_by_address[address_] == 0) s_->unauth_by_address.erase(address_);
+    --s_->unauth_total;
+    held_ = false;
+  }
+
+ private:
+  NodeServer::Impl* s_;
+  std::string address_;
+  bool held_ = false;
+};
+
 // One connection: handshake, pin check, then requests until close.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(NodeServer::Impl* s, tcp::socket sock)
-      : s_(s), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
+  Session(NodeServer::Impl* s, tcp::socket sock, std::unique_ptr<UnauthSlot> slot)
+      : s_(s), sock_(std::move(sock)), timer_(sock_.get_executor()), slot_(std::move(slot)) {}
 
   awaitable<void> Run() {
     std::string peer_addr = "?";
@@ -60,12 +107,11 @@ class Session : public std::enable_shared_from_this<Session> {
     auto ch = Channel::New(false, *s_->identity, AsBytes(kChannelPrologue), s_->opt.max_message);
     if (!ch.ok()) co_return ch.status();
     channel_ = std::move(ch).value();
-    const auto handshake_deadline = std::chrono::steady_clock::now() + s_->opt.handshake_timeout;
+    // The whole handshake has one deadline, and its reads are small: an
+    // unknown peer gets a few KiB of buffer, not the 1 MiB of a session.
+    Deadline handshake{Clock::now() + s_->opt.handshake_timeout, {}};
     while (!channel_->established()) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          handshake_deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
-      Status got = co_await FillFrame(left);
+      Status got = co_await FillFrame(handshake, kHandshakeRecvSize);
       if (!got.ok()) {
         if (got.message() == "read timed out") {
           co_return Status(StatusCode::kPermissionDenied, "handshake timed out");
@@ -81,6 +127,7 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     peer_ = s_->service->Identify(*channel_->remote_static());
+    slot_->Release();  // authenticated (or about to be dropped): off the caps
     if (peer_.role == PeerRole::kUnknown) {
       s_->service->RefuseUnknownPeer(peer_ip_, peer_.name);  // logged and audited, rate-limited
       // The peer proved its key, so it may learn why it gets nothing: one
@@ -98,7 +145,11 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     NodeService::Session session(peer_);
     while (!s_->stopping.load()) {
-      Status got = co_await FillFrame(s_->opt.idle_timeout);
+      // Idle until a message starts; from its first byte, the whole message
+      // (every frame of it) must arrive within io_timeout, so a peer that
+      // trickles bytes cannot hold the connection by resetting a read timer.
+      Deadline message{Clock::now() + s_->opt.idle_timeout, s_->opt.io_timeout};
+      Status got = co_await FillFrame(message, kRecvSize);
       if (!got.ok()) co_return got;
       auto ev = channel_->OnFrame(*decoder_.Peek());
       decoder_.Pop();
@@ -119,17 +170,29 @@ class Session : public std::enable_shared_from_this<Session> {
     co_return Status::Ok();
   }
 
+  using Clock = std::chrono::steady_clock;
+  // When reading must be done: `at`, which a message's first byte moves to
+  // that moment plus `budget` (if any), once.
+  struct Deadline {
+    Clock::time_point at;
+    std::optional<std::chrono::milliseconds> budget;
+  };
+
   // Waits until a whole frame is buffered; it is then decoder_.Peek().
-  awaitable<Status> FillFrame(std::chrono::milliseconds timeout) {
+  awaitable<Status> FillFrame(Deadline& deadline, size_t recv_size) {
     while (!decoder_.Peek()) {
-      timer_.expires_after(timeout);
-      MutableByteSpan space = decoder_.Prepare(kRecvSize);
+      timer_.expires_at(deadline.at);
+      MutableByteSpan space = decoder_.Prepare(recv_size);
       auto r = co_await (sock_.async_read_some(asio::buffer(space.data(), space.size()), kUse) ||
                          timer_.async_wait(kUse));
       if (r.index() == 1) co_return Status(StatusCode::kPermissionDenied, "read timed out");
       auto [ec, n] = std::get<0>(r);
       if (ec == asio::error::eof) co_return NotFound("peer closed the connection");
       if (ec) co_return IoError("read: " + ec.message());
+      if (n > 0 && deadline.budget) {
+        deadline.at = Clock::now() + *deadline.budget;
+        deadline.budget.reset();
+      }
       Status st = decoder_.Commit(n);
       if (!st.ok()) co_return st;
     }
@@ -160,7 +223,9 @@ class Session : public std::enable_shared_from_this<Session> {
   asio::steady_timer timer_;
   std::unique_ptr<Channel> channel_;
   FrameDecoder decoder_;
+  std::unique_ptr<UnauthSlot> slot_;
   static constexpr size_t kRecvSize = 256 * 1024;
+  static constexpr size_t kHandshakeRecvSize = 2048;  // Noise XX messages are < 200 bytes
   PeerInfo peer_;
   std::string peer_ip_ = "?";
 };
@@ -172,12 +237,20 @@ awaitable<void> Accept(NodeServer::Impl* s) {
       if (s->stopping.load() || ec == asio::error::operation_aborted) co_return;
       continue;
     }
+    asio::error_code addr_ec;
+    const auto remote = sock.remote_endpoint(addr_ec);
+    auto slot = std::make_unique<UnauthSlot>(s, addr_ec ? "?" : remote.address().to_string());
+    if (!slot->Take()) {
+      asio::error_code ignored;
+      sock.close(ignored);  // over a cap: closed before anything is allocated for it
+      continue;
+    }
     sock.set_option(tcp::no_delay(true));
     // Each session on its own strand: its read, write and timer never race.
     auto strand = asio::make_strand(s->ctx);
     tcp::socket mine(strand);
     mine.assign(tcp::v4(), sock.release());
-    auto session = std::make_shared<Session>(s, std::move(mine));
+    auto session = std::make_shared<Session>(s, std::move(mine), std::move(slot));
     asio::co_spawn(
         strand, [session]() -> awaitable<void> { co_await session->Run(); }, asio::detached);
   }

@@ -26,9 +26,13 @@ struct ServerOptions {
   uint16_t port = 0;  // 0: any free port (see NodeServer::port)
   int threads = 0;    // 0: one per core
   std::chrono::milliseconds handshake_timeout{10000};
-  std::chrono::milliseconds io_timeout{30000};
+  std::chrono::milliseconds io_timeout{30000};  // a whole message, from its first byte
   std::chrono::milliseconds idle_timeout{120000};
   size_t max_message = 32u << 20;
+  // Connections still in (or before) their handshake: past either cap a
+  // new connection is closed at once.
+  size_t max_unauthenticated = 512;
+  size_t max_unauthenticated_per_address = 64;
 };
 
 class NodeServer {

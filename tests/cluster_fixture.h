@@ -52,8 +52,10 @@ class ClusterTest : public ::testing::Test {
       fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
       std::string toml = Slurp(nf);
       toml = toml.substr(0, toml.find("clock_skew_seconds"));
-      std::ofstream(nf) << toml << "handshake_timeout_ms = 1500\ncheckpoint_every = 4\n"
-                        << "witness_interval_ms = 200\n";
+      std::ofstream(nf)
+          << toml
+          << "handshake_timeout_ms = 1500\nmessage_timeout_ms = 5000\ncheckpoint_every = 4\n"
+          << "witness_interval_ms = 200\n";
     }
     Outcome up = Qv("cluster up --dir cl");
     ASSERT_EQ(up.code, 0) << up.err << up.out << Slurp(dir() / "cl/nodes/node-00/node.log");
