@@ -5,6 +5,7 @@
 #include <set>
 #include <thread>
 
+#include "base/text.h"
 #include "node/node_service.h"
 
 namespace qv {
@@ -244,7 +245,7 @@ std::vector<NodeHealth> ClusterSession::Health() {
       h.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
                  .count();
       h.ok = resp.ok();
-      h.detail = resp.ok() ? "ok" : resp.status().message();
+      h.detail = resp.ok() ? Printable(resp->message) : resp.status().message();
     }
     out.push_back(h);
   }

@@ -204,6 +204,27 @@ uint64_t AuditLog::head_seq() const {
   return seq_;
 }
 
+Result<std::vector<std::string>> AuditLog::BackupsStored() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT DISTINCT backup FROM audit WHERE kind = 'backup-stored'");
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(st.ColText(0));
+  if (rc != SQLITE_DONE) return IoError(std::string("audit log: ") + sqlite3_errmsg(db_));
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> AuditLog::RequestsReleased() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT DISTINCT request, backup FROM audit WHERE kind IN ('release', 'retry')");
+  std::vector<std::pair<std::string, std::string>> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW)
+    out.emplace_back(st.ColText(0), st.ColText(1));
+  if (rc != SQLITE_DONE) return IoError(std::string("audit log: ") + sqlite3_errmsg(db_));
+  return out;
+}
+
 Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max) const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,

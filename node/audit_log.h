@@ -88,6 +88,12 @@ class AuditLog {
   Result<std::vector<AuditEntry>> Entries(uint64_t from_seq, size_t max) const;
   Result<std::vector<Checkpoint>> Checkpoints() const;
   uint64_t head_seq() const;
+  // Backup ids (hex) this log recorded as stored (published); a hint for
+  // re-indexing a node whose metadata database is gone.
+  Result<std::vector<std::string>> BackupsStored() const;
+  // (request id, backup id), hex, of every request this log recorded as
+  // released: spent request ids a node must not lose with its database.
+  Result<std::vector<std::pair<std::string, std::string>>> RequestsReleased() const;
 
   // Witnessing: `theirs` must be newer than anything held for that node.
   Status RecordWitness(const WitnessRecord& record);

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "base/file_util.h"
@@ -150,10 +151,26 @@ Status RunNodeDaemon(const fs::path& node_config) {
   }
   QV_ASSIGN_OR_RETURN(SecretBytes master, ReadSecretFile(nc.master_key_file, 32));
 
-  QV_ASSIGN_OR_RETURN(auto store,
-                      NodeStore::Open(nc.data_dir, std::move(master), nc.id, cluster.coordinator));
+  std::error_code ec;
+  fs::create_directories(nc.data_dir, ec);
   QV_ASSIGN_OR_RETURN(auto audit, AuditLog::Open(nc.data_dir / "audit.db", nc.id, key.get(),
                                                  SystemClock::Default(), nc.checkpoint_every));
+  // A metadata database that is gone is rebuilt: from the backup folders'
+  // signed manifests and from what the audit log remembers.
+  NodeStore::RecoveryHints hints;
+  const bool rebuild = !fs::exists(nc.data_dir / "meta.db", ec);
+  if (rebuild) {
+    QV_ASSIGN_OR_RETURN(auto stored, audit->BackupsStored());
+    for (const auto& id : stored) {
+      if (auto b = BackupIdFromText(id); b.ok()) hints.published.insert(*b);
+    }
+    QV_ASSIGN_OR_RETURN(auto released, audit->RequestsReleased());
+    for (const auto& [request, backup] : released) {
+      if (auto b = BackupIdFromText(backup); b.ok()) hints.spent.emplace_back(request, *b);
+    }
+  }
+  QV_ASSIGN_OR_RETURN(auto store, NodeStore::Open(nc.data_dir, std::move(master), nc.id,
+                                                  cluster.coordinator, rebuild ? &hints : nullptr));
   NodeServiceOptions so;
   so.audit = audit.get();
   so.max_skew = nc.clock_skew_seconds;
@@ -163,6 +180,10 @@ Status RunNodeDaemon(const fs::path& node_config) {
       "cluster=" + cluster.name + " nodes=" + std::to_string(cluster.nodes.size()) +
       " cleaned_interrupted_uploads=" + std::to_string(store->cleaned_on_open());
   service.Log("event=config-load " + loaded);
+  for (const auto& line : store->recovery()) {
+    service.Log("event=recovery detail=\"" + line + "\"");
+    service.Audit({"recovery", "", "", "", line});
+  }
   service.Audit({"config-load", "", "", "", loaded + " file=" + node_config.string()});
   ServerOptions opt;
   opt.host = self->host;
@@ -186,7 +207,6 @@ Status RunNodeDaemon(const fs::path& node_config) {
   service.Log("event=stop");
   service.Audit({"stop", "", "", "", s.ok() ? "clean" : s.ToString()});
   if (Status c = audit->SignCheckpoint(); !c.ok()) service.Log("event=checkpoint-failed");
-  std::error_code ec;
   fs::remove(pid_file, ec);
   return s;
 }

@@ -188,6 +188,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
   switch (r.op) {
     case Op::kHealth:
       resp.message = "ok";
+      // What start-up recovered or set aside stays visible to operators.
+      for (const auto& line : store_->recovery()) resp.message += "; " + line;
       return resp;
     case Op::kBeginFragment: {
       if (s.upload_)

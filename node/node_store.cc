@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -37,7 +38,8 @@ Status SqlError(sqlite3* db, const std::string& what) {
 }  // namespace
 
 Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, SecretBytes master_key,
-                                                   std::string node_id, PublicKey coordinator) {
+                                                   std::string node_id, PublicKey coordinator,
+                                                   const RecoveryHints* hints) {
   if (master_key.size() != kSecretBoxKeySize) return InvalidArgument("master key must be 32 bytes");
   std::unique_ptr<NodeStore> s(new NodeStore());
   s->dir_ = data_dir;
@@ -69,11 +71,12 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
               "count INTEGER NOT NULL)"));
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"));
-  QV_RETURN_IF_ERROR(s->CheckMasterKey());
 
-  // Crash recovery: an upload that never reached Prepare is discarded, and
-  // so is any folder the database does not know (a crash between the rename
-  // and the row).
+  // Crash recovery: an upload that never reached Prepare is discarded (the
+  // node knows it as its own aborted upload: staging data only). A backup
+  // folder the database does not know (a crash between the rename and the
+  // row, or meta.db lost) is never deleted: it is re-indexed from its own
+  // signed manifest when complete and valid, else moved to quarantine/.
   QV_RETURN_IF_ERROR(s->Exec("DELETE FROM backups WHERE state = 'uploading'"));
   for (auto& e : fs::directory_iterator(data_dir / "staging", ec)) {
     RemoveAllQuietly(e.path());
@@ -81,12 +84,72 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   }
   for (auto& e : fs::directory_iterator(data_dir / "backups", ec)) {
     auto id = BackupIdFromText(e.path().filename().string());
-    if (!id.ok() || !s->Find(*id).ok()) {
-      RemoveAllQuietly(e.path());
-      ++s->cleaned_;
+    if (id.ok() && s->Find(*id).ok()) continue;
+    Status st = id.ok() ? s->Reindex(*id, e.path(), hints) : InvalidArgument("not a backup id");
+    if (st.ok()) continue;
+    fs::path q = data_dir / "quarantine" / (e.path().filename().string() + "-" + RandomTag());
+    fs::create_directories(q.parent_path(), ec);
+    if (::rename(e.path().c_str(), q.c_str()) != 0) {
+      return ErrnoError("quarantine " + e.path().string());
+    }
+    s->recovery_.push_back("quarantined " + q.string() + ": " + st.message());
+  }
+  if (hints != nullptr) {
+    for (const auto& [request, backup] : hints->spent) {
+      Stmt st(s->db_, "INSERT OR IGNORE INTO used_requests VALUES (?, ?, 0)");
+      st.Text(1, request);
+      st.Text(2, BackupIdToText(backup));
+      if (sqlite3_step(st.get()) != SQLITE_DONE)
+        return SqlError(s->db_, "restoring spent requests");
+    }
+    if (!hints->spent.empty()) {
+      s->recovery_.push_back("restored " + std::to_string(hints->spent.size()) +
+                             " spent request id(s) from the audit log");
     }
   }
+  // After re-indexing, so a lost meta.db (and with it the key-check value)
+  // still proves the key on a recovered share.
+  QV_RETURN_IF_ERROR(s->CheckMasterKey());
   return s;
+}
+
+// A folder with a complete, signed backup placed on this node becomes a row
+// again: published if its marker (or the audit log's hint) says so, else
+// prepared. The share is not opened here; CheckMasterKey proves the key.
+Status NodeStore::Reindex(const BackupId& id, const fs::path& dir, const RecoveryHints* hints) {
+  QV_ASSIGN_OR_RETURN(Bytes encoded, ReadFileBytes(dir / "manifest", kMaxManifestSize));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
+  const qv::Manifest& m = sm.manifest();
+  if (m.backup_id != id)
+    return Corruption("its manifest is for backup " + BackupIdToText(m.backup_id));
+  const Placement* mine = nullptr;
+  for (const auto& p : m.placement) {
+    if (p.node_id == node_id_) mine = &p;
+  }
+  if (mine == nullptr) return PermissionDenied("its manifest places nothing on " + node_id_);
+  std::error_code ec;
+  const uint64_t want = m.stripe_count * m.unit_size;
+  if (fs::file_size(dir / "fragment", ec) != want || ec) {
+    return Corruption("fragment is missing or not " + std::to_string(want) + " bytes");
+  }
+  QV_ASSIGN_OR_RETURN(Bytes leaf_bytes, ReadFileBytes(dir / "leaves", m.stripe_count * 32));
+  if (leaf_bytes.size() != m.stripe_count * 32) return Corruption("leaves are incomplete");
+  std::vector<Digest> leaves(m.stripe_count);
+  for (uint64_t i = 0; i < m.stripe_count; ++i) {
+    std::copy_n(leaf_bytes.begin() + i * 32, 32, leaves[i].begin());
+  }
+  if (MerkleRoot(leaves) != m.fragment_roots[mine->fragment]) {
+    return Corruption("leaves do not match the signed Merkle root");
+  }
+  if (!fs::is_regular_file(dir / "share.sealed", ec)) return Corruption("sealed share is missing");
+  const bool published =
+      fs::exists(dir / "published", ec) || (hints != nullptr && hints->published.count(id) > 0);
+  const std::string state = published ? "published" : "prepared";
+  QV_RETURN_IF_ERROR(
+      SetState(id, mine->fragment, state, m.unit_size, static_cast<int64_t>(m.stripe_count)));
+  recovery_.push_back("recovered backup " + BackupIdToText(id) + " (" + state +
+                      ") from its signed manifest");
+  return Status::Ok();
 }
 
 NodeStore::~NodeStore() {
@@ -268,7 +331,7 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share) {
   SecretBytes plain = EncodeShare(share);
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(store_->master_, ShareContext(id_, share.x), plain));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "share.sealed", sealed, 0600));
-  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0644));
+  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0600));
   QV_RETURN_IF_ERROR(SyncDir(dir_));
   fs::path final_dir = store_->BackupDir(id_);
   if (::rename(dir_.c_str(), final_dir.c_str()) != 0)
@@ -285,6 +348,8 @@ Status NodeStore::Publish(const BackupId& id) {
     QV_ASSIGN_OR_RETURN(b, Find(id));
   }
   if (b.state == "uploading") return FailedPrecondition("backup is not prepared");
+  // The folder records its own state too, so it survives the loss of meta.db.
+  QV_RETURN_IF_ERROR(WriteFileAtomic(BackupDir(id) / "published", {}, 0600));
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_, "UPDATE backups SET state = 'published' WHERE id = ?");
   st.Text(1, BackupIdToText(id));

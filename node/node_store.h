@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -85,9 +86,17 @@ struct StoredBackup {
 class NodeStore {
  public:
   // `node_id` must match the manifest placement; `coordinator` signs manifests.
+  // What the node's audit log remembers, for rebuilding a lost metadata
+  // database: backups it saw published (folders from before their marker)
+  // and requests it released (so they stay spent).
+  struct RecoveryHints {
+    std::set<BackupId> published;
+    std::vector<std::pair<std::string, BackupId>> spent;  // request id (hex), backup
+  };
   static Result<std::unique_ptr<NodeStore>> Open(const std::filesystem::path& data_dir,
                                                  SecretBytes master_key, std::string node_id,
-                                                 PublicKey coordinator);
+                                                 PublicKey coordinator,
+                                                 const RecoveryHints* hints = nullptr);
   ~NodeStore();
 
   Result<std::unique_ptr<Upload>> Begin(const BackupId& id, uint32_t fragment, uint32_t unit_size,
@@ -116,12 +125,15 @@ class NodeStore {
   Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);
   // How many leftovers Open() removed (interrupted uploads, unknown folders).
   int cleaned_on_open() const { return cleaned_; }
+  // What Open() re-indexed or quarantined, one line each.
+  const std::vector<std::string>& recovery() const { return recovery_; }
 
  private:
   friend class Upload;
   NodeStore() = default;
   Status Exec(const std::string& sql) const;
   Status CheckMasterKey();
+  Status Reindex(const BackupId& id, const std::filesystem::path& dir, const RecoveryHints* hints);
   Result<StoredBackup> Find(const BackupId& id) const;
   Status SetState(const BackupId& id, uint32_t fragment, const std::string& state, int64_t unit,
                   int64_t stripes);
@@ -138,6 +150,7 @@ class NodeStore {
   // deletes one must erase it here too.
   mutable std::map<BackupId, std::pair<uint64_t, uint64_t>> published_geometry_;  // guarded by mu_
   int cleaned_ = 0;
+  std::vector<std::string> recovery_;
 };
 
 }  // namespace qv

@@ -132,5 +132,66 @@ TEST_F(CrashTest, AnInterruptedRestoreLeavesNoPlaintextBehind) {
   }
 }
 
+// meta.db lost on node-02 (operator error, a VM snapshot without it): the
+// node destroys nothing. A complete backup is re-indexed from its signed
+// manifest and serves a restore that needs node-02; a damaged one is moved
+// to quarantine/, and `qv status` reports both; a request it released
+// stays spent.
+TEST_F(CrashTest, ANodeThatLostItsDatabaseRecoversWhatItCanAndDestroysNothing) {
+  ASSERT_EQ(Qv("sample --out model --size 2MiB --shards 2").code, 0);
+  const std::string good = Backup("model");
+  const std::string bad = Backup("model/config.json");
+  const std::string flags = Approved(good, "req");
+  ASSERT_EQ(Qv("restore run --cluster cl/cluster.toml" + flags + " --dest first").code, 0);
+  Kill9(2);
+  const fs::path data = dir() / "cl/nodes/node-02/data";
+  for (const char* f : {"meta.db", "meta.db-wal", "meta.db-shm"}) fs::remove(data / f);
+  const std::string leaves = Slurp(data / "backups" / bad / "leaves");
+  std::ofstream(data / "backups" / bad / "leaves", std::ios::binary | std::ios::trunc)
+      << leaves.substr(0, leaves.size() - 1);
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome status = Qv("status --cluster cl/cluster.toml");
+  EXPECT_EQ(status.code, 0) << status.err;
+  EXPECT_NE(status.out.find("recovered backup " + good + " (published) from its signed manifest"),
+            std::string::npos)
+      << status.out;
+  EXPECT_NE(status.out.find("quarantined "), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("leaves are incomplete"), std::string::npos) << status.out;
+  EXPECT_NE(status.out.find("restored 1 spent request id(s) from the audit log"), std::string::npos)
+      << status.out;
+  // The damaged backup is set aside, not deleted.
+  size_t quarantined = 0;
+  for (auto& e : fs::directory_iterator(data / "quarantine")) {
+    quarantined += e.path().filename().string().rfind(bad, 0) == 0 &&
+                   fs::exists(e.path() / "fragment") && fs::exists(e.path() / "share.sealed");
+  }
+  EXPECT_EQ(quarantined, 1u);
+  // With node-00 and node-01 gone, every one of the four other fragments
+  // is needed: node-02's recovered one serves.
+  Kill9(0);
+  Kill9(1);
+  Outcome r = Qv("restore run --cluster cl/cluster.toml" + Approved(good, "req2") + " --dest out");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "out");
+  // The request node-02 released before its database was lost is still
+  // spent there: a replay without the reply key's proof is refused.
+  auto op = SigningKey::Load(dir() / "cl/operator.key");
+  auto c = NodeClient::Connect(cluster_.nodes[2], **op);
+  ASSERT_TRUE(c.ok());
+  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
+  Certificate cert{*sr, {}};
+  for (const char* cu : {"c1", "c2", "c3"}) {
+    cert.approvals.push_back(
+        *Approval::Parse(*ReadFileBytes(dir() / (std::string("req.") + cu), 1 << 16)));
+  }
+  Request rel;
+  rel.op = Op::kRelease;
+  rel.backup_id = *BackupIdFromText(good);
+  rel.payload = cert.Encode();
+  auto resp = (*c)->Call(rel);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_NE(resp->message.find("replayed"), std::string::npos) << resp->message;
+}
+
 }  // namespace
 }  // namespace qv
