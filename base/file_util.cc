@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <random>
 
 namespace qv {
@@ -18,6 +19,32 @@ Result<std::unique_ptr<File>> File::OpenRead(const fs::path& path) {
     return ErrnoError(path.string());
   }
   return std::unique_ptr<File>(new File(fd, path));
+}
+
+Result<std::unique_ptr<File>> File::OpenPrivate(const fs::path& path, std::string_view what) {
+  const std::string name = std::string(what) + " " + path.string();
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) return ErrnoError(name);
+  std::unique_ptr<File> f(new File(fd, path));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) return ErrnoError(name);
+  if (!S_ISREG(st.st_mode)) {
+    const char* kind = S_ISDIR(st.st_mode)                          ? "a directory"
+                       : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+                       : S_ISSOCK(st.st_mode)                       ? "a socket"
+                       : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                    : "not a regular file";
+    return InvalidArgument(name + " is " + kind + ", not a key file");
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return PermissionDenied(name + " has mode " + mode +
+                            "; secret keys must not be readable by group or others (chmod 600)");
+  }
+  // Reads block normally from here on (a regular file never would anyway).
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  return f;
 }
 
 Result<std::unique_ptr<File>> File::CreateNew(const fs::path& path, mode_t mode) {

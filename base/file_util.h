@@ -22,6 +22,12 @@ class File {
  public:
   // Opens for reading.
   static Result<std::unique_ptr<File>> OpenRead(const std::filesystem::path& path);
+  // Opens a secret (key) file for reading: without blocking (a FIFO cannot
+  // hang the caller) and checked on the open descriptor (no stat-then-open
+  // race): a regular file, not readable by group or others. `what` names it
+  // in errors ("key file").
+  static Result<std::unique_ptr<File>> OpenPrivate(const std::filesystem::path& path,
+                                                   std::string_view what);
   // Creates a new file; fails with kAlreadyExists if it exists.
   static Result<std::unique_ptr<File>> CreateNew(const std::filesystem::path& path, mode_t mode);
   // The same with O_DIRECT (writes bypass the page cache; every write's

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 #include <thread>
+#include <vector>
 
 #include "base/file_util.h"
 #include "configs/local_cluster.h"
@@ -28,6 +29,25 @@ int ReadPid(const fs::path& p) {
   int pid = 0;
   in >> pid;
   return pid;
+}
+
+// Whether `pid` is the node process started for `config`: its command line
+// is `qv node run --config CONFIG`. A stale pid file after a crash may name a
+// process that reused the pid; that one is never signalled or trusted.
+bool IsNodeFor(int pid, const fs::path& config) {
+  if (pid <= 0) return false;
+  const std::string proc = "/proc/" + std::to_string(pid);
+  std::ifstream in(proc + "/cmdline", std::ios::binary);
+  std::vector<std::string> args;
+  for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+  for (size_t i = 0; i + 3 < args.size(); ++i) {
+    if (args[i] != "node" || args[i + 1] != "run" || args[i + 2] != "--config") continue;
+    fs::path given = args[i + 3];
+    std::error_code ec;
+    if (given.is_relative()) given = fs::read_symlink(proc + "/cwd", ec) / given;
+    return !ec && fs::equivalent(given, config, ec) && !ec;
+  }
+  return false;
 }
 
 // A zombie (dead, not yet reaped by whoever inherited it) counts as dead.
@@ -74,7 +94,8 @@ Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& 
   std::map<std::string, uintmax_t> log_start;
   for (const auto& n : c.nodes) {
     fs::path pidf = PidFile(dir, n.id);
-    if (Alive(ReadPid(pidf))) continue;
+    const int pid = ReadPid(pidf);
+    if (Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, n.id))) continue;
     std::error_code ec;
     const uintmax_t size = fs::file_size(dir / "nodes" / n.id / "node.log", ec);
     log_start[n.id] = ec ? 0 : size;
@@ -127,7 +148,7 @@ Result<int> ClusterDown(const fs::path& dir, std::chrono::milliseconds grace) {
   for (const auto& n : c.nodes) {
     fs::path pidf = PidFile(dir, n.id);
     int pid = ReadPid(pidf);
-    if (Alive(pid)) {
+    if (Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, n.id))) {
       ::kill(pid, SIGTERM);
       running.push_back({pidf, pid});
     } else {

@@ -50,31 +50,15 @@ Result<std::unique_ptr<SigningKey>> SigningKey::Generate() {
 }
 
 Result<std::unique_ptr<SigningKey>> SigningKey::Load(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return ErrnoError("key file " + path.string());
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return ErrnoError("key file " + path.string());
-  }
-  if ((st.st_mode & 077) != 0) {
-    ::close(fd);
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return PermissionDenied("key file " + path.string() + " has mode " + mode +
-                            "; secret keys must not be readable by group or others "
-                            "(chmod 600)");
-  }
+  QV_ASSIGN_OR_RETURN(auto file, File::OpenPrivate(path, "key file"));
   // Read into secure memory only: the seed never passes through the heap.
   SecretBytes buf(kFileHeader.size() + kSeedHex + 2);
   size_t got = 0;
   while (got < buf.size()) {
-    ssize_t n = ::read(fd, buf.data() + got, buf.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
+    QV_ASSIGN_OR_RETURN(size_t n, file->Read(buf.mutable_span().subspan(got)));
+    if (n == 0) break;
+    got += n;
   }
-  ::close(fd);
   const std::string bad = "key file " + path.string() + " is not a quorumvault secret key";
   if (got < kFileHeader.size() + kSeedHex ||
       std::memcmp(buf.data(), kFileHeader.data(), kFileHeader.size()) != 0) {

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "base/file_util.h"
 #include "base/temp_dir.h"
+#include "crypto/secret.h"
 
 namespace qv {
 namespace {
@@ -56,6 +58,28 @@ TEST_F(IdentityTest, KeyFileReadableByOthersIsRefused) {
     auto loaded = SigningKey::Load(p);
     EXPECT_EQ(loaded.status().code(), StatusCode::kPermissionDenied) << std::oct << mode;
     EXPECT_NE(loaded.status().message().find("chmod 600"), std::string::npos);
+  }
+}
+
+// A FIFO would block a plain open() forever; a directory or a device is not
+// a key. Each is refused at once, naming what it is, by both key readers.
+TEST_F(IdentityTest, AFifoADirectoryOrADeviceIsRefusedAtOnceNotWaitedOn) {
+  const fs::path fifo = dir_ / "fifo.key";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const fs::path folder = dir_ / "folder.key";
+  fs::create_directory(folder);
+  ::chmod(folder.c_str(), 0700);
+  for (const auto& [path, kind] : std::vector<std::pair<fs::path, std::string>>{
+           {fifo, "is a FIFO"}, {folder, "is a directory"}, {"/dev/null", "is a device"}}) {
+    const auto start = std::chrono::steady_clock::now();
+    auto loaded = SigningKey::Load(path);
+    auto secret = ReadSecretFile(path, 32);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+    ASSERT_FALSE(loaded.ok());
+    ASSERT_FALSE(secret.ok());
+    for (const Status& st : {loaded.status(), secret.status()}) {
+      EXPECT_NE(st.message().find(kind + ", not a key file"), std::string::npos) << st.message();
+    }
   }
 }
 

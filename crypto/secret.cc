@@ -77,12 +77,7 @@ bool SecretBytes::Equals(const SecretBytes& other) const {
 }
 
 Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, size_t size) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return ErrnoError(path.string());
-  if ((st.st_mode & 077) != 0) {
-    return PermissionDenied(path.string() + " is readable by group or others (chmod 600)");
-  }
-  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(path));
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenPrivate(path, "key file"));
   QV_ASSIGN_OR_RETURN(uint64_t n, f->Size());
   if (n != size) {
     return InvalidArgument(path.string() + ": not a " + std::to_string(size) + "-byte key");

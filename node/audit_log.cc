@@ -233,7 +233,8 @@ Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max)
   st.Int(1, static_cast<int64_t>(from_seq));
   st.Int(2, static_cast<int64_t>(max));
   std::vector<AuditEntry> out;
-  while (sqlite3_step(st.get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
     AuditEntry e;
     e.seq = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
     e.time = sqlite3_column_int64(st.get(), 1);
@@ -242,6 +243,7 @@ Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max)
     e.hash = st.ColFixed<32>(8);
     out.push_back(std::move(e));
   }
+  if (rc != SQLITE_DONE) return IoError(std::string("audit log read: ") + sqlite3_errmsg(db_));
   return out;
 }
 
@@ -249,9 +251,11 @@ Result<std::vector<Checkpoint>> AuditLog::Checkpoints() const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_, "SELECT seq, head, time, signature FROM checkpoints ORDER BY seq");
   std::vector<Checkpoint> out;
-  while (sqlite3_step(st.get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
     out.push_back(CheckpointFromRow(st, node_id_));
   }
+  if (rc != SQLITE_DONE) return IoError(std::string("audit checkpoints: ") + sqlite3_errmsg(db_));
   return out;
 }
 
@@ -276,7 +280,8 @@ Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const {
           "SELECT subject, seq, head, time, signature, countersignature FROM witnessed "
           "ORDER BY subject, seq");
   std::vector<WitnessRecord> out;
-  while (sqlite3_step(st.get()) == SQLITE_ROW) {
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
     WitnessRecord r;
     r.witness = node_id_;
     r.checkpoint.node_id = st.ColText(0);
@@ -287,6 +292,7 @@ Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const {
     r.countersignature = st.ColFixed<kSignatureSize>(5);
     out.push_back(std::move(r));
   }
+  if (rc != SQLITE_DONE) return IoError(std::string("witness records: ") + sqlite3_errmsg(db_));
   return out;
 }
 

@@ -1,5 +1,6 @@
 #include "node/daemon.h"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <condition_variable>
@@ -137,6 +138,9 @@ class Witness {
 }  // namespace
 
 Status RunNodeDaemon(const fs::path& node_config) {
+  // Everything the node creates (databases, fragments, manifests, the
+  // audit trail, the folders that hold them) is its own alone.
+  ::umask(077);
   QV_ASSIGN_OR_RETURN(NodeConfig nc, NodeConfig::Load(node_config));
   QV_ASSIGN_OR_RETURN(ClusterConfig cluster, ClusterConfig::Load(nc.cluster_file));
   const NodeEntry* self = cluster.FindNode(nc.id);
@@ -153,6 +157,7 @@ Status RunNodeDaemon(const fs::path& node_config) {
 
   std::error_code ec;
   fs::create_directories(nc.data_dir, ec);
+  if (::chmod(nc.data_dir.c_str(), 0700) != 0) return ErrnoError("chmod " + nc.data_dir.string());
   QV_ASSIGN_OR_RETURN(auto audit, AuditLog::Open(nc.data_dir / "audit.db", nc.id, key.get(),
                                                  SystemClock::Default(), nc.checkpoint_every));
   // A metadata database that is gone is rebuilt: from the backup folders'

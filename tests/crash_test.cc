@@ -193,5 +193,49 @@ TEST_F(CrashTest, ANodeThatLostItsDatabaseRecoversWhatItCanAndDestroysNothing) {
   EXPECT_NE(resp->message.find("replayed"), std::string::npos) << resp->message;
 }
 
+// After a crash, node-03's pid file names a pid that an unrelated process
+// now has: `cluster down` must not signal it, and `cluster up` must start
+// the node rather than trust it.
+TEST_F(CrashTest, AStalePidFileNeverGetsAnUnrelatedProcessKilled) {
+  Kill9(3);
+  pid_t bystander = ::fork();
+  ASSERT_GE(bystander, 0);
+  if (bystander == 0) {
+    ::execl("/bin/sleep", "sleep", "60", nullptr);
+    ::_exit(127);
+  }
+  std::ofstream(dir() / "cl/nodes/node-03/node.pid", std::ios::trunc) << bystander << "\n";
+  Outcome down = Qv("cluster down --dir cl");
+  EXPECT_EQ(down.code, 0) << down.err;
+  EXPECT_EQ(::waitpid(bystander, nullptr, WNOHANG), 0) << "the bystander was killed";
+  EXPECT_EQ(::kill(bystander, 0), 0);
+  std::ofstream(dir() / "cl/nodes/node-03/node.pid", std::ios::trunc) << bystander << "\n";
+  Outcome up = Qv("cluster up --dir cl");
+  ASSERT_EQ(up.code, 0) << up.err;
+  EXPECT_NE(std::atoi(Slurp(dir() / "cl/nodes/node-03/node.pid").c_str()), bystander);
+  EXPECT_EQ(Qv("status --cluster cl/cluster.toml").code, 0);
+  EXPECT_EQ(::waitpid(bystander, nullptr, WNOHANG), 0);
+  ::kill(bystander, SIGKILL);
+  ::waitpid(bystander, nullptr, 0);
+}
+
+// A node's data (metadata, audit trail, manifests, fragments, sealed
+// shares, and the folders holding them) is readable by no other user.
+TEST_F(CrashTest, NodeDataIsPrivateToTheNode) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  Backup("model");
+  size_t checked = 0;
+  for (int i = 0; i < 6; ++i) {
+    const fs::path data = dir() / "cl/nodes" / NodeId(i) / "data";
+    EXPECT_EQ(fs::status(data).permissions() & fs::perms::all, fs::perms::owner_all) << data;
+    for (auto& e : fs::recursive_directory_iterator(data)) {
+      const auto p = e.symlink_status().permissions();
+      EXPECT_EQ(p & (fs::perms::group_all | fs::perms::others_all), fs::perms::none) << e.path();
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 6u * 8);  // databases, WAL files, folders and the backup's files
+}
+
 }  // namespace
 }  // namespace qv
