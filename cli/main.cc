@@ -97,6 +97,8 @@ Result<uint64_t> ParseSize(const std::string& text) {
   return uint64_t{v} * mul;
 }
 
+Result<int64_t> ParseDuration(const std::string& text);
+
 // Throttled progress on stderr, only on a terminal.
 class Progress {
  public:
@@ -164,6 +166,7 @@ int CmdKeygen(const std::string& out) {
 
 struct BackupArgs {
   std::string local, cluster, key, cipher = "chacha20-poly1305", unit = "256KiB", parent;
+  std::string commit_window = "10m";
   uint32_t k = 4, m = 2, t = 3;
   bool kmt_given = false;  // --k/--m/--t on the command line
   std::vector<std::string> paths;
@@ -205,6 +208,10 @@ int CmdBackup(const BackupArgs& a) {
         "need 1 <= k, k + m <= 255 and 1 <= t <= k + m (got k=" + std::to_string(a.k) +
         " m=" + std::to_string(a.m) + " t=" + std::to_string(a.t) + ")"));
   }
+  auto window = ParseDuration(a.commit_window);
+  if (!window.ok()) return Fail(window.status().WithContext("--commit-window"));
+  if (*window > 7 * 86400) return Fail(InvalidArgument("--commit-window: at most 7d"));
+  opt.commit_window_seconds = *window;
   Progress progress("backup", !a.json);
   opt.progress = progress.fn();
   Result<BackupOutcome> result = Internal("no destination");
@@ -230,6 +237,7 @@ int CmdBackup(const BackupArgs& a) {
     result = RunBackup(*artifact, **store, **signer, opt);
   }
   if (!result.ok()) return Fail(result.status());
+  for (const auto& p : result->problems) Warn(p);
   const Manifest& m = result->manifest.manifest();
   const std::string id = BackupIdToText(m.backup_id);
   const double mbps = result->plaintext_bytes / std::max(result->seconds, 1e-9) / 1e6;
@@ -290,6 +298,7 @@ Result<int64_t> ParseDuration(const std::string& text) {
   if (unit == "d") mul = 86400;
   if (mul == 0 || v <= 0)
     return InvalidArgument("duration '" + text + "': use e.g. 90s, 30m, 4h, 1d");
+  if (v > 3650LL * 86400 / mul) return InvalidArgument("duration '" + text + "': over 10 years");
   return int64_t{v} * mul;
 }
 
@@ -715,9 +724,11 @@ int CmdRestore(const RestoreArgs& a) {
 struct ManifestSource {
   std::unique_ptr<LocalStore> store;
   ClusterCtx cluster;
-  Result<std::vector<BackupId>> List() {
-    if (store) return store->ListBackups();
-    return cluster.session->List();
+  Result<std::vector<ClusterSession::Listed>> List() {
+    if (!store) return cluster.session->List();
+    std::vector<ClusterSession::Listed> out;
+    for (const auto& id : store->ListBackups()) out.push_back({id, 1, 0});
+    return out;
   }
   Result<SignedManifest> Get(const BackupId& id, std::vector<std::string>* problems) {
     if (store) return store->LoadManifest(id, nullptr, problems);
@@ -746,7 +757,15 @@ int CmdList(const std::string& local, const std::string& cluster, const std::str
   if (!ids.ok()) return Fail(ids.status());
   JsonWriter j;
   j.BeginArray();
-  for (const auto& id : *ids) {
+  for (const auto& listed : *ids) {
+    const BackupId& id = listed.id;
+    // Published on some nodes, still prepared on others: the commit is
+    // spreading (the nodes settle it), and the listing says so.
+    const std::string flag =
+        listed.committing == 0
+            ? ""
+            : "  (committing: published on " + std::to_string(listed.published) + " of " +
+                  std::to_string(listed.published + listed.committing) + " nodes)";
     std::vector<std::string> problems;
     auto sm = src->Get(id, &problems);
     if (!sm.ok()) {
@@ -763,10 +782,13 @@ int CmdList(const std::string& local, const std::string& cluster, const std::str
           .Field("artifact", m.artifact_name)
           .Field("bytes", m.plaintext_size)
           .Field("created", std::string(when))
+          .Field("nodes_published", uint64_t{listed.published})
+          .Field("nodes_committing", uint64_t{listed.committing})
           .EndObject();
     } else {
-      std::printf("%s  %-24s %12s  %s\n", BackupIdToText(id).c_str(),
-                  Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(), when);
+      std::printf("%s  %-24s %12s  %s%s\n", BackupIdToText(id).c_str(),
+                  Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(), when,
+                  flag.c_str());
     }
   }
   j.EndArray();
@@ -1034,6 +1056,11 @@ int Main(int argc, char** argv) {
   backup->add_option("--unit", b.unit, "stripe unit: bytes per fragment per stripe")
       ->capture_default_str();
   backup->add_option("--parent", b.parent, "backup id this one derives from (provenance)");
+  backup
+      ->add_option("--commit-window", b.commit_window,
+                   "how long nodes keep a prepared backup waiting for the commit decision "
+                   "before they presume abort (e.g. 90s, 10m, 1h)")
+      ->capture_default_str();
   backup->add_flag("--json", b.json, "machine-readable output");
   backup
       ->add_option("paths", b.paths, "files or folders (a model folder: shards, tokenizer, config)")

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -204,8 +205,8 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
   return result;
 }
 
-Result<std::vector<BackupId>> ClusterSession::List() {
-  std::set<BackupId> ids;
+Result<std::vector<ClusterSession::Listed>> ClusterSession::List() {
+  std::map<BackupId, Listed> seen;
   std::vector<std::string> why = problems_;
   size_t answered = 0;
   for (NodeCaller* c : Reachable()) {
@@ -217,14 +218,27 @@ Result<std::vector<BackupId>> ClusterSession::List() {
       continue;
     }
     ++answered;
-    for (const auto& id : resp->ids) ids.insert(id);
+    for (const auto& id : resp->ids) {
+      seen[id].id = id;
+      ++seen[id].published;
+    }
+    for (size_t at = 0; at + 16 <= resp->payload.size(); at += 16) {
+      BackupId id;
+      std::copy_n(resp->payload.begin() + static_cast<std::ptrdiff_t>(at), 16, id.begin());
+      seen[id].id = id;
+      ++seen[id].committing;
+    }
   }
   if (answered == 0) {
     std::string all;
     for (const auto& w : why) all += "; " + w;
     return FailedPrecondition("no node answered" + all);
   }
-  return std::vector<BackupId>(ids.begin(), ids.end());
+  std::vector<Listed> out;
+  for (const auto& [id, l] : seen) {
+    if (l.published > 0) out.push_back(l);
+  }
+  return out;
 }
 
 std::vector<NodeHealth> ClusterSession::Health() {

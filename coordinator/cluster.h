@@ -50,9 +50,15 @@ class ClusterSession {
   Result<RestoreReport> Restore(const Certificate& certificate, const BoxKeyPair& reply_key,
                                 ArtifactWriter& writer, const RestoreOptions& options,
                                 std::vector<std::string>* problems);
-  // The union of the backups the nodes list; fails naming every node's
-  // problem when no node answered (a listing of nothing would look empty).
-  Result<std::vector<BackupId>> List();
+  // The backups published on at least one node, with how many reachable
+  // nodes hold each published and how many still prepared (its commit still
+  // spreading). A backup only prepared anywhere is not listed: it may still
+  // be aborted. Fails naming every node's problem when no node answered.
+  struct Listed {
+    BackupId id{};
+    size_t published = 0, committing = 0;
+  };
+  Result<std::vector<Listed>> List();
   Result<SignedManifest> Manifest(const BackupId& id, std::vector<std::string>* problems);
   std::vector<NodeHealth> Health();
   // The connection to node i of the cluster file, or nullptr if unreachable.

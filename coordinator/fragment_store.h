@@ -13,6 +13,7 @@
 #include "base/status.h"
 #include "crypto/sha256.h"
 #include "crypto/vss.h"
+#include "manifest/commit_record.h"
 #include "manifest/manifest.h"
 
 namespace qv {
@@ -26,10 +27,13 @@ class FragmentSink {
   virtual ~FragmentSink() = default;
   virtual const Placement& placement() const = 0;
   virtual Status Append(ByteSpan unit) = 0;
-  // Makes fragment, leaf hashes, share and manifest durable, not yet visible.
+  // Makes fragment, leaf hashes, share and manifest durable, not yet visible;
+  // `deadline` (unix seconds) is when a holder without a commit record
+  // presumes abort (manifest/commit_record.h).
   virtual Status Prepare(const std::vector<Digest>& leaves, const Share& share,
-                         const SignedManifest& manifest) = 0;
-  virtual Status Publish() = 0;
+                         const SignedManifest& manifest, int64_t deadline) = 0;
+  // Makes it visible, with the coordinator's signed decision.
+  virtual Status Publish(const CommitRecord& record) = 0;
   virtual void Abort() = 0;
 };
 

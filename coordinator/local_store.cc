@@ -75,7 +75,7 @@ class LocalSink : public FragmentSink {
   Status Append(ByteSpan unit) override { return fragment_->WriteAll(unit); }
 
   Status Prepare(const std::vector<Digest>& leaves, const Share& share,
-                 const SignedManifest& manifest) override {
+                 const SignedManifest& manifest, int64_t /*deadline*/) override {
     QV_RETURN_IF_ERROR(fragment_->Sync());
     fragment_.reset();
     Bytes leaf_bytes;
@@ -90,7 +90,7 @@ class LocalSink : public FragmentSink {
     return SyncDir(staging_);
   }
 
-  Status Publish() override {
+  Status Publish(const CommitRecord& /*record*/) override {
     if (::rename(staging_.c_str(), final_.c_str()) != 0) {
       return ErrnoError("publish " + final_.string());
     }

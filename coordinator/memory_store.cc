@@ -16,13 +16,13 @@ class MemorySink : public FragmentSink {
     node_->staging.insert(node_->staging.end(), unit.begin(), unit.end());
     return Status::Ok();
   }
-  Status Prepare(const std::vector<Digest>& leaves, const Share& share,
-                 const SignedManifest&) override {
+  Status Prepare(const std::vector<Digest>& leaves, const Share& share, const SignedManifest&,
+                 int64_t /*deadline*/) override {
     leaves_ = leaves;
     share_ = share.Clone();
     return Status::Ok();
   }
-  Status Publish() override {
+  Status Publish(const CommitRecord& /*record*/) override {
     node_->fragment = std::move(node_->staging);
     node_->staging = Bytes();
     node_->leaves = std::move(leaves_);

@@ -48,27 +48,30 @@ class RemoteSink : public FragmentSink {
     return FirstError();
   }
 
-  Status Prepare(const std::vector<Digest>&, const Share& share,
-                 const SignedManifest& manifest) override {
+  Status Prepare(const std::vector<Digest>&, const Share& share, const SignedManifest& manifest,
+                 int64_t deadline) override {
     QV_RETURN_IF_ERROR(Flush());
     QV_RETURN_IF_ERROR(Drain());
     Request r;
     r.op = Op::kPrepare;
     r.backup_id = id_;
     r.payload = manifest.encoded();
+    r.a = static_cast<uint64_t>(deadline);
     // Sealed to the node's own key: the request, the channel's buffers and
     // the node's decoder only ever hold the share encrypted.
     QV_ASSIGN_OR_RETURN(r.payload2, SealToKey(box_key_, EncodeShare(share)));
     return CallChecked(*caller_, std::move(r)).status();
   }
 
-  Status Publish() override {
+  Status Publish(const CommitRecord& record) override {
     Request r;
     r.op = Op::kPublish;
     r.backup_id = id_;
-    Status s = CallChecked(*caller_, r).status();
-    if (s.ok()) published_ = true;
-    return s;
+    r.payload = record.Encode();
+    // Whatever the answer, the decision is out: this sink never aborts now
+    // (the node may hold the record; its peers settle the rest).
+    published_ = true;
+    return CallChecked(*caller_, r).status();
   }
 
   void Abort() override {

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <thread>
 
+#include "base/crash_point.h"
 #include "crypto/aead.h"
 #include "crypto/kdf.h"
 #include "crypto/sha256.h"
@@ -335,24 +336,52 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
     abort_all();
     return signed_manifest.status();
   }
-  // Two phases: everything durable everywhere, then visible everywhere.
+  // Two-phase commit with a signed decision (manifest/commit_record.h):
+  // everything durable everywhere, then the commit record to every node.
+  const int64_t deadline = static_cast<int64_t>(std::time(nullptr)) + opt.commit_window_seconds;
   for (uint32_t f = 0; f < n; ++f) {
-    Status st = sinks[f]->Prepare(leaves[f], dealing.shares[f], *signed_manifest);
+    Status st = sinks[f]->Prepare(leaves[f], dealing.shares[f], *signed_manifest, deadline);
     if (!st.ok()) {
       abort_all();
       return st.WithContext(sinks[f]->placement().node_id);
     }
+    CrashPoint("coordinator:prepared-" + std::to_string(f + 1));
   }
   dealing.shares.clear();
+  const int64_t decided = static_cast<int64_t>(std::time(nullptr));
+  if (decided > deadline) {
+    abort_all();
+    return FailedPrecondition("preparing took longer than the " +
+                              std::to_string(opt.commit_window_seconds) +
+                              " s commit window; nothing was committed");
+  }
+  CrashPoint("coordinator:before-publish");
+  // From here on the decision is commit and nothing is aborted: a node that
+  // does not confirm takes the record from a peer that has it.
+  const CommitRecord record =
+      CommitRecord::Sign(signer, m.backup_id, signed_manifest->Hash(), deadline, decided);
+  std::vector<std::string> unconfirmed;
+  uint32_t confirmed = 0;
   for (uint32_t f = 0; f < n; ++f) {
-    Status st = sinks[f]->Publish();
-    if (!st.ok()) {
-      abort_all();
-      return st.WithContext(sinks[f]->placement().node_id);
+    Status st = sinks[f]->Publish(record);
+    if (st.ok()) {
+      ++confirmed;
+      CrashPoint("coordinator:published-" + std::to_string(confirmed));
+    } else {
+      unconfirmed.push_back(sinks[f]->placement().node_id + ": " + st.message() +
+                            " (it takes the commit from its peers)");
     }
   }
+  if (confirmed == 0) {
+    std::string why;
+    for (const auto& u : unconfirmed) why += "\n  " + u;
+    return FailedPrecondition(
+        "no node confirmed the commit; the nodes settle it among themselves (committed if any "
+        "holds the record, else removed after the deadline):" +
+        why);
+  }
   BackupOutcome out{std::move(signed_manifest).value(), m.plaintext_size,
-                    uint64_t{n} * U * m.stripe_count, 0};
+                    uint64_t{n} * U * m.stripe_count, 0, std::move(unconfirmed)};
   out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return out;
 }

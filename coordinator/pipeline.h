@@ -42,6 +42,10 @@ struct BackupOptions {
   std::string parent_backup;
   std::string tool_version = "qv 0.1.0";
   Policy policy;  // who must agree to release it; empty for local, uncustodied backups
+  // How long nodes hold a prepared backup without the commit record before
+  // they presume abort (manifest/commit_record.h); preparing must finish
+  // within it.
+  int64_t commit_window_seconds = 600;
   ProgressFn progress;
 };
 
@@ -50,6 +54,7 @@ struct BackupOutcome {
   uint64_t plaintext_bytes = 0;
   uint64_t stored_bytes = 0;  // all fragments together
   double seconds = 0;
+  std::vector<std::string> problems;  // nodes that will take the commit from their peers
 };
 
 // The unit size for a plaintext of `size` bytes: small artifacts get small

@@ -51,6 +51,13 @@ class Witness {
     while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; })) {
       lock.unlock();
       service_->FlushRefusals();
+      service_->Settle([this](const NodeEntry& n, const Request& r) -> Result<Response> {
+        ClientOptions co;
+        co.connect_timeout = std::chrono::milliseconds(1000);
+        co.io_timeout = std::chrono::milliseconds(5000);
+        QV_ASSIGN_OR_RETURN(auto client, NodeClient::Connect(n, *key_, co));
+        return client->Call(r);
+      });
       for (const auto& n : cluster_->nodes) {
         if (n.id == audit_->node_id()) continue;
         Status st = WitnessOne(n);

@@ -35,8 +35,8 @@ enum class Op : uint8_t {
   kBeginFragment,   // backup_id, fragment, a = unit size, b = stripe count
   kFragmentData,    // payload = whole units, in order
   kPrepare,         // payload = signed manifest, payload2 = share (x || y) sealed to
-                    //   the node's X25519 static key (crypto_box_seal)
-  kPublish,         // backup_id
+                    //   the node's X25519 static key (crypto_box_seal), a = commit deadline
+  kPublish,         // backup_id, payload = the coordinator's commit record
   kAbort,           // backup_id
   kGetManifest,     // backup_id -> payload = signed manifest
   kListBackups,     // -> ids
@@ -50,6 +50,7 @@ enum class Op : uint8_t {
   kGetWitnessed,    // -> payload = other nodes' checkpoints this node countersigned
   kReleaseReceipt,  // payload = EncodeReceipt: which nodes released a request, told to
                     //   each of them after the restore, for audit cross-checks
+  kGetCommit,       // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
 };
 
 // The receipt a restore sends every node that released for a request.

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <ctime>
 
+#include "base/crash_point.h"
 #include "base/text.h"
 #include "crypto/secretbox.h"
 #include "quorum/request.h"
@@ -23,6 +24,7 @@ bool Allowed(PeerRole role, Op op) {
     case Op::kGetAudit:
     case Op::kGetCheckpoints:
     case Op::kGetWitnessed:
+    case Op::kGetCommit:
     // Fetching units also needs a release on the same connection.
     case Op::kFetchUnits:
       return role != PeerRole::kUnknown;
@@ -142,6 +144,70 @@ void NodeService::FlushRefusals(bool all) {
   }
 }
 
+void NodeService::Settle(const PeerCall& call) {
+  auto pending = store_->Pending();
+  if (!pending.ok()) {
+    Log("event=settle-failed error=\"" + pending.status().ToString() + "\"");
+    return;
+  }
+  for (const auto& p : *pending) {
+    const std::string backup = BackupIdToText(p.id);
+    auto encoded = store_->StoredManifest(p.id);
+    auto sm = encoded.ok() ? SignedManifest::Parse(*encoded, &cluster_.coordinator)
+                           : Result<SignedManifest>(encoded.status());
+    if (!sm.ok()) continue;  // re-indexing vouched for it; a later round retries
+    // Our own promise first (past the deadline), so that what we tell peers
+    // and what we decide agree.
+    auto mine = store_->CommitStateOf(p.id, opt_.clock->NowUnix(), opt_.max_skew);
+    if (!mine.ok() || mine->phase == NodeStore::Phase::kCommitted) continue;
+    bool all_promised = mine->phase == NodeStore::Phase::kPromised;
+    bool committed = false;
+    for (const auto& place : sm->manifest().placement) {
+      if (place.node_id == node_id_) continue;
+      const NodeEntry* peer = cluster_.FindNode(place.node_id);
+      if (peer == nullptr) {
+        all_promised = false;
+        continue;
+      }
+      Request q;
+      q.op = Op::kGetCommit;
+      q.backup_id = p.id;
+      auto resp = call(*peer, q);
+      if (!resp.ok() || !resp->ToStatus().ok() || resp->payload.empty()) {
+        all_promised = false;  // unreachable: it may hold the record
+        continue;
+      }
+      const auto phase = static_cast<NodeStore::Phase>(resp->payload[0]);
+      if (phase == NodeStore::Phase::kCommitted) {
+        const ByteSpan record = ByteSpan(resp->payload).subspan(1);
+        Status st = store_->Commit(p.id, record, /*from_peer=*/true);
+        if (st.ok()) {
+          Audit({"backup-stored", peer->id, backup, "",
+                 "committed with the commit record " + peer->id + " holds"});
+          Log("event=commit backup=" + backup + " from=" + peer->id);
+          committed = true;
+          break;
+        }
+        Log("event=commit-refused backup=" + backup + " from=" + peer->id + " error=\"" +
+            st.ToString() + "\"");
+        all_promised = false;
+        continue;
+      }
+      if (phase == NodeStore::Phase::kPending) all_promised = false;
+    }
+    if (committed || !all_promised) continue;
+    // Presumed abort: no node holds a commit record and none ever will.
+    if (Status st = AuditDurably({"backup-aborted", "", backup, "",
+                                  "no commit record by the deadline and every peer promised to "
+                                  "abort or does not hold it: presumed abort, data removed"});
+        !st.ok()) {
+      continue;  // no evidence, no deletion; the next round tries again
+    }
+    Status st = store_->Abort(p.id);
+    Log("event=abort backup=" + backup + " outcome=" + (st.ok() ? "ok" : st.ToString()));
+  }
+}
+
 PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
   auto matches = [&](const PublicKey& pk) {
     auto x = X25519PublicFromEd25519(pk);
@@ -216,15 +282,23 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
           SecretBytes opened,
           OpenSealed(BoxKeyPair{x25519_public_, x25519_secret_.Clone()}, r.payload2));
       QV_ASSIGN_OR_RETURN(Share share, DecodeShare(opened.span()));
-      Status st = s.upload_->Prepare(r.payload, share);
+      // The deadline: when, with no commit record, the node presumes abort.
+      // Within a week; any later would hold prepared data that long.
+      const int64_t now = opt_.clock->NowUnix();
+      if (r.a <= static_cast<uint64_t>(now) || r.a > static_cast<uint64_t>(now) + 7 * 86400) {
+        return InvalidArgument("commit deadline out of range");
+      }
+      Status st = s.upload_->Prepare(r.payload, share, static_cast<int64_t>(r.a));
       // A failed prepare discards the upload (the destructor cleans up).
       if (!st.ok()) s.upload_.reset();
       QV_RETURN_IF_ERROR(st);
       s.upload_.reset();
+      CrashPoint(node_id_ + ":after-prepare");
       return resp;
     }
     case Op::kPublish:
-      QV_RETURN_IF_ERROR(store_->Publish(r.backup_id));
+      QV_RETURN_IF_ERROR(store_->Commit(r.backup_id, r.payload, /*from_peer=*/false));
+      CrashPoint(node_id_ + ":after-publish");
       Audit({"backup-stored", s.peer_.name, BackupIdToText(r.backup_id), "", ""});
       return resp;
     case Op::kAbort:
@@ -236,8 +310,11 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return resp;
     }
     case Op::kListBackups:
+      // ids: published; payload: the ids still prepared (committing), so a
+      // lister can tell agreement from a commit in progress.
       for (const auto& b : store_->List()) {
         if (b.state == "published") resp.ids.push_back(b.id);
+        if (b.state == "prepared") AppendBytes(resp.payload, b.id);
       }
       return resp;
     case Op::kGetLeaves: {
@@ -257,6 +334,13 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     }
     case Op::kRelease:
       return Release(s, r);
+    case Op::kGetCommit: {
+      QV_ASSIGN_OR_RETURN(auto state,
+                          store_->CommitStateOf(r.backup_id, opt_.clock->NowUnix(), opt_.max_skew));
+      resp.payload.push_back(static_cast<uint8_t>(state.phase));
+      AppendBytes(resp.payload, state.record);
+      return resp;
+    }
     case Op::kReleaseReceipt: {
       // Recorded only for a request this node spent, naming cluster nodes
       // that include itself: a receipt cannot plant claims about requests

@@ -102,6 +102,14 @@ class NodeService {
   // (all of them with `all`); the daemon calls it on a timer and at stop.
   void RefuseUnknownPeer(const std::string& address, const std::string& name);
   void FlushRefusals(bool all = false);
+  // Cooperative termination of two-phase commit (manifest/commit_record.h),
+  // one round: for every prepared backup, asks the other nodes it is placed
+  // on (through `call`) for the commit record; commits with one found, or,
+  // past the deadline, once every peer has promised to abort or does not
+  // hold the backup, aborts. Unreachable peers leave it for the next round.
+  // Each decision is audited. The daemon runs it on its timer.
+  using PeerCall = std::function<Result<Response>(const NodeEntry& peer, const Request& request)>;
+  void Settle(const PeerCall& call);
   const std::string& node_id() const { return node_id_; }
 
  private:

@@ -11,6 +11,7 @@
 
 #include "crypto/kdf.h"
 #include "crypto/secretbox.h"
+#include "manifest/commit_record.h"
 #include "node/sqlite_stmt.h"
 
 namespace qv {
@@ -71,6 +72,9 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
               "count INTEGER NOT NULL)"));
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS pending(id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, "
+              "promised INTEGER NOT NULL)"));
 
   // Crash recovery: an upload that never reached Prepare is discarded (the
   // node knows it as its own aborted upload: staging data only). A backup
@@ -114,7 +118,7 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
 }
 
 // A folder with a complete, signed backup placed on this node becomes a row
-// again: published if its marker (or the audit log's hint) says so, else
+// again: published if its commit record (or the audit log's hint) says so, else
 // prepared. The share is not opened here; CheckMasterKey proves the key.
 Status NodeStore::Reindex(const BackupId& id, const fs::path& dir, const RecoveryHints* hints) {
   QV_ASSIGN_OR_RETURN(Bytes encoded, ReadFileBytes(dir / "manifest", kMaxManifestSize));
@@ -142,9 +146,22 @@ Status NodeStore::Reindex(const BackupId& id, const fs::path& dir, const Recover
     return Corruption("leaves do not match the signed Merkle root");
   }
   if (!fs::is_regular_file(dir / "share.sealed", ec)) return Corruption("sealed share is missing");
-  const bool published =
-      fs::exists(dir / "published", ec) || (hints != nullptr && hints->published.count(id) > 0);
+  bool published = false;
+  if (auto rec = ReadFileBytes(dir / "commit", 4096); rec.ok()) {
+    auto parsed = CommitRecord::Parse(*rec);
+    published = parsed.ok() && parsed->Verify(coordinator_, id, sm.Hash()).ok();
+  }
+  published |= hints != nullptr && hints->published.count(id) > 0;
   const std::string state = published ? "published" : "prepared";
+  if (!published) {
+    // Its deadline as the folder recorded it (long past if unreadable: then
+    // the peers decide at once).
+    int64_t deadline = 0;
+    if (auto d = ReadFileBytes(dir / "deadline", 32); d.ok()) {
+      deadline = std::atoll(std::string(d->begin(), d->end()).c_str());
+    }
+    QV_RETURN_IF_ERROR(SetPending(id, deadline));
+  }
   QV_RETURN_IF_ERROR(
       SetState(id, mine->fragment, state, m.unit_size, static_cast<int64_t>(m.stripe_count)));
   recovery_.push_back("recovered backup " + BackupIdToText(id) + " (" + state +
@@ -299,7 +316,7 @@ Status Upload::FlushDirect() {
   return s;
 }
 
-Status Upload::Prepare(ByteSpan signed_manifest, const Share& share) {
+Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t deadline) {
   if (prepared_) return FailedPrecondition("upload already prepared");
   QV_ASSIGN_OR_RETURN(SignedManifest sm,
                       SignedManifest::Parse(signed_manifest, &store_->coordinator_));
@@ -334,29 +351,109 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share) {
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(store_->master_, ShareContext(id_, share.x), plain));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "share.sealed", sealed, 0600));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0600));
+  // The deadline travels with the folder, so re-indexing keeps it.
+  QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "deadline", AsBytes(std::to_string(deadline)), 0600));
   QV_RETURN_IF_ERROR(SyncDir(dir_));
   fs::path final_dir = store_->BackupDir(id_);
   if (::rename(dir_.c_str(), final_dir.c_str()) != 0)
     return ErrnoError("publish " + final_dir.string());
   QV_RETURN_IF_ERROR(SyncDir(final_dir.parent_path()));
   prepared_ = true;
+  QV_RETURN_IF_ERROR(store_->SetPending(id_, deadline));
   return store_->SetState(id_, fragment_, "prepared", unit_, static_cast<int64_t>(stripes_));
 }
 
-Status NodeStore::Publish(const BackupId& id) {
-  StoredBackup b;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    QV_ASSIGN_OR_RETURN(b, Find(id));
-  }
-  if (b.state == "uploading") return FailedPrecondition("backup is not prepared");
-  // The folder records its own state too, so it survives the loss of meta.db.
-  QV_RETURN_IF_ERROR(WriteFileAtomic(BackupDir(id) / "published", {}, 0600));
+Status NodeStore::SetPending(const BackupId& id, int64_t deadline) {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(db_, "UPDATE backups SET state = 'published' WHERE id = ?");
+  Stmt st(db_, "INSERT OR REPLACE INTO pending VALUES (?, ?, 0)");
   st.Text(1, BackupIdToText(id));
-  if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(db_, "publish");
+  st.Int(2, deadline);
+  if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(db_, "recording a prepare");
   return Status::Ok();
+}
+
+Result<Digest> NodeStore::ManifestHashLocked(const BackupId& id) const {
+  QV_ASSIGN_OR_RETURN(Bytes encoded, ReadFileBytes(BackupDir(id) / "manifest", kMaxManifestSize));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
+  return sm.Hash();
+}
+
+Status NodeStore::Commit(const BackupId& id, ByteSpan record_bytes, bool from_peer) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QV_ASSIGN_OR_RETURN(StoredBackup b, Find(id));
+  if (b.state == "published") return Status::Ok();
+  if (b.state != "prepared") return FailedPrecondition("backup is not prepared");
+  QV_ASSIGN_OR_RETURN(CommitRecord record, CommitRecord::Parse(record_bytes));
+  QV_ASSIGN_OR_RETURN(Digest hash, ManifestHashLocked(id));
+  QV_RETURN_IF_ERROR(record.Verify(coordinator_, id, hash));
+  if (!from_peer) {
+    Stmt p(db_, "SELECT promised FROM pending WHERE id = ?");
+    p.Text(1, BackupIdToText(id));
+    if (sqlite3_step(p.get()) == SQLITE_ROW && sqlite3_column_int64(p.get(), 0) != 0) {
+      return FailedPrecondition(
+          "past its commit deadline this node promised to abort unless a peer holds the commit "
+          "record; it will learn the outcome from its peers");
+    }
+  }
+  // The record is the folder's own proof of commit; the row follows it.
+  QV_RETURN_IF_ERROR(WriteFileAtomic(BackupDir(id) / "commit", record.Encode(), 0600));
+  QV_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  Stmt up(db_, "UPDATE backups SET state = 'published' WHERE id = ?");
+  up.Text(1, BackupIdToText(id));
+  Stmt del(db_, "DELETE FROM pending WHERE id = ?");
+  del.Text(1, BackupIdToText(id));
+  if (sqlite3_step(up.get()) != SQLITE_DONE || sqlite3_step(del.get()) != SQLITE_DONE) {
+    Status st = SqlError(db_, "commit");
+    (void)Exec("ROLLBACK");
+    return st;
+  }
+  return Exec("COMMIT");
+}
+
+Result<NodeStore::CommitState> NodeStore::CommitStateOf(const BackupId& id, int64_t now,
+                                                        int64_t skew) {
+  std::lock_guard<std::mutex> lock(mu_);
+  CommitState out;
+  auto b = Find(id);
+  if (!b.ok() || b->state == "uploading") return out;  // absent: it can never commit here
+  if (b->state == "published") {
+    QV_ASSIGN_OR_RETURN(out.record, ReadFileBytes(BackupDir(id) / "commit", 4096));
+    out.phase = Phase::kCommitted;
+    return out;
+  }
+  Stmt p(db_, "SELECT deadline, promised FROM pending WHERE id = ?");
+  p.Text(1, BackupIdToText(id));
+  if (sqlite3_step(p.get()) != SQLITE_ROW)
+    return SqlError(db_, "pending backup without a deadline");
+  const int64_t deadline = sqlite3_column_int64(p.get(), 0);
+  const bool promised = sqlite3_column_int64(p.get(), 1) != 0;
+  if (promised) {
+    out.phase = Phase::kPromised;
+    return out;
+  }
+  if (now <= deadline + skew) {
+    out.phase = Phase::kPending;
+    return out;
+  }
+  Stmt set(db_, "UPDATE pending SET promised = 1 WHERE id = ?");
+  set.Text(1, BackupIdToText(id));
+  if (sqlite3_step(set.get()) != SQLITE_DONE) return SqlError(db_, "promising abort");
+  out.phase = Phase::kPromised;
+  return out;
+}
+
+Result<std::vector<NodeStore::PendingBackup>> NodeStore::Pending() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT id, deadline, promised FROM pending ORDER BY id");
+  std::vector<PendingBackup> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
+    auto id = BackupIdFromText(st.ColText(0));
+    if (!id.ok()) continue;
+    out.push_back({*id, sqlite3_column_int64(st.get(), 1), sqlite3_column_int64(st.get(), 2) != 0});
+  }
+  if (rc != SQLITE_DONE) return SqlError(db_, "listing pending backups");
+  return out;
 }
 
 Status NodeStore::Abort(const BackupId& id) {
@@ -365,6 +462,9 @@ Status NodeStore::Abort(const BackupId& id) {
   if (!b.ok()) return Status::Ok();
   if (b->state == "published")
     return FailedPrecondition("a published backup is deleted only by retention");
+  Stmt pend(db_, "DELETE FROM pending WHERE id = ?");
+  pend.Text(1, BackupIdToText(id));
+  if (sqlite3_step(pend.get()) != SQLITE_DONE) return SqlError(db_, "abort");
   Stmt st(db_, "DELETE FROM backups WHERE id = ? AND state = 'prepared'");
   st.Text(1, BackupIdToText(id));
   // The row goes first: a data folder is never removed while a row says it
@@ -395,6 +495,15 @@ Status RequirePublished(const Result<StoredBackup>& b) {
   return Status::Ok();
 }
 }  // namespace
+
+Result<Bytes> NodeStore::StoredManifest(const BackupId& id) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_ASSIGN_OR_RETURN(StoredBackup b, Find(id));
+    if (b.state == "uploading") return NotFound("backup " + BackupIdToText(id) + " is uploading");
+  }
+  return ReadFileBytes(BackupDir(id) / "manifest", kMaxManifestSize);
+}
 
 Result<Bytes> NodeStore::Manifest(const BackupId& id) const {
   {

@@ -44,8 +44,10 @@ class Upload {
  public:
   ~Upload();
   Status Append(ByteSpan units);
-  // Verifies and makes durable; the backup is then prepared, not yet served.
-  Status Prepare(ByteSpan signed_manifest, const Share& share);
+  // Verifies and makes durable; the backup is then prepared, not yet served,
+  // until a commit record arrives (manifest/commit_record.h). `deadline`
+  // (unix seconds) is when, without one, the node presumes abort.
+  Status Prepare(ByteSpan signed_manifest, const Share& share, int64_t deadline);
   const BackupId& id() const { return id_; }
   uint64_t bytes() const { return bytes_; }
 
@@ -101,11 +103,36 @@ class NodeStore {
 
   Result<std::unique_ptr<Upload>> Begin(const BackupId& id, uint32_t fragment, uint32_t unit_size,
                                         uint64_t stripes);
-  Status Publish(const BackupId& id);
+  // Commits a prepared backup with the coordinator's signed record: stored
+  // in the backup's folder, the backup is then published. Idempotent. After
+  // the node promised to abort, only a record relayed by a peer (which
+  // proves some node committed first) is taken, never the coordinator's.
+  Status Commit(const BackupId& id, ByteSpan record, bool from_peer);
+  // Removes a prepared (never a published) backup.
   Status Abort(const BackupId& id);
+
+  // Where a backup stands in two-phase commit, as a peer asking is told.
+  enum class Phase : uint8_t { kAbsent = 0, kPending = 1, kPromised = 2, kCommitted = 3 };
+  struct CommitState {
+    Phase phase = Phase::kAbsent;
+    Bytes record;  // when committed
+  };
+  // At `now`, past the backup's deadline plus `skew`, a pending backup is
+  // first durably promised to abort, and reported so.
+  Result<CommitState> CommitStateOf(const BackupId& id, int64_t now, int64_t skew);
+  struct PendingBackup {
+    BackupId id{};
+    int64_t deadline = 0;
+    bool promised = false;
+  };
+  // Prepared backups, awaiting their commit record.
+  Result<std::vector<PendingBackup>> Pending() const;
 
   std::vector<StoredBackup> List() const;
   Result<Bytes> Manifest(const BackupId& id) const;
+  // The signed manifest of a backup in any state past upload (a prepared
+  // one included: termination needs its placement).
+  Result<Bytes> StoredManifest(const BackupId& id) const;
   Result<Bytes> Leaves(const BackupId& id) const;
   // `headroom` is spare capacity left after the units, so a caller can append
   // (a message header) without reallocating. `reuse` is a buffer from an
@@ -134,6 +161,8 @@ class NodeStore {
   Status Exec(const std::string& sql) const;
   Status CheckMasterKey();
   Status Reindex(const BackupId& id, const std::filesystem::path& dir, const RecoveryHints* hints);
+  Result<Digest> ManifestHashLocked(const BackupId& id) const;
+  Status SetPending(const BackupId& id, int64_t deadline);
   Result<StoredBackup> Find(const BackupId& id) const;
   Status SetState(const BackupId& id, uint32_t fragment, const std::string& state, int64_t unit,
                   int64_t stripes);

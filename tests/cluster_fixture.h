@@ -144,6 +144,18 @@ class ClusterTest : public ::testing::Test {
     return cert;
   }
 
+  // Restarts the nodes with `lines` added to every node.toml (and `env`,
+  // e.g. "QV_CRASH_AT=node-02:after-prepare", in their environment).
+  void RestartNodesWith(const std::string& lines, const std::string& env = "") {
+    Qv("cluster down --dir cl");
+    for (int i = 0; i < 6; ++i) {
+      std::ofstream(dir() / "cl/nodes" / NodeId(i) / "node.toml", std::ios::app) << lines;
+    }
+    const std::string cmd = "cd '" + dir().string() + "' && " + env + " '" + qv_ +
+                            "' cluster up --dir cl >up.out 2>&1 </dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << Slurp(dir() / "up.out");
+  }
+
   // An approval signed with the library, as a hostile or careless key holder
   // can without qv approve's checks: key file, claimed id, request file, out.
   void ForgeApproval(const std::string& key, const std::string& as, const std::string& req,

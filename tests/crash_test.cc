@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 
 #include <fstream>
+#include <set>
 
 #include "tests/cluster_fixture.h"
 
@@ -235,6 +236,99 @@ TEST_F(CrashTest, NodeDataIsPrivateToTheNode) {
     }
   }
   EXPECT_GT(checked, 6u * 8);  // databases, WAL files, folders and the backup's files
+}
+
+// The crash-point harness for backup's two-phase commit: the coordinator,
+// and separately a node, killed (SIGKILL) at each step: after a node's
+// prepare, between prepare and publish, after a node's publish. Once every
+// node is back, each backup is committed on every node (listed, restorable
+// byte for byte) or gone from every node (no byte of it left, the abort
+// audited): never listed without being committed.
+TEST_F(CrashTest, BackupsAreAllOrNothingAtEveryCrashPoint) {
+  RestartNodesWith("clock_skew_seconds = 1\n");
+  ASSERT_EQ(Qv("sample --out model --size 512KiB --shards 2").code, 0);
+  struct Point {
+    std::string at;
+    bool committed;  // the outcome the protocol must reach
+  };
+  const std::vector<Point> points = {
+      {"coordinator:prepared-1", false},     {"coordinator:prepared-5", false},
+      {"coordinator:before-publish", false}, {"coordinator:published-1", true},
+      {"coordinator:published-5", true},     {"node-02:after-prepare", false},
+      {"node-02:after-publish", true},       {"node-05:after-publish", true}};
+  auto folders = [&](const std::string& id) {
+    size_t n = 0;
+    for (int i = 0; i < 6; ++i) {
+      n += fs::exists(dir() / "cl/nodes" / NodeId(i) / "data/backups" / id);
+    }
+    return n;
+  };
+  auto committed_on = [&](const std::string& id) {
+    size_t n = 0;
+    for (int i = 0; i < 6; ++i) {
+      n += fs::exists(dir() / "cl/nodes" / NodeId(i) / "data/backups" / id / "commit");
+    }
+    return n;
+  };
+  std::set<std::string> known;
+  int run = 0;
+  for (const auto& p : points) {
+    SCOPED_TRACE(p.at);
+    const bool node_point = p.at.rfind("node-", 0) == 0;
+    if (node_point) RestartNodesWith("", "QV_CRASH_AT=" + p.at);
+    const std::string cmd = "cd '" + dir().string() + "' && " +
+                            (node_point ? std::string() : "QV_CRASH_AT=" + p.at) + " '" + qv_ +
+                            "' backup --cluster cl/cluster.toml --key cl/coordinator.key "
+                            "--commit-window 3s model >backup.out 2>&1 </dev/null";
+    const int rc = std::system(cmd.c_str());
+    // The id: the backup folder that is new on some node.
+    std::string id;
+    for (int i = 0; i < 6 && id.empty(); ++i) {
+      std::error_code ec;
+      for (auto& e : fs::directory_iterator(dir() / "cl/nodes" / NodeId(i) / "data/backups", ec)) {
+        const std::string name = e.path().filename().string();
+        if (!known.count(name)) id = name;
+      }
+    }
+    if (id.empty()) {
+      // Killed before any node prepared: nothing may be left anywhere.
+      EXPECT_FALSE(p.committed) << Slurp(dir() / "backup.out");
+      continue;
+    }
+    known.insert(id);
+    // Everything back up (without crash points), then the nodes settle.
+    RestartNodesWith("");
+    for (int w = 0; w < 300; ++w) {
+      const size_t f = folders(id), c = committed_on(id);
+      if ((f == 0) || (c == 6 && f == 6)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    const size_t f = folders(id), c = committed_on(id);
+    Outcome list = Qv("list --cluster cl/cluster.toml");
+    ASSERT_EQ(list.code, 0) << list.err;
+    const bool listed = list.out.find(id) != std::string::npos;
+    if (p.committed) {
+      EXPECT_EQ(c, 6u) << "committed on " << c << " of 6; backup: " << rc << " "
+                       << Slurp(dir() / "backup.out");
+      EXPECT_TRUE(listed) << list.out;
+      EXPECT_EQ(list.out.find("committing"), std::string::npos) << list.out;
+      const std::string dest = "restored-" + std::to_string(++run);
+      Outcome r = Qv("restore run --cluster cl/cluster.toml" +
+                     Approved(id, "req-" + std::to_string(run)) + " --dest " + dest);
+      ASSERT_EQ(r.code, 0) << r.err;
+      ExpectSameTree(dir() / "model", dir() / dest);
+    } else {
+      EXPECT_EQ(f, 0u) << "left on " << f << " nodes";
+      EXPECT_FALSE(listed) << list.out;
+      size_t aborted = 0;
+      for (int i = 0; i < 6; ++i) {
+        const std::string log = Slurp(dir() / "cl/nodes" / NodeId(i) / "node.log");
+        aborted += log.find("event=abort backup=" + id) != std::string::npos ||
+                   log.find("req=abort backup=" + id) != std::string::npos;
+      }
+      EXPECT_GE(aborted, 1u);
+    }
+  }
 }
 
 }  // namespace
