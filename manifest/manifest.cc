@@ -11,6 +11,11 @@
 #include <set>
 #include <sstream>
 
+#include "base/wire.h"
+
+// Version 2 bodies were Boost text archives, whose layout belongs to the
+// Boost release that wrote them. They are still read (old backups restore),
+// never written: version 3 bodies use the project's canonical codec.
 namespace boost::serialization {
 
 template <class Archive>
@@ -57,6 +62,104 @@ constexpr char kMagic[4] = {'Q', 'V', 'M', 'F'};
 constexpr std::string_view kSigContext{"quorumvault-manifest\0", 21};
 constexpr size_t kHeaderSize = 4 + 4 + 8;
 constexpr size_t kTrailerSize = kPublicKeySize + kSignatureSize;
+
+constexpr uint32_t kBoostTextVersion = 2;
+constexpr size_t kMaxText = 4096;
+
+// Version 3 body: base/wire.h, fields in declaration order, every list a u32
+// count then its items; the exact bytes are pinned by manifest_test.
+Bytes EncodeBody(const Manifest& m) {
+  WireWriter w;
+  w.Fixed(m.backup_id).Str(m.artifact_name).U32(static_cast<uint32_t>(m.files.size()));
+  for (const auto& f : m.files) w.Str(f.path).U64(f.size).Fixed(f.sha256);
+  w.U64(m.plaintext_size).U8(static_cast<uint8_t>(m.cipher)).U32(m.chunk_size);
+  w.U32(m.k).U32(m.m).U32(m.t).U32(m.unit_size).U64(m.stripe_count);
+  w.U32(static_cast<uint32_t>(m.commitments.size()));
+  for (const auto& c : m.commitments) w.Fixed(c);
+  w.U32(static_cast<uint32_t>(m.fragment_roots.size()));
+  for (const auto& r : m.fragment_roots) w.Fixed(r);
+  w.U32(static_cast<uint32_t>(m.placement.size()));
+  for (const auto& p : m.placement) w.U32(p.fragment).Str(p.node_id).Str(p.site);
+  w.I64(m.created_unix);
+  const Provenance& pv = m.provenance;
+  w.Str(pv.parent_backup).Str(pv.source_path).Str(pv.creator).Str(pv.tool_version);
+  w.U32(static_cast<uint32_t>(m.policy.custodians.size()));
+  for (const auto& c : m.policy.custodians) w.Str(c.id).Fixed(c.public_key);
+  w.U32(m.policy.quorum).U32(m.policy.max_request_seconds);
+  w.U32(static_cast<uint32_t>(m.policy.quorum_ops.size()));
+  for (const auto& op : m.policy.quorum_ops) w.Str(op);
+  return w.Take();
+}
+
+// A list's count, believed only as far as the bytes left could hold it.
+Result<uint32_t> Count(WireReader& r, size_t min_item, std::string_view what) {
+  QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
+  if (n > r.remaining() / min_item) {
+    return Corruption("manifest " + std::string(what) + " count " + std::to_string(n) +
+                      " exceeds the body");
+  }
+  return n;
+}
+
+Result<Manifest> DecodeBody(ByteSpan body) {
+  WireReader r(body);
+  Manifest m;
+  QV_ASSIGN_OR_RETURN(m.backup_id, r.Fixed<16>());
+  QV_ASSIGN_OR_RETURN(m.artifact_name, r.Str(kMaxText));
+  QV_ASSIGN_OR_RETURN(uint32_t files, Count(r, 4 + 8 + 32, "file"));
+  m.files.resize(files);
+  for (auto& f : m.files) {
+    QV_ASSIGN_OR_RETURN(f.path, r.Str(kMaxText));
+    QV_ASSIGN_OR_RETURN(f.size, r.U64());
+    QV_ASSIGN_OR_RETURN(f.sha256, r.Fixed<32>());
+  }
+  QV_ASSIGN_OR_RETURN(m.plaintext_size, r.U64());
+  QV_ASSIGN_OR_RETURN(uint8_t cipher, r.U8());
+  m.cipher = static_cast<CipherSuite>(cipher);
+  QV_ASSIGN_OR_RETURN(m.chunk_size, r.U32());
+  QV_ASSIGN_OR_RETURN(m.k, r.U32());
+  QV_ASSIGN_OR_RETURN(m.m, r.U32());
+  QV_ASSIGN_OR_RETURN(m.t, r.U32());
+  QV_ASSIGN_OR_RETURN(m.unit_size, r.U32());
+  QV_ASSIGN_OR_RETURN(m.stripe_count, r.U64());
+  QV_ASSIGN_OR_RETURN(uint32_t commitments, Count(r, kPointSize, "commitment"));
+  m.commitments.resize(commitments);
+  for (auto& c : m.commitments) {
+    QV_ASSIGN_OR_RETURN(c, r.Fixed<kPointSize>());
+  }
+  QV_ASSIGN_OR_RETURN(uint32_t roots, Count(r, 32, "root"));
+  m.fragment_roots.resize(roots);
+  for (auto& d : m.fragment_roots) {
+    QV_ASSIGN_OR_RETURN(d, r.Fixed<32>());
+  }
+  QV_ASSIGN_OR_RETURN(uint32_t placed, Count(r, 12, "placement"));
+  m.placement.resize(placed);
+  for (auto& p : m.placement) {
+    QV_ASSIGN_OR_RETURN(p.fragment, r.U32());
+    QV_ASSIGN_OR_RETURN(p.node_id, r.Str(kMaxText));
+    QV_ASSIGN_OR_RETURN(p.site, r.Str(kMaxText));
+  }
+  QV_ASSIGN_OR_RETURN(m.created_unix, r.I64());
+  QV_ASSIGN_OR_RETURN(m.provenance.parent_backup, r.Str(kMaxText));
+  QV_ASSIGN_OR_RETURN(m.provenance.source_path, r.Str(kMaxText));
+  QV_ASSIGN_OR_RETURN(m.provenance.creator, r.Str(kMaxText));
+  QV_ASSIGN_OR_RETURN(m.provenance.tool_version, r.Str(kMaxText));
+  QV_ASSIGN_OR_RETURN(uint32_t custodians, Count(r, 4 + 32, "custodian"));
+  m.policy.custodians.resize(custodians);
+  for (auto& c : m.policy.custodians) {
+    QV_ASSIGN_OR_RETURN(c.id, r.Str(kMaxText));
+    QV_ASSIGN_OR_RETURN(c.public_key, r.Fixed<32>());
+  }
+  QV_ASSIGN_OR_RETURN(m.policy.quorum, r.U32());
+  QV_ASSIGN_OR_RETURN(m.policy.max_request_seconds, r.U32());
+  QV_ASSIGN_OR_RETURN(uint32_t ops, Count(r, 4, "operation"));
+  m.policy.quorum_ops.resize(ops);
+  for (auto& op : m.policy.quorum_ops) {
+    QV_ASSIGN_OR_RETURN(op, r.Str(kMaxText));
+  }
+  QV_RETURN_IF_ERROR(r.ExpectEnd());
+  return m;
+}
 
 uint64_t GetU64BE(const uint8_t* p) {
   uint64_t v = 0;
@@ -191,14 +294,9 @@ Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
   Manifest manifest = unsigned_manifest;
   manifest.provenance.creator = PublicKeyToText(key.public_key());
   QV_RETURN_IF_ERROR(manifest.Validate());
-  std::ostringstream os;
-  {
-    boost::archive::text_oarchive ar(os);
-    ar << manifest;
-  }
-  const std::string body = os.str();
+  const Bytes body = EncodeBody(manifest);
   const uint32_t version = Manifest::kFormatVersion;
-  Signature sig = key.Sign(SignedBytes(version, AsBytes(body)));
+  Signature sig = key.Sign(SignedBytes(version, body));
 
   SignedManifest out;
   out.manifest_ = std::move(manifest);
@@ -209,7 +307,7 @@ Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
                   uint8_t(version)};
   e.insert(e.end(), v, v + 4);
   AppendU64BE(e, body.size());
-  AppendBytes(e, AsBytes(body));
+  AppendBytes(e, body);
   AppendBytes(e, out.signer_);
   AppendBytes(e, sig);
   return out;
@@ -222,9 +320,10 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   if (std::memcmp(encoded.data(), kMagic, 4) != 0) return Corruption("not a quorumvault manifest");
   const uint32_t version = uint32_t{encoded[4]} << 24 | uint32_t{encoded[5]} << 16 |
                            uint32_t{encoded[6]} << 8 | encoded[7];
-  if (version != Manifest::kFormatVersion) {
+  if (version != Manifest::kFormatVersion && version != kBoostTextVersion) {
     return InvalidArgument("manifest format version " + std::to_string(version) +
-                           " is not supported (this build reads version " +
+                           " is not supported (this build reads versions " +
+                           std::to_string(kBoostTextVersion) + " and " +
                            std::to_string(Manifest::kFormatVersion) + ")");
   }
   const uint64_t body_len = GetU64BE(encoded.data() + 8);
@@ -244,13 +343,19 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   }
   Status s = VerifySignature(out.signer_, SignedBytes(version, body), sig);
   if (!s.ok()) return Unauthenticated("manifest signature is invalid: " + s.message());
-  try {
-    std::istringstream is(std::string(reinterpret_cast<const char*>(body.data()), body.size()));
-    boost::archive::text_iarchive ar(is);
-    ar >> out.manifest_;
-  } catch (const std::exception& e) {
-    // Signed but unreadable: a writer bug or an incompatible Boost archive.
-    return Corruption(std::string("manifest body does not parse: ") + e.what());
+  if (version == Manifest::kFormatVersion) {
+    auto m = DecodeBody(body);
+    if (!m.ok()) return m.status().WithContext("manifest body does not parse");
+    out.manifest_ = std::move(m).value();
+  } else {
+    try {
+      std::istringstream is(std::string(reinterpret_cast<const char*>(body.data()), body.size()));
+      boost::archive::text_iarchive ar(is);
+      ar >> out.manifest_;
+    } catch (const std::exception& e) {
+      // Signed but unreadable: a writer bug or an incompatible Boost archive.
+      return Corruption(std::string("manifest body does not parse: ") + e.what());
+    }
   }
   QV_RETURN_IF_ERROR(out.manifest_.Validate());
   if (PublicKeyToText(out.signer_) != out.manifest_.provenance.creator) {

@@ -78,7 +78,8 @@ inline constexpr std::string_view kOpRestore = "restore";
 inline const std::vector<std::string>& AllQuorumOps();
 
 struct Manifest {
-  static constexpr uint32_t kFormatVersion = 2;
+  // 3: canonical body (base/wire.h). 2 (Boost text archive) is still read.
+  static constexpr uint32_t kFormatVersion = 3;
 
   BackupId backup_id{};
   std::string artifact_name;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "base/file_util.h"
+
 namespace qv {
 namespace {
 
@@ -146,6 +148,53 @@ TEST(GeometryTest, StripeCountCoversEveryByteAndEmptyArtifacts) {
   EXPECT_EQ(StripeCountFor(1, 100), 1u);
   EXPECT_EQ(StripeCountFor(100, 100), 1u);
   EXPECT_EQ(StripeCountFor(101, 100), 2u);
+}
+
+// The exact bytes of a version 3 manifest (canonical body, no library's
+// archive format): deterministic fields and key, pinned by their SHA-256.
+// Any change to the format must come with a new version.
+TEST(ManifestFormatTest, Version3BytesArePinned) {
+  Manifest m = Sample();
+  m.commitments.assign(3, Point{});
+  for (size_t i = 0; i < 3; ++i) m.commitments[i].fill(static_cast<uint8_t>(0x10 + i));
+  m.policy.custodians = {{"c1", PublicKey{}}, {"c2", PublicKey{}}};
+  m.policy.custodians[0].public_key.fill(1);
+  m.policy.custodians[1].public_key.fill(2);
+  m.policy.quorum = 2;
+  m.policy.max_request_seconds = 86400;
+  m.policy.quorum_ops = {"restore"};
+  SecretBytes seed(32);
+  for (size_t i = 0; i < 32; ++i) seed.data()[i] = static_cast<uint8_t>(7 * i);
+  auto key = SigningKey::FromSeed(seed);
+  auto sm = SignedManifest::Sign(m, **key);
+  ASSERT_TRUE(sm.ok()) << sm.status().ToString();
+  const Bytes& e = sm->encoded();
+  EXPECT_EQ(HexEncode(ByteSpan(e.data(), 8)), "51564d4600000003");
+  EXPECT_EQ(HexEncode(Sha256Of(e)),
+            "11a4b3b379891d0c791c94526f71b0b2387d1c859226a9e7e26e93d465b0ef89");
+  auto back = SignedManifest::Parse(e, &(*key)->public_key());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->encoded(), e);
+  EXPECT_EQ(back->manifest().files.size(), 3u);
+  EXPECT_EQ(back->manifest().policy.custodians[1].id, "c2");
+}
+
+// A version 2 manifest (a Boost text archive) written by the previous
+// release still verifies and reads: old backups stay restorable.
+TEST(ManifestFormatTest, AVersion2ManifestFromThePreviousReleaseStillReads) {
+  auto bytes = ReadFileBytes(std::string(QV_VECTORS_DIR) + "/manifest-v2.bin", 1 << 20);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  EXPECT_EQ(HexEncode(ByteSpan(bytes->data(), 8)), "51564d4600000002");
+  auto sm = SignedManifest::Parse(*bytes, nullptr);
+  ASSERT_TRUE(sm.ok()) << sm.status().ToString();
+  EXPECT_EQ(sm->manifest().artifact_name, "model");
+  ASSERT_EQ(sm->manifest().files.size(), 2u);
+  EXPECT_EQ(sm->manifest().files[1].path, "w.bin");
+  EXPECT_EQ(sm->manifest().files[1].sha256, Sha256Of(AsBytes("weights-v2-fixture")));
+  // Its signature covers its bytes: one flipped byte and it is refused.
+  Bytes bad = *bytes;
+  bad[40] ^= 1;
+  EXPECT_FALSE(SignedManifest::Parse(bad, nullptr).ok());
 }
 
 }  // namespace
