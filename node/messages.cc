@@ -1,14 +1,5 @@
 #include "node/messages.h"
 
-#include <boost/archive/archive_exception.hpp>
-#include <boost/archive/binary_iarchive.hpp>
-#include <boost/archive/binary_oarchive.hpp>
-#include <boost/iostreams/device/array.hpp>
-#include <boost/iostreams/stream.hpp>
-#include <boost/serialization/binary_object.hpp>
-#include <boost/serialization/split_member.hpp>
-#include <sstream>
-
 #include "base/text.h"
 #include "base/wire.h"
 
@@ -16,72 +7,52 @@ namespace qv {
 
 namespace {
 
-constexpr auto kArchiveFlags = boost::archive::no_header | boost::archive::no_codecvt;
+constexpr size_t kMaxHeaderField = 4096;
+constexpr uint32_t kMaxIds = 1u << 20;
 
-// A byte string (Bytes or std::string) with a hard limit, checked before
-// anything is allocated.
-template <class Container, size_t Max>
-struct Bounded {
-  Container* v;
-  template <class Ar>
-  void save(Ar& ar, unsigned) const {
-    uint64_t n = v->size();
-    ar << n;
-    if (n) ar.save_binary(v->data(), n);
-  }
-  template <class Ar>
-  void load(Ar& ar, unsigned) {
-    uint64_t n = 0;
-    ar >> n;
-    if (n > Max) throw std::length_error("field length " + std::to_string(n) + " over limit");
-    v->resize(n);
-    if (n) ar.load_binary(v->data(), n);
-  }
-  BOOST_SERIALIZATION_SPLIT_MEMBER()
-};
-
-struct BoundedIds {
-  std::vector<std::array<uint8_t, 16>>* v;
-  template <class Ar>
-  void save(Ar& ar, unsigned) const {
-    uint64_t n = v->size();
-    ar << n;
-    for (auto& id : *v) ar.save_binary(id.data(), id.size());
-  }
-  template <class Ar>
-  void load(Ar& ar, unsigned) {
-    uint64_t n = 0;
-    ar >> n;
-    if (n > (1u << 20)) throw std::length_error("id list over limit");
-    v->resize(n);
-    for (auto& id : *v) ar.load_binary(id.data(), id.size());
-  }
-  BOOST_SERIALIZATION_SPLIT_MEMBER()
-};
-
-template <class Ar>
-void Fields(Ar& ar, Request& r, uint8_t& op) {
-  // The bulk payload travels raw before the header (see EncodeAfterPayload).
-  Bounded<Bytes, 4096> p2{&r.payload2};
-  ar& r.version& op;
-  ar& boost::serialization::make_binary_object(r.backup_id.data(), r.backup_id.size());
-  ar& r.fragment& r.a& r.b& p2;
+// Headers on the project's canonical codec (base/wire.h), so peers at
+// different releases parse the same bytes the same way; the exact bytes are
+// pinned by messages_test.
+void WriteHeader(WireWriter& w, const Request& r) {
+  w.U32(r.version).U8(static_cast<uint8_t>(r.op)).Fixed(r.backup_id).U32(r.fragment);
+  w.U64(r.a).U64(r.b).Blob(r.payload2);
 }
 
-template <class Ar>
-void Fields(Ar& ar, Response& r) {
-  Bounded<std::string, 4096> msg{&r.message}, node{&r.node_id};
-  BoundedIds ids{&r.ids};
-  ar& r.code& msg& ids& node;
+Status ReadHeader(WireReader& in, Request& r) {
+  QV_ASSIGN_OR_RETURN(r.version, in.U32());
+  QV_ASSIGN_OR_RETURN(uint8_t op, in.U8());
+  r.op = static_cast<Op>(op);
+  QV_ASSIGN_OR_RETURN(r.backup_id, in.Fixed<16>());
+  QV_ASSIGN_OR_RETURN(r.fragment, in.U32());
+  QV_ASSIGN_OR_RETURN(r.a, in.U64());
+  QV_ASSIGN_OR_RETURN(r.b, in.U64());
+  QV_ASSIGN_OR_RETURN(r.payload2, in.Blob(kMaxHeaderField));
+  return Status::Ok();
 }
 
-// Reads from a span without copying it.
-using SpanStream = boost::iostreams::stream<boost::iostreams::array_source>;
+void WriteHeader(WireWriter& w, const Response& r) {
+  w.U8(r.code).Str(r.message).U32(static_cast<uint32_t>(r.ids.size()));
+  for (const auto& id : r.ids) w.Fixed(id);
+  w.Str(r.node_id);
+}
+
+Status ReadHeader(WireReader& in, Response& r) {
+  QV_ASSIGN_OR_RETURN(r.code, in.U8());
+  QV_ASSIGN_OR_RETURN(r.message, in.Str(kMaxHeaderField));
+  QV_ASSIGN_OR_RETURN(uint32_t n, in.U32());
+  if (n > kMaxIds || n > in.remaining() / 16) return InvalidArgument("id list over limit");
+  r.ids.resize(n);
+  for (auto& id : r.ids) {
+    QV_ASSIGN_OR_RETURN(id, in.Fixed<16>());
+  }
+  QV_ASSIGN_OR_RETURN(r.node_id, in.Str(kMaxHeaderField));
+  return Status::Ok();
+}
 
 // Splits payload | header | u32 header length; parses the header into `out`
 // and leaves the payload length in *payload_len.
-template <class T, class F>
-Status DecodeHeader(ByteSpan msg, F fields, T& out, size_t* payload_len) {
+template <class T>
+Status DecodeHeader(ByteSpan msg, T& out, size_t* payload_len) {
   if (msg.size() < 4) return InvalidArgument("message shorter than its trailer");
   const uint8_t* t = msg.data() + msg.size() - 4;
   const uint32_t header_len =
@@ -91,54 +62,24 @@ Status DecodeHeader(ByteSpan msg, F fields, T& out, size_t* payload_len) {
   }
   *payload_len = msg.size() - 4 - header_len;
   if (*payload_len > kMaxPayload) return InvalidArgument("payload over the limit");
-  try {
-    SpanStream in(reinterpret_cast<const char*>(msg.data() + *payload_len), header_len);
-    boost::archive::binary_iarchive ar(in, kArchiveFlags);
-    fields(ar, out);
-    if (in.peek() != std::char_traits<char>::eof()) {
-      return InvalidArgument("message header has trailing bytes");
-    }
-  } catch (const std::exception& e) {
-    return InvalidArgument(std::string("malformed message: ") + e.what());
-  }
+  WireReader in(msg.subspan(*payload_len, header_len));
+  Status st = ReadHeader(in, out);
+  if (!st.ok()) return st.WithContext("malformed message");
+  if (in.remaining() != 0) return InvalidArgument("message header has trailing bytes");
   return Status::Ok();
 }
 
-// A streambuf that appends to a byte vector: the archive writes straight
-// into the message buffer, after the payload.
-class BytesSink : public std::streambuf {
- public:
-  explicit BytesSink(Bytes& out) : out_(out) {}
-
- protected:
-  int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) out_.push_back(static_cast<uint8_t>(c));
-    return c;
-  }
-  std::streamsize xsputn(const char* s, std::streamsize n) override {
-    out_.insert(out_.end(), reinterpret_cast<const uint8_t*>(s),
-                reinterpret_cast<const uint8_t*>(s) + n);
-    return n;
-  }
-
- private:
-  Bytes& out_;
-};
-
 // Appends the header and its length to `out`, which already holds the payload.
-template <class F>
-Result<Bytes> EncodeAfterPayload(Bytes out, F fields) {
+template <class T>
+Result<Bytes> EncodeAfterPayload(Bytes out, const T& header) {
   if (out.size() > kMaxPayload) return InvalidArgument("payload over the limit");
-  const size_t payload_len = out.size();
-  out.reserve(payload_len + kHeaderReserve);
-  try {
-    BytesSink sink(out);
-    boost::archive::binary_oarchive ar(sink, kArchiveFlags);
-    fields(ar);
-  } catch (const std::exception& e) {
-    return Internal(std::string("cannot encode message: ") + e.what());
-  }
-  const uint32_t header_len = static_cast<uint32_t>(out.size() - payload_len);
+  WireWriter w;
+  WriteHeader(w, header);
+  const Bytes& h = w.bytes();
+  if (h.size() > (1u << 20)) return InvalidArgument("message header over the limit");
+  out.reserve(out.size() + h.size() + 4);
+  AppendBytes(out, h);
+  const uint32_t header_len = static_cast<uint32_t>(h.size());
   const uint8_t t[4] = {uint8_t(header_len >> 24), uint8_t(header_len >> 16),
                         uint8_t(header_len >> 8), uint8_t(header_len)};
   out.insert(out.end(), t, t + 4);
@@ -202,10 +143,7 @@ Response Response::FromStatus(const Status& s) {
 Result<Bytes> EncodeRequest(Request&& r) {
   Bytes payload = std::move(r.payload);
   r.payload = Bytes();
-  return EncodeAfterPayload(std::move(payload), [&](auto& ar) {
-    uint8_t op = static_cast<uint8_t>(r.op);
-    Fields(ar, r, op);
-  });
+  return EncodeAfterPayload(std::move(payload), r);
 }
 
 Result<Bytes> EncodeRequest(const Request& r) {
@@ -216,14 +154,7 @@ Result<Bytes> EncodeRequest(const Request& r) {
 Result<Request> DecodeRequest(Bytes&& message) {
   Request r;
   size_t payload_len = 0;
-  QV_RETURN_IF_ERROR(DecodeHeader(
-      message,
-      [](auto& ar, Request& req) {
-        uint8_t op = 0;
-        Fields(ar, req, op);
-        req.op = static_cast<Op>(op);
-      },
-      r, &payload_len));
+  QV_RETURN_IF_ERROR(DecodeHeader(message, r, &payload_len));
   if (r.version != kProtocolVersion) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
@@ -243,7 +174,7 @@ Result<Request> DecodeRequest(ByteSpan message) {
 Result<Bytes> EncodeResponse(Response&& r) {
   Bytes payload = std::move(r.payload);
   r.payload = Bytes();
-  return EncodeAfterPayload(std::move(payload), [&](auto& ar) { Fields(ar, r); });
+  return EncodeAfterPayload(std::move(payload), r);
 }
 
 Result<Bytes> EncodeResponse(const Response& r) {
@@ -254,8 +185,7 @@ Result<Bytes> EncodeResponse(const Response& r) {
 Result<Response> DecodeResponse(Bytes&& message) {
   Response r;
   size_t payload_len = 0;
-  QV_RETURN_IF_ERROR(DecodeHeader(
-      message, [](auto& ar, Response& resp) { Fields(ar, resp); }, r, &payload_len));
+  QV_RETURN_IF_ERROR(DecodeHeader(message, r, &payload_len));
   if (r.code > static_cast<uint8_t>(StatusCode::kInternal)) {
     return InvalidArgument("unknown status code in response");
   }

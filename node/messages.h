@@ -1,6 +1,6 @@
 // Requests and responses between coordinator/requesters and nodes, and
 // between nodes, inside an authenticated channel message laid out as
-//   payload (raw bytes) | header (Boost binary archive) | u32 header length
+//   payload (raw bytes) | header (base/wire.h, canonical) | u32 header length
 // The bulk payload comes first so that decoding can turn the received buffer
 // into the payload in place, and encoding can append the header to a moved-in
 // payload: no copy of fragment data either way.
@@ -23,7 +23,8 @@
 
 namespace qv {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: headers on the canonical wire codec (1 was a Boost binary archive).
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr size_t kMaxPayload = 24u << 20;
 // Encoding appends the header after the payload. A producer of a bulk payload
 // that reserves this much spare capacity has it encoded without a reallocation

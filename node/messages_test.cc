@@ -82,11 +82,53 @@ TEST(MessagesTest, UnknownOpsAndVersionsAreRefused) {
   Request r;
   r.op = static_cast<Op>(99);
   EXPECT_FALSE(DecodeRequest(*EncodeRequest(r)).ok());
-  Request v;
-  v.version = 2;
-  auto d = DecodeRequest(*EncodeRequest(v));
-  EXPECT_FALSE(d.ok());
-  EXPECT_NE(d.status().message().find("protocol version 2"), std::string::npos);
+  for (uint32_t version : {kProtocolVersion - 1, kProtocolVersion + 1}) {
+    Request v;
+    v.version = version;
+    auto d = DecodeRequest(*EncodeRequest(v));
+    EXPECT_FALSE(d.ok());
+    EXPECT_NE(d.status().message().find("protocol version " + std::to_string(version)),
+              std::string::npos);
+  }
+}
+
+// The exact bytes of each header: peers at different releases must read
+// them alike, so they change only with the protocol version.
+TEST(MessagesTest, HeaderBytesArePinned) {
+  Request r;
+  r.op = Op::kFetchUnits;
+  r.backup_id.fill(0xab);
+  r.fragment = 3;
+  r.a = 5;
+  r.b = 0x0102030405060708;
+  r.payload = {0xee, 0xff};
+  r.payload2 = {0x11};
+  EXPECT_EQ(HexEncode(*EncodeRequest(r)),
+            "eeff"  // payload, raw, first
+            "00000002"
+            "0a"
+            "abababababababababababababababab"  // version, op, backup id
+            "00000003"
+            "0000000000000005"
+            "0102030405060708"  // fragment, a, b
+            "00000001"
+            "11"          // payload2
+            "0000002e");  // header length: 46
+  Response resp;
+  resp.code = static_cast<uint8_t>(StatusCode::kNotFound);
+  resp.message = "no";
+  resp.ids.resize(1);
+  resp.ids[0].fill(0x01);
+  resp.node_id = "n1";
+  resp.payload = {0x42};
+  EXPECT_EQ(HexEncode(*EncodeResponse(resp)),
+            "42"
+            "02"
+            "000000026e6f"
+            "00000001"
+            "01010101010101010101010101010101"
+            "000000026e31"
+            "00000021");
 }
 
 }  // namespace
