@@ -1,107 +1,60 @@
 #include "base/json.h"
 
-#include <cmath>
-#include <cstdio>
-
 namespace qv {
 
-std::string JsonEscape(std::string_view s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
+JsonWriter& JsonWriter::Add(nlohmann::ordered_json v) {
+  if (open_.empty()) {
+    root_ = std::move(v);
+    return *this;
   }
-  out += '"';
-  return out;
-}
-
-void JsonWriter::Separate() {
-  if (need_comma_) out_ += ',';
-  need_comma_ = true;
+  nlohmann::ordered_json& parent = *open_.back();
+  if (parent.is_array()) {
+    parent.push_back(std::move(v));
+  } else {
+    parent[key_] = std::move(v);
+  }
+  return *this;
 }
 
 JsonWriter& JsonWriter::BeginObject() {
-  Separate();
-  out_ += '{';
-  need_comma_ = false;
+  Add(nlohmann::ordered_json::object());
+  nlohmann::ordered_json& self = open_.empty()              ? root_
+                                 : open_.back()->is_array() ? open_.back()->back()
+                                                            : (*open_.back())[key_];
+  open_.push_back(&self);
   return *this;
 }
-JsonWriter& JsonWriter::EndObject() {
-  out_ += '}';
-  need_comma_ = true;
-  return *this;
-}
+
 JsonWriter& JsonWriter::BeginArray() {
-  Separate();
-  out_ += '[';
-  need_comma_ = false;
+  Add(nlohmann::ordered_json::array());
+  nlohmann::ordered_json& self = open_.empty()              ? root_
+                                 : open_.back()->is_array() ? open_.back()->back()
+                                                            : (*open_.back())[key_];
+  open_.push_back(&self);
   return *this;
 }
-JsonWriter& JsonWriter::EndArray() {
-  out_ += ']';
-  need_comma_ = true;
+
+JsonWriter& JsonWriter::EndObject() {
+  if (!open_.empty()) open_.pop_back();
   return *this;
 }
+
+JsonWriter& JsonWriter::EndArray() { return EndObject(); }
+
 JsonWriter& JsonWriter::Key(std::string_view key) {
-  Separate();
-  out_ += JsonEscape(key);
-  out_ += ':';
-  need_comma_ = false;
+  key_ = std::string(key);
   return *this;
 }
-JsonWriter& JsonWriter::String(std::string_view v) {
-  Separate();
-  out_ += JsonEscape(v);
-  return *this;
-}
-JsonWriter& JsonWriter::Int(int64_t v) {
-  Separate();
-  out_ += std::to_string(v);
-  return *this;
-}
-JsonWriter& JsonWriter::UInt(uint64_t v) {
-  Separate();
-  out_ += std::to_string(v);
-  return *this;
-}
-JsonWriter& JsonWriter::Double(double v) {
-  Separate();
-  if (!std::isfinite(v)) {
-    out_ += "null";
-    return *this;
-  }
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.6g", v);
-  out_ += buf;
-  return *this;
-}
-JsonWriter& JsonWriter::Bool(bool v) {
-  Separate();
-  out_ += v ? "true" : "false";
-  return *this;
+
+JsonWriter& JsonWriter::String(std::string_view v) { return Add(std::string(v)); }
+JsonWriter& JsonWriter::Int(int64_t v) { return Add(v); }
+JsonWriter& JsonWriter::UInt(uint64_t v) { return Add(v); }
+JsonWriter& JsonWriter::Double(double v) { return Add(v); }
+JsonWriter& JsonWriter::Bool(bool v) { return Add(v); }
+
+const std::string& JsonWriter::str() const {
+  out_ = root_.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return out_;
 }
 
 }  // namespace qv

@@ -1,11 +1,16 @@
-// A minimal JSON writer for machine-readable CLI output (--json).
-// Builds one value; not thread-safe. Keys and strings are escaped per RFC 8259.
+// Machine-readable CLI output (--json), built on nlohmann::json: escaping,
+// number formatting and UTF-8 handling are the library's. A byte string
+// that is not valid UTF-8 (a file name from a user's folder may be one) is
+// written with U+FFFD for the bad bytes, so the output always parses.
+// Builds one value; not thread-safe.
 #ifndef QV_BASE_JSON_H_
 #define QV_BASE_JSON_H_
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace qv {
 
@@ -28,15 +33,16 @@ class JsonWriter {
   JsonWriter& Field(std::string_view k, double v) { return Key(k).Double(v); }
   JsonWriter& Field(std::string_view k, bool v) { return Key(k).Bool(v); }
 
-  const std::string& str() const { return out_; }
+  // The value written so far, serialized.
+  const std::string& str() const;
 
  private:
-  void Separate();
-  std::string out_;
-  bool need_comma_ = false;
+  JsonWriter& Add(nlohmann::ordered_json v);
+  nlohmann::ordered_json root_;
+  std::vector<nlohmann::ordered_json*> open_;  // containers begun and not yet ended
+  std::string key_;
+  mutable std::string out_;
 };
-
-std::string JsonEscape(std::string_view s);
 
 }  // namespace qv
 

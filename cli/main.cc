@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -77,6 +78,10 @@ std::string FormatSeconds(int64_t s) {
 Result<uint64_t> ParseSize(const std::string& text) {
   size_t pos = 0;
   unsigned long long v = 0;
+  // stoull would take "-1" and wrap it to 18 EB.
+  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) {
+    return InvalidArgument("size '" + text + "' is not a number");
+  }
   try {
     v = std::stoull(text, &pos);
   } catch (...) {
@@ -94,6 +99,7 @@ Result<uint64_t> ParseSize(const std::string& text) {
     mul = 1ull << 30;
   else
     return InvalidArgument("size '" + text + "': unit must be B, KiB, MiB or GiB");
+  if (v > UINT64_MAX / mul) return InvalidArgument("size '" + text + "' is too large");
   return uint64_t{v} * mul;
 }
 

@@ -2,6 +2,7 @@
 
 #include <toml++/toml.h>
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -224,25 +225,67 @@ Result<ClusterConfig> ClusterConfig::Load(const fs::path& path) {
   return Parse(text, path.string());
 }
 
+namespace {
+
+// A TOML basic string (TOML 1.0, "Basic strings"): quotes, backslashes and
+// every control character escaped, so no name can end the string or add a
+// key. Hand-written because toml++'s serializer formats differently between
+// its header-only and compiled builds (quotes, key order), and these files
+// are read and diffed by people.
+std::string Quoted(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04X", c);
+          out += buf;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
 std::string ClusterConfig::ToToml() const {
   std::ostringstream o;
   o << "# quorumvault cluster file: every party's public key, pinned.\n";
   o << "sites = [";
-  for (size_t i = 0; i < sites.size(); ++i) o << (i ? ", " : "") << "\"" << sites[i] << "\"";
+  for (size_t i = 0; i < sites.size(); ++i) o << (i ? ", " : "") << Quoted(sites[i]);
   o << "]\n\n";
-  o << "[cluster]\nname = \"" << name << "\"\ncoordinator = \"" << PublicKeyToText(coordinator)
+  o << "[cluster]\nname = " << Quoted(name) << "\ncoordinator = \"" << PublicKeyToText(coordinator)
     << "\"\nk = " << k << "\nm = " << m << "\nt = " << t << "\nquorum = " << quorum
     << "\nmax_request_seconds = " << max_request_seconds << "\n";
   for (const auto& n : nodes) {
-    o << "\n[[nodes]]\nid = \"" << n.id << "\"\nsite = \"" << n.site << "\"\nhost = \"" << n.host
-      << "\"\nport = " << n.port << "\npublic_key = \"" << PublicKeyToText(n.public_key) << "\"\n";
+    o << "\n[[nodes]]\nid = " << Quoted(n.id) << "\nsite = " << Quoted(n.site)
+      << "\nhost = " << Quoted(n.host) << "\nport = " << n.port << "\npublic_key = \""
+      << PublicKeyToText(n.public_key) << "\"\n";
   }
   for (const auto& c : custodians) {
-    o << "\n[[custodians]]\nid = \"" << c.id << "\"\npublic_key = \""
+    o << "\n[[custodians]]\nid = " << Quoted(c.id) << "\npublic_key = \""
       << PublicKeyToText(c.public_key) << "\"\n";
   }
   for (const auto& r : requesters) {
-    o << "\n[[requesters]]\nid = \"" << r.id << "\"\npublic_key = \""
+    o << "\n[[requesters]]\nid = " << Quoted(r.id) << "\npublic_key = \""
       << PublicKeyToText(r.public_key) << "\"\n";
   }
   return o.str();
@@ -250,10 +293,11 @@ std::string ClusterConfig::ToToml() const {
 
 std::string NodeConfig::ToToml() const {
   std::ostringstream o;
-  o << "[node]\nid = \"" << id << "\"\ndata_dir = \"" << data_dir.string() << "\"\nkey_file = \""
-    << key_file.string() << "\"\nmaster_key_file = \"" << master_key_file.string()
-    << "\"\ncluster_file = \"" << cluster_file.string()
-    << "\"\nclock_skew_seconds = " << clock_skew_seconds
+  o << "[node]\nid = " << Quoted(id) << "\ndata_dir = " << Quoted(data_dir.string())
+    << "\nkey_file = " << Quoted(key_file.string())
+    << "\nmaster_key_file = " << Quoted(master_key_file.string())
+    << "\ncluster_file = " << Quoted(cluster_file.string())
+    << "\nclock_skew_seconds = " << clock_skew_seconds
     << "\ncheckpoint_every = " << checkpoint_every
     << "\nwitness_interval_ms = " << witness_interval_ms
     << "\nhandshake_timeout_ms = " << handshake_timeout_ms

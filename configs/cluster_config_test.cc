@@ -103,5 +103,34 @@ TEST(LocalClusterTest, RefusesLayoutsThatCannotSurviveASite) {
   EXPECT_FALSE(InitLocalCluster(tmp.path() / "y", o).ok());
 }
 
+// Names with quotes, backslashes, newlines or control characters are
+// written so the file reads back to exactly the same names, adding no key.
+TEST(ConfigWriterTest, HostileNamesRoundTripWithoutInjectingKeys) {
+  ScopedTempDir tmp{"qv-config-writer"};
+  auto c = InitLocalCluster(tmp.path() / "c", LocalClusterOptions{});
+  ASSERT_TRUE(c.ok()) << c.status().ToString();
+  ClusterConfig cfg = *ClusterConfig::Load(tmp.path() / "c/cluster.toml");
+  const std::string hostile = "a\"\nk = 9\n[x]\\\t\x01z";
+  cfg.name = hostile;
+  cfg.custodians[0].id = hostile;
+  auto back = ClusterConfig::Parse(cfg.ToToml(), "cluster.toml");
+  ASSERT_TRUE(back.ok()) << back.status().ToString() << "\n" << cfg.ToToml();
+  EXPECT_EQ(back->name, hostile);
+  EXPECT_EQ(back->custodians[0].id, hostile);
+  EXPECT_EQ(back->k, cfg.k);
+  NodeConfig n;
+  n.id = hostile;
+  n.data_dir = "da\"ta";
+  n.key_file = n.master_key_file = n.cluster_file = tmp.path() / "c/cluster.toml";
+  n.message_timeout_ms = 1234;
+  const fs::path nf = tmp.path() / "node.toml";
+  ASSERT_TRUE(WriteFileAtomic(nf, AsBytes(n.ToToml()), 0600).ok());
+  auto loaded = NodeConfig::Load(nf);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(loaded->id, hostile);
+  EXPECT_EQ(loaded->message_timeout_ms, 1234u);
+  EXPECT_EQ(loaded->data_dir.filename(), "da\"ta");
+}
+
 }  // namespace
 }  // namespace qv

@@ -78,6 +78,7 @@ class CeremonyAttackTest : public ClusterTest {
     std::vector<AuditEntry> out;
     const fs::path f = dir() / "cl/nodes" / NodeId(i) / "data/audit.db";
     EXPECT_EQ(sqlite3_open_v2(f.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_busy_timeout(db, 10000);
     sqlite3_stmt* st = nullptr;
     sqlite3_prepare_v2(db, "SELECT seq, kind, peer, request, detail FROM audit ORDER BY seq", -1,
                        &st, nullptr);
@@ -311,6 +312,7 @@ TEST_F(CeremonyAttackTest, ANodeThatCannotWriteItsAuditEntryReleasesNothing) {
   sqlite3* db = nullptr;
   const fs::path audit = dir() / "cl/nodes/node-00/data/audit.db";
   ASSERT_EQ(sqlite3_open(audit.c_str(), &db), SQLITE_OK);
+  sqlite3_busy_timeout(db, 10000);  // the node may be writing a witness record right now
   ASSERT_EQ(sqlite3_exec(db, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
   Outcome r = QuorumRestore(id, "restored", {"c1", "c2", "c3"}, "--json");
   sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
