@@ -430,7 +430,7 @@ int CmdApprove(const ApproveArgs& a) {
   // as the requester does: the manifest must verify under the pinned
   // coordinator key and be exactly the one the request names.
   const std::string manifest_file = a.manifest.empty() ? a.request + ".manifest" : a.manifest;
-  auto mbytes = ReadFileBytes(manifest_file, 64 << 20);
+  auto mbytes = ReadFileBytes(manifest_file, kMaxManifestSize);
   if (!mbytes.ok()) {
     return Fail(mbytes.status().WithContext(
         "the signed manifest (qv restore request writes it beside the request; --manifest)"));

@@ -312,7 +312,8 @@ class FolderWriter : public ArtifactWriter {
       if (s.ok()) s = file_->Truncate(size_);
     }
     used_ = 0;
-    if (s.ok()) s = file_->Sync();
+    // No fsync per file: one syncfs() at Commit makes every file durable
+    // (120,000 small files took a minute of fsyncs).
     if (s.ok() && unnamed_) {
       pending_.emplace_back(std::move(file_), path_);  // named at Commit
     }
@@ -320,7 +321,9 @@ class FolderWriter : public ArtifactWriter {
     return s;
   }
   Status Commit() override {
-    // Every file is verified: name the unnamed ones (each already fsynced).
+    // Every file is verified: make all their data durable at once, then
+    // name the unnamed ones.
+    if (::syncfs(lock_fd_) != 0) return ErrnoError("syncfs " + staging_.string());
     for (auto& [file, path] : pending_) QV_RETURN_IF_ERROR(file->Link(path));
     pending_.clear();
     // Directories first hold their entries durably, then the rename publishes.

@@ -55,7 +55,22 @@ class RemoteSink : public FragmentSink {
     Request r;
     r.op = Op::kPrepare;
     r.backup_id = id_;
-    r.payload = manifest.encoded();
+    // A manifest larger than a page goes ahead in pieces; the prepare then
+    // carries none.
+    const Bytes& m = manifest.encoded();
+    if (m.size() > kManifestPage) {
+      for (size_t at = 0; at < m.size(); at += kManifestPage) {
+        Request piece;
+        piece.op = Op::kManifestData;
+        piece.backup_id = id_;
+        piece.payload.assign(
+            m.begin() + static_cast<std::ptrdiff_t>(at),
+            m.begin() + static_cast<std::ptrdiff_t>(std::min(m.size(), at + kManifestPage)));
+        QV_RETURN_IF_ERROR(CallChecked(*caller_, std::move(piece)).status());
+      }
+    } else {
+      r.payload = m;
+    }
     r.a = static_cast<uint64_t>(deadline);
     // Sealed to the node's own key: the request, the channel's buffers and
     // the node's decoder only ever hold the share encrypted.
@@ -348,15 +363,44 @@ std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const Backup
   return std::make_unique<RemoteSource>(caller, id, fragment, unit_size, stripes);
 }
 
+namespace {
+
+// A node's signed manifest, fetched a page at a time: the same as one
+// response would carry (a Response with the manifest as payload).
+Result<Response> FetchManifestPages(NodeCaller& c, const BackupId& id) {
+  Response whole;
+  std::optional<uint64_t> total;
+  while (!total || whole.payload.size() < *total) {
+    Request r;
+    r.op = Op::kGetManifest;
+    r.backup_id = id;
+    r.a = whole.payload.size();
+    r.b = kManifestPage;
+    QV_ASSIGN_OR_RETURN(Response page, CallChecked(c, r));
+    if (page.payload.size() < 8) return Corruption(c.name() + ": short manifest page");
+    uint64_t t = 0;
+    for (int i = 0; i < 8; ++i) t = t << 8 | page.payload[i];
+    if (t > kMaxManifestSize || (total && t != *total)) {
+      return Corruption(c.name() + ": manifest size changed or out of range");
+    }
+    total = t;
+    if (page.payload.size() == 8 && whole.payload.size() < t) {
+      return Corruption(c.name() + ": empty manifest page");
+    }
+    whole.payload.insert(whole.payload.end(), page.payload.begin() + 8, page.payload.end());
+    if (whole.payload.size() > t) return Corruption(c.name() + ": manifest longer than it said");
+  }
+  return whole;
+}
+
+}  // namespace
+
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,
                                      const PublicKey& coordinator,
                                      std::vector<std::string>* problems) {
   std::optional<SignedManifest> chosen;
   for (NodeCaller* c : callers) {
-    Request r;
-    r.op = Op::kGetManifest;
-    r.backup_id = id;
-    auto resp = CallChecked(*c, r);
+    auto resp = FetchManifestPages(*c, id);
     if (!resp.ok()) {
       problems->push_back(resp.status().message());
       continue;

@@ -240,7 +240,22 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   }
   QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(opt.k), static_cast<int>(opt.m)));
   QV_ASSIGN_OR_RETURN(auto dealing, Deal(opt.t, n));
-  for (const auto& f : artifact.files) QV_RETURN_IF_ERROR(ValidateRelativePath(f.path));
+  // Everything that would make the manifest unsignable or untransportable
+  // is refused now, before a byte is uploaded: bad paths, and a file list
+  // whose manifest would exceed kMaxManifestSize (each file costs its path
+  // and 44 bytes; the rest of the manifest is at most a few KiB per node).
+  uint64_t manifest_bytes = 65536 + artifact.name.size() + artifact.source_path.size();
+  for (const auto& f : artifact.files) {
+    QV_RETURN_IF_ERROR(ValidateRelativePath(f.path));
+    manifest_bytes += 44 + f.path.size();
+  }
+  manifest_bytes += uint64_t{n} * (64 + 4096);
+  if (manifest_bytes > kMaxManifestSize) {
+    return InvalidArgument(
+        std::to_string(artifact.files.size()) + " files make a manifest of about " +
+        std::to_string(manifest_bytes >> 20) + " MiB, over the " +
+        std::to_string(kMaxManifestSize >> 20) + " MiB limit; back up the folders separately");
+  }
 
   Manifest m;
   randombytes_buf(m.backup_id.data(), m.backup_id.size());

@@ -343,5 +343,32 @@ TEST_F(PipelineTest, UnitSizeShrinksForSmallArtifacts) {
   }
 }
 
+// A file list whose manifest could not be carried is refused before any
+// byte is uploaded (the sinks are never opened), naming the limit.
+TEST(ManifestLimitTest, AFileListTooLargeForAManifestIsRefusedBeforeUploading) {
+  Artifact a;
+  a.name = "huge";
+  const std::string prefix(4000, 'q');
+  for (int i = 0; i < 68000; ++i) {
+    a.files.push_back({prefix + std::to_string(i), 0, nullptr});
+  }
+  struct NeverOpened : BackupTarget {
+    bool opened = false;
+    Result<std::vector<std::unique_ptr<FragmentSink>>> OpenSinks(const BackupId&, uint32_t,
+                                                                 uint32_t, uint64_t) override {
+      opened = true;
+      return Internal("must not be reached");
+    }
+  } target;
+  auto key = SigningKey::Generate();
+  auto r = RunBackup(a, target, **key, BackupOptions{});
+  ASSERT_FALSE(r.ok());
+  EXPECT_FALSE(target.opened);
+  EXPECT_NE(r.status().message().find("68000 files make a manifest of about 262 MiB, over the 256 "
+                                      "MiB limit"),
+            std::string::npos)
+      << r.status().message();
+}
+
 }  // namespace
 }  // namespace qv

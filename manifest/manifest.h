@@ -131,7 +131,9 @@ class SignedManifest {
   PublicKey signer_{};
 };
 
-inline constexpr uint64_t kMaxManifestSize = 64ull << 20;
+// A manifest of a million files with long paths fits; it travels in pages
+// (node/messages.h), never as one message.
+inline constexpr uint64_t kMaxManifestSize = 256ull << 20;
 
 inline const std::vector<std::string>& AllQuorumOps() {
   static const std::vector<std::string> ops = {"restore", "export", "repair", "refresh", "delete"};

@@ -120,6 +120,8 @@ std::string_view OpName(Op op) {
       return "release-receipt";
     case Op::kGetCommit:
       return "get-commit";
+    case Op::kManifestData:
+      return "manifest-data";
     case Op::kGetWitnessed:
       return "get-witnessed";
   }
@@ -159,7 +161,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetCommit)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kManifestData)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

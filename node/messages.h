@@ -39,7 +39,9 @@ enum class Op : uint8_t {
                     //   the node's X25519 static key (crypto_box_seal), a = commit deadline
   kPublish,         // backup_id, payload = the coordinator's commit record
   kAbort,           // backup_id
-  kGetManifest,     // backup_id -> payload = signed manifest
+  kGetManifest,     // backup_id, a = offset, b = max bytes (0: all, if it fits one message)
+                    //   -> payload = be64 total size | that slice of the signed manifest
+                    //   (b > 0), or the whole manifest (b = 0)
   kListBackups,     // -> ids
   kGetLeaves,       // backup_id -> payload = leaf hashes
   kFetchUnits,      // backup_id, a = first unit, b = count -> payload = units
@@ -52,7 +54,12 @@ enum class Op : uint8_t {
   kReleaseReceipt,  // payload = EncodeReceipt: which nodes released a request, told to
                     //   each of them after the restore, for audit cross-checks
   kGetCommit,       // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
+  kManifestData,    // payload = the next piece of the signed manifest of the upload in
+                    //   progress; a kPrepare with an empty payload then uses the pieces
 };
+
+// Manifests travel in pieces of at most this much, in both directions.
+inline constexpr size_t kManifestPage = 8u << 20;
 
 // The receipt a restore sends every node that released for a request.
 struct ReleaseReceipt {

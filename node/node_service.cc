@@ -30,6 +30,7 @@ bool Allowed(PeerRole role, Op op) {
       return role != PeerRole::kUnknown;
     case Op::kBeginFragment:
     case Op::kFragmentData:
+    case Op::kManifestData:
     case Op::kPrepare:
     case Op::kPublish:
     case Op::kAbort:
@@ -288,7 +289,9 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       if (r.a <= static_cast<uint64_t>(now) || r.a > static_cast<uint64_t>(now) + 7 * 86400) {
         return InvalidArgument("commit deadline out of range");
       }
-      Status st = s.upload_->Prepare(r.payload, share, static_cast<int64_t>(r.a));
+      const Bytes manifest = r.payload.empty() ? std::move(s.manifest_) : r.payload;
+      s.manifest_ = Bytes();
+      Status st = s.upload_->Prepare(manifest, share, static_cast<int64_t>(r.a));
       // A failed prepare discards the upload (the destructor cleans up).
       if (!st.ok()) s.upload_.reset();
       QV_RETURN_IF_ERROR(st);
@@ -306,9 +309,28 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       QV_RETURN_IF_ERROR(store_->Abort(r.backup_id));
       return resp;
     case Op::kGetManifest: {
-      QV_ASSIGN_OR_RETURN(resp.payload, store_->Manifest(r.backup_id));
+      if (r.b == 0) {
+        QV_ASSIGN_OR_RETURN(resp.payload, store_->Manifest(r.backup_id));
+        return resp;
+      }
+      uint64_t total = 0;
+      QV_ASSIGN_OR_RETURN(Bytes slice,
+                          store_->ManifestSlice(
+                              r.backup_id, r.a,
+                              static_cast<size_t>(std::min<uint64_t>(r.b, kManifestPage)), &total));
+      AppendU64BE(resp.payload, total);
+      AppendBytes(resp.payload, slice);
       return resp;
     }
+    case Op::kManifestData:
+      if (!s.upload_ || s.upload_->id() != r.backup_id) {
+        return FailedPrecondition("no upload in progress");
+      }
+      if (s.manifest_.size() + r.payload.size() > kMaxManifestSize) {
+        return InvalidArgument("manifest over " + std::to_string(kMaxManifestSize >> 20) + " MiB");
+      }
+      AppendBytes(s.manifest_, r.payload);
+      return resp;
     case Op::kListBackups:
       // ids: published; payload: the ids still prepared (committing), so a
       // lister can tell agreement from a commit in progress.

@@ -81,6 +81,7 @@ class NodeService {
     friend class NodeService;
     PeerInfo peer_;
     std::unique_ptr<Upload> upload_;
+    Bytes manifest_;  // pieces of the upload's manifest (kManifestData), bounded
     std::map<BackupId, int64_t> released_;  // backup -> unix time the release lapses
     Bytes spare_;
   };

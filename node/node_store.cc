@@ -496,6 +496,20 @@ Status RequirePublished(const Result<StoredBackup>& b) {
 }
 }  // namespace
 
+Result<Bytes> NodeStore::ManifestSlice(const BackupId& id, uint64_t offset, size_t max,
+                                       uint64_t* total) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+  }
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(BackupDir(id) / "manifest"));
+  QV_ASSIGN_OR_RETURN(*total, f->Size());
+  if (offset > *total) return InvalidArgument("manifest offset past its end");
+  Bytes out(static_cast<size_t>(std::min<uint64_t>(max, *total - offset)));
+  QV_RETURN_IF_ERROR(f->PReadExact(out, offset));
+  return out;
+}
+
 Result<Bytes> NodeStore::StoredManifest(const BackupId& id) const {
   {
     std::lock_guard<std::mutex> lock(mu_);

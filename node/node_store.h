@@ -130,6 +130,10 @@ class NodeStore {
 
   std::vector<StoredBackup> List() const;
   Result<Bytes> Manifest(const BackupId& id) const;
+  // Up to `max` bytes of a published backup's signed manifest from `offset`,
+  // and its whole size in *total.
+  Result<Bytes> ManifestSlice(const BackupId& id, uint64_t offset, size_t max,
+                              uint64_t* total) const;
   // The signed manifest of a backup in any state past upload (a prepared
   // one included: termination needs its placement).
   Result<Bytes> StoredManifest(const BackupId& id) const;
