@@ -128,6 +128,11 @@ TEST_F(CliTest, BadInputsGiveOneLineErrorsNamingTheInput) {
       {"restore --local nowhere --backup 00000000000000000000000000000000 --dest out", "nowhere",
        1},
       {"backup --local v --key signer.key --frobnicate model", "frobnicate", 2},
+      {"sample --out x --size -1MiB", "size '-1MiB' is not a number", 1},
+      {"sample --out x --size 20000000000GiB", "is too large", 1},
+      {"backup --local v --key signer.key --commit-window -5s model", "--commit-window", 1},
+      {"backup --local v --key signer.key --commit-window 8d model", "at most 7d", 1},
+      {"keygen --out /dev/null/x.key", "x.key", 1},
   };
   for (const auto& c : cases) {
     Outcome r = Qv(c.args);

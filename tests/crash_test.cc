@@ -255,7 +255,8 @@ TEST_F(CrashTest, BackupsAreAllOrNothingAtEveryCrashPoint) {
       {"coordinator:prepared-1", false},     {"coordinator:prepared-5", false},
       {"coordinator:before-publish", false}, {"coordinator:published-1", true},
       {"coordinator:published-5", true},     {"node-02:after-prepare", false},
-      {"node-02:after-publish", true},       {"node-05:after-publish", true}};
+      {"node-02:after-publish", true},       {"node-05:after-prepare", false},
+      {"node-05:after-publish", true}};
   auto folders = [&](const std::string& id) {
     size_t n = 0;
     for (int i = 0; i < 6; ++i) {
