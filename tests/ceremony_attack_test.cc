@@ -50,18 +50,6 @@ class CeremonyAttackTest : public ClusterTest {
     fs::copy_file(dir() / (out + ".template.manifest"), dir() / (out + ".manifest"));
   }
 
-  // Presents `cert` for `backup` to node i as the operator; the answer.
-  Result<Response> Present(int i, const std::string& backup, const Bytes& cert, Bytes proof = {}) {
-    auto op = SigningKey::Load(dir() / "cl/operator.key");
-    QV_ASSIGN_OR_RETURN(auto c, NodeClient::Connect(cluster_.nodes[i], **op));
-    Request rel;
-    rel.op = Op::kRelease;
-    rel.backup_id = *BackupIdFromText(backup);
-    rel.payload = cert;
-    rel.payload2 = std::move(proof);
-    return c->Call(rel);
-  }
-
   // The raw certificate bytes of a request file whose parsing qv refuses:
   // "QVQC" | blob(request) | count | blobs(approvals).
   Bytes RawCertificate(const std::string& req, const std::vector<std::string>& approvals) {

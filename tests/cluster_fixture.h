@@ -131,6 +131,18 @@ class ClusterTest : public ::testing::Test {
     }
   }
 
+  // Presents `cert` for `backup` to node i as the operator; the answer.
+  Result<Response> Present(int i, const std::string& backup, const Bytes& cert, Bytes proof = {}) {
+    auto op = SigningKey::Load(dir() / "cl/operator.key");
+    QV_ASSIGN_OR_RETURN(auto c, NodeClient::Connect(cluster_.nodes[i], **op));
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = *BackupIdFromText(backup);
+    rel.payload = cert;
+    rel.payload2 = std::move(proof);
+    return c->Call(rel);
+  }
+
   // The certificate made of request file `req` and approval files.
   Certificate CertificateFrom(const std::string& req, const std::vector<std::string>& approvals) {
     auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / req, 1 << 16));

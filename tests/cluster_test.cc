@@ -337,25 +337,12 @@ TEST_F(ClusterTest, EveryForgedShortExpiredOrReplayedCertificateIsRefusedAndAudi
   }
   // A certificate for this backup presented for another one.
   {
-    auto op = SigningKey::Load(dir() / "cl/operator.key");
-    auto c = NodeClient::Connect(cluster_.nodes[0], **op);
-    ASSERT_TRUE(c.ok());
     request("req3");
     for (const char* cu : {"c1", "c2", "c3"}) {
       approve(std::string("cl/custodians/") + cu + ".key", cu, "req3", std::string("req3.") + cu);
     }
-    auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req3", 1 << 16));
-    ASSERT_TRUE(sr.ok());
-    Certificate cert{*sr, {}};
-    for (const char* cu : {"c1", "c2", "c3"}) {
-      cert.approvals.push_back(
-          *Approval::Parse(*ReadFileBytes(dir() / (std::string("req3.") + cu), 1 << 16)));
-    }
-    Request rel;
-    rel.op = Op::kRelease;
-    rel.backup_id = *BackupIdFromText(other);
-    rel.payload = cert.Encode();
-    auto resp = (*c)->Call(rel);
+    auto resp =
+        Present(0, other, CertificateFrom("req3", {"req3.c1", "req3.c2", "req3.c3"}).Encode());
     ASSERT_TRUE(resp.ok());
     EXPECT_NE(resp->message.find("certificate is for backup " + id + ", not " + other),
               std::string::npos)

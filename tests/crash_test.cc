@@ -176,20 +176,7 @@ TEST_F(CrashTest, ANodeThatLostItsDatabaseRecoversWhatItCanAndDestroysNothing) {
   ExpectSameTree(dir() / "model", dir() / "out");
   // The request node-02 released before its database was lost is still
   // spent there: a replay without the reply key's proof is refused.
-  auto op = SigningKey::Load(dir() / "cl/operator.key");
-  auto c = NodeClient::Connect(cluster_.nodes[2], **op);
-  ASSERT_TRUE(c.ok());
-  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
-  Certificate cert{*sr, {}};
-  for (const char* cu : {"c1", "c2", "c3"}) {
-    cert.approvals.push_back(
-        *Approval::Parse(*ReadFileBytes(dir() / (std::string("req.") + cu), 1 << 16)));
-  }
-  Request rel;
-  rel.op = Op::kRelease;
-  rel.backup_id = *BackupIdFromText(good);
-  rel.payload = cert.Encode();
-  auto resp = (*c)->Call(rel);
+  auto resp = Present(2, good, CertificateFrom("req", {"req.c1", "req.c2", "req.c3"}).Encode());
   ASSERT_TRUE(resp.ok());
   EXPECT_NE(resp->message.find("replayed"), std::string::npos) << resp->message;
 }
