@@ -347,6 +347,7 @@ class FolderWriter : public ArtifactWriter {
     committed_ = true;
     return SyncDir(dest_.parent_path());
   }
+  fs::path staging_dir() const override { return committed_ ? fs::path() : staging_; }
   Status Preflight(uint64_t bytes) override {
     std::error_code ec;
     if (fs::exists(fs::symlink_status(dest_, ec))) {

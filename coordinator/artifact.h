@@ -61,6 +61,9 @@ class ArtifactWriter {
   virtual Status Commit() = 0;
   // Discards everything written so far; safe to call more than once.
   virtual void Abort() = 0;
+  // The folder that holds what is written until Commit, if any: what a
+  // signal handler removes when the process is told to stop.
+  virtual std::filesystem::path staging_dir() const { return {}; }
 };
 
 // Writes into a hidden staging folder beside `dest` and renames it to `dest`

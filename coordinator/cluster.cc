@@ -167,6 +167,17 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
   auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems, &proofs);
   std::set<std::string> released;
   for (const auto& s : shares) released.insert(s.source);
+  // Every releasing node records who else released, before the fetches
+  // take over the connections (a long restore may outlast their idle
+  // timeout), whatever the restore's outcome.
+  ReleaseReceipt receipt{certificate.request.id(), {}};
+  std::vector<NodeCaller*> releasers;
+  for (NodeCaller* h : holders) {
+    if (!released.count(h->name())) continue;
+    receipt.released_by.push_back(h->name());
+    releasers.push_back(h);
+  }
+  if (!releasers.empty()) SendReceipts(releasers, q.backup_id, receipt, problems);
   for (size_t i = 0; i < holders.size(); ++i) {
     if (!released.count(holders[i]->name())) continue;
     sources.push_back(
@@ -191,18 +202,7 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
     }
     o.fragment_order = FragmentReadOrder(std::move(by_speed));
   }
-  ReleaseReceipt receipt{certificate.request.id(), {}};
-  std::vector<NodeCaller*> releasers;
-  for (NodeCaller* h : holders) {
-    if (!released.count(h->name())) continue;
-    receipt.released_by.push_back(h->name());
-    releasers.push_back(h);
-  }
-  auto result = RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
-  // After the fetches (they share the connections): every releasing node
-  // records who else released, whatever the restore's outcome.
-  SendReceipts(releasers, q.backup_id, receipt, problems);
-  return result;
+  return RunRestore(*sm, std::move(sources), std::move(shares), writer, o);
 }
 
 Result<std::vector<ClusterSession::Listed>> ClusterSession::List() {
