@@ -96,15 +96,20 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::filesystem::path& fi
       "countersignature BLOB NOT NULL, PRIMARY KEY (subject, seq));"));
   // Resume from the stored head. If that row was tampered with, the next
   // entries chain from the tampered hash and verification names the spot.
+  // A head that cannot be read is an error, never a fresh start at 0.
   Stmt st(log->db_, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
-  if (sqlite3_step(st.get()) == SQLITE_ROW) {
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_ROW) {
     log->seq_ = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
     log->head_ = st.ColFixed<32>(1);
+  } else if (rc != SQLITE_DONE) {
+    return IoError(file.string() + ": reading the audit head: " + sqlite3_errmsg(log->db_));
   }
   Stmt cp(log->db_, "SELECT MAX(seq) FROM checkpoints");
-  if (sqlite3_step(cp.get()) == SQLITE_ROW) {
-    log->checkpointed_ = static_cast<uint64_t>(sqlite3_column_int64(cp.get(), 0));
+  if (sqlite3_step(cp.get()) != SQLITE_ROW) {
+    return IoError(file.string() + ": reading the checkpoints: " + sqlite3_errmsg(log->db_));
   }
+  log->checkpointed_ = static_cast<uint64_t>(sqlite3_column_int64(cp.get(), 0));
   return log;
 }
 

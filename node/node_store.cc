@@ -389,7 +389,9 @@ Status NodeStore::Commit(const BackupId& id, ByteSpan record_bytes, bool from_pe
   if (!from_peer) {
     Stmt p(db_, "SELECT promised FROM pending WHERE id = ?");
     p.Text(1, BackupIdToText(id));
-    if (sqlite3_step(p.get()) == SQLITE_ROW && sqlite3_column_int64(p.get(), 0) != 0) {
+    const int rc = sqlite3_step(p.get());
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError(db_, "reading a promise");
+    if (rc == SQLITE_ROW && sqlite3_column_int64(p.get(), 0) != 0) {
       return FailedPrecondition(
           "past its commit deadline this node promised to abort unless a peer holds the commit "
           "record; it will learn the outcome from its peers");
