@@ -36,6 +36,7 @@
 #include "crypto/secretbox.h"
 #include "node/daemon.h"
 #include "quorum/request.h"
+#include "quorum/verify.h"
 
 namespace fs = std::filesystem;
 
@@ -390,30 +391,22 @@ struct ApproveArgs {
 // (so it is not signed), given the backup's signed manifest.
 Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
                        const ClusterConfig& cluster, const SigningKey& key, int64_t now) {
-  const QuorumRequest& q = sr.request();
-  const Manifest& m = sm.manifest();
-  if (q.backup_name != Printable(m.artifact_name)) {
-    return PermissionDenied("the request names backup \"" + q.backup_name +
-                            "\" but its signed manifest names \"" + m.artifact_name +
-                            "\": do not approve");
+  // The request as every node will judge it (quorum/verify.h), at this
+  // machine's clock with the nodes' default skew...
+  VerifyInput in;
+  in.operation = kOpRestore;
+  in.backup_id = sr.request().backup_id;
+  in.manifest = &sm;
+  in.requesters = &cluster.requesters;
+  in.now = now;
+  if (Status st = CheckRequest(sr, in); !st.ok()) {
+    return PermissionDenied(st.message() + ": do not approve");
   }
-  if (q.expires_unix - q.created_unix > int64_t{m.policy.max_request_seconds}) {
-    return PermissionDenied(
-        "the request's lifetime " + FormatSeconds(q.expires_unix - q.created_unix) +
-        " exceeds the backup's policy maximum of " + FormatSeconds(m.policy.max_request_seconds));
-  }
-  if (now > q.expires_unix) return PermissionDenied("the request has expired");
-  bool listed = false;
-  for (const auto& r : cluster.requesters) {
-    listed |= r.public_key == q.requester_key && r.id == q.requester_id;
-  }
-  if (!listed) {
-    return PermissionDenied("requester " + q.requester_id + " is not listed in the cluster file");
-  }
-  if (m.policy.FindByKey(key.public_key()) == nullptr) {
+  // ...and this key's own standing under the backup's policy.
+  if (sm.manifest().policy.FindByKey(key.public_key()) == nullptr) {
     return PermissionDenied("--key is not a custodian of this backup's policy");
   }
-  if (key.public_key() == q.requester_key) {
+  if (key.public_key() == sr.request().requester_key) {
     return PermissionDenied("--key is the requester's own key: a requester cannot approve");
   }
   return Status::Ok();

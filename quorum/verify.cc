@@ -49,19 +49,11 @@ std::string Describe(const ApprovalCheck& c) {
 
 }  // namespace
 
-Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in,
-                                  std::vector<ApprovalCheck>* checks_out) {
+Status CheckRequest(const SignedRequest& request, const VerifyInput& in) {
   if (in.manifest == nullptr || in.requesters == nullptr) return Internal("incomplete input");
-  const QuorumRequest& q = cert.request.request();
+  const QuorumRequest& q = request.request();
   const Manifest& m = in.manifest->manifest();
   const Policy& policy = m.policy;
-  // Every approval is judged first, so a caller can log each one with its
-  // result even when the request itself is refused.
-  std::vector<ApprovalCheck> checks;
-  for (const Approval& a : cert.approvals) {
-    checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in)});
-  }
-  if (checks_out != nullptr) *checks_out = checks;
   if (!policy.custodial()) return Refuse("backup has no custodian policy; nothing is released");
   if (!policy.NeedsQuorum(in.operation)) {
     return Refuse("policy does not cover operation " + std::string(in.operation));
@@ -108,6 +100,21 @@ Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in
     return Refuse("request lifetime " + std::to_string(q.expires_unix - q.created_unix) +
                   " s exceeds the policy's " + std::to_string(policy.max_request_seconds) + " s");
   }
+  return Status::Ok();
+}
+
+Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in,
+                                  std::vector<ApprovalCheck>* checks_out) {
+  if (in.manifest == nullptr || in.requesters == nullptr) return Internal("incomplete input");
+  const Policy& policy = in.manifest->manifest().policy;
+  // Every approval is judged first, so a caller can log each one with its
+  // result even when the request itself is refused.
+  std::vector<ApprovalCheck> checks;
+  for (const Approval& a : cert.approvals) {
+    checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in)});
+  }
+  if (checks_out != nullptr) *checks_out = checks;
+  QV_RETURN_IF_ERROR(CheckRequest(cert.request, in));
 
   // Any bad approval refuses the whole certificate: it is either a mistake
   // to fix or an attempt to forge one, and both deserve a reason. Every bad

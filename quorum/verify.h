@@ -45,6 +45,12 @@ struct Verdict {
   std::vector<std::string> deniers;
 };
 
+// The request alone against the backup's signed manifest and the cluster's
+// requesters: operation, backup and manifest, the name custodians read,
+// the requester, and its times. What VerifyCertificate checks before the
+// approvals, and what a custodian's qv checks before signing anything.
+Status CheckRequest(const SignedRequest& request, const VerifyInput& in);
+
 // `checks`, if given, receives every approval's check, whatever the verdict,
 // so a node can log each one with its result. Any approval that is not
 // valid refuses the certificate, and the refusal names every bad one.
