@@ -1,5 +1,7 @@
 #include "base/wire.h"
 
+#include <algorithm>
+
 namespace qv {
 
 WireWriter& WireWriter::U8(uint8_t v) {
@@ -85,6 +87,14 @@ Result<Bytes> WireReader::Blob(size_t max_len) {
   }
   QV_ASSIGN_OR_RETURN(ByteSpan s, Raw(n));
   return Bytes(s.begin(), s.end());
+}
+
+Status WireReader::ExpectMagic(std::string_view magic, std::string_view what) {
+  auto got = Raw(magic.size());
+  if (!got.ok() || !std::equal(got->begin(), got->end(), magic.begin())) {
+    return InvalidArgument("not a quorumvault " + std::string(what) + " (bad magic)");
+  }
+  return Status::Ok();
 }
 
 Status WireReader::ExpectEnd() const {

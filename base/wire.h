@@ -61,6 +61,8 @@ class WireReader {
   size_t position() const { return pos_; }
   // Fails unless every byte was consumed (no trailing data).
   Status ExpectEnd() const;
+  // Reads a record's magic; "not a quorumvault WHAT (bad magic)" otherwise.
+  Status ExpectMagic(std::string_view magic, std::string_view what);
 
  private:
   ByteSpan in_;

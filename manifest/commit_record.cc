@@ -24,10 +24,7 @@ Bytes CommitRecord::Encode() const {
 
 Result<CommitRecord> CommitRecord::Parse(ByteSpan encoded) {
   WireReader r(encoded);
-  auto magic = r.Raw(kMagic.size());
-  if (!magic.ok() || !std::equal(magic->begin(), magic->end(), kMagic.begin())) {
-    return InvalidArgument("not a quorumvault commit record (bad magic)");
-  }
+  QV_RETURN_IF_ERROR(r.ExpectMagic(kMagic, "commit record"));
   CommitRecord c;
   QV_ASSIGN_OR_RETURN(uint32_t version, r.U32());
   if (version != kVersion) {

@@ -16,14 +16,6 @@ constexpr std::string_view kCertificateMagic = "QVQC";
 constexpr size_t kMaxRequestBytes = 8192;
 constexpr size_t kMaxApprovalBytes = 4096;
 
-Status ExpectMagic(WireReader& r, std::string_view magic, std::string_view what) {
-  auto got = r.Raw(magic.size());
-  if (!got.ok() || !std::equal(got->begin(), got->end(), magic.begin())) {
-    return InvalidArgument("not a quorumvault " + std::string(what) + " (bad magic)");
-  }
-  return Status::Ok();
-}
-
 Result<QuorumRequest> ParseRequestBody(WireReader& r) {
   QuorumRequest q;
   QV_ASSIGN_OR_RETURN(uint32_t version, r.U32());
@@ -134,7 +126,7 @@ Result<SignedRequest> SignedRequest::Sign(const QuorumRequest& request, const Si
 Result<SignedRequest> SignedRequest::Parse(ByteSpan encoded) {
   if (encoded.size() > kMaxRequestBytes) return InvalidArgument("request over 8 KiB");
   WireReader r(encoded);
-  QV_RETURN_IF_ERROR(ExpectMagic(r, kRequestMagic, "request"));
+  QV_RETURN_IF_ERROR(r.ExpectMagic(kRequestMagic, "request"));
   const size_t body_start = r.position();
   QV_ASSIGN_OR_RETURN(QuorumRequest q, ParseRequestBody(r));
   const ByteSpan body = encoded.subspan(body_start, r.position() - body_start);
@@ -174,7 +166,7 @@ Bytes Approval::Encode() const {
 Result<Approval> Approval::Parse(ByteSpan encoded) {
   if (encoded.size() > kMaxApprovalBytes) return InvalidArgument("approval over 4 KiB");
   WireReader r(encoded);
-  QV_RETURN_IF_ERROR(ExpectMagic(r, kApprovalMagic, "approval"));
+  QV_RETURN_IF_ERROR(r.ExpectMagic(kApprovalMagic, "approval"));
   Approval a;
   QV_ASSIGN_OR_RETURN(uint32_t version, r.U32());
   if (version != kVersion) {
@@ -219,7 +211,7 @@ Bytes Certificate::Encode() const {
 
 Result<Certificate> Certificate::Parse(ByteSpan encoded) {
   WireReader r(encoded);
-  QV_RETURN_IF_ERROR(ExpectMagic(r, kCertificateMagic, "certificate"));
+  QV_RETURN_IF_ERROR(r.ExpectMagic(kCertificateMagic, "certificate"));
   QV_ASSIGN_OR_RETURN(Bytes req, r.Blob(kMaxRequestBytes));
   QV_ASSIGN_OR_RETURN(SignedRequest sr, SignedRequest::Parse(req));
   QV_ASSIGN_OR_RETURN(uint32_t count, r.U32());
