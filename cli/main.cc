@@ -497,13 +497,15 @@ class StagingGuard {
  public:
   explicit StagingGuard(fs::path staging) : staging_(std::move(staging)) {
     sigemptyset(&set_);
-    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&set_, s);
+    // SIGUSR2 only wakes the thread when the guard ends.
+    for (int s : {SIGINT, SIGTERM, SIGHUP, SIGUSR2}) sigaddset(&set_, s);
     pthread_sigmask(SIG_BLOCK, &set_, &old_);
     thread_ = std::thread([this] {
-      while (!stop_.load()) {
-        timespec wait{0, 100 * 1000 * 1000};
-        const int sig = sigtimedwait(&set_, nullptr, &wait);
-        if (sig <= 0) continue;
+      while (true) {
+        int sig = 0;
+        if (sigwait(&set_, &sig) != 0) continue;
+        if (stop_.load()) return;
+        if (sig == SIGUSR2) continue;
         if (!staging_.empty()) RemoveAllQuietly(staging_);
         std::fprintf(stderr, "qv: interrupted; nothing restored was left behind\n");
         std::_Exit(128 + sig);
@@ -512,6 +514,7 @@ class StagingGuard {
   }
   ~StagingGuard() {
     stop_.store(true);
+    pthread_kill(thread_.native_handle(), SIGUSR2);
     thread_.join();
     pthread_sigmask(SIG_SETMASK, &old_, nullptr);
   }
