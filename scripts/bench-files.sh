@@ -9,11 +9,7 @@ count="${1:-1000000}"
 bash scripts/build.sh >/dev/null
 qv="$PWD/build/cli/qv"
 source scripts/ceremony.sh
-work="${QV_BENCH_DIR:-$PWD/bench-files}"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
-"$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-7760}" >/dev/null
-"$qv" cluster up --dir cl >/dev/null
+bench_cluster bench-files 7760
 t0=$(date +%s.%N)
 python3 - "$count" <<'PY'
 import os, sys

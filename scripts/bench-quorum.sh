@@ -16,9 +16,6 @@ size="${2:-1MiB}"
 bash scripts/build.sh >/dev/null
 qv="$PWD/build/cli/qv"
 source scripts/ceremony.sh
-work="${QV_BENCH_DIR:-$PWD/bench-quorum}"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
 
 ms_since() { echo $(( ($(date +%s%N) - $1) / 1000 )) | awk '{ printf "%.1f\n", $1 / 1000 }'; }
 # stats FILE: median p90 min max of the numbers in FILE (one per line)
@@ -29,8 +26,7 @@ stats() {
     printf "median %7.1f ms   p90 %7.1f ms   min %7.1f ms   max %7.1f ms   (%d runs)", m, p, v[1], v[NR], NR }'
 }
 
-"$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-7700}" >/dev/null
-"$qv" cluster up --dir cl >/dev/null
+bench_cluster bench-quorum 7700
 "$qv" sample --out model --size "$size" --shards 1 >/dev/null
 id=$("$qv" backup --cluster cl/cluster.toml --key cl/coordinator.key model 2>/dev/null)
 echo "== backup $id ($size sample model), $runs quorum restores"

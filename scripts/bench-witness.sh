@@ -11,11 +11,7 @@ bash scripts/build.sh >/dev/null
 command -v sqlite3 >/dev/null || { echo "bench-witness needs the sqlite3 command" >&2; exit 1; }
 qv="$PWD/build/cli/qv"
 source scripts/ceremony.sh
-work="${QV_BENCH_DIR:-$PWD/bench-witness}"
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
-"$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-7740}" >/dev/null
-"$qv" cluster up --dir cl >/dev/null
+bench_cluster bench-witness 7740
 "$qv" sample --out model --size 1MiB --shards 1 >/dev/null
 id=$("$qv" backup --cluster cl/cluster.toml --key cl/coordinator.key model 2>/dev/null)
 echo "== witness_interval_ms: $(sed -n 's/^witness_interval_ms = //p' cl/nodes/node-02/node.toml)"

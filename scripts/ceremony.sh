@@ -1,4 +1,4 @@
-# Sourced by the benchmark scripts: the restore ceremony on a local cluster
+# Sourced by the benchmark scripts: a local cluster to measure on, and the restore ceremony on it
 # made by `qv cluster init --dir cl`. Needs $qv.
 #
 # quorum_approve ID REQ [CUSTODIAN...]: the operator's signed request for
@@ -15,4 +15,15 @@ quorum_approve() {
     flags="$flags --approval $req.$c"
   done
   echo "$flags"
+}
+
+# bench_cluster NAME DEFAULT_PORT: a fresh work folder ($QV_BENCH_DIR or
+# ./NAME), entered, with a local cluster initialized and up in cl/ (base
+# port $QV_BENCH_PORT or DEFAULT_PORT), taken down on exit; sets $work.
+bench_cluster() {
+  work="${QV_BENCH_DIR:-$PWD/$1}"
+  rm -rf "$work" && mkdir -p "$work" && cd "$work"
+  trap '"$qv" cluster down --dir cl >/dev/null 2>&1 || true' EXIT
+  "$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-$2}" >/dev/null
+  "$qv" cluster up --dir cl >/dev/null
 }
