@@ -9,6 +9,15 @@
 
 namespace qv {
 
+// Every time a signed record carries must lie in 2000-01-01 .. 2200-01-01
+// (unix seconds): far from the int64 limits, so no sum or difference of two
+// such times, or of one and a bounded duration, can overflow.
+inline constexpr int64_t kMinPlausibleUnix = 946684800;
+inline constexpr int64_t kMaxPlausibleUnix = 7258118400;
+inline constexpr bool PlausibleUnix(int64_t t) {
+  return t >= kMinPlausibleUnix && t <= kMaxPlausibleUnix;
+}
+
 class Clock {
  public:
   virtual ~Clock() = default;

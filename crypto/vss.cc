@@ -18,7 +18,11 @@ bool IsCanonicalScalar(const uint8_t* s) {
   std::memcpy(wide, s, kScalarSize);
   uint8_t reduced[kScalarSize];
   crypto_core_ristretto255_scalar_reduce(reduced, wide);
-  return sodium_memcmp(reduced, s, kScalarSize) == 0;
+  const bool canonical = sodium_memcmp(reduced, s, kScalarSize) == 0;
+  // Both copies may hold a share or a key: wiped before the stack is reused.
+  sodium_memzero(wide, sizeof wide);
+  sodium_memzero(reduced, sizeof reduced);
+  return canonical;
 }
 
 bool IsZero(const uint8_t* p, size_t n) { return sodium_is_zero(p, n) == 1; }
@@ -59,6 +63,21 @@ Status CheckPoints(std::span<const Point> points) {
     if (!IsZero(points[j].data(), kPointSize) &&
         crypto_core_ristretto255_is_valid_point(points[j].data()) != 1) {
       return InvalidArgument("commitment " + std::to_string(j) + " is not a ristretto255 point");
+    }
+  }
+  return Status::Ok();
+}
+
+// Commitments that shares are verified against. Those of a random
+// polynomial are never the identity (probability 2^-252 per coefficient),
+// while identity commitments are how a forged dealing makes a zero or
+// constant polynomial pass: refused. (A refresh dealing of the zero secret
+// has C_0 = identity; it is only ever added to real commitments.)
+Status CheckCommitments(std::span<const Point> points) {
+  QV_RETURN_IF_ERROR(CheckPoints(points));
+  for (size_t j = 0; j < points.size(); ++j) {
+    if (IsZero(points[j].data(), kPointSize)) {
+      return InvalidArgument("commitment " + std::to_string(j) + " is the identity");
     }
   }
   return Status::Ok();
@@ -137,8 +156,10 @@ Status VerifyShare(const Share& share, std::span<const Point> commitments) {
   if (share.y.size() != kScalarSize || !IsCanonicalScalar(share.y.data())) {
     return InvalidArgument(who + ": value is not a canonical scalar");
   }
+  // Zero is what a forged dealing with identity commitments hands out.
+  if (IsZero(share.y.data(), kScalarSize)) return InvalidArgument(who + ": value is zero");
   if (commitments.empty()) return InvalidArgument("no commitments");
-  QV_RETURN_IF_ERROR(CheckPoints(commitments));
+  QV_RETURN_IF_ERROR(CheckCommitments(commitments));
   uint8_t xs[kScalarSize];
   ScalarFromU32(share.x, xs);
   // Horner in the group: R = (((C_{t-1})^x * C_{t-2})^x ...) * C_0.
@@ -169,6 +190,11 @@ Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares) {
   SecretBytes term(kScalarSize);
   uint8_t num[kScalarSize], den[kScalarSize], xi[kScalarSize], xj[kScalarSize], diff[kScalarSize],
       inv[kScalarSize], tmp[kScalarSize];
+  // tmp holds partial sums of the secret: wiped on every way out.
+  struct Wipe {
+    uint8_t* p;
+    ~Wipe() { sodium_memzero(p, kScalarSize); }
+  } wipe_tmp{tmp};
   for (size_t i = 0; i < shares.size(); ++i) {
     ScalarFromU32(1, num);
     ScalarFromU32(1, den);
@@ -190,7 +216,6 @@ Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares) {
     crypto_core_ristretto255_scalar_add(tmp, secret.data(), term.data());
     std::memcpy(secret.data(), tmp, kScalarSize);
   }
-  sodium_memzero(tmp, sizeof tmp);
   return secret;
 }
 
@@ -200,7 +225,7 @@ Result<Recovered> Combine(std::span<const Share> shares, std::span<const Point> 
     return InvalidArgument("commitment count " + std::to_string(commitments.size()) +
                            " is not a valid threshold");
   }
-  QV_RETURN_IF_ERROR(CheckPoints(commitments));
+  QV_RETURN_IF_ERROR(CheckCommitments(commitments));
   const size_t t = commitments.size();
   std::set<uint32_t> seen;
   for (const auto& s : shares) {

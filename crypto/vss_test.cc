@@ -119,6 +119,32 @@ TEST(VssTest, FewerThanTSharesAreRefused) {
   EXPECT_FALSE(raw->Equals(d->secret));
 }
 
+// A forged dealing: commitments {g^s, identity, identity} describe the
+// constant polynomial s, so every "share" is the secret itself; and all
+// identities with zero shares. Both pass the Feldman equation; both are
+// refused.
+TEST(VssTest, IdentityCommitmentsAndZeroSharesAreRefused) {
+  auto one = Deal(1, 1);
+  ASSERT_TRUE(one.ok());
+  std::vector<Point> constant = {one->commitments[0], Point{}, Point{}};
+  for (uint32_t x = 1; x <= 3; ++x) {
+    Share s{x, one->secret.Clone()};
+    Status st = VerifyShare(s, constant);
+    EXPECT_EQ(st.code(), StatusCode::kInvalidArgument) << x;
+    EXPECT_NE(st.message().find("identity"), std::string::npos) << st.message();
+  }
+  std::vector<Share> held;
+  for (uint32_t x = 1; x <= 3; ++x) held.push_back(Share{x, one->secret.Clone()});
+  EXPECT_FALSE(Combine(held, constant).ok());
+  const std::vector<Point> zeros(3);
+  EXPECT_FALSE(VerifyShare(Share{1, SecretBytes(kScalarSize)}, zeros).ok());
+  // A zero share against real commitments is refused as zero.
+  auto d = Deal(3, 5);
+  ASSERT_TRUE(d.ok());
+  Status zero = VerifyShare(Share{1, SecretBytes(kScalarSize)}, d->commitments);
+  EXPECT_NE(zero.message().find("zero"), std::string::npos) << zero.message();
+}
+
 TEST(VssTest, DuplicateOrZeroXIsAnError) {
   auto d = Deal(2, 3);
   ASSERT_TRUE(d.ok());

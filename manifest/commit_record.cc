@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "base/clock.h"
 #include "base/wire.h"
 
 namespace qv {
@@ -55,6 +56,9 @@ Status CommitRecord::Verify(const PublicKey& coordinator, const BackupId& id,
                             const Digest& manifest_hash) const {
   if (backup_id != id || this->manifest_hash != manifest_hash) {
     return InvalidArgument("commit record is for another backup or manifest");
+  }
+  if (!PlausibleUnix(deadline) || !PlausibleUnix(signed_unix)) {
+    return InvalidArgument("commit record has implausible times");
   }
   if (signed_unix > deadline) return InvalidArgument("commit record was signed after its deadline");
   return qv::VerifySignature(coordinator, ContextMessage(kCommitContext, Body()), signature);

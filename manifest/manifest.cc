@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/clock.h"
 #include "base/wire.h"
 
 // Version 2 bodies were Boost text archives, whose layout belongs to the
@@ -229,6 +230,15 @@ Status Manifest::Validate() const {
   if (chunk_size != uint64_t{k} * unit_size - kAeadTagSize) return bad("chunk size mismatch");
   if (stripe_count != StripeCountFor(plaintext_size, chunk_size)) return bad("stripe count");
   if (commitments.size() != t) return bad("expected " + std::to_string(t) + " commitments");
+  // One share alone must never be the key: a backup that needs custodians
+  // needs at least two shares, and no commitment may be the identity (the
+  // mark of a forged, constant polynomial; crypto/vss.h).
+  if (policy.custodial() && t < 2) return bad("threshold t=1 for a backup that needs custodians");
+  for (size_t j = 0; j < commitments.size(); ++j) {
+    if (std::all_of(commitments[j].begin(), commitments[j].end(), [](uint8_t b) { return b == 0; }))
+      return bad("commitment " + std::to_string(j) + " is the identity");
+  }
+  if (!PlausibleUnix(created_unix)) return bad("creation time " + std::to_string(created_unix));
   if (fragment_roots.size() != n()) return bad("expected " + std::to_string(n()) + " roots");
   uint64_t total = 0;
   std::set<std::string> seen;

@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/clock.h"
 #include "base/file_util.h"
 
 namespace qv {
@@ -131,6 +132,39 @@ TEST_F(ManifestTest, InconsistentManifestsAreNotSigned) {
   m = Sample();
   m.files[1].path = m.files[0].path;
   EXPECT_FALSE(SignedManifest::Sign(m, *key_).ok());
+}
+
+// What a hostile holder of the coordinator key signed for a node that lost
+// its copy: identity commitments (a constant polynomial: every share is
+// the key), a threshold of one for a custodied backup, an absurd date.
+TEST_F(ManifestTest, ManifestsThatWouldHandOutTheKeyOrOverflowTimesAreNotSigned) {
+  Manifest m = Sample();
+  m.policy.custodians = {{"c1", key_->public_key()}};
+  m.policy.quorum = 1;
+  m.policy.max_request_seconds = 3600;
+  m.policy.quorum_ops = {"restore"};
+  ASSERT_TRUE(SignedManifest::Sign(m, *key_).ok());
+  for (size_t j = 0; j < m.commitments.size(); ++j) {
+    Manifest bad = m;
+    bad.commitments[j].fill(0);
+    auto s = SignedManifest::Sign(bad, *key_);
+    ASSERT_FALSE(s.ok()) << j;
+    EXPECT_NE(s.status().message().find("identity"), std::string::npos) << s.status().message();
+  }
+  Manifest one = m;
+  one.t = 1;
+  one.commitments.resize(1);
+  auto s = SignedManifest::Sign(one, *key_);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("t=1"), std::string::npos) << s.status().message();
+  one.policy = Policy{};  // a local, uncustodied backup may use t=1
+  EXPECT_TRUE(SignedManifest::Sign(one, *key_).ok());
+  for (int64_t t : {INT64_MIN, int64_t{-1}, int64_t{0}, kMinPlausibleUnix - 1,
+                    kMaxPlausibleUnix + 1, INT64_MAX}) {
+    Manifest bad = m;
+    bad.created_unix = t;
+    EXPECT_FALSE(SignedManifest::Sign(bad, *key_).ok()) << t;
+  }
 }
 
 TEST(PathTest, OnlyPlainRelativePathsAreAccepted) {

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "base/bytes.h"
+#include "base/clock.h"
 #include "base/status.h"
 #include "crypto/identity.h"
 #include "crypto/sha256.h"
@@ -41,10 +42,7 @@ inline constexpr size_t kMaxPurpose = 1024;
 inline constexpr size_t kMaxLabel = 256;
 inline constexpr size_t kMaxNote = 1024;
 inline constexpr size_t kMaxApprovals = 64;
-// Signed times must lie in 2000-01-01 .. 2200-01-01 (unix seconds): far from
-// the int64 limits, so no difference of two of them can overflow.
-inline constexpr int64_t kMinPlausibleUnix = 946684800;
-inline constexpr int64_t kMaxPlausibleUnix = 7258118400;
+// Signed times must be plausible (base/clock.h: kMinPlausibleUnix ..).
 
 struct QuorumRequest {
   static constexpr uint32_t kVersion = 1;

@@ -27,6 +27,7 @@ class VerifyTest : public ::testing::Test {
     m.chunk_size = 4 * 64 - 16;
     m.stripe_count = StripeCountFor(m.plaintext_size, m.chunk_size);
     m.commitments = Deal(3, 6)->commitments;
+    m.created_unix = kNow - 86400;
     for (int f = 0; f < 6; ++f) m.fragment_roots.push_back(Sha256Of(AsBytes(std::to_string(f))));
     for (int i = 0; i < 5; ++i) {
       m.policy.custodians.push_back({"c" + std::to_string(i + 1), custodians_[i]->public_key()});
