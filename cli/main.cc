@@ -368,8 +368,11 @@ int CmdRestoreRequest(const RequestArgs& a) {
   if (Status st = WriteFileAtomic(a.out + ".key", reply.secret_key.span(), 0600); !st.ok()) {
     return Fail(st);
   }
-  if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0644); !st.ok()) return Fail(st);
-  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0644); !st.ok()) return Fail(st);
+  // 0600 too: whoever holds a request and its approvals can present them
+  // (nodes take them only from the requester named in the request, but the
+  // files are still nobody else's business).
+  if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0600); !st.ok()) return Fail(st);
+  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0600); !st.ok()) return Fail(st);
   std::printf(
       "request %s\n  restore %s (%s) for %s\n  purpose: %s\n  valid %s .. %s\n"
       "  wrote %s and %s (send both to custodians) and %s (one-time secret, 0600: keep it)\n"
@@ -481,7 +484,7 @@ int CmdApprove(const ApproveArgs& a) {
   }
   auto ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
-  if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0644); !st.ok()) return Fail(st);
+  if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
   std::printf("%s signed %s of request %s: %s\n", Shown(as).c_str(),
               a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
               Shown(a.out).c_str());
@@ -567,6 +570,10 @@ int CmdRestoreRun(const RunArgs& a) {
   if (!report.ok()) return Fail(report.status());  // names every node's reason
   for (const auto& p : problems) Warn(p);
   for (const auto& p : report->problems) Warn(p);
+  // The restore is done and verified: the one-time secret has no use left
+  // but a retry, which would release the shares again to whoever holds it.
+  const Status deleted = RemoveSecretFile(secret_file);
+  if (!deleted.ok()) Warn("could not delete the one-time secret: " + deleted.ToString());
   const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
   if (a.json) {
     JsonWriter j;
@@ -577,7 +584,8 @@ int CmdRestoreRun(const RunArgs& a) {
         .Field("bytes", report->plaintext_bytes)
         .Field("seconds", report->seconds)
         .Field("mb_per_s", mbps)
-        .Field("reconstructed", report->reconstructed);
+        .Field("reconstructed", report->reconstructed)
+        .Field("request_key_deleted", deleted.ok());
     j.Key("problems").BeginArray();
     for (const auto& p : problems) j.String(p);
     for (const auto& p : report->problems) j.String(p);
@@ -589,6 +597,10 @@ int CmdRestoreRun(const RunArgs& a) {
               BackupIdToText(sr->request().backup_id).c_str(), Shown(a.dest).c_str(),
               RequestIdToText(sr->id()).substr(0, 16).c_str(),
               FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps);
+  if (deleted.ok()) {
+    std::printf("deleted %s (the request's one-time secret: spent, no longer needed)\n",
+                Shown(secret_file).c_str());
+  }
   return 0;
 }
 

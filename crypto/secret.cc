@@ -1,7 +1,9 @@
 #include "crypto/secret.h"
 
+#include <fcntl.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -85,6 +87,32 @@ Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, size_t siz
   SecretBytes s(size);
   QV_RETURN_IF_ERROR(f->PReadExact(s.mutable_span(), 0));
   return s;
+}
+
+Status RemoveSecretFile(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return ErrnoError("open " + path.string());
+  struct stat st {};
+  Status result = Status::Ok();
+  if (::fstat(fd, &st) != 0) {
+    result = ErrnoError("stat " + path.string());
+  } else if (!S_ISREG(st.st_mode) || st.st_size > (1 << 20)) {
+    result = InvalidArgument(path.string() + " is not a key file");
+  } else {
+    const Bytes zeros(static_cast<size_t>(st.st_size), 0);
+    size_t done = 0;
+    while (done < zeros.size() && result.ok()) {
+      const ssize_t n =
+          ::pwrite(fd, zeros.data() + done, zeros.size() - done, static_cast<off_t>(done));
+      if (n < 0 && errno != EINTR) result = ErrnoError("overwrite " + path.string());
+      if (n > 0) done += static_cast<size_t>(n);
+    }
+    if (result.ok() && ::fsync(fd) != 0) result = ErrnoError("fsync " + path.string());
+  }
+  ::close(fd);
+  QV_RETURN_IF_ERROR(result);
+  if (::unlink(path.c_str()) != 0) return ErrnoError("remove " + path.string());
+  return SyncDir(path.has_parent_path() ? path.parent_path() : std::filesystem::path("."));
 }
 
 }  // namespace qv

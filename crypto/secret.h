@@ -58,6 +58,13 @@ class SecretBytes {
 // others, and (kInvalidArgument) one of any other size.
 Result<SecretBytes> ReadSecretFile(const std::filesystem::path& path, size_t size);
 
+// Overwrites a secret file (at most 1 MiB, a regular file, not followed
+// through a symlink) with zeros, syncs, removes it and syncs its folder. A
+// best effort against recovery from the same disk: flash and copy-on-write
+// file systems may keep the old blocks, which is why secrets on disk are
+// one-time keys only.
+Status RemoveSecretFile(const std::filesystem::path& path);
+
 }  // namespace qv
 
 #endif  // QV_CRYPTO_SECRET_H_

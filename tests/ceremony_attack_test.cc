@@ -490,10 +490,15 @@ TEST_F(CeremonyAttackTest, ALocalFailureDoesNotBurnTheCertificate) {
   ASSERT_TRUE(released);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the restore finished before it could be killed";
   ASSERT_FALSE(fs::exists(dir() / "out1"));
-  // The holder of the reply key presents it again: restored, logged as a retry.
+  // The holder of the reply key presents it again: restored, logged as a
+  // retry. (A copy of the key is kept for the checks below: the restore
+  // deletes it once it has succeeded.)
+  fs::copy_file(dir() / "req.key", dir() / "kept.key");
   Outcome again = Qv(run + " --dest out2");
   ASSERT_EQ(again.code, 0) << again.err;
   ExpectSameTree(dir() / "model", dir() / "out2");
+  EXPECT_FALSE(fs::exists(dir() / "req.key")) << "the one-time secret outlived the restore";
+  EXPECT_NE(again.out.find("deleted req.key"), std::string::npos) << again.out;
   size_t retries = 0;
   for (int i = 0; i < 6; ++i) {
     for (const auto& e : AuditOf(i)) retries += e.event.kind == "retry";
@@ -506,7 +511,7 @@ TEST_F(CeremonyAttackTest, ALocalFailureDoesNotBurnTheCertificate) {
   EXPECT_NE(replay->message.find("replayed"), std::string::npos) << replay->message;
   EXPECT_TRUE(replay->payload.empty());
   // The key holder's retries are bounded: two more, then refused.
-  auto reply_secret = ReadSecretFile(dir() / "req.key", 32);
+  auto reply_secret = ReadSecretFile(dir() / "kept.key", 32);
   ASSERT_TRUE(reply_secret.ok());
   auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
   BoxKeyPair reply{sr->request().reply_key, std::move(reply_secret).value()};
