@@ -197,15 +197,28 @@ class RemoteSource : public FragmentSource {
   }
   const std::string& name() const override { return caller_->name(); }
   uint32_t fragment() const override { return fragment_; }
+  // In pages of kLeavesPage: a fragment has one leaf per stripe, and a
+  // backup of millions of stripes has more leaves than one answer holds.
   Result<std::vector<Digest>> ReadLeaves() override {
-    Request r;
-    r.op = Op::kGetLeaves;
-    r.backup_id = id_;
-    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
-    if (resp.payload.size() % 32) return Corruption("leaf list is not whole hashes");
-    std::vector<Digest> out(resp.payload.size() / 32);
-    for (size_t i = 0; i < out.size(); ++i) {
-      std::memcpy(out[i].data(), resp.payload.data() + 32 * i, 32);
+    std::vector<Digest> out;
+    out.reserve(static_cast<size_t>(stripes_));
+    while (out.size() < stripes_) {
+      Request r;
+      r.op = Op::kGetLeaves;
+      r.backup_id = id_;
+      r.a = out.size();
+      r.b = std::min<uint64_t>(kLeavesPage, stripes_ - out.size());
+      QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*caller_, r));
+      if (resp.payload.size() % 32 || resp.payload.empty() || resp.payload.size() / 32 > r.b) {
+        return Corruption("leaf page " + std::to_string(r.a) + " is not " + std::to_string(r.b) +
+                          " whole hashes");
+      }
+      const size_t n = resp.payload.size() / 32;
+      const size_t at = out.size();
+      out.resize(at + n);
+      for (size_t i = 0; i < n; ++i) {
+        std::memcpy(out[at + i].data(), resp.payload.data() + 32 * i, 32);
+      }
     }
     return out;
   }

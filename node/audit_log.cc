@@ -1,5 +1,6 @@
 #include "node/audit_log.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "base/wire.h"
@@ -56,6 +57,10 @@ Bytes Checkpoint::SignedBytes() const {
 }
 
 Status Checkpoint::Verify(const PublicKey& node_key) const {
+  // Entries count from 1: a checkpoint of entry 0 checkpoints nothing, and
+  // every reader would index entry seq-1.
+  if (seq == 0) return InvalidArgument("checkpoint at entry 0");
+  if (!PlausibleUnix(time)) return InvalidArgument("checkpoint with an implausible time");
   return qv::VerifySignature(node_key, SignedBytes(), signature);
 }
 
@@ -252,9 +257,13 @@ Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max)
   return out;
 }
 
-Result<std::vector<Checkpoint>> AuditLog::Checkpoints() const {
+Result<std::vector<Checkpoint>> AuditLog::Checkpoints(uint64_t from_seq, size_t max) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt st(db_, "SELECT seq, head, time, signature FROM checkpoints ORDER BY seq");
+  Stmt st(db_,
+          "SELECT seq, head, time, signature FROM checkpoints WHERE seq >= ? ORDER BY seq "
+          "LIMIT ?");
+  st.Int(1, static_cast<int64_t>(std::min<uint64_t>(from_seq, INT64_MAX)));
+  st.Int(2, static_cast<int64_t>(std::min<uint64_t>(max, INT64_MAX)));
   std::vector<Checkpoint> out;
   int rc;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
@@ -262,6 +271,17 @@ Result<std::vector<Checkpoint>> AuditLog::Checkpoints() const {
   }
   if (rc != SQLITE_DONE) return IoError(std::string("audit checkpoints: ") + sqlite3_errmsg(db_));
   return out;
+}
+
+Result<std::vector<Checkpoint>> AuditLog::Checkpoints() const { return Checkpoints(0, SIZE_MAX); }
+
+Result<std::optional<Checkpoint>> AuditLog::NewestCheckpoint() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT seq, head, time, signature FROM checkpoints ORDER BY seq DESC LIMIT 1");
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_ROW) return std::optional<Checkpoint>(CheckpointFromRow(st, node_id_));
+  if (rc != SQLITE_DONE) return IoError(std::string("audit checkpoints: ") + sqlite3_errmsg(db_));
+  return std::optional<Checkpoint>();
 }
 
 Status AuditLog::RecordWitness(const WitnessRecord& r) {
@@ -279,11 +299,13 @@ Status AuditLog::RecordWitness(const WitnessRecord& r) {
   return Status::Ok();
 }
 
-Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const {
+Result<std::vector<WitnessRecord>> AuditLog::Witnessed(uint64_t offset, size_t max) const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
           "SELECT subject, seq, head, time, signature, countersignature FROM witnessed "
-          "ORDER BY subject, seq");
+          "ORDER BY subject, seq LIMIT ? OFFSET ?");
+  st.Int(1, static_cast<int64_t>(std::min<uint64_t>(max, INT64_MAX)));
+  st.Int(2, static_cast<int64_t>(std::min<uint64_t>(offset, INT64_MAX)));
   std::vector<WitnessRecord> out;
   int rc;
   while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) {
@@ -300,6 +322,8 @@ Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const {
   if (rc != SQLITE_DONE) return IoError(std::string("witness records: ") + sqlite3_errmsg(db_));
   return out;
 }
+
+Result<std::vector<WitnessRecord>> AuditLog::Witnessed() const { return Witnessed(0, SIZE_MAX); }
 
 std::optional<Checkpoint> AuditLog::LastWitnessed(const std::string& subject) const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -395,6 +419,8 @@ std::vector<std::string> VerifyAuditChain(const std::vector<AuditEntry>& entries
                                           const PublicKey& node_key) {
   std::vector<std::string> problems;
   ChainHash prev{};
+  int64_t latest = 0;  // the latest time of any entry so far
+  bool clock_flagged = false;
   for (size_t i = 0; i < entries.size(); ++i) {
     const AuditEntry& e = entries[i];
     const std::string at = "entry " + std::to_string(i + 1);
@@ -414,11 +440,25 @@ std::vector<std::string> VerifyAuditChain(const std::vector<AuditEntry>& entries
       break;
     }
     prev = e.hash;
+    // A node's clock that jumps back is how a node comes to release what
+    // correct nodes refuse; its log shows it. The first such entry is named.
+    if (!clock_flagged && (!PlausibleUnix(e.time) || e.time < latest - kAuditTimeTolerance)) {
+      problems.push_back(at + " (" + e.event.kind + "): dated " +
+                         (PlausibleUnix(e.time) && latest != 0
+                              ? std::to_string(latest - e.time) + " s before an earlier entry"
+                              : "at an implausible time " + std::to_string(e.time)) +
+                         " (the node's clock went backwards)");
+      clock_flagged = true;
+    }
+    latest = std::max(latest, e.time);
   }
   for (const auto& c : checkpoints) {
     const std::string at = "checkpoint at entry " + std::to_string(c.seq);
-    if (!c.Verify(node_key).ok()) {
-      problems.push_back(at + ": signature does not verify under the node's key");
+    if (Status v = c.Verify(node_key); !v.ok()) {
+      problems.push_back(at + ": " +
+                         (v.code() == StatusCode::kInvalidArgument
+                              ? v.message()
+                              : std::string("signature does not verify under the node's key")));
     } else if (c.seq > entries.size()) {
       problems.push_back(at + ": the log has only " + std::to_string(entries.size()) +
                          " entries (truncated)");

@@ -86,7 +86,10 @@ class AuditLog {
   Status SignCheckpoint();  // of the current head (no-op when already signed)
 
   Result<std::vector<AuditEntry>> Entries(uint64_t from_seq, size_t max) const;
+  // Checkpoints from `from_seq` on, at most `max`, in order; or all of them.
+  Result<std::vector<Checkpoint>> Checkpoints(uint64_t from_seq, size_t max) const;
   Result<std::vector<Checkpoint>> Checkpoints() const;
+  Result<std::optional<Checkpoint>> NewestCheckpoint() const;
   uint64_t head_seq() const;
   // Backup ids (hex) this log recorded as stored (published); a hint for
   // re-indexing a node whose metadata database is gone.
@@ -97,6 +100,9 @@ class AuditLog {
 
   // Witnessing: `theirs` must be newer than anything held for that node.
   Status RecordWitness(const WitnessRecord& record);
+  // Witness records held here, ordered by subject and entry: `max` of them
+  // after skipping `offset`; or all of them.
+  Result<std::vector<WitnessRecord>> Witnessed(uint64_t offset, size_t max) const;
   Result<std::vector<WitnessRecord>> Witnessed() const;
   std::optional<Checkpoint> LastWitnessed(const std::string& subject) const;
   const std::string& node_id() const { return node_id_; }
@@ -126,7 +132,12 @@ Result<std::vector<Checkpoint>> DecodeCheckpoints(ByteSpan data);
 Bytes EncodeWitnessRecords(const std::vector<WitnessRecord>& records);
 Result<std::vector<WitnessRecord>> DecodeWitnessRecords(ByteSpan data);
 
-// Checks a whole fetched log: seqs 1..n in order, every link and hash, and
+// How far an entry's time may fall behind the latest time before it (a
+// clock stepped by NTP moves by less) before `VerifyAuditChain` flags it.
+inline constexpr int64_t kAuditTimeTolerance = 120;
+
+// Checks a whole fetched log: seqs 1..n in order, every link and hash,
+// times that never go backwards by more than kAuditTimeTolerance, and
 // every checkpoint (signature, within the log, equal to the chain's hash at
 // its seq). Returns the problems found, first broken entry first; empty
 // when intact.

@@ -28,6 +28,43 @@ class AuditLogTest : public ::testing::Test {
   std::unique_ptr<AuditLog> log_;
 };
 
+// A checkpoint of entry 0 (validly signed with the node's own key) would
+// make every reader index entry -1: refused by verification everywhere.
+TEST_F(AuditLogTest, ACheckpointAtEntryZeroIsRefused) {
+  ASSERT_TRUE(log_->Append({"start", "", "", "", ""}).ok());
+  Checkpoint c;
+  c.node_id = "node-00";
+  c.seq = 0;
+  c.time = clock_.NowUnix();
+  c.signature = key_->Sign(c.SignedBytes());
+  EXPECT_FALSE(c.Verify(key_->public_key()).ok());
+  auto problems = VerifyAuditChain(*log_->Entries(1, 100), {c}, key_->public_key());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("entry 0"), std::string::npos) << problems[0];
+  WitnessRecord w{"node-01", c, {}};
+  auto other = SigningKey::Generate();
+  w.countersignature = (*other)->Sign(w.SignedBytes());
+  EXPECT_FALSE(w.Verify((*other)->public_key(), key_->public_key()).ok());
+}
+
+// A node whose clock is stepped back (-2 h) writes entries dated before
+// earlier ones: verification names the first. Steps within the tolerance
+// (what NTP does) pass.
+TEST_F(AuditLogTest, EntriesDatedBeforeEarlierOnesAreFlagged) {
+  ASSERT_TRUE(log_->Append({"start", "", "", "", ""}).ok());
+  clock_.Advance(-kAuditTimeTolerance);
+  ASSERT_TRUE(log_->Append({"request", "op", "", "r1", ""}).ok());
+  EXPECT_TRUE(Verify().empty());
+  clock_.Advance(-7200);
+  ASSERT_TRUE(log_->Append({"release", "op", "", "r1", ""}).ok());
+  ASSERT_TRUE(log_->Append({"release", "op", "", "r2", ""}).ok());
+  auto problems = Verify();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("entry 3 (release): dated 7320 s before an earlier entry"),
+            std::string::npos)
+      << problems[0];
+}
+
 TEST_F(AuditLogTest, AnEntryAppendedWithACheckpointIsCheckpointedAtOnce) {
   ASSERT_TRUE(log_->Append({"request", "op", "", "r1", ""}).ok());
   EXPECT_TRUE(log_->Checkpoints()->empty());

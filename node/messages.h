@@ -43,14 +43,17 @@ enum class Op : uint8_t {
                     //   -> payload = be64 total size | that slice of the signed manifest
                     //   (b > 0), or the whole manifest (b = 0)
   kListBackups,     // -> ids
-  kGetLeaves,       // backup_id -> payload = leaf hashes
+  kGetLeaves,       // backup_id, a = first leaf, b = max count (0: all, if they fit one
+                    //   page) -> payload = leaf hashes, at most kLeavesPage
   kFetchUnits,      // backup_id, a = first unit, b = count -> payload = units
                     //   (only on a connection that presented a valid certificate)
   kRelease,         // backup_id, payload = certificate -> payload = share sealed to
                     //   the request's one-time key (crypto_box_seal)
-  kGetAudit,        // a = first seq, b = max entries -> payload = entries
-  kGetCheckpoints,  // -> payload = this node's signed checkpoints
-  kGetWitnessed,    // -> payload = other nodes' checkpoints this node countersigned
+  kGetAudit,        // a = first seq, b = max entries (at most kListPage) -> payload = entries
+  kGetCheckpoints,  // a = first seq, b = max count (at most kListPage; 0: only the newest)
+                    //   -> payload = this node's signed checkpoints from seq a on
+  kGetWitnessed,    // a = records to skip, b = max count (at most kListPage) -> payload =
+                    //   other nodes' checkpoints this node countersigned
   kReleaseReceipt,  // payload = EncodeReceipt: which nodes released a request, told to
                     //   each of them after the restore, for audit cross-checks
   kGetCommit,       // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
@@ -60,6 +63,10 @@ enum class Op : uint8_t {
 
 // Manifests travel in pieces of at most this much, in both directions.
 inline constexpr size_t kManifestPage = 8u << 20;
+// Leaf hashes per get-leaves answer (8 MiB), and items per audit list page:
+// every list a node serves is paged, so none is limited by kMaxPayload.
+inline constexpr uint64_t kLeavesPage = 256u << 10;
+inline constexpr uint64_t kListPage = 4096;
 
 // The receipt a restore sends every node that released for a request.
 struct ReleaseReceipt {

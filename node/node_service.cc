@@ -214,12 +214,14 @@ PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
     auto x = X25519PublicFromEd25519(pk);
     return x.ok() && *x == remote;
   };
-  if (matches(cluster_.coordinator)) return {PeerRole::kCoordinator, "coordinator"};
+  if (matches(cluster_.coordinator)) {
+    return {PeerRole::kCoordinator, "coordinator", cluster_.coordinator};
+  }
   for (const auto& n : cluster_.nodes) {
-    if (n.id != node_id_ && matches(n.public_key)) return {PeerRole::kNode, n.id};
+    if (n.id != node_id_ && matches(n.public_key)) return {PeerRole::kNode, n.id, n.public_key};
   }
   for (const auto& r : cluster_.requesters) {
-    if (matches(r.public_key)) return {PeerRole::kRequester, r.id};
+    if (matches(r.public_key)) return {PeerRole::kRequester, r.id, r.public_key};
   }
   return {PeerRole::kUnknown, "unknown:" + HexEncode(ByteSpan(remote.data(), 8))};
 }
@@ -340,7 +342,15 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       }
       return resp;
     case Op::kGetLeaves: {
-      QV_ASSIGN_OR_RETURN(resp.payload, store_->Leaves(r.backup_id));
+      uint64_t total = 0;
+      QV_ASSIGN_OR_RETURN(
+          resp.payload,
+          store_->LeavesSlice(r.backup_id, r.a, r.b == 0 ? kLeavesPage : std::min(r.b, kLeavesPage),
+                              &total));
+      if (r.b == 0 && total > kLeavesPage) {
+        return InvalidArgument(std::to_string(total) +
+                               " leaves do not fit one answer: ask for them in pages");
+      }
       return resp;
     }
     case Op::kFetchUnits: {
@@ -388,20 +398,27 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     }
     case Op::kGetAudit: {
       if (opt_.audit == nullptr) return FailedPrecondition("this node keeps no audit log");
-      const size_t max = static_cast<size_t>(std::min<uint64_t>(r.b, 4096));
+      const size_t max = static_cast<size_t>(std::min<uint64_t>(r.b, kListPage));
       QV_ASSIGN_OR_RETURN(auto entries, opt_.audit->Entries(r.a, max));
       resp.payload = EncodeEntries(entries);
       return resp;
     }
     case Op::kGetCheckpoints: {
       if (opt_.audit == nullptr) return FailedPrecondition("this node keeps no audit log");
-      QV_ASSIGN_OR_RETURN(auto cps, opt_.audit->Checkpoints());
+      std::vector<Checkpoint> cps;
+      if (r.b == 0) {
+        QV_ASSIGN_OR_RETURN(auto newest, opt_.audit->NewestCheckpoint());
+        if (newest) cps.push_back(std::move(*newest));
+      } else {
+        QV_ASSIGN_OR_RETURN(cps, opt_.audit->Checkpoints(r.a, std::min(r.b, kListPage)));
+      }
       resp.payload = EncodeCheckpoints(cps);
       return resp;
     }
     case Op::kGetWitnessed: {
       if (opt_.audit == nullptr) return FailedPrecondition("this node keeps no audit log");
-      QV_ASSIGN_OR_RETURN(auto recs, opt_.audit->Witnessed());
+      QV_ASSIGN_OR_RETURN(
+          auto recs, opt_.audit->Witnessed(r.a, r.b == 0 ? kListPage : std::min(r.b, kListPage)));
       resp.payload = EncodeWitnessRecords(recs);
       return resp;
     }
@@ -451,6 +468,15 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
                     "requester=" + q.requester_id + " purpose=\"" + q.purpose +
                         "\" destination=\"" + q.destination + "\" reply_key=" +
                         HexEncode(q.reply_key) + " expires=" + std::to_string(q.expires_unix)});
+  // Only the requester the request names may present it, proved by the
+  // channel: anyone else holding the files (even the coordinator key)
+  // could otherwise spend the certificate first.
+  if (s.peer_.role != PeerRole::kRequester || s.peer_.key != q.requester_key) {
+    return refuse(
+        "refusal", rid,
+        PermissionDenied("only the requester the request names (" + Printable(q.requester_id) +
+                         ") may present its certificate, not " + peer));
+  }
   auto encoded = store_->Manifest(r.backup_id);
   if (!encoded.ok()) return refuse("refusal", rid, encoded.status());
   auto sm = SignedManifest::Parse(*encoded, &cluster_.coordinator);
@@ -501,7 +527,7 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   } else {
     QV_RETURN_IF_ERROR(spent);
   }
-  QV_ASSIGN_OR_RETURN(SecretBytes share, store_->ReadShare(r.backup_id));
+  QV_ASSIGN_OR_RETURN(SecretBytes share, store_->ReadShare(r.backup_id, sm->Hash()));
   QV_ASSIGN_OR_RETURN(Bytes sealed, SealToKey(q.reply_key, share));
   std::string approvers;
   for (const auto& id : verdict->approvers) approvers += (approvers.empty() ? "" : ",") + id;

@@ -42,6 +42,7 @@ enum class PeerRole { kUnknown, kCoordinator, kNode, kRequester };
 struct PeerInfo {
   PeerRole role = PeerRole::kUnknown;
   std::string name;  // "coordinator", a node or requester id, or "unknown:<key prefix>"
+  PublicKey key{};   // the pinned Ed25519 key the peer proved (zeros when unknown)
 };
 
 struct NodeServiceOptions {

@@ -39,6 +39,7 @@ class InProcessClusterTest : public ::testing::Test {
       callers_.resize(cluster_.nodes.size());
     }
     callers_[i].reset();
+    if (i < requesters_.size()) requesters_[i].reset();
     services_[i].reset();
     stores_[i].reset();
     fs::path nd = tmp_.path() / "c/nodes" / id;
@@ -59,11 +60,18 @@ class InProcessClusterTest : public ::testing::Test {
         opt);
     callers_[i] = std::make_unique<InProcessCaller>(
         services_[i].get(), PeerInfo{PeerRole::kCoordinator, "coordinator"});
+    if (requesters_.size() <= i) requesters_.resize(cluster_.nodes.size());
+    requesters_[i] = std::make_unique<InProcessCaller>(
+        services_[i].get(),
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
   }
 
   // A certificate for restoring `sm`, requested by the operator and approved
-  // by the named custodians.
-  Result<Bytes> Certificate(const SignedManifest& sm, std::vector<std::string> approvers) {
+  // by the named custodians (their keys in `custodian_dir`, default the
+  // cluster's).
+  Result<Bytes> Certificate(const SignedManifest& sm, std::vector<std::string> approvers,
+                            fs::path custodian_dir = {}) {
+    if (custodian_dir.empty()) custodian_dir = tmp_.path() / "c/custodians";
     QV_ASSIGN_OR_RETURN(auto op, SigningKey::Load(tmp_.path() / "c/operator.key"));
     QuorumRequest q;
     q.backup_id = sm.manifest().backup_id;
@@ -79,7 +87,7 @@ class InProcessClusterTest : public ::testing::Test {
     QV_ASSIGN_OR_RETURN(SignedRequest sr, SignedRequest::Sign(q, *op));
     qv::Certificate c{sr, {}};
     for (const auto& id : approvers) {
-      QV_ASSIGN_OR_RETURN(auto k, SigningKey::Load(tmp_.path() / "c/custodians" / (id + ".key")));
+      QV_ASSIGN_OR_RETURN(auto k, SigningKey::Load(custodian_dir / (id + ".key")));
       QV_ASSIGN_OR_RETURN(Approval a, Approval::Sign(sr, *k, id, true, "", q.created_unix));
       c.approvals.push_back(std::move(a));
     }
@@ -101,6 +109,15 @@ class InProcessClusterTest : public ::testing::Test {
     return out;
   }
 
+  // The requester's sessions (restores run on them).
+  std::vector<NodeCaller*> RequesterCallers() {
+    std::vector<NodeCaller*> out;
+    for (size_t i = 0; i < requesters_.size(); ++i) {
+      out.push_back(i < liars_.size() && liars_[i] ? liars_[i] : requesters_[i].get());
+    }
+    return out;
+  }
+
   // Fragment f on the cluster file's node f, as ClusterSession places them.
   std::vector<Placement> Placements() const {
     std::vector<Placement> placement;
@@ -115,7 +132,7 @@ class InProcessClusterTest : public ::testing::Test {
   Result<BackupOutcome> Backup(const Artifact& a) {
     RemoteTarget target(Callers(), Placements(), NodeKeys());
     BackupOptions o;
-    o.max_unit_size = 16384;
+    o.max_unit_size = max_unit_;
     for (const auto& c : cluster_.custodians) o.policy.custodians.push_back({c.id, c.public_key});
     o.policy.quorum = cluster_.quorum;
     o.policy.max_request_seconds = cluster_.max_request_seconds;
@@ -130,14 +147,14 @@ class InProcessClusterTest : public ::testing::Test {
   Result<Restored> Restore(const BackupId& id) {
     Restored out;
     QV_ASSIGN_OR_RETURN(SignedManifest sm,
-                        FetchManifest(Callers(), id, cluster_.coordinator, &out.problems));
+                        FetchManifest(RequesterCallers(), id, cluster_.coordinator, &out.problems));
     std::vector<std::unique_ptr<FragmentSource>> sources;
     for (const auto& p : sm.manifest().placement) {
-      sources.push_back(NewRemoteSource(Callers()[p.fragment], id, p.fragment,
+      sources.push_back(NewRemoteSource(RequesterCallers()[p.fragment], id, p.fragment,
                                         sm.manifest().unit_size, sm.manifest().stripe_count));
     }
     QV_ASSIGN_OR_RETURN(Bytes cert, Certificate(sm, {"c1", "c2", "c3"}));
-    auto shares = ReleaseShares(Callers(), sm, cert, reply_, &out.problems);
+    auto shares = ReleaseShares(RequesterCallers(), sm, cert, reply_, &out.problems);
     class Capture : public ArtifactWriter {
      public:
       Bytes* out;
@@ -163,8 +180,10 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<NodeStore>> stores_;
   std::vector<std::unique_ptr<SigningKey>> keys_;  // each node's identity
   std::vector<std::unique_ptr<NodeService>> services_;
-  std::vector<std::unique_ptr<InProcessCaller>> callers_;
+  std::vector<std::unique_ptr<InProcessCaller>> callers_;     // as the coordinator
+  std::vector<std::unique_ptr<InProcessCaller>> requesters_;  // as the requester "operator"
   std::vector<NodeCaller*> liars_;
+  uint32_t max_unit_ = 16384;
   std::mutex log_mu_;
   std::vector<std::string> log_;
   BoxKeyPair reply_ = NewBoxKeyPair();
@@ -185,7 +204,7 @@ TEST_F(InProcessClusterTest, BackupAndRestoreThroughNodeServices) {
   EXPECT_EQ(r->bytes, data_);
   // One log line per request, naming peer, request and outcome, never a share.
   ASSERT_FALSE(log_.empty());
-  EXPECT_NE(log_.back().find("peer=coordinator"), std::string::npos) << log_.back();
+  EXPECT_NE(log_.back().find("peer=operator"), std::string::npos) << log_.back();
   for (const auto& l : log_) EXPECT_EQ(l.find("payload"), std::string::npos);
 }
 
@@ -221,11 +240,13 @@ TEST_F(InProcessClusterTest, NothingIsReleasedWithoutACertificate) {
   auto under = Certificate(b->manifest, {"c1", "c2"});
   ASSERT_TRUE(under.ok());
   rel.payload = *under;
-  Response refused = services_[0]->Handle(coord, rel);
+  NodeService::Session op(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Response refused = services_[0]->Handle(op, rel);
   EXPECT_EQ(refused.ToStatus().code(), StatusCode::kPermissionDenied);
   EXPECT_NE(refused.message.find("below quorum: 2 of 3"), std::string::npos) << refused.message;
   EXPECT_TRUE(refused.payload.empty());
-  EXPECT_EQ(services_[0]->Handle(coord, f).ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(services_[0]->Handle(op, f).ToStatus().code(), StatusCode::kPermissionDenied);
   for (PeerInfo who :
        {PeerInfo{PeerRole::kNode, "node-03"}, PeerInfo{PeerRole::kUnknown, "unknown:ab"}}) {
     NodeService::Session s(who);
@@ -240,6 +261,42 @@ TEST_F(InProcessClusterTest, NothingIsReleasedWithoutACertificate) {
     EXPECT_EQ(services_[0]->Handle(s, r).ToStatus().code(), StatusCode::kPermissionDenied);
   }
   EXPECT_NE(log_.back().find("not allowed for unknown:ab"), std::string::npos) << log_.back();
+}
+
+// A certificate is presented by the requester it names, proved by the
+// channel. The coordinator key (or another pinned requester) holding the
+// files cannot spend it first: refused, audited, and the certificate
+// still works for its requester.
+TEST_F(InProcessClusterTest, OnlyTheNamedRequesterCanPresentItsCertificate) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  auto cert = Certificate(b->manifest, {"c1", "c2", "c3"});
+  ASSERT_TRUE(cert.ok());
+  auto other = SigningKey::Generate();
+  for (PeerInfo who : {PeerInfo{PeerRole::kCoordinator, "coordinator", cluster_.coordinator},
+                       PeerInfo{PeerRole::kRequester, "operator", (*other)->public_key()}}) {
+    NodeService::Session s(who);
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = id;
+    rel.payload = *cert;
+    Response resp = services_[0]->Handle(s, rel);
+    EXPECT_EQ(resp.ToStatus().code(), StatusCode::kPermissionDenied) << who.name;
+    EXPECT_NE(resp.message.find("only the requester the request names (operator)"),
+              std::string::npos)
+        << resp.message;
+    EXPECT_TRUE(resp.payload.empty());
+  }
+  NodeService::Session op(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Request rel;
+  rel.op = Op::kRelease;
+  rel.backup_id = id;
+  rel.payload = *cert;
+  Response ok = services_[0]->Handle(op, rel);
+  EXPECT_TRUE(ok.ToStatus().ok()) << ok.message;
+  EXPECT_FALSE(ok.payload.empty());
 }
 
 TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {
@@ -361,6 +418,124 @@ TEST_F(InProcessClusterTest, AManifestLargerThanAMessageTravelsInPages) {
   EXPECT_EQ(r->bytes, expected);
 }
 
+// A backup of more stripes than one answer holds leaf hashes for (1,000,100
+// stripes of 64-byte units: 32 MB of leaves per fragment, over the 24 MiB
+// message limit) restores: leaves travel in pages.
+TEST_F(InProcessClusterTest, ABackupOfMoreThanAMillionStripesRestores) {
+  max_unit_ = 64;
+  const uint64_t stripes = 1000100;
+  Bytes big(stripes * (4 * 64 - kAeadTagSize));
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<uint8_t>(i >> 12);
+  auto b = Backup(MemoryArtifact("long", {{"w.bin", big}}));
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  ASSERT_EQ(b->manifest.manifest().stripe_count, stripes);
+  ASSERT_GT(stripes * 32, kMaxPayload);
+  auto r = Restore(b->manifest.manifest().backup_id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_TRUE(r->bytes == big);
+  // Asked for all at once, a node says to page rather than fail the message.
+  Request all;
+  all.op = Op::kGetLeaves;
+  all.backup_id = b->manifest.manifest().backup_id;
+  auto resp = callers_[0]->Call(all);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_NE(resp->message.find("ask for them in pages"), std::string::npos) << resp->message;
+}
+
+// An upload declaring more than the disk holds (64 PiB here) is refused
+// when it begins, before any data moves, naming the space it lacks.
+TEST_F(InProcessClusterTest, AnUploadLargerThanTheFreeSpaceIsRefusedAtBegin) {
+  Request begin;
+  begin.op = Op::kBeginFragment;
+  begin.backup_id.fill(7);
+  begin.a = 16u << 20;   // unit
+  begin.b = 1ull << 32;  // stripes: 64 PiB with the leaves
+  Response r = services_[0]->Handle(
+      *std::make_unique<NodeService::Session>(PeerInfo{PeerRole::kCoordinator, "coordinator"}),
+      begin);
+  EXPECT_EQ(r.ToStatus().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(r.message.find("not enough space"), std::string::npos) << r.message;
+  EXPECT_TRUE(stores_[0]->List().empty());
+  EXPECT_TRUE(fs::is_empty(tmp_.path() / "c/nodes/node-00/data/staging"));
+  // A size that fits is taken.
+  begin.b = 16;
+  NodeService::Session s(PeerInfo{PeerRole::kCoordinator, "coordinator"});
+  EXPECT_TRUE(services_[0]->Handle(s, begin).ToStatus().ok());
+}
+
+// The share at rest opens only beside the manifest it was stored with: a
+// manifest re-signed with the coordinator key (other custodians, same id)
+// dropped into a node's folder does not make the node release.
+TEST_F(InProcessClusterTest, AReplacedManifestDoesNotUnlockTheStoredShare) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  Manifest evil = b->manifest.manifest();
+  const fs::path keys = tmp_.path() / "evil";
+  fs::create_directories(keys);
+  evil.policy.custodians.clear();
+  for (const char* c : {"c1", "c2", "c3"}) {
+    auto k = SigningKey::Generate();
+    ASSERT_TRUE((*k)->Save(keys / (std::string(c) + ".key")).ok());
+    evil.policy.custodians.push_back({c, (*k)->public_key()});
+  }
+  auto signed_evil = SignedManifest::Sign(evil, *coordinator_);
+  ASSERT_TRUE(signed_evil.ok());
+  const fs::path folder = tmp_.path() / "c/nodes/node-00/data/backups" / BackupIdToText(id);
+  ASSERT_TRUE(WriteFileAtomic(folder / "manifest", signed_evil->encoded(), 0600).ok());
+  auto cert = Certificate(*signed_evil, {"c1", "c2", "c3"}, keys);
+  ASSERT_TRUE(cert.ok());
+  NodeService::Session op(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Request rel;
+  rel.op = Op::kRelease;
+  rel.backup_id = id;
+  rel.payload = *cert;
+  Response resp = services_[0]->Handle(op, rel);
+  EXPECT_NE(resp.ToStatus().code(), StatusCode::kOk);
+  EXPECT_NE(resp.message.find("not sealed beside this manifest"), std::string::npos)
+      << resp.message;
+  EXPECT_TRUE(resp.payload.empty());
+  // Another node, untouched, releases for the real custodians.
+  auto real = Certificate(b->manifest, {"c1", "c2", "c3"});
+  rel.payload = *real;
+  NodeService::Session op1(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Response fine = services_[1]->Handle(op1, rel);
+  EXPECT_TRUE(fine.ToStatus().ok()) << fine.message;
+}
+
+// A share sealed by the previous release (format 1, not bound to its
+// manifest) is sealed again, bound, when the node opens; restores go on.
+TEST_F(InProcessClusterTest, SharesSealedByThePreviousFormatAreMigratedAtOpen) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  const fs::path nd = tmp_.path() / "c/nodes/node-02";
+  const fs::path file = nd / "data/backups" / BackupIdToText(id) / "share.sealed";
+  SecretBytes master = SecretBytes::CopyFrom(*ReadFileBytes(nd / "master.key", 32));
+  auto bound = ReadFileBytes(file, 4096);
+  ASSERT_TRUE(bound.ok());
+  ASSERT_EQ(std::string(bound->begin(), bound->begin() + 4), "QVS2");
+  auto plain = OpenSecret(
+      master, "node-share/v2:" + BackupIdToText(id) + ":3:" + HexEncode(b->manifest.Hash()),
+      ByteSpan(*bound).subspan(4));
+  ASSERT_TRUE(plain.ok()) << plain.status().ToString();
+  auto v1 = SealSecret(master, "node-share:" + BackupIdToText(id) + ":3", *plain);
+  ASSERT_TRUE(WriteFileAtomic(file, *v1, 0600).ok());
+  OpenNode("node-02");
+  bool said = false;
+  for (const auto& line : stores_[2]->recovery())
+    said |= line.find("bound to their manifests") != std::string::npos;
+  EXPECT_TRUE(said);
+  auto again = ReadFileBytes(file, 4096);
+  EXPECT_EQ(std::string(again->begin(), again->begin() + 4), "QVS2");
+  auto r = Restore(id);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->bytes, data_);
+  EXPECT_TRUE(r->problems.empty()) << r->problems[0];
+}
+
 // A node that answers with bad data: `lie` rewrites its successful responses.
 struct LyingNode : NodeCaller {
   LyingNode(NodeCaller* inner, std::function<void(Op, Response&)> lie)
@@ -384,11 +559,11 @@ TEST_F(InProcessClusterTest, LyingNodesAreNamedAndTheRestoreCompletesFromHonestO
   // (public) reply key; node-01 alters the fragment units it serves.
   auto other = Deal(3, 6);
   ASSERT_TRUE(other.ok());
-  LyingNode bad_share{callers_[0].get(), [&](Op op, Response& r) {
+  LyingNode bad_share{requesters_[0].get(), [&](Op op, Response& r) {
                         if (op != Op::kRelease) return;
                         r.payload = *SealToKey(reply_.public_key, EncodeShare(other->shares[0]));
                       }};
-  LyingNode bad_units{callers_[1].get(), [](Op op, Response& r) {
+  LyingNode bad_units{requesters_[1].get(), [](Op op, Response& r) {
                         if (op == Op::kFetchUnits && !r.payload.empty()) {
                           r.payload[r.payload.size() / 2] ^= 0x40;
                         }
@@ -405,9 +580,9 @@ TEST_F(InProcessClusterTest, LyingNodesAreNamedAndTheRestoreCompletesFromHonestO
   EXPECT_NE(problems.find("Merkle leaf"), std::string::npos) << problems;
 
   // With more liars than the margin, the restore fails and writes nothing.
-  LyingNode bad_share2{callers_[2].get(), bad_share.lie};
-  LyingNode bad_share3{callers_[3].get(), bad_share.lie};
-  LyingNode bad_share4{callers_[4].get(), bad_share.lie};
+  LyingNode bad_share2{requesters_[2].get(), bad_share.lie};
+  LyingNode bad_share3{requesters_[3].get(), bad_share.lie};
+  LyingNode bad_share4{requesters_[4].get(), bad_share.lie};
   liars_ = {&bad_share, nullptr, &bad_share2, &bad_share3, &bad_share4};
   auto fail = Restore(id);
   ASSERT_FALSE(fail.ok());

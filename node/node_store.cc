@@ -2,6 +2,7 @@
 
 #include <sodium.h>
 #include <sqlite3.h>
+#include <sys/statvfs.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -26,8 +27,34 @@ constexpr size_t kDirectBuffer = 4u << 20;
 constexpr uint64_t kMaxFetch = 16u << 20;
 constexpr size_t kGeometryCache = 4096;
 
-std::string ShareContext(const BackupId& id, uint32_t x) {
+// Shares at rest are sealed under the master key with the signed
+// manifest's hash in the context, so the share opens only beside the
+// manifest it was dealt for: a re-signed manifest (other custodians, a
+// lower quorum) dropped into the folder cannot make the node release.
+// File: "QVS2" | SealSecret(master, context, be32(x) || y). Version 1 (no
+// magic, context without the hash) is migrated when the node opens.
+constexpr std::string_view kShareMagic = "QVS2";
+
+std::string ShareContext(const BackupId& id, uint32_t x, const Digest& manifest_hash) {
+  return "node-share/v2:" + BackupIdToText(id) + ":" + std::to_string(x) + ":" +
+         HexEncode(manifest_hash);
+}
+
+std::string ShareContextV1(const BackupId& id, uint32_t x) {
   return "node-share:" + BackupIdToText(id) + ":" + std::to_string(x);
+}
+
+bool IsBoundShareFile(ByteSpan sealed) {
+  return sealed.size() > kShareMagic.size() &&
+         std::equal(kShareMagic.begin(), kShareMagic.end(), sealed.begin());
+}
+
+Result<Bytes> SealShareFile(const SecretBytes& master, const BackupId& id, uint32_t x,
+                            const Digest& manifest_hash, const SecretBytes& plain) {
+  QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(master, ShareContext(id, x, manifest_hash), plain));
+  Bytes out(kShareMagic.begin(), kShareMagic.end());
+  AppendBytes(out, sealed);
+  return out;
 }
 
 Status SqlError(sqlite3* db, const std::string& what) {
@@ -97,6 +124,20 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
       return ErrnoError("quarantine " + e.path().string());
     }
     s->recovery_.push_back("quarantined " + q.string() + ": " + st.message());
+  }
+  // Shares sealed before they were bound to their manifest (format 1) are
+  // sealed again, bound to the manifest beside them now.
+  int migrated = 0;
+  for (const auto& b : s->List()) {
+    auto sealed = ReadFileBytes(s->BackupDir(b.id) / "share.sealed", 4096);
+    if (!sealed.ok() || IsBoundShareFile(*sealed)) continue;
+    QV_RETURN_IF_ERROR(s->MigrateShare(b.id, b.fragment)
+                           .WithContext("migrating the share of " + BackupIdToText(b.id)));
+    ++migrated;
+  }
+  if (migrated > 0) {
+    s->recovery_.push_back("sealed " + std::to_string(migrated) +
+                           " share(s) again, bound to their manifests (format 2)");
   }
   if (hints != nullptr) {
     for (const auto& [request, backup] : hints->spent) {
@@ -223,10 +264,31 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
   if (unit_size == 0 || unit_size > kMaxUnit || stripes == 0 || stripes > (1ull << 32)) {
     return InvalidArgument("upload geometry out of range");
   }
+  // What the upload will take (units and their leaf hashes), against the
+  // free space less a reserve and less what uploads in progress will take,
+  // before any byte moves: a declared size the disk cannot hold is refused
+  // now, not after hours of transfer.
+  uint64_t need = 0;
+  if (__builtin_mul_overflow(uint64_t{unit_size} + 32, stripes, &need)) {
+    return InvalidArgument("upload size overflows");
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (Find(id).ok())
       return AlreadyExists("backup " + BackupIdToText(id) + " already on this node");
+    struct statvfs v {};
+    if (::statvfs(dir_.c_str(), &v) != 0) return ErrnoError("statvfs " + dir_.string());
+    const uint64_t free_bytes = uint64_t{v.f_bavail} * v.f_frsize;
+    const uint64_t reserve =
+        std::max<uint64_t>(kMinFreeReserve, uint64_t{v.f_blocks} * v.f_frsize / 100);
+    const uint64_t usable = free_bytes > reserve + reserved_ ? free_bytes - reserve - reserved_ : 0;
+    if (need > usable) {
+      return Status(StatusCode::kFailedPrecondition,
+                    "not enough space for this fragment: it needs " + std::to_string(need) +
+                        " bytes, " + std::to_string(usable) + " are free beyond the " +
+                        std::to_string(reserve) + "-byte reserve and uploads in progress");
+    }
+    reserved_ += need;
   }
   fs::path dir = dir_ / "staging" / BackupIdToText(id);
   std::error_code ec;
@@ -253,6 +315,7 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
   }
   std::unique_ptr<Upload> up(
       new Upload(this, id, fragment, unit_size, stripes, dir, std::move(f).value()));
+  up->reserved_ = need;
   if (direct) {
     up->direct_.reset(static_cast<uint8_t*>(std::aligned_alloc(kDirectAlign, kDirectBuffer)));
     if (!up->direct_) return Internal("cannot allocate the aligned write buffer");
@@ -261,6 +324,10 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
 }
 
 Upload::~Upload() {
+  {
+    std::lock_guard<std::mutex> lock(store_->mu_);
+    store_->reserved_ -= reserved_;
+  }
   if (!prepared_) {
     file_.reset();
     RemoveAllQuietly(dir_);
@@ -348,7 +415,7 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t dea
   for (const auto& d : leaves_) AppendBytes(leaf_bytes, d);
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "leaves", leaf_bytes, 0600));
   SecretBytes plain = EncodeShare(share);
-  QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(store_->master_, ShareContext(id_, share.x), plain));
+  QV_ASSIGN_OR_RETURN(Bytes sealed, SealShareFile(store_->master_, id_, share.x, sm.Hash(), plain));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "share.sealed", sealed, 0600));
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "manifest", signed_manifest, 0600));
   // The deadline travels with the folder, so re-indexing keeps it.
@@ -512,6 +579,23 @@ Result<Bytes> NodeStore::ManifestSlice(const BackupId& id, uint64_t offset, size
   return out;
 }
 
+Result<Bytes> NodeStore::LeavesSlice(const BackupId& id, uint64_t first, uint64_t max,
+                                     uint64_t* total) const {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_RETURN_IF_ERROR(RequirePublished(Find(id)));
+  }
+  QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(BackupDir(id) / "leaves"));
+  QV_ASSIGN_OR_RETURN(uint64_t size, f->Size());
+  if (size % 32 != 0) return Corruption("leaf file is not whole hashes");
+  *total = size / 32;
+  if (first > *total) return InvalidArgument("first leaf past the end");
+  const uint64_t n = std::min(max, *total - first);
+  Bytes out(static_cast<size_t>(n * 32));
+  QV_RETURN_IF_ERROR(f->PReadExact(out, first * 32));
+  return out;
+}
+
 Result<Bytes> NodeStore::StoredManifest(const BackupId& id) const {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -593,7 +677,9 @@ Status NodeStore::CheckMasterKey() {
   }
   for (const auto& b : List()) {
     if (b.state != "published") continue;
-    if (auto share = ReadShare(b.id); !share.ok()) {
+    auto encoded = ReadFileBytes(BackupDir(b.id) / "manifest", kMaxManifestSize);
+    if (!encoded.ok()) continue;
+    if (auto share = ReadShare(b.id, Sha256Of(*encoded)); !share.ok()) {
       return PermissionDenied("the master key does not open this node's shares (backup " +
                               BackupIdToText(b.id) + "); refusing to start");
     }
@@ -647,7 +733,7 @@ Status NodeStore::SpendRequest(const std::string& request_id, const BackupId& ba
   return Status::Ok();
 }
 
-Result<SecretBytes> NodeStore::ReadShare(const BackupId& id) const {
+Result<SecretBytes> NodeStore::ReadShare(const BackupId& id, const Digest& manifest_hash) const {
   StoredBackup b;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -656,7 +742,31 @@ Result<SecretBytes> NodeStore::ReadShare(const BackupId& id) const {
     b = *found;
   }
   QV_ASSIGN_OR_RETURN(Bytes sealed, ReadFileBytes(BackupDir(id) / "share.sealed", 4096));
-  return OpenSecret(master_, ShareContext(id, b.fragment + 1), sealed);
+  if (!IsBoundShareFile(sealed)) {
+    return Corruption("the share of backup " + BackupIdToText(id) +
+                      " is in the old sealing format; it is migrated when the node starts");
+  }
+  auto opened = OpenSecret(master_, ShareContext(id, b.fragment + 1, manifest_hash),
+                           ByteSpan(sealed).subspan(kShareMagic.size()));
+  if (!opened.ok()) {
+    return Unauthenticated("the share of backup " + BackupIdToText(id) +
+                           " was not sealed beside this manifest (manifest replaced?) or the "
+                           "master key is wrong");
+  }
+  return opened;
+}
+
+Status NodeStore::MigrateShare(const BackupId& id, uint32_t fragment) {
+  const fs::path file = BackupDir(id) / "share.sealed";
+  QV_ASSIGN_OR_RETURN(Bytes sealed, ReadFileBytes(file, 4096));
+  if (IsBoundShareFile(sealed)) return Status::Ok();
+  QV_ASSIGN_OR_RETURN(Bytes encoded, ReadFileBytes(BackupDir(id) / "manifest", kMaxManifestSize));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
+  QV_ASSIGN_OR_RETURN(SecretBytes plain,
+                      OpenSecret(master_, ShareContextV1(id, fragment + 1), sealed));
+  QV_ASSIGN_OR_RETURN(Bytes bound, SealShareFile(master_, id, fragment + 1, sm.Hash(), plain));
+  QV_RETURN_IF_ERROR(WriteFileAtomic(file, bound, 0600));
+  return SyncDir(file.parent_path());
 }
 
 }  // namespace qv

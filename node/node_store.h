@@ -76,6 +76,7 @@ class Upload {
   std::unique_ptr<uint8_t, void (*)(void*)> direct_{nullptr, &std::free};
   size_t direct_used_ = 0;
   uint64_t bytes_ = 0;
+  uint64_t reserved_ = 0;  // disk space counted for this upload in NodeStore::reserved_
   bool prepared_ = false;
 };
 
@@ -84,6 +85,10 @@ struct StoredBackup {
   uint32_t fragment = 0;
   std::string state;  // "prepared" or "published"
 };
+
+// Free space every upload leaves on the node's disk: 1% of the file
+// system, and at least this much.
+inline constexpr uint64_t kMinFreeReserve = 64ull << 20;
 
 class NodeStore {
  public:
@@ -138,14 +143,18 @@ class NodeStore {
   // one included: termination needs its placement).
   Result<Bytes> StoredManifest(const BackupId& id) const;
   Result<Bytes> Leaves(const BackupId& id) const;
+  // At most `max` leaf hashes from leaf `first` on, and the count in *total.
+  Result<Bytes> LeavesSlice(const BackupId& id, uint64_t first, uint64_t max,
+                            uint64_t* total) const;
   // `headroom` is spare capacity left after the units, so a caller can append
   // (a message header) without reallocating. `reuse` is a buffer from an
   // earlier read: read into it, the units overwrite it instead of a fresh
   // buffer being zero-filled first.
   Result<Bytes> ReadUnits(const BackupId& id, uint64_t first, uint64_t count, size_t headroom = 0,
                           Bytes reuse = {}) const;
-  // The share, be32(x) || y, unsealed with the master key.
-  Result<SecretBytes> ReadShare(const BackupId& id) const;
+  // The share, be32(x) || y, unsealed with the master key. It opens only
+  // with the hash of the signed manifest it was stored with.
+  Result<SecretBytes> ReadShare(const BackupId& id, const Digest& manifest_hash) const;
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
@@ -164,6 +173,7 @@ class NodeStore {
   NodeStore() = default;
   Status Exec(const std::string& sql) const;
   Status CheckMasterKey();
+  Status MigrateShare(const BackupId& id, uint32_t fragment);
   Status Reindex(const BackupId& id, const std::filesystem::path& dir, const RecoveryHints* hints);
   Result<Digest> ManifestHashLocked(const BackupId& id) const;
   Status SetPending(const BackupId& id, int64_t deadline);
@@ -182,6 +192,7 @@ class NodeStore {
   // does not query the database. Published backups never change; whatever
   // deletes one must erase it here too.
   mutable std::map<BackupId, std::pair<uint64_t, uint64_t>> published_geometry_;  // guarded by mu_
+  uint64_t reserved_ = 0;  // bytes uploads in progress declared; guarded by mu_
   int cleaned_ = 0;
   std::vector<std::string> recovery_;
 };

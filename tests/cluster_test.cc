@@ -595,7 +595,7 @@ TEST_F(ClusterTest, AStolenNodeOrTMinusOneColludingNodesCannotDecrypt) {
   };
   std::vector<Share> shares;
   for (int i = 0; i < 3; ++i) {
-    auto enc = open(i, master(i))->ReadShare(*id);
+    auto enc = open(i, master(i))->ReadShare(*id, sm->Hash());
     ASSERT_TRUE(enc.ok());
     shares.push_back(std::move(DecodeShare(enc->span())).value());
   }
