@@ -46,6 +46,12 @@ inline void PutU64BE(uint8_t* p, uint64_t v) {
   }
 }
 
+inline uint64_t GetU64BE(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
+  return v;
+}
+
 inline void AppendU64BE(Bytes& out, uint64_t v) {
   uint8_t b[8];
   PutU64BE(b, v);

@@ -300,6 +300,7 @@ std::string NodeConfig::ToToml() const {
     << "\nclock_skew_seconds = " << clock_skew_seconds
     << "\ncheckpoint_every = " << checkpoint_every
     << "\nwitness_interval_ms = " << witness_interval_ms
+    << "\nwitness_max_entries = " << witness_max_entries << "\nwitness_max_ms = " << witness_max_ms
     << "\nhandshake_timeout_ms = " << handshake_timeout_ms
     << "\nidle_timeout_ms = " << idle_timeout_ms << "\nmessage_timeout_ms = " << message_timeout_ms
     << "\nmax_unauthenticated_connections = " << max_unauthenticated_connections
@@ -325,7 +326,8 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
       *n,
       {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
        "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms",
-       "message_timeout_ms", "max_unauthenticated_connections", "max_unauthenticated_per_address"},
+       "witness_max_entries", "witness_max_ms", "message_timeout_ms",
+       "max_unauthenticated_connections", "max_unauthenticated_per_address"},
       source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -357,6 +359,10 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
       OptionalUInt(*n, "checkpoint_every", source, "node", 1, 100000, &c.checkpoint_every));
   QV_RETURN_IF_ERROR(OptionalUInt(*n, "witness_interval_ms", source, "node", 50, 86400000,
                                   &c.witness_interval_ms));
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "witness_max_entries", source, "node", 1024, 16777216,
+                                  &c.witness_max_entries));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "witness_max_ms", source, "node", 100, 600000, &c.witness_max_ms));
   std::error_code ec;
   for (const auto& [field, p] :
        std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},

@@ -76,6 +76,10 @@ struct NodeConfig {
   uint32_t clock_skew_seconds = 300;
   uint32_t checkpoint_every = 16;
   uint32_t witness_interval_ms = 10000;
+  // Optional: the most entries and time one witness round spends on one
+  // peer (a longer catch-up resumes next round).
+  uint32_t witness_max_entries = 65536;
+  uint32_t witness_max_ms = 10000;
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

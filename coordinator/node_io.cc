@@ -391,8 +391,7 @@ Result<Response> FetchManifestPages(NodeCaller& c, const BackupId& id) {
     r.b = kManifestPage;
     QV_ASSIGN_OR_RETURN(Response page, CallChecked(c, r));
     if (page.payload.size() < 8) return Corruption(c.name() + ": short manifest page");
-    uint64_t t = 0;
-    for (int i = 0; i < 8; ++i) t = t << 8 | page.payload[i];
+    const uint64_t t = GetU64BE(page.payload.data());
     if (t > kMaxManifestSize || (total && t != *total)) {
       return Corruption(c.name() + ": manifest size changed or out of range");
     }

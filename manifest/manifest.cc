@@ -162,12 +162,6 @@ Result<Manifest> DecodeBody(ByteSpan body) {
   return m;
 }
 
-uint64_t GetU64BE(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = v << 8 | p[i];
-  return v;
-}
-
 Bytes SignedBytes(uint32_t version, ByteSpan body) {
   Bytes msg(kSigContext.begin(), kSigContext.end());
   uint8_t v[4] = {uint8_t(version >> 24), uint8_t(version >> 16), uint8_t(version >> 8),

@@ -1,8 +1,10 @@
 #include "node/daemon.h"
 
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -15,6 +17,7 @@
 #include "node/node_client.h"
 #include "node/node_service.h"
 #include "node/server.h"
+#include "node/witness.h"
 
 namespace qv {
 
@@ -22,124 +25,116 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Periodically checks every other node's newest signed checkpoint: its
-// signature under the pinned key and, when an older one was witnessed, that
-// the entries between link the old head to the new one. Checked
-// checkpoints are countersigned and kept; a mismatch is audited as an
-// alert and not countersigned. Successes are not audited, or witnessing
-// would itself keep growing every log.
-class Witness {
+// The daemon's timers around the threadless parts: each other node is
+// witnessed on its own thread (node/witness.h), so a slow or lying peer
+// delays no other; two-phase-commit settling and refusal counts run on one
+// more. Every connection is registered, so Stop() cancels calls in flight
+// instead of waiting on a peer.
+class Timers {
  public:
-  Witness(NodeService* service, AuditLog* audit, const ClusterConfig* cluster,
-          const SigningKey* key, uint32_t interval_ms)
-      : service_(service), audit_(audit), cluster_(cluster), key_(key), interval_(interval_ms) {
-    thread_ = std::thread([this] { Loop(); });
+  Timers(NodeService* service, const Witness* witness, const ClusterConfig* cluster,
+         const SigningKey* key, uint32_t interval_ms)
+      : service_(service),
+        witness_(witness),
+        cluster_(cluster),
+        key_(key),
+        interval_(interval_ms) {}
+  ~Timers() {
+    Stop();
+    if (cancel_fd_ >= 0) ::close(cancel_fd_);
   }
-  ~Witness() { Stop(); }
+
+  void Start() {
+    threads_.emplace_back([this] { SettleLoop(); });
+    for (const auto& n : cluster_->nodes) {
+      if (n.id != service_->node_id()) threads_.emplace_back([this, &n] { PeerLoop(n); });
+    }
+  }
+
   void Stop() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stop_ = true;
     }
+    // Every connection's reads poll this descriptor: one write cancels them
+    // all, handshakes included.
+    const uint64_t one = 1;
+    if (cancel_fd_ >= 0) (void)!::write(cancel_fd_, &one, sizeof one);
+    stopping_.store(true);
     cv_.notify_all();
-    if (thread_.joinable()) thread_.join();
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
   }
 
  private:
-  void Loop() {
+  // Waits one interval; false when stopping.
+  bool Wait() {
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; })) {
-      lock.unlock();
-      service_->FlushRefusals();
-      service_->Settle([this](const NodeEntry& n, const Request& r) -> Result<Response> {
-        ClientOptions co;
-        co.connect_timeout = std::chrono::milliseconds(1000);
-        co.io_timeout = std::chrono::milliseconds(5000);
-        QV_ASSIGN_OR_RETURN(auto client, NodeClient::Connect(n, *key_, co));
-        return client->Call(r);
-      });
-      for (const auto& n : cluster_->nodes) {
-        if (n.id == audit_->node_id()) continue;
-        Status st = WitnessOne(n);
-        // A mismatch persists until someone acts on it: alert when it first
-        // appears or changes, not on every round, so the log does not fill.
-        std::string& last = alerted_[n.id];
-        if (st.code() == StatusCode::kCorruption && st.message() != last) {
-          service_->Log("event=witness-mismatch subject=" + n.id + " detail=\"" + st.message() +
-                        "\"");
-          service_->Audit({"alert", n.id, "", "", "witness: " + st.message()});
-        }
-        if (st.code() == StatusCode::kCorruption || st.ok()) {
-          last = st.ok() ? "" : st.message();
-        }
-      }
-      lock.lock();
-    }
+    return !cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; });
   }
 
-  Status WitnessOne(const NodeEntry& n) {
+  // A connection to `n` whose every exchange ends within `budget`, and
+  // that Stop() cancels.
+  template <typename F>
+  auto WithConnection(const NodeEntry& n, std::chrono::milliseconds budget, F use)
+      -> decltype(use(std::declval<NodeClient&>())) {
     ClientOptions co;
     co.connect_timeout = std::chrono::milliseconds(1000);
     co.io_timeout = std::chrono::milliseconds(5000);
-    QV_ASSIGN_OR_RETURN(auto client, NodeClient::Connect(n, *key_, co));
-    Request r;
-    r.op = Op::kGetCheckpoints;
-    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(*client, r));
-    QV_ASSIGN_OR_RETURN(auto cps, DecodeCheckpoints(resp.payload));
-    if (cps.empty()) return Status::Ok();
-    const Checkpoint& latest = cps.back();
-    if (latest.node_id != n.id || !latest.Verify(n.public_key).ok()) {
-      return Corruption("newest checkpoint does not verify under " + n.id + "'s pinned key");
+    co.cancel_fd = cancel_fd_;
+    auto client = NodeClient::Connect(n, *key_, co);
+    if (!client.ok()) return client.status();
+    (*client)->SetDeadline(std::chrono::steady_clock::now() + budget);
+    return use(**client);
+  }
+
+  void SettleLoop() {
+    while (Wait()) {
+      service_->FlushRefusals();
+      service_->Settle([this](const NodeEntry& n, const Request& r) -> Result<Response> {
+        return WithConnection(n, std::chrono::milliseconds(5000),
+                              [&](NodeClient& c) { return c.Call(r); });
+      });
     }
-    auto prev = audit_->LastWitnessed(n.id);
-    if (prev && latest.seq < prev->seq) {
-      return Corruption("log shrank: witnessed entry " + std::to_string(prev->seq) +
-                        ", now newest checkpoint is at " + std::to_string(latest.seq));
-    }
-    if (prev && latest.seq == prev->seq) {
-      if (latest.head != prev->head) return Corruption("checkpoint at the same entry changed");
-      return Status::Ok();
-    }
-    if (prev) {
-      // The entries since the last witnessed head must lead to the new head.
-      ChainHash head = prev->head;
-      uint64_t next = prev->seq + 1;
-      while (next <= latest.seq) {
-        Request g;
-        g.op = Op::kGetAudit;
-        g.a = next;
-        g.b = std::min<uint64_t>(latest.seq - next + 1, 1024);
-        QV_ASSIGN_OR_RETURN(Response page, CallChecked(*client, g));
-        QV_ASSIGN_OR_RETURN(auto entries, DecodeEntries(page.payload));
-        if (entries.empty()) return Corruption("entries before the newest checkpoint are gone");
-        for (const auto& e : entries) {
-          if (e.seq != next || e.prev != head || e.ComputeHash() != e.hash) {
-            return Corruption("entry " + std::to_string(next) +
-                              " does not extend the history witnessed at entry " +
-                              std::to_string(prev->seq));
-          }
-          head = e.hash;
-          ++next;
-          if (next > latest.seq) break;
-        }
+  }
+
+  void PeerLoop(const NodeEntry& n) {
+    std::string alerted;  // the current mismatch: alerted when it appears or changes
+    while (Wait()) {
+      WitnessOutcome out;
+      Status conn = WithConnection(n, witness_->limits().max_time, [&](NodeClient& c) {
+        out = witness_->CheckPeer(n, c, &stopping_);
+        return Status::Ok();
+      });
+      if (!conn.ok()) out.detail = conn.message();
+      if (stopping_.load()) break;
+      service_->NotePeerClock(n.id, out.skew);
+      if (out.alert() && out.detail != alerted) {
+        service_->Log("event=witness-mismatch subject=" + n.id + " detail=\"" + out.detail + "\"");
+        service_->Audit({"alert", n.id, "", "", "witness: " + out.detail});
       }
-      if (head != latest.head) return Corruption("newest checkpoint does not match the entries");
+      if (out.kind == WitnessOutcome::Kind::kCatchingUp) {
+        service_->Log("event=witness-deferred subject=" + n.id + " detail=\"" + out.detail + "\"");
+      }
+      if (out.alert() || out.kind == WitnessOutcome::Kind::kWitnessed ||
+          out.kind == WitnessOutcome::Kind::kUnchanged) {
+        alerted = out.alert() ? out.detail : "";
+      }
     }
-    WitnessRecord rec{audit_->node_id(), latest, {}};
-    rec.countersignature = key_->Sign(rec.SignedBytes());
-    return audit_->RecordWitness(rec);
   }
 
   NodeService* service_;
-  AuditLog* audit_;
+  const Witness* witness_;
   const ClusterConfig* cluster_;
   const SigningKey* key_;
-  uint32_t interval_;
-  std::map<std::string, std::string> alerted_;  // subject -> current mismatch; loop thread only
+  const uint32_t interval_;
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stop_ = false;
-  std::thread thread_;
+  bool stop_ = false;                                // guarded by mu_
+  const int cancel_fd_ = ::eventfd(0, EFD_CLOEXEC);  // written once, at Stop()
+  std::atomic<bool> stopping_{false};                // for rounds in progress
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace
@@ -212,9 +207,15 @@ Status RunNodeDaemon(const fs::path& node_config) {
               " pid=" + std::to_string(::getpid()));
   service.Audit(
       {"start", "", "", "", "listen=" + self->host + ":" + std::to_string(server->port())});
-  Witness witness(&service, audit.get(), &cluster, key.get(), nc.witness_interval_ms);
+  WitnessLimits limits;
+  limits.max_entries = nc.witness_max_entries;
+  limits.max_time = std::chrono::milliseconds(nc.witness_max_ms);
+  QV_ASSIGN_OR_RETURN(auto witness,
+                      Witness::New(audit.get(), key.get(), SystemClock::Default(), limits));
+  Timers timers(&service, witness.get(), &cluster, key.get(), nc.witness_interval_ms);
+  timers.Start();
   Status s = server->Run(/*handle_signals=*/true);
-  witness.Stop();
+  timers.Stop();
   service.FlushRefusals(/*all=*/true);
   service.Log("event=stop");
   service.Audit({"stop", "", "", "", s.ok() ? "clean" : s.ToString()});

@@ -67,6 +67,8 @@ Result<std::unique_ptr<NodeClient>> NodeClient::Connect(const NodeEntry& node,
                                                         const ClientOptions& options) {
   std::unique_ptr<NodeClient> c(new NodeClient());
   c->name_ = node.id;
+  c->cancel_fd_ = options.cancel_fd;
+  c->io_timeout_ms_ = std::max<int64_t>(1, options.io_timeout.count());
   QV_ASSIGN_OR_RETURN(c->fd_, ConnectWithTimeout(node.host, node.port, options.connect_timeout));
   timeval tv{};
   tv.tv_sec = options.io_timeout.count() / 1000;
@@ -112,8 +114,33 @@ Status NodeClient::SendAll(ByteSpan data) {
   return Status::Ok();
 }
 
+void NodeClient::SetDeadline(std::chrono::steady_clock::time_point deadline) {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline.time_since_epoch());
+  deadline_ns_.store(std::max<int64_t>(1, ns.count()));
+}
+
 Status NodeClient::FillFrame() {
   while (!decoder_.Peek()) {
+    // Wait for bytes no longer than the read timeout, the whole-exchange
+    // deadline and the cancel descriptor allow.
+    int64_t wait_ms = io_timeout_ms_;
+    bool by_deadline = false;
+    if (const int64_t d = deadline_ns_.load(); d != 0) {
+      const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+          std::chrono::steady_clock::now().time_since_epoch());
+      const int64_t left_ms = (d - now.count()) / 1000000;
+      if (left_ms <= 0) return IoError("deadline passed");
+      by_deadline = left_ms < wait_ms;
+      wait_ms = std::min(wait_ms, left_ms);
+    }
+    pollfd p[2] = {{fd_, POLLIN, 0}, {cancel_fd_, POLLIN, 0}};
+    const int rc = ::poll(p, cancel_fd_ >= 0 ? 2 : 1, static_cast<int>(wait_ms));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoError("poll");
+    }
+    if (cancel_fd_ >= 0 && p[1].revents != 0) return IoError("cancelled");
+    if (rc == 0) return IoError(by_deadline ? "deadline passed" : "read timed out");
     MutableByteSpan space = decoder_.Prepare(kRecvSize);
     ssize_t n = ::recv(fd_, space.data(), space.size(), 0);
     if (n < 0) {

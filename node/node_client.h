@@ -8,6 +8,7 @@
 #ifndef QV_NODE_NODE_CLIENT_H_
 #define QV_NODE_NODE_CLIENT_H_
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -22,6 +23,10 @@ namespace qv {
 struct ClientOptions {
   std::chrono::milliseconds connect_timeout{3000};
   std::chrono::milliseconds io_timeout{30000};
+  // A descriptor (an eventfd, say) that becomes readable to cancel: every
+  // read in progress or to come, the handshake's included, then fails at
+  // once. Not owned. For shutting down without waiting on a peer.
+  int cancel_fd = -1;
 };
 
 class NodeClient : public NodeCaller {
@@ -34,6 +39,9 @@ class NodeClient : public NodeCaller {
   Result<Response> Call(Request request) override;
   Status Send(Request request) override;
   Result<Response> Receive() override;
+  // Every read after `deadline` fails, however the peer paces its bytes: a
+  // bound on whole exchanges, not just on each read.
+  void SetDeadline(std::chrono::steady_clock::time_point deadline);
 
  private:
   NodeClient() = default;
@@ -54,6 +62,9 @@ class NodeClient : public NodeCaller {
   uint32_t outstanding_ = 0;      // pipelined requests not yet received
   uint32_t calls_waiting_ = 0;    // Calls waiting for outstanding_ == 0
   bool broken_ = false;
+  std::atomic<int64_t> deadline_ns_{0};  // steady clock; 0: none
+  int cancel_fd_ = -1;
+  int64_t io_timeout_ms_ = 30000;
 };
 
 }  // namespace qv

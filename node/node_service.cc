@@ -209,6 +209,61 @@ void NodeService::Settle(const PeerCall& call) {
   }
 }
 
+void NodeService::NotePeerClock(const std::string& peer, std::optional<int64_t> skew) {
+  std::vector<std::pair<std::string, AuditEvent>> say;  // log line, audit event
+  {
+    std::lock_guard<std::mutex> lock(clock_mu_);
+    if (!skew) {
+      skews_.erase(peer);
+    } else {
+      skews_[peer] = *skew;
+      const bool off = *skew > opt_.max_skew || *skew < -opt_.max_skew;
+      auto it = skew_alerted_.find(peer);
+      // Alert when a peer first goes beyond the tolerance and whenever its
+      // skew moves by more than the tolerance since the last alert.
+      if (off && (it == skew_alerted_.end() || *skew - it->second > opt_.max_skew ||
+                  it->second - *skew > opt_.max_skew)) {
+        skew_alerted_[peer] = *skew;
+        const std::string d = "clock of " + peer + " differs from this node's by " +
+                              (*skew > 0 ? "+" : "") + std::to_string(*skew) + " s (tolerance " +
+                              std::to_string(opt_.max_skew) + " s)";
+        say.push_back({"event=clock-skew subject=" + peer + " skew=" + std::to_string(*skew),
+                       {"alert", peer, "", "", d}});
+      } else if (!off && it != skew_alerted_.end()) {
+        skew_alerted_.erase(it);
+        say.push_back({"event=clock-skew-resolved subject=" + peer, {}});
+      }
+    }
+    // Suspect only with a majority of all the other nodes against it: a
+    // few peers with wrong clocks, or few peers reachable, decide nothing.
+    size_t off = 0;
+    for (const auto& [p, k] : skews_) off += k > opt_.max_skew || k < -opt_.max_skew;
+    const size_t peers = cluster_.nodes.size() > 0 ? cluster_.nodes.size() - 1 : 0;
+    std::string problem;
+    if (peers > 0 && 2 * off > peers) {
+      problem = "this node's clock disagrees with " + std::to_string(off) + " of its " +
+                std::to_string(peers) + " peers by more than " + std::to_string(opt_.max_skew) +
+                " s; nothing is released until it is corrected";
+    }
+    if (problem.empty() != clock_problem_.empty()) {
+      say.push_back(
+          {problem.empty() ? "event=clock-trusted" : "event=clock-suspect",
+           {"alert", "", "", "",
+            problem.empty() ? "clock agrees with the peers again; releases resume" : problem}});
+    }
+    clock_problem_ = problem;
+  }
+  for (const auto& [line, event] : say) {
+    Log(line);
+    if (!event.kind.empty()) Audit(event);
+  }
+}
+
+std::string NodeService::ClockProblem() const {
+  std::lock_guard<std::mutex> lock(clock_mu_);
+  return clock_problem_;
+}
+
 PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
   auto matches = [&](const PublicKey& pk) {
     auto x = X25519PublicFromEd25519(pk);
@@ -257,6 +312,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
   switch (r.op) {
     case Op::kHealth:
       resp.message = "ok";
+      // This node's clock, so peers and `qv status` can measure skew.
+      AppendU64BE(resp.payload, static_cast<uint64_t>(opt_.clock->NowUnix()));
       // What start-up recovered or set aside stays visible to operators.
       for (const auto& line : store_->recovery()) resp.message += "; " + line;
       return resp;
@@ -476,6 +533,10 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
         "refusal", rid,
         PermissionDenied("only the requester the request names (" + Printable(q.requester_id) +
                          ") may present its certificate, not " + peer));
+  }
+  // A node whose clock its peers contradict cannot judge lifetimes.
+  if (const std::string clock = ClockProblem(); !clock.empty()) {
+    return refuse("refusal", rid, PermissionDenied(clock));
   }
   auto encoded = store_->Manifest(r.backup_id);
   if (!encoded.ok()) return refuse("refusal", rid, encoded.status());

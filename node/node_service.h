@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include "base/clock.h"
@@ -112,6 +113,14 @@ class NodeService {
   // Each decision is audited. The daemon runs it on its timer.
   using PeerCall = std::function<Result<Response>(const NodeEntry& peer, const Request& request)>;
   void Settle(const PeerCall& call);
+  // A peer's clock minus this node's (seconds), as a witness round measured
+  // it, or nullopt when it could not be read. A peer beyond max_skew is
+  // alerted on (once, until it changes); when this node disagrees with
+  // more than half of all its peers, its own clock is the suspect, and it
+  // releases nothing until they agree again.
+  void NotePeerClock(const std::string& peer, std::optional<int64_t> skew);
+  // Why this node does not trust its clock now; empty when it does.
+  std::string ClockProblem() const;
   const std::string& node_id() const { return node_id_; }
 
  private:
@@ -132,6 +141,10 @@ class NodeService {
   };
   std::mutex refusals_mu_;
   std::map<std::string, Refusals> refusals_;  // by address; guarded by refusals_mu_
+  mutable std::mutex clock_mu_;
+  std::map<std::string, int64_t> skews_;         // peer -> skew; guarded by clock_mu_
+  std::map<std::string, int64_t> skew_alerted_;  // peer -> skew last alerted on
+  std::string clock_problem_;                    // guarded by clock_mu_
 };
 
 }  // namespace qv

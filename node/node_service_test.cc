@@ -536,6 +536,43 @@ TEST_F(InProcessClusterTest, SharesSealedByThePreviousFormatAreMigratedAtOpen) {
   EXPECT_TRUE(r->problems.empty()) << r->problems[0];
 }
 
+// A node whose clock most of its peers contradict (a jump of two hours)
+// releases nothing, with the reason, until they agree again; one peer with
+// a wrong clock does not stop it.
+TEST_F(InProcessClusterTest, ANodeWhoseClockItsPeersContradictReleasesNothing) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  auto release = [&] {
+    NodeService::Session op(
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = id;
+    rel.payload = *Certificate(b->manifest, {"c1", "c2", "c3"});
+    return services_[0]->Handle(op, rel);
+  };
+  services_[0]->NotePeerClock("node-05", 7200);  // one peer is off: it is alerted on
+  EXPECT_TRUE(services_[0]->ClockProblem().empty());
+  EXPECT_TRUE(release().ToStatus().ok());
+  for (const char* p : {"node-01", "node-02", "node-03"}) services_[0]->NotePeerClock(p, -7200);
+  services_[0]->NotePeerClock("node-04", 0);
+  EXPECT_FALSE(services_[0]->ClockProblem().empty());
+  Response refused = release();
+  EXPECT_EQ(refused.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.message.find("clock disagrees with 4 of its 5 peers"), std::string::npos)
+      << refused.message;
+  EXPECT_TRUE(refused.payload.empty());
+  bool alerted = false;
+  for (const auto& l : log_) alerted |= l.find("event=clock-suspect") != std::string::npos;
+  EXPECT_TRUE(alerted);
+  for (const char* p : {"node-01", "node-02", "node-03", "node-05"}) {
+    services_[0]->NotePeerClock(p, 1);
+  }
+  EXPECT_TRUE(services_[0]->ClockProblem().empty());
+  EXPECT_TRUE(release().ToStatus().ok());
+}
+
 // A node that answers with bad data: `lie` rewrites its successful responses.
 struct LyingNode : NodeCaller {
   LyingNode(NodeCaller* inner, std::function<void(Op, Response&)> lie)

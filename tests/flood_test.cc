@@ -4,14 +4,18 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 
 #include "crypto/channel.h"
+#include "node/audit_log.h"
 #include "node/messages.h"
 #include "node/server.h"
 #include "tests/cluster_fixture.h"
@@ -137,6 +141,111 @@ TEST_F(FloodTest, APeerTricklingOneMessageIsCutOffAtTheMessageDeadline) {
   EXPECT_LT(s, 8.0);
   EXPECT_GT(s, 4.5);  // not before the deadline: a slow but honest peer gets its 5 s
   ::close(fd);
+}
+
+// A peer that accepts connections and never says a word (a stalled or
+// hostile node on node-05's port): the others keep witnessing each other
+// as before, and a node told to stop exits at once instead of waiting for
+// its handshake with the peer to time out.
+TEST_F(FloodTest, AStalledPeerDelaysNeitherWitnessingNorShutdown) {
+  ASSERT_EQ(Qv("sample --out model --size 64KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Kill9(5);
+  const int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(base_port_ + 5));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int bound = -1;
+  for (int w = 0; w < 200 && bound != 0; ++w) {
+    bound = ::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    if (bound != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(bound, 0) << std::strerror(errno);
+  ASSERT_EQ(::listen(l, 64), 0);
+  std::atomic<bool> done{false};
+  std::vector<int> held;
+  std::thread tarpit([&] {
+    while (!done.load()) {
+      pollfd p{l, POLLIN, 0};
+      if (::poll(&p, 1, 50) == 1) held.push_back(::accept(l, nullptr, nullptr));
+    }
+  });
+  struct Stopper {
+    std::function<void()> f;
+    ~Stopper() { f(); }
+  } stop_tarpit{[&] {
+    if (done.exchange(true)) return;
+    tarpit.join();
+    for (int fd : held) ::close(fd);
+    ::close(l);
+  }};
+  // Stalled rounds with node-05 under way; then new entries on node-00 (a
+  // refused presentation is one each).
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(Present(0, id, Bytes{1, 2, 3}).ok());
+  auto key = SigningKey::Load(dir() / "cl/operator.key");
+  auto newest_of_node0 = [&]() -> uint64_t {
+    auto c = NodeClient::Connect(cluster_.nodes[0], **key);
+    if (!c.ok()) return 0;
+    Request r;
+    r.op = Op::kGetCheckpoints;
+    auto resp = (*c)->Call(r);
+    auto cps = resp.ok() ? DecodeCheckpoints(resp->payload)
+                         : Result<std::vector<Checkpoint>>(resp.status());
+    return cps.ok() && !cps->empty() ? cps->front().seq : 0;
+  };
+  auto witnessed_by_node1 = [&]() -> uint64_t {
+    auto c = NodeClient::Connect(cluster_.nodes[1], **key);
+    if (!c.ok()) return 0;
+    Request r;
+    r.op = Op::kGetWitnessed;
+    r.b = kListPage;
+    auto resp = (*c)->Call(r);
+    auto recs = resp.ok() ? DecodeWitnessRecords(resp->payload)
+                          : Result<std::vector<WitnessRecord>>(resp.status());
+    uint64_t seq = 0;
+    if (recs.ok()) {
+      for (const auto& w : *recs) {
+        if (w.checkpoint.node_id == "node-00") seq = std::max(seq, w.checkpoint.seq);
+      }
+    }
+    return seq;
+  };
+  const uint64_t target = newest_of_node0();
+  ASSERT_GT(target, 0u);
+  const auto start = std::chrono::steady_clock::now();
+  while (witnessed_by_node1() < target &&
+         std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const double caught_up =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(witnessed_by_node1(), target);
+  EXPECT_LT(caught_up, 2.0) << "node-01 witnessed node-00's new checkpoint only after " << caught_up
+                            << " s (rounds every 0.2 s)";
+  // SIGTERM while rounds with the stalled peer are in progress.
+  const int pid = NodePid(0);
+  ASSERT_GT(pid, 0);
+  const auto term = std::chrono::steady_clock::now();
+  ::kill(pid, SIGTERM);
+  bool gone = false;
+  while (!gone && std::chrono::steady_clock::now() - term < std::chrono::seconds(10)) {
+    const std::string st = Slurp("/proc/" + std::to_string(pid) + "/stat");
+    const size_t close = st.rfind(')');
+    gone = st.empty() || (close != std::string::npos && st[close + 2] == 'Z');
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const double took =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - term).count();
+  stop_tarpit.f();
+  std::printf("witness caught up in %.2f s beside a stalled peer; SIGTERM exit in %.2f s\n",
+              caught_up, took);
+  EXPECT_TRUE(gone);
+  EXPECT_LT(took, 1.0) << "shutdown waited on the stalled peer";
+  EXPECT_NE(Slurp(dir() / "cl/nodes/node-00/node.log").find("event=stop"), std::string::npos);
 }
 
 }  // namespace
