@@ -936,12 +936,15 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
           .Field("address", h.address)
           .Field("ok", h.ok)
           .Field("detail", h.detail)
-          .Field("ms", h.ms)
-          .EndObject();
+          .Field("ms", h.ms);
+      if (h.skew) j.Key("clock_skew_s").Int(*h.skew);
+      j.EndObject();
     } else {
-      std::printf("%-10s %-8s %-22s %-5s %6.1f ms  %s\n", Shown(h.id).c_str(),
+      const std::string skew =
+          h.skew ? (*h.skew >= 0 ? "+" : "") + std::to_string(*h.skew) + " s" : "?";
+      std::printf("%-10s %-8s %-22s %-5s %6.1f ms  clock %-8s %s\n", Shown(h.id).c_str(),
                   Shown(h.site).c_str(), Shown(h.address).c_str(), h.ok ? "up" : "DOWN", h.ms,
-                  Shown(h.detail).c_str());
+                  skew.c_str(), Shown(h.detail).c_str());
     }
   }
   j.EndArray();

@@ -1,33 +1,86 @@
 #include "coordinator/audit_check.h"
 
+#include <chrono>
 #include <map>
 
 namespace qv {
 
 namespace {
 
-Status FetchNode(NodeCaller& c, NodeAudit* out) {
+// Fetches a node's log, checkpoints and witness records page by page,
+// within `limits`: a node that keeps answering full pages (a lying or
+// broken one) is stopped at the bound and named, and the others are
+// checked as usual. Whatever was fetched before a bound is kept.
+Status FetchNode(NodeCaller& c, const AuditLimits& limits, NodeAudit* out) {
+  const auto deadline = std::chrono::steady_clock::now() + limits.max_time;
+  uint64_t bytes = 0;
+  auto budget = [&](const char* what, size_t items, size_t max_items) -> Status {
+    if (items > max_items) {
+      return FailedPrecondition("more than " + std::to_string(max_items) + " " + what +
+                                " (the most audit verify reads from one node); not checked "
+                                "past that");
+    }
+    if (bytes > limits.max_bytes) {
+      return FailedPrecondition("answered more than " + std::to_string(limits.max_bytes >> 20) +
+                                " MiB; not checked past that");
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      return FailedPrecondition("took longer than " +
+                                std::to_string(limits.max_time.count() / 1000) +
+                                " s; not checked past that");
+    }
+    return Status::Ok();
+  };
+  auto call = [&](Request r) -> Result<Response> {
+    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(c, std::move(r)));
+    bytes += resp.payload.size();
+    return resp;
+  };
   uint64_t next = 1;
   while (true) {
     Request r;
     r.op = Op::kGetAudit;
     r.a = next;
-    r.b = 4096;
-    QV_ASSIGN_OR_RETURN(Response resp, CallChecked(c, r));
+    r.b = kListPage;
+    QV_ASSIGN_OR_RETURN(Response resp, call(r));
     QV_ASSIGN_OR_RETURN(auto page, DecodeEntries(resp.payload));
     if (page.empty()) break;
+    if (page.size() > kListPage || page.front().seq != next) {
+      return Corruption("answered entries " + std::to_string(page.front().seq) +
+                        ".. when asked for " + std::to_string(next) + "..");
+    }
     next = page.back().seq + 1;
     for (auto& e : page) out->entries.push_back(std::move(e));
-    if (page.size() < 4096) break;
+    QV_RETURN_IF_ERROR(budget("entries", out->entries.size(), limits.max_entries));
+    if (page.size() < kListPage) break;
   }
-  Request cp;
-  cp.op = Op::kGetCheckpoints;
-  QV_ASSIGN_OR_RETURN(Response cresp, CallChecked(c, cp));
-  QV_ASSIGN_OR_RETURN(out->checkpoints, DecodeCheckpoints(cresp.payload));
-  Request w;
-  w.op = Op::kGetWitnessed;
-  QV_ASSIGN_OR_RETURN(Response wresp, CallChecked(c, w));
-  QV_ASSIGN_OR_RETURN(out->witnessed, DecodeWitnessRecords(wresp.payload));
+  uint64_t from = 1;
+  while (true) {
+    Request cp;
+    cp.op = Op::kGetCheckpoints;
+    cp.a = from;
+    cp.b = kListPage;
+    QV_ASSIGN_OR_RETURN(Response resp, call(cp));
+    QV_ASSIGN_OR_RETURN(auto page, DecodeCheckpoints(resp.payload));
+    for (auto& p : page) {
+      if (p.seq < from) return Corruption("answered checkpoints out of order");
+      from = p.seq + 1;
+      out->checkpoints.push_back(std::move(p));
+    }
+    QV_RETURN_IF_ERROR(budget("checkpoints", out->checkpoints.size(), limits.max_entries));
+    if (page.size() < kListPage) break;
+  }
+  while (true) {
+    Request w;
+    w.op = Op::kGetWitnessed;
+    w.a = out->witnessed.size();
+    w.b = kListPage;
+    QV_ASSIGN_OR_RETURN(Response resp, call(w));
+    QV_ASSIGN_OR_RETURN(auto page, DecodeWitnessRecords(resp.payload));
+    for (auto& p : page) out->witnessed.push_back(std::move(p));
+    QV_RETURN_IF_ERROR(budget("witness records", out->witnessed.size(), limits.max_entries));
+    if (page.size() < kListPage) break;
+  }
   return Status::Ok();
 }
 
@@ -50,16 +103,22 @@ bool AuditReport::ok() const {
   return true;
 }
 
-AuditReport CheckClusterAudit(ClusterSession& session) {
-  const ClusterConfig& cfg = session.config();
+AuditReport CheckClusterAudit(ClusterSession& session, const AuditLimits& limits) {
+  std::vector<NodeCaller*> callers;
+  for (size_t i = 0; i < session.config().nodes.size(); ++i) callers.push_back(session.caller(i));
+  return CheckClusterAudit(session.config(), callers, limits);
+}
+
+AuditReport CheckClusterAudit(const ClusterConfig& cfg, const std::vector<NodeCaller*>& callers,
+                              const AuditLimits& limits) {
   AuditReport report;
   for (size_t i = 0; i < cfg.nodes.size(); ++i) {
     NodeAudit na;
     na.node = cfg.nodes[i].id;
-    NodeCaller* c = session.caller(i);
+    NodeCaller* c = i < callers.size() ? callers[i] : nullptr;
     if (c == nullptr) {
       na.problems.push_back("unreachable: its log could not be checked");
-    } else if (Status st = FetchNode(*c, &na); !st.ok()) {
+    } else if (Status st = FetchNode(*c, limits, &na); !st.ok()) {
       na.problems.push_back("could not fetch its log: " + st.message());
     } else {
       na.reachable = true;

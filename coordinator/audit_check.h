@@ -10,6 +10,7 @@
 #ifndef QV_COORDINATOR_AUDIT_CHECK_H_
 #define QV_COORDINATOR_AUDIT_CHECK_H_
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,18 @@ struct AuditReport {
   bool ok() const;
 };
 
-AuditReport CheckClusterAudit(ClusterSession& session);
+// What `audit verify` reads from one node at most: past a bound the node
+// is named and its log not checked further; the other nodes are checked.
+struct AuditLimits {
+  uint64_t max_entries = 4000000;      // entries, and as many checkpoints and witness records
+  uint64_t max_bytes = 2048ull << 20;  // answered bytes
+  std::chrono::milliseconds max_time{300000};
+};
+
+AuditReport CheckClusterAudit(ClusterSession& session, const AuditLimits& limits = {});
+// Over one caller per node of `config` (nullptr: unreachable).
+AuditReport CheckClusterAudit(const ClusterConfig& config, const std::vector<NodeCaller*>& callers,
+                              const AuditLimits& limits = {});
 
 }  // namespace qv
 

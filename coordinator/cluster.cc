@@ -245,7 +245,8 @@ std::vector<NodeHealth> ClusterSession::Health() {
   std::vector<NodeHealth> out;
   for (size_t i = 0; i < config_.nodes.size(); ++i) {
     const auto& n = config_.nodes[i];
-    NodeHealth h{n.id, n.site, n.host + ":" + std::to_string(n.port), false, "", connect_ms_[i]};
+    NodeHealth h{n.id,           n.site, n.host + ":" + std::to_string(n.port), false, "",
+                 connect_ms_[i], {}};
     if (!clients_[i]) {
       h.detail = "unreachable";
       for (const auto& p : problems_) {
@@ -253,6 +254,7 @@ std::vector<NodeHealth> ClusterSession::Health() {
       }
     } else {
       auto start = std::chrono::steady_clock::now();
+      const int64_t before = SystemClock::Default()->NowUnix();
       Request r;
       r.op = Op::kHealth;
       auto resp = CallChecked(*clients_[i], r);
@@ -260,6 +262,10 @@ std::vector<NodeHealth> ClusterSession::Health() {
                  .count();
       h.ok = resp.ok();
       h.detail = resp.ok() ? Printable(resp->message) : resp.status().message();
+      if (resp.ok() && resp->payload.size() == 8) {
+        const auto theirs = static_cast<int64_t>(GetU64BE(resp->payload.data()));
+        if (PlausibleUnix(theirs) && PlausibleUnix(before)) h.skew = theirs - before;
+      }
     }
     out.push_back(h);
   }

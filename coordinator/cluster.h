@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,8 @@ struct NodeHealth {
   bool ok = false;
   std::string detail;
   double ms = 0;
+  // The node's clock minus this machine's, in seconds, when it answered.
+  std::optional<int64_t> skew;
 };
 
 // The order to read fragments in, given each one's connect-and-handshake

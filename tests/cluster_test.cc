@@ -54,6 +54,15 @@ TEST_F(ClusterTest, BackupAndRestoreAMultiFileModel) {
   EXPECT_NE(list.out.find(id), std::string::npos);
   Outcome status = Qv("status --cluster cl/cluster.toml");
   EXPECT_EQ(status.code, 0) << status.err;
+  // Each node's clock beside this machine's (same machine: within a second).
+  Outcome js = Qv("status --cluster cl/cluster.toml --json");
+  ASSERT_EQ(js.code, 0) << js.err;
+  for (const auto& n : nlohmann::json::parse(js.out)) {
+    ASSERT_TRUE(n.contains("clock_skew_s")) << n.dump();
+    EXPECT_LE(std::abs(n["clock_skew_s"].get<int64_t>()), 1) << n.dump();
+  }
+  EXPECT_NE(status.out.find(" s "), std::string::npos) << status.out;
+  EXPECT_EQ(status.out.find("clock ?"), std::string::npos) << status.out;
 }
 
 TEST_F(ClusterTest, RestoreWithAWholeSiteKilled) {
