@@ -488,6 +488,17 @@ int CmdApprove(const ApproveArgs& a) {
   std::printf("%s signed %s of request %s: %s\n", Shown(as).c_str(),
               a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
               Shown(a.out).c_str());
+  if (!a.deny) return 0;
+  // A denial is a veto; posted to the nodes, it cannot be left out of a
+  // certificate by the requester. The file stays for air-gapped sites.
+  auto session = ClusterSession::Open(*cluster, key->get());
+  std::vector<std::string> problems;
+  const size_t recorded =
+      session.ok() ? (*session)->PostDenial(Certificate{*sr, {*ap}}, &problems) : 0;
+  if (!session.ok()) problems.push_back(session.status().message());
+  for (const auto& p : problems) Warn(p);
+  std::printf("the denial is recorded by %zu of %zu nodes%s\n", recorded, cluster->nodes.size(),
+              recorded == 0 ? " (give the denial file to the operators)" : "");
   return 0;
 }
 

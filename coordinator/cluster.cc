@@ -272,4 +272,24 @@ std::vector<NodeHealth> ClusterSession::Health() {
   return out;
 }
 
+size_t ClusterSession::PostDenial(const Certificate& denials, std::vector<std::string>* problems) {
+  for (const auto& p : problems_) problems->push_back(p);
+  size_t recorded = 0;
+  const Bytes payload = denials.Encode();
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    if (!clients_[i]) continue;
+    Request r;
+    r.op = Op::kPostDenial;
+    r.backup_id = denials.request.request().backup_id;
+    r.payload = payload;
+    auto resp = CallChecked(*clients_[i], r);
+    if (resp.ok()) {
+      ++recorded;
+    } else {
+      problems->push_back(resp.status().message());
+    }
+  }
+  return recorded;
+}
+
 }  // namespace qv

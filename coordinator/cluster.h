@@ -64,6 +64,10 @@ class ClusterSession {
   Result<std::vector<Listed>> List();
   Result<SignedManifest> Manifest(const BackupId& id, std::vector<std::string>* problems);
   std::vector<NodeHealth> Health();
+  // Posts custodians' denials (a certificate of the request and denials
+  // only) to every reachable node, which keep them as vetoes. Returns how
+  // many nodes recorded them; `problems` names the others.
+  size_t PostDenial(const Certificate& denials, std::vector<std::string>* problems);
   // The connection to node i of the cluster file, or nullptr if unreachable.
   NodeCaller* caller(size_t i) { return clients_[i].get(); }
 

@@ -124,6 +124,8 @@ std::string_view OpName(Op op) {
       return "manifest-data";
     case Op::kGetWitnessed:
       return "get-witnessed";
+    case Op::kPostDenial:
+      return "post-denial";
   }
   return "unknown";
 }
@@ -161,7 +163,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kManifestData)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kPostDenial)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

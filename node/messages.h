@@ -59,6 +59,8 @@ enum class Op : uint8_t {
   kGetCommit,       // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
   kManifestData,    // payload = the next piece of the signed manifest of the upload in
                     //   progress; a kPrepare with an empty payload then uses the pieces
+  kPostDenial,      // backup_id, payload = certificate of the request and custodians'
+                    //   denials only: the node keeps them (a denial is a veto)
 };
 
 // Manifests travel in pieces of at most this much, in both directions.

@@ -18,6 +18,7 @@ namespace {
 bool Allowed(PeerRole role, Op op) {
   switch (op) {
     case Op::kHealth:
+      return role != PeerRole::kUnknown;
     case Op::kGetManifest:
     case Op::kListBackups:
     case Op::kGetLeaves:
@@ -27,7 +28,7 @@ bool Allowed(PeerRole role, Op op) {
     case Op::kGetCommit:
     // Fetching units also needs a release on the same connection.
     case Op::kFetchUnits:
-      return role != PeerRole::kUnknown;
+      return role != PeerRole::kUnknown && role != PeerRole::kCustodian;
     case Op::kBeginFragment:
     case Op::kFragmentData:
     case Op::kManifestData:
@@ -40,6 +41,10 @@ bool Allowed(PeerRole role, Op op) {
     case Op::kRelease:
     case Op::kReleaseReceipt:
       return role == PeerRole::kCoordinator || role == PeerRole::kRequester;
+    // The custodians' signatures are the authority; any pinned peer (the
+    // custodian itself, the requester, a node) may carry them.
+    case Op::kPostDenial:
+      return role != PeerRole::kUnknown;
   }
   return false;
 }
@@ -278,6 +283,9 @@ PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
   for (const auto& r : cluster_.requesters) {
     if (matches(r.public_key)) return {PeerRole::kRequester, r.id, r.public_key};
   }
+  for (const auto& c : cluster_.custodians) {
+    if (matches(c.public_key)) return {PeerRole::kCustodian, "custodian:" + c.id, c.public_key};
+  }
   return {PeerRole::kUnknown, "unknown:" + HexEncode(ByteSpan(remote.data(), 8))};
 }
 
@@ -423,6 +431,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     }
     case Op::kRelease:
       return Release(s, r);
+    case Op::kPostDenial:
+      return PostDenial(s, r);
     case Op::kGetCommit: {
       QV_ASSIGN_OR_RETURN(auto state,
                           store_->CommitStateOf(r.backup_id, opt_.clock->NowUnix(), opt_.max_skew));
@@ -550,6 +560,9 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   in.requesters = &cluster_.requesters;
   in.now = now;
   in.max_skew = opt_.max_skew;
+  auto known = store_->Denials(rid);
+  if (!known.ok()) return refuse("refusal", rid, known.status());
+  in.known_deniers = &*known;
   std::vector<ApprovalCheck> checks;
   auto verdict = VerifyCertificate(*cert, in, &checks);
   // Each approval as it was judged: no entry says a custodian approved
@@ -558,6 +571,11 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
     events.push_back({"approval", peer, backup, rid,
                       "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
                           " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
+  }
+  // Denials are kept whatever the verdict: one left out of a later
+  // certificate for this request still vetoes it here.
+  if (Status kept = RememberDenials(rid, checks); !kept.ok()) {
+    return refuse("refusal", rid, kept);
   }
   if (!verdict.ok()) return refuse("refusal", rid, verdict.status());
   Status spent = store_->SpendRequest(rid, r.backup_id, now);
@@ -605,6 +623,58 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   s.released_[r.backup_id] = q.expires_unix + opt_.max_skew;
   Response resp;
   resp.payload = std::move(sealed);
+  return resp;
+}
+
+Status NodeService::RememberDenials(const std::string& rid,
+                                    const std::vector<ApprovalCheck>& checks) {
+  std::vector<std::string> deniers;
+  for (const auto& c : checks) {
+    if (!c.approve && c.valid()) deniers.push_back(c.custodian);
+  }
+  if (deniers.empty()) return Status::Ok();
+  Status st = store_->RecordDenials(rid, deniers);
+  if (!st.ok()) {
+    Log("event=denial-not-recorded request=" + rid.substr(0, 16) + " error=\"" + st.message() +
+        "\"");
+  }
+  return st;
+}
+
+// A custodian's denial, posted to the node (by the custodian or anyone
+// pinned): verified as a release verifies approvals, then kept for good
+// and audited, so the requester cannot leave it out of a certificate.
+Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
+  QV_ASSIGN_OR_RETURN(Certificate cert, Certificate::Parse(r.payload));
+  if (cert.approvals.empty()) return InvalidArgument("no denial to post");
+  for (const auto& a : cert.approvals) {
+    if (a.approve)
+      return InvalidArgument("only denials are posted; approvals travel in certificates");
+  }
+  const std::string rid = RequestIdToText(cert.request.id());
+  QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+  VerifyInput in;
+  in.operation = kOpRestore;
+  in.backup_id = r.backup_id;
+  in.manifest = &sm;
+  in.requesters = &cluster_.requesters;
+  in.now = opt_.clock->NowUnix();
+  in.max_skew = opt_.max_skew;
+  std::vector<ApprovalCheck> checks;
+  (void)VerifyCertificate(cert, in, &checks);  // the verdict is a refusal: all are denials
+  QV_RETURN_IF_ERROR(CheckRequest(cert.request, in));
+  std::string bad, by;
+  for (const auto& c : checks) {
+    if (!c.valid()) bad += (bad.empty() ? "" : "; ") + Printable(c.custodian) + ": " + c.result;
+    by += (by.empty() ? "" : ",") + c.custodian;
+  }
+  if (!bad.empty()) return PermissionDenied("denial not taken: " + bad);
+  QV_RETURN_IF_ERROR(RememberDenials(rid, checks));
+  QV_RETURN_IF_ERROR(
+      AuditDurably({"denial", s.peer_.name, BackupIdToText(r.backup_id), rid, "denied_by=" + by}));
+  Response resp;
+  resp.message = "denial of " + by + " recorded";
   return resp;
 }
 

@@ -35,10 +35,11 @@
 #include "node/messages.h"
 #include "node/node_store.h"
 #include "quorum/request.h"
+#include "quorum/verify.h"
 
 namespace qv {
 
-enum class PeerRole { kUnknown, kCoordinator, kNode, kRequester };
+enum class PeerRole { kUnknown, kCoordinator, kNode, kRequester, kCustodian };
 
 struct PeerInfo {
   PeerRole role = PeerRole::kUnknown;
@@ -126,6 +127,10 @@ class NodeService {
  private:
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
+  Result<Response> PostDenial(Session& s, const Request& r);
+  // Records the valid denials among `checks` of request `rid`; false (and
+  // logged) when they could not be recorded.
+  Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);
   NodeStore* store_;
   const ClusterConfig cluster_;
   const std::string node_id_;

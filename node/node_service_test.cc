@@ -680,7 +680,8 @@ TEST_F(InProcessClusterTest, IdentifyMapsPinnedKeysToRoles) {
   auto x = [&](const PublicKey& pk) { return *X25519PublicFromEd25519(pk); };
   EXPECT_EQ(services_[0]->Identify(x(cluster_.coordinator)).role, PeerRole::kCoordinator);
   EXPECT_EQ(services_[0]->Identify(x(cluster_.nodes[3].public_key)).name, "node-03");
-  EXPECT_EQ(services_[0]->Identify(x(cluster_.custodians[0].public_key)).role, PeerRole::kUnknown);
+  EXPECT_EQ(services_[0]->Identify(x(cluster_.custodians[0].public_key)).role,
+            PeerRole::kCustodian);
 }
 
 }  // namespace

@@ -100,6 +100,9 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value BLOB NOT NULL)"));
   QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS denials(request TEXT NOT NULL, custodian TEXT NOT NULL, "
+              "PRIMARY KEY(request, custodian))"));
+  QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS pending(id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, "
               "promised INTEGER NOT NULL)"));
 
@@ -716,6 +719,34 @@ Result<uint32_t> NodeStore::CountRetry(const std::string& request_id, uint32_t m
                       std::to_string(max_retries) + " times on this node (the most allowed)");
   }
   return SqlError(db_, "recording a retry");
+}
+
+Status NodeStore::RecordDenials(const std::string& request_id,
+                                const std::vector<std::string>& custodians) {
+  std::lock_guard<std::mutex> lock(mu_);
+  QV_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+  for (const auto& c : custodians) {
+    Stmt st(db_, "INSERT OR IGNORE INTO denials VALUES (?, ?)");
+    st.Text(1, request_id);
+    st.Text(2, c);
+    if (sqlite3_step(st.get()) != SQLITE_DONE) {
+      Status e = SqlError(db_, "recording a denial");
+      (void)Exec("ROLLBACK");
+      return e;
+    }
+  }
+  return Exec("COMMIT");
+}
+
+Result<std::vector<std::string>> NodeStore::Denials(const std::string& request_id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT custodian FROM denials WHERE request = ? ORDER BY custodian LIMIT 256");
+  st.Text(1, request_id);
+  std::vector<std::string> out;
+  int rc;
+  while ((rc = sqlite3_step(st.get())) == SQLITE_ROW) out.push_back(st.ColText(0));
+  if (rc != SQLITE_DONE) return SqlError(db_, "reading denials");
+  return out;
 }
 
 Status NodeStore::SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now) {

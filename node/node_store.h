@@ -158,6 +158,10 @@ class NodeStore {
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
+  // Custodians who denied a request, as this node saw it (in a certificate
+  // or posted), kept for good: a denial is a veto however it is left out.
+  Status RecordDenials(const std::string& request_id, const std::vector<std::string>& custodians);
+  Result<std::vector<std::string>> Denials(const std::string& request_id) const;
   // Whether `request_id` was spent here (for `backup`).
   bool Spent(const std::string& request_id, const BackupId& backup) const;
   // Counts one more presentation of a spent request, durably; returns the

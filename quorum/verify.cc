@@ -143,6 +143,21 @@ Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in
     }
   }
   v.approvers = counted;
+  if (in.known_deniers != nullptr) {
+    for (const auto& id : *in.known_deniers) {
+      if (std::find(v.deniers.begin(), v.deniers.end(), id) == v.deniers.end()) {
+        v.deniers.push_back(id + " (earlier)");
+      }
+    }
+  }
+  // A denial is a veto: one custodian who says no stops the request,
+  // however many others approve (separation of duties, as a two-person
+  // rule reads it). A denial left out of a certificate still counts once a
+  // node has seen it.
+  if (!v.deniers.empty()) {
+    return Refuse("denied by " + Join(v.deniers) +
+                  (v.approvers.empty() ? "" : " (approved by " + Join(v.approvers) + ")"));
+  }
   if (v.approvers.size() < policy.quorum) {
     std::string why = "below quorum: " + std::to_string(v.approvers.size()) + " of " +
                       std::to_string(policy.quorum);

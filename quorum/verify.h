@@ -27,6 +27,10 @@ struct VerifyInput {
   const std::vector<Principal>* requesters = nullptr;  // from the cluster file
   int64_t now = 0;
   int64_t max_skew = 300;  // seconds of clock disagreement tolerated
+  // Custodians this node has seen deny this request before (in an earlier
+  // certificate, or posted to it): their denials count even when the
+  // certificate leaves them out.
+  const std::vector<std::string>* known_deniers = nullptr;
 };
 
 // One approval as the verifier judged it. `result` is "valid" only for an
@@ -53,7 +57,9 @@ Status CheckRequest(const SignedRequest& request, const VerifyInput& in);
 
 // `checks`, if given, receives every approval's check, whatever the verdict,
 // so a node can log each one with its result. Any approval that is not
-// valid refuses the certificate, and the refusal names every bad one.
+// valid refuses the certificate, and the refusal names every bad one. A
+// valid denial by any custodian (in the certificate or known before) is a
+// veto: the certificate is refused, naming who denied.
 Result<Verdict> VerifyCertificate(const Certificate& certificate, const VerifyInput& in,
                                   std::vector<ApprovalCheck>* checks = nullptr);
 

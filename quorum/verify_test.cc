@@ -199,7 +199,23 @@ TEST_F(VerifyTest, UnlistedRequesterIsRefused) {
 TEST_F(VerifyTest, DenialDoesNotCountAndOverridesThatCustodiansApproval) {
   auto r = Request();
   auto v = Verify({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2), Approve(r, 2, false)}});
-  EXPECT_EQ(Reason(v), "below quorum: 2 of 3 (approved by c1, c2) (denied by c3)");
+  EXPECT_EQ(Reason(v), "denied by c3 (approved by c1, c2)");
+}
+
+// Any custodian's denial vetoes the request, even beside a quorum of
+// approvals; and a denial a node saw before counts when it is left out.
+TEST_F(VerifyTest, ADenialVetoesTheRequestEvenWhenLeftOut) {
+  auto r = Request();
+  EXPECT_EQ(Reason(Verify({r,
+                           {Approve(r, 0), Approve(r, 1), Approve(r, 2), Approve(r, 3, false),
+                            Approve(r, 4, false)}})),
+            "denied by c4, c5 (approved by c1, c2, c3)");
+  const std::vector<std::string> seen = {"c4"};
+  VerifyInput in = Input();
+  in.known_deniers = &seen;
+  auto v = VerifyCertificate({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}}, in);
+  EXPECT_EQ(Reason(v), "denied by c4 (earlier) (approved by c1, c2, c3)");
+  EXPECT_TRUE(VerifyCertificate({r, {Approve(r, 0), Approve(r, 1), Approve(r, 2)}}, Input()).ok());
 }
 
 TEST_F(VerifyTest, OperationOutsideThePolicyIsRefused) {

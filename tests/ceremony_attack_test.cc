@@ -584,5 +584,57 @@ TEST_F(CeremonyAttackTest, ListAndStatusSayWhyNothingAnswered) {
   }
 }
 
+// Two custodians deny; the requester builds a certificate from the three
+// approvals alone. Their denials, posted to the nodes by qv approve --deny,
+// veto it on every node: refused, nothing released, and audited.
+TEST_F(CeremonyAttackTest, ADenialLeftOutOfTheCertificateStillVetoesTheRequest) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
+               " --purpose test --out req")
+                .code,
+            0);
+  for (const char* c : {"c1", "c2", "c3"}) {
+    ASSERT_EQ(Qv(std::string("approve --yes --cluster cl/cluster.toml --key cl/custodians/") + c +
+                 ".key req --out req." + c)
+                  .code,
+              0);
+  }
+  for (const char* c : {"c4", "c5"}) {
+    Outcome d = Qv(std::string("approve --yes --deny --cluster cl/cluster.toml --key "
+                               "cl/custodians/") +
+                   c + ".key req --out req." + c);
+    ASSERT_EQ(d.code, 0) << d.err;
+    EXPECT_NE(d.out.find("the denial is recorded by 6 of 6 nodes"), std::string::npos) << d.out;
+  }
+  Outcome run = Qv("restore run --cluster cl/cluster.toml --request req --approval req.c1 "
+                   "--approval req.c2 --approval req.c3 --dest out");
+  EXPECT_NE(run.code, 0);
+  EXPECT_NE(run.err.find("denied by c4 (earlier), c5 (earlier)"), std::string::npos) << run.err;
+  EXPECT_FALSE(fs::exists(dir() / "out"));
+  for (int i = 0; i < 6; ++i) {
+    size_t denials = 0, releases = 0;
+    for (const auto& e : AuditOf(i)) {
+      denials += e.event.kind == "denial";
+      releases += e.event.kind == "release";
+    }
+    EXPECT_EQ(denials, 2u) << NodeId(i);
+    EXPECT_EQ(releases, 0u) << NodeId(i);
+  }
+  // A forged "denial" (a stranger's key claiming c1) is not taken.
+  ASSERT_EQ(Qv("keygen --out stranger.key").code, 0);
+  ForgeApproval("stranger.key", "c1", "req", "req.fake", /*approve=*/false);
+  auto key = SigningKey::Load(dir() / "cl/operator.key");
+  auto c = NodeClient::Connect(cluster_.nodes[0], **key);
+  ASSERT_TRUE(c.ok());
+  Request post;
+  post.op = Op::kPostDenial;
+  post.backup_id = *BackupIdFromText(id);
+  post.payload = CertificateFrom("req", {"req.fake"}).Encode();
+  auto resp = (*c)->Call(post);
+  ASSERT_TRUE(resp.ok());
+  EXPECT_NE(resp->message.find("unknown custodian"), std::string::npos) << resp->message;
+}
+
 }  // namespace
 }  // namespace qv

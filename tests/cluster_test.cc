@@ -219,14 +219,19 @@ TEST_F(ClusterTest, AnImpostorKeyGetsNothingAndAWrongNodeKeyIsNotTrusted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_NE(Slurp(dir() / "cl/nodes/node-00/node.log").find("event=refused"), std::string::npos);
   // A custodian key is pinned in the cluster file but is not a node peer:
-  // it gets nothing from a node either.
+  // it may check health and post its denials, and gets nothing else.
   auto custodian = SigningKey::Load(dir() / "cl/custodians/c1.key");
   auto cc = NodeClient::Connect(cluster_.nodes[0], **custodian);
-  if (cc.ok()) {
+  ASSERT_TRUE(cc.ok());
+  for (Op op : {Op::kListBackups, Op::kGetManifest, Op::kGetLeaves, Op::kGetAudit,
+                Op::kFetchUnits, Op::kRelease, Op::kBeginFragment}) {
     Request r;
-    r.op = Op::kHealth;
+    r.op = op;
+    r.backup_id = *BackupIdFromText(id);
     auto resp = (*cc)->Call(r);
-    EXPECT_TRUE(!resp.ok() || !resp->ToStatus().ok());
+    ASSERT_TRUE(resp.ok());
+    EXPECT_EQ(resp->ToStatus().code(), StatusCode::kPermissionDenied) << OpName(op);
+    EXPECT_TRUE(resp->payload.empty()) << OpName(op);
   }
   // A client that expects another key for node-00 drops the connection.
   NodeEntry wrong = cluster_.nodes[0];
