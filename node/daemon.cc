@@ -180,6 +180,16 @@ Status RunNodeDaemon(const fs::path& node_config) {
                                                   cluster.coordinator, rebuild ? &hints : nullptr));
   NodeServiceOptions so;
   so.audit = audit.get();
+  // Peers asked while handling a request: short bounds, so an unreachable
+  // peer costs a prepare two seconds at most.
+  so.peers = [k = key.get()](const NodeEntry& n, const Request& r) -> Result<Response> {
+    ClientOptions co;
+    co.connect_timeout = std::chrono::milliseconds(1000);
+    co.io_timeout = std::chrono::milliseconds(2000);
+    QV_ASSIGN_OR_RETURN(auto c, NodeClient::Connect(n, *k, co));
+    c->SetDeadline(std::chrono::steady_clock::now() + std::chrono::milliseconds(2000));
+    return c->Call(r);
+  };
   so.max_skew = nc.clock_skew_seconds;
   so.identity = key.get();
   NodeService service(store.get(), cluster, nc.id, nullptr, so);

@@ -126,6 +126,8 @@ std::string_view OpName(Op op) {
       return "get-witnessed";
     case Op::kPostDenial:
       return "post-denial";
+    case Op::kGetManifestHash:
+      return "get-manifest-hash";
   }
   return "unknown";
 }
@@ -163,7 +165,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kPostDenial)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetManifestHash)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

@@ -33,34 +33,36 @@ inline constexpr size_t kHeaderReserve = 256;
 
 enum class Op : uint8_t {
   kHealth = 1,
-  kBeginFragment,   // backup_id, fragment, a = unit size, b = stripe count
-  kFragmentData,    // payload = whole units, in order
-  kPrepare,         // payload = signed manifest, payload2 = share (x || y) sealed to
-                    //   the node's X25519 static key (crypto_box_seal), a = commit deadline
-  kPublish,         // backup_id, payload = the coordinator's commit record
-  kAbort,           // backup_id
-  kGetManifest,     // backup_id, a = offset, b = max bytes (0: all, if it fits one message)
-                    //   -> payload = be64 total size | that slice of the signed manifest
-                    //   (b > 0), or the whole manifest (b = 0)
-  kListBackups,     // -> ids
-  kGetLeaves,       // backup_id, a = first leaf, b = max count (0: all, if they fit one
-                    //   page) -> payload = leaf hashes, at most kLeavesPage
-  kFetchUnits,      // backup_id, a = first unit, b = count -> payload = units
-                    //   (only on a connection that presented a valid certificate)
-  kRelease,         // backup_id, payload = certificate -> payload = share sealed to
-                    //   the request's one-time key (crypto_box_seal)
-  kGetAudit,        // a = first seq, b = max entries (at most kListPage) -> payload = entries
-  kGetCheckpoints,  // a = first seq, b = max count (at most kListPage; 0: only the newest)
-                    //   -> payload = this node's signed checkpoints from seq a on
-  kGetWitnessed,    // a = records to skip, b = max count (at most kListPage) -> payload =
-                    //   other nodes' checkpoints this node countersigned
-  kReleaseReceipt,  // payload = EncodeReceipt: which nodes released a request, told to
-                    //   each of them after the restore, for audit cross-checks
-  kGetCommit,       // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
-  kManifestData,    // payload = the next piece of the signed manifest of the upload in
-                    //   progress; a kPrepare with an empty payload then uses the pieces
-  kPostDenial,      // backup_id, payload = certificate of the request and custodians'
-                    //   denials only: the node keeps them (a denial is a veto)
+  kBeginFragment,    // backup_id, fragment, a = unit size, b = stripe count
+  kFragmentData,     // payload = whole units, in order
+  kPrepare,          // payload = signed manifest, payload2 = share (x || y) sealed to
+                     //   the node's X25519 static key (crypto_box_seal), a = commit deadline
+  kPublish,          // backup_id, payload = the coordinator's commit record
+  kAbort,            // backup_id
+  kGetManifest,      // backup_id, a = offset, b = max bytes (0: all, if it fits one message)
+                     //   -> payload = be64 total size | that slice of the signed manifest
+                     //   (b > 0), or the whole manifest (b = 0)
+  kListBackups,      // -> ids
+  kGetLeaves,        // backup_id, a = first leaf, b = max count (0: all, if they fit one
+                     //   page) -> payload = leaf hashes, at most kLeavesPage
+  kFetchUnits,       // backup_id, a = first unit, b = count -> payload = units
+                     //   (only on a connection that presented a valid certificate)
+  kRelease,          // backup_id, payload = certificate -> payload = share sealed to
+                     //   the request's one-time key (crypto_box_seal)
+  kGetAudit,         // a = first seq, b = max entries (at most kListPage) -> payload = entries
+  kGetCheckpoints,   // a = first seq, b = max count (at most kListPage; 0: only the newest)
+                     //   -> payload = this node's signed checkpoints from seq a on
+  kGetWitnessed,     // a = records to skip, b = max count (at most kListPage) -> payload =
+                     //   other nodes' checkpoints this node countersigned
+  kReleaseReceipt,   // payload = EncodeReceipt: which nodes released a request, told to
+                     //   each of them after the restore, for audit cross-checks
+  kGetCommit,        // backup_id -> payload = phase byte (NodeStore::Phase) | commit record
+  kManifestData,     // payload = the next piece of the signed manifest of the upload in
+                     //   progress; a kPrepare with an empty payload then uses the pieces
+  kPostDenial,       // backup_id, payload = certificate of the request and custodians'
+                     //   denials only: the node keeps them (a denial is a veto)
+  kGetManifestHash,  // backup_id -> payload = SHA-256 of the signed manifest this node
+                     //   holds for it (any state past upload); asked by peers at prepare
 };
 
 // Manifests travel in pieces of at most this much, in both directions.

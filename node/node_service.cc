@@ -26,6 +26,7 @@ bool Allowed(PeerRole role, Op op) {
     case Op::kGetCheckpoints:
     case Op::kGetWitnessed:
     case Op::kGetCommit:
+    case Op::kGetManifestHash:
     // Fetching units also needs a release on the same connection.
     case Op::kFetchUnits:
       return role != PeerRole::kUnknown && role != PeerRole::kCustodian;
@@ -358,6 +359,11 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       }
       const Bytes manifest = r.payload.empty() ? std::move(s.manifest_) : r.payload;
       s.manifest_ = Bytes();
+      if (Status bound = CheckIdAcrossPeers(r.backup_id, Sha256Of(manifest), s.peer_.name);
+          !bound.ok()) {
+        s.upload_.reset();
+        return bound;
+      }
       Status st = s.upload_->Prepare(manifest, share, static_cast<int64_t>(r.a));
       // A failed prepare discards the upload (the destructor cleans up).
       if (!st.ok()) s.upload_.reset();
@@ -433,6 +439,12 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return Release(s, r);
     case Op::kPostDenial:
       return PostDenial(s, r);
+    case Op::kGetManifestHash: {
+      QV_ASSIGN_OR_RETURN(Bytes m, store_->StoredManifest(r.backup_id));
+      const Digest h = Sha256Of(m);
+      resp.payload.assign(h.begin(), h.end());
+      return resp;
+    }
     case Op::kGetCommit: {
       QV_ASSIGN_OR_RETURN(auto state,
                           store_->CommitStateOf(r.backup_id, opt_.clock->NowUnix(), opt_.max_skew));
@@ -676,6 +688,33 @@ Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
   Response resp;
   resp.message = "denial of " + by + " recorded";
   return resp;
+}
+
+Status NodeService::CheckIdAcrossPeers(const BackupId& id, const Digest& manifest_hash,
+                                       const std::string& by) {
+  if (!opt_.peers) return Status::Ok();
+  for (const auto& n : cluster_.nodes) {
+    if (n.id == node_id_) continue;
+    Request q;
+    q.op = Op::kGetManifestHash;
+    q.backup_id = id;
+    auto resp = opt_.peers(n, q);
+    // Unreachable, or does not hold it: nothing to contradict.
+    if (!resp.ok() || !resp->ToStatus().ok() || resp->payload.size() != manifest_hash.size()) {
+      continue;
+    }
+    if (!std::equal(manifest_hash.begin(), manifest_hash.end(), resp->payload.begin())) {
+      const std::string why = "backup " + BackupIdToText(id) + " is bound to another manifest (" +
+                              n.id + " holds sha256 " +
+                              HexEncode(ByteSpan(resp->payload).first(8)) +
+                              "...); a backup id never changes its manifest";
+      Log("event=manifest-conflict backup=" + BackupIdToText(id) + " from=" + by +
+          " holder=" + n.id);
+      Audit({"alert", by, BackupIdToText(id), "", why});
+      return PermissionDenied(why);
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace qv

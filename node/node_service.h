@@ -60,6 +60,9 @@ struct NodeServiceOptions {
   // then counted: a flood stays visible without growing the log unbounded.
   int64_t refusal_interval_seconds = 60;
   size_t max_refusal_addresses = 256;  // beyond: counted under "other"
+  // How this node reaches its peers while handling a request (a backup id
+  // is checked against theirs at prepare); none in tests that need none.
+  std::function<Result<Response>(const NodeEntry& peer, const Request& request)> peers;
 };
 
 // What a retry's proof of possession of the reply key is computed over
@@ -128,6 +131,10 @@ class NodeService {
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
+  // A backup id is bound to one manifest for good: refused when a peer
+  // holds another manifest under `id` (a node that lost its copy is not
+  // talked into a different one).
+  Status CheckIdAcrossPeers(const BackupId& id, const Digest& manifest_hash, const std::string& by);
   // Records the valid denials among `checks` of request `rid`; false (and
   // logged) when they could not be recorded.
   Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);

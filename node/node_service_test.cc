@@ -51,6 +51,13 @@ class InProcessClusterTest : public ::testing::Test {
     keys_[i] = std::move(SigningKey::Load(nd / "node.key")).value();
     NodeServiceOptions opt;
     opt.identity = keys_[i].get();
+    // Peers in the same process, called as node `id`.
+    opt.peers = [this, id](const NodeEntry& n, const Request& r) -> Result<Response> {
+      const size_t j = cluster_.FindNode(n.id) - cluster_.nodes.data();
+      if (j >= services_.size() || !services_[j]) return IoError(n.id + " is down");
+      InProcessCaller as_peer(services_[j].get(), PeerInfo{PeerRole::kNode, id});
+      return as_peer.Call(r);
+    };
     services_[i] = std::make_unique<NodeService>(
         stores_[i].get(), cluster_, id,
         [this](const std::string& l) {
@@ -571,6 +578,58 @@ TEST_F(InProcessClusterTest, ANodeWhoseClockItsPeersContradictReleasesNothing) {
   }
   EXPECT_TRUE(services_[0]->ClockProblem().empty());
   EXPECT_TRUE(release().ToStatus().ok());
+}
+
+// A node that lost its copy of a backup is offered, under the same id, a
+// manifest re-signed with the coordinator key (other custodians). It asks
+// its peers, which hold another manifest for that id: refused and
+// alerted. The real manifest (a repair) is taken.
+TEST_F(InProcessClusterTest, ABackupIdIsBoundToOneManifestForGood) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  const fs::path data = tmp_.path() / "c/nodes/node-00/data";
+  auto units = ReadFileBytes(data / "backups" / BackupIdToText(id) / "fragment", 1 << 30);
+  ASSERT_TRUE(units.ok());
+  auto share = stores_[0]->ReadShare(id, b->manifest.Hash());
+  ASSERT_TRUE(share.ok());
+  fs::remove_all(data);
+  OpenNode("node-00");
+  Manifest evil = b->manifest.manifest();
+  auto other = SigningKey::Generate();
+  evil.policy.custodians[0].public_key = (*other)->public_key();
+  auto signed_evil = SignedManifest::Sign(evil, *coordinator_);
+  ASSERT_TRUE(signed_evil.ok());
+  auto node_x = X25519PublicFromEd25519(cluster_.nodes[0].public_key);
+  auto upload = [&](const SignedManifest& sm) {
+    NodeService::Session s(PeerInfo{PeerRole::kCoordinator, "coordinator"});
+    Request begin;
+    begin.op = Op::kBeginFragment;
+    begin.backup_id = id;
+    begin.fragment = 0;
+    begin.a = sm.manifest().unit_size;
+    begin.b = sm.manifest().stripe_count;
+    EXPECT_TRUE(services_[0]->Handle(s, begin).ToStatus().ok());
+    Request data_msg;
+    data_msg.op = Op::kFragmentData;
+    data_msg.backup_id = id;
+    data_msg.payload = *units;
+    EXPECT_TRUE(services_[0]->Handle(s, data_msg).ToStatus().ok());
+    Request prep;
+    prep.op = Op::kPrepare;
+    prep.backup_id = id;
+    prep.a = static_cast<uint64_t>(std::time(nullptr) + 600);
+    prep.payload = sm.encoded();
+    prep.payload2 = *SealToKey(*node_x, *share);
+    return services_[0]->Handle(s, prep);
+  };
+  Response refused = upload(*signed_evil);
+  EXPECT_EQ(refused.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.message.find("is bound to another manifest (node-01 holds"), std::string::npos)
+      << refused.message;
+  EXPECT_TRUE(stores_[0]->List().empty());
+  Response repaired = upload(b->manifest);
+  EXPECT_TRUE(repaired.ToStatus().ok()) << repaired.message;
 }
 
 // A node that answers with bad data: `lie` rewrites its successful responses.
