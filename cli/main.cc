@@ -203,7 +203,7 @@ int CmdBackup(const BackupArgs& a) {
   opt.cipher = *cipher;
   auto unit = ParseSize(a.unit);
   if (!unit.ok()) return Fail(unit.status());
-  if (*unit > (1u << 30)) return Fail(InvalidArgument("--unit at most 1GiB"));
+  if (*unit > kMaxUnitSize) return Fail(InvalidArgument("--unit at most 16MiB"));
   opt.max_unit_size = static_cast<uint32_t>(*unit);
   if (!a.parent.empty()) {
     auto p = BackupIdFromText(a.parent);

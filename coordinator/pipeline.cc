@@ -234,9 +234,9 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   const auto start = Clock::now();
   const uint32_t n = opt.k + opt.m;
   if (opt.max_unit_size < 64 || opt.max_unit_size % 64 != 0 ||
-      uint64_t{opt.k} * opt.max_unit_size > (1u << 30)) {
+      opt.max_unit_size > kMaxUnitSize || uint64_t{opt.k} * opt.max_unit_size > (1u << 30)) {
     return InvalidArgument("stripe unit " + std::to_string(opt.max_unit_size) +
-                           " must be a multiple of 64 and k * unit at most 1 GiB");
+                           " must be a multiple of 64, at most 16 MiB, and k * unit at most 1 GiB");
   }
   QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(opt.k), static_cast<int>(opt.m)));
   QV_ASSIGN_OR_RETURN(auto dealing, Deal(opt.t, n));

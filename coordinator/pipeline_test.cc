@@ -308,6 +308,10 @@ TEST_F(PipelineTest, BadOptionsAreRefusedBeforeAnythingIsWritten) {
   opt = BackupOptions{};
   opt.max_unit_size = 100;
   EXPECT_EQ(RunBackup(a, nodes, *signer_, opt).status().code(), StatusCode::kInvalidArgument);
+  // A unit larger than a node's answer could hold would store a backup that
+  // can never be fetched.
+  opt.max_unit_size = kMaxUnitSize + 64;
+  EXPECT_EQ(RunBackup(a, nodes, *signer_, opt).status().code(), StatusCode::kInvalidArgument);
   opt = BackupOptions{};
   opt.k = 5;  // 7 fragments for 6 nodes
   EXPECT_FALSE(RunBackup(a, nodes, *signer_, opt).ok());

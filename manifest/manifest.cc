@@ -217,11 +217,14 @@ Status Manifest::Validate() const {
   if (cipher != CipherSuite::kChaCha20Poly1305 && cipher != CipherSuite::kAes256Gcm) {
     return bad("unknown cipher");
   }
-  if (unit_size == 0 || uint64_t{k} * unit_size <= kAeadTagSize ||
+  if (unit_size == 0 || unit_size > kMaxUnitSize || uint64_t{k} * unit_size <= kAeadTagSize ||
       uint64_t{k} * unit_size > (1ull << 31)) {
     return bad("unit size " + std::to_string(unit_size));
   }
   if (chunk_size != uint64_t{k} * unit_size - kAeadTagSize) return bad("chunk size mismatch");
+  // 2^60 bytes (an exbibyte): far above any artifact, and far enough below
+  // 2^64 that stripe and fragment sizes computed from it cannot overflow.
+  if (plaintext_size > (uint64_t{1} << 60)) return bad("plaintext size out of range");
   if (stripe_count != StripeCountFor(plaintext_size, chunk_size)) return bad("stripe count");
   if (commitments.size() != t) return bad("expected " + std::to_string(t) + " commitments");
   // One share alone must never be the key: a backup that needs custodians

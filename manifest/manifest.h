@@ -134,6 +134,9 @@ class SignedManifest {
 // A manifest of a million files with long paths fits; it travels in pages
 // (node/messages.h), never as one message.
 inline constexpr uint64_t kMaxManifestSize = 256ull << 20;
+// The largest stripe unit: one unit must fit a node's answer (24 MiB) with
+// room to spare, or a backup could be stored and never fetched.
+inline constexpr uint32_t kMaxUnitSize = 16u << 20;
 
 inline const std::vector<std::string>& AllQuorumOps() {
   static const std::vector<std::string> ops = {"restore", "export", "repair", "refresh", "delete"};

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <tuple>
 
+#include "base/clock.h"
 #include "crypto/kdf.h"
 #include "crypto/secretbox.h"
 #include "manifest/commit_record.h"
@@ -21,7 +22,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr uint64_t kMaxUnit = 16u << 20;
 constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectBuffer = 4u << 20;
 constexpr uint64_t kMaxFetch = 16u << 20;
@@ -203,6 +203,8 @@ Status NodeStore::Reindex(const BackupId& id, const fs::path& dir, const Recover
     int64_t deadline = 0;
     if (auto d = ReadFileBytes(dir / "deadline", 32); d.ok()) {
       deadline = std::atoll(std::string(d->begin(), d->end()).c_str());
+      // Read from disk: bounded before anything adds to it.
+      if (!PlausibleUnix(deadline)) deadline = 0;
     }
     QV_RETURN_IF_ERROR(SetPending(id, deadline));
   }
@@ -264,7 +266,7 @@ Status NodeStore::SetState(const BackupId& id, uint32_t fragment, const std::str
 
 Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fragment,
                                                  uint32_t unit_size, uint64_t stripes) {
-  if (unit_size == 0 || unit_size > kMaxUnit || stripes == 0 || stripes > (1ull << 32)) {
+  if (unit_size == 0 || unit_size > kMaxUnitSize || stripes == 0 || stripes > (1ull << 32)) {
     return InvalidArgument("upload geometry out of range");
   }
   // What the upload will take (units and their leaf hashes), against the
@@ -503,7 +505,10 @@ Result<NodeStore::CommitState> NodeStore::CommitStateOf(const BackupId& id, int6
     out.phase = Phase::kPromised;
     return out;
   }
-  if (now <= deadline + skew) {
+  // Both bounded (a plausible deadline or 0, a skew of at most an hour): no
+  // overflow.
+  if (now <=
+      std::clamp<int64_t>(deadline, 0, kMaxPlausibleUnix) + std::clamp<int64_t>(skew, 0, 86400)) {
     out.phase = Phase::kPending;
     return out;
   }
