@@ -1,6 +1,7 @@
 #include "coordinator/audit_check.h"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <thread>
 
@@ -142,6 +143,34 @@ TEST_F(AuditCheckTest, CheckpointListsLongerThanAPageAreReadWhole) {
   EXPECT_EQ(r.nodes[0].entries.size(), 5010u);
   EXPECT_GE(r.nodes[0].checkpoints.size(), 5000u);
   EXPECT_TRUE(r.nodes[0].problems.empty()) << r.nodes[0].problems[0];
+}
+
+// 210,000 witness records held by one node: more than one answer can carry
+// (about 200 bytes each, over 24 MiB). They are read in pages, all of them.
+TEST_F(AuditCheckTest, WitnessListsLargerThanAMessageAreReadWhole) {
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((tmp_.path() / "c/nodes/node-01/audit.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  ASSERT_EQ(sqlite3_prepare_v2(db, "INSERT INTO witnessed VALUES ('elsewhere', ?, ?, ?, ?, ?)", -1,
+                               &st, nullptr),
+            SQLITE_OK);
+  const Bytes head(32, 1), sig(64, 2);
+  for (int i = 1; i <= 210000; ++i) {
+    sqlite3_bind_int64(st, 1, i);
+    sqlite3_bind_blob(st, 2, head.data(), 32, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, 1790000000);
+    sqlite3_bind_blob(st, 4, sig.data(), 64, SQLITE_STATIC);
+    sqlite3_bind_blob(st, 5, sig.data(), 64, SQLITE_STATIC);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  ASSERT_EQ(sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  AuditReport r = CheckClusterAudit(cluster_, Callers(nullptr));
+  EXPECT_TRUE(r.nodes[1].reachable) << r.nodes[1].problems[0];
+  EXPECT_EQ(r.nodes[1].witnessed.size(), 210000u);
 }
 
 }  // namespace
