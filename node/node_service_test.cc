@@ -101,6 +101,17 @@ class InProcessClusterTest : public ::testing::Test {
     return c.Encode();
   }
 
+  // Presents `cert` for backup `id` to node i as the requester "operator".
+  Response PresentAsOperator(size_t i, const BackupId& id, const Bytes& cert) {
+    NodeService::Session op(
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = id;
+    rel.payload = cert;
+    return services_[i]->Handle(op, rel);
+  }
+
   // Liars stand in for a node when set.
   std::vector<PublicKey> NodeKeys() const {
     std::vector<PublicKey> out;
@@ -295,13 +306,7 @@ TEST_F(InProcessClusterTest, OnlyTheNamedRequesterCanPresentItsCertificate) {
         << resp.message;
     EXPECT_TRUE(resp.payload.empty());
   }
-  NodeService::Session op(
-      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-  Request rel;
-  rel.op = Op::kRelease;
-  rel.backup_id = id;
-  rel.payload = *cert;
-  Response ok = services_[0]->Handle(op, rel);
+  Response ok = PresentAsOperator(0, id, *cert);
   EXPECT_TRUE(ok.ToStatus().ok()) << ok.message;
   EXPECT_FALSE(ok.payload.empty());
 }
@@ -492,23 +497,14 @@ TEST_F(InProcessClusterTest, AReplacedManifestDoesNotUnlockTheStoredShare) {
   ASSERT_TRUE(WriteFileAtomic(folder / "manifest", signed_evil->encoded(), 0600).ok());
   auto cert = Certificate(*signed_evil, {"c1", "c2", "c3"}, keys);
   ASSERT_TRUE(cert.ok());
-  NodeService::Session op(
-      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-  Request rel;
-  rel.op = Op::kRelease;
-  rel.backup_id = id;
-  rel.payload = *cert;
-  Response resp = services_[0]->Handle(op, rel);
+  Response resp = PresentAsOperator(0, id, *cert);
   EXPECT_NE(resp.ToStatus().code(), StatusCode::kOk);
   EXPECT_NE(resp.message.find("not sealed beside this manifest"), std::string::npos)
       << resp.message;
   EXPECT_TRUE(resp.payload.empty());
   // Another node, untouched, releases for the real custodians.
   auto real = Certificate(b->manifest, {"c1", "c2", "c3"});
-  rel.payload = *real;
-  NodeService::Session op1(
-      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-  Response fine = services_[1]->Handle(op1, rel);
+  Response fine = PresentAsOperator(1, id, *real);
   EXPECT_TRUE(fine.ToStatus().ok()) << fine.message;
 }
 
@@ -551,13 +547,7 @@ TEST_F(InProcessClusterTest, ANodeWhoseClockItsPeersContradictReleasesNothing) {
   ASSERT_TRUE(b.ok());
   const BackupId id = b->manifest.manifest().backup_id;
   auto release = [&] {
-    NodeService::Session op(
-        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-    Request rel;
-    rel.op = Op::kRelease;
-    rel.backup_id = id;
-    rel.payload = *Certificate(b->manifest, {"c1", "c2", "c3"});
-    return services_[0]->Handle(op, rel);
+    return PresentAsOperator(0, id, *Certificate(b->manifest, {"c1", "c2", "c3"}));
   };
   services_[0]->NotePeerClock("node-05", 7200);  // one peer is off: it is alerted on
   EXPECT_TRUE(services_[0]->ClockProblem().empty());
