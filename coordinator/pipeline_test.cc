@@ -45,7 +45,7 @@ class CaptureWriter : public ArtifactWriter {
 
 Bytes RandomBytes(size_t n) {
   Bytes b(n);
-  randombytes_buf(b.data(), n);
+  if (n > 0) randombytes_buf(b.data(), n);  // data() may be null for n = 0
   return b;
 }
 

@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "base/file_util.h"
 #include "base/temp_dir.h"
 #include "configs/local_cluster.h"
@@ -316,6 +320,9 @@ TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {
   // The session (and its upload) is deliberately leaked: a crashed process
   // runs no destructors, so nothing gets to clean up before the restart.
   auto* s = new NodeService::Session({PeerRole::kCoordinator, "coordinator"});
+#ifdef __SANITIZE_ADDRESS__
+  __lsan_ignore_object(s);  // leaked on purpose, as above
+#endif
   Request r;
   r.op = Op::kBeginFragment;
   r.backup_id = id;

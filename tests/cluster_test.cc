@@ -92,7 +92,8 @@ TEST_F(ClusterTest, RestoreWithTwoFragmentsCorruptedOnDisk) {
   ExpectSameTree(dir() / "model", dir() / "restored");
   // Restore reads the fastest k nodes, so it may never touch the damaged
   // ones; whenever it does, it names exactly them and no one else.
-  for (const auto& p : nlohmann::json::parse(r.out)["problems"]) {
+  const auto report = nlohmann::json::parse(r.out);  // outlives the loop over its member
+  for (const auto& p : report["problems"]) {
     const std::string msg = p.get<std::string>();
     EXPECT_TRUE(msg.rfind("node-01: fragment 1 unit 0 does not match", 0) == 0 ||
                 msg.rfind("node-03: fragment 3 unit 0 does not match", 0) == 0)
@@ -223,8 +224,8 @@ TEST_F(ClusterTest, AnImpostorKeyGetsNothingAndAWrongNodeKeyIsNotTrusted) {
   auto custodian = SigningKey::Load(dir() / "cl/custodians/c1.key");
   auto cc = NodeClient::Connect(cluster_.nodes[0], **custodian);
   ASSERT_TRUE(cc.ok());
-  for (Op op : {Op::kListBackups, Op::kGetManifest, Op::kGetLeaves, Op::kGetAudit,
-                Op::kFetchUnits, Op::kRelease, Op::kBeginFragment}) {
+  for (Op op : {Op::kListBackups, Op::kGetManifest, Op::kGetLeaves, Op::kGetAudit, Op::kFetchUnits,
+                Op::kRelease, Op::kBeginFragment}) {
     Request r;
     r.op = op;
     r.backup_id = *BackupIdFromText(id);
