@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -33,6 +34,20 @@ namespace qv {
 
 namespace fs = std::filesystem;
 using ::qv::testing::Outcome;
+
+// The node daemons this test process started. A test that aborts (a
+// sanitizer's report, a failed CHECK) skips TearDown; the SIGABRT handler
+// kills them so that no cluster outlives its test.
+inline std::atomic<pid_t> g_cluster_pids[6];
+
+inline void KillClusterOnAbort(int sig) {
+  for (auto& p : g_cluster_pids) {
+    const pid_t v = p.load();
+    if (v > 0) ::kill(v, SIGKILL);  // async-signal-safe
+  }
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
 using ::qv::testing::RunQv;
 using ::qv::testing::Slurp;
 
@@ -57,16 +72,32 @@ class ClusterTest : public ::testing::Test {
           << "handshake_timeout_ms = 1500\nmessage_timeout_ms = 5000\ncheckpoint_every = 4\n"
           << "witness_interval_ms = 200\n";
     }
+    ::signal(SIGABRT, KillClusterOnAbort);
     Outcome up = Qv("cluster up --dir cl");
     ASSERT_EQ(up.code, 0) << up.err << up.out << Slurp(dir() / "cl/nodes/node-00/node.log");
     cluster_ = *ClusterConfig::Load(dir() / "cl/cluster.toml");
   }
-  void TearDown() override { Qv("cluster down --dir cl"); }
+  void TearDown() override {
+    Qv("cluster down --dir cl");
+    for (auto& p : g_cluster_pids) p.store(0);
+  }
+
+  // Remembers the running nodes' pids for KillClusterOnAbort.
+  void NotePids() {
+    for (int i = 0; i < 6; ++i) {
+      g_cluster_pids[i].store(static_cast<pid_t>(
+          std::atoi(Slurp(dir() / "cl/nodes" / NodeId(i) / "node.pid").c_str())));
+    }
+  }
 
   const fs::path& dir() const { return tmp_.path(); }
   static std::string NodeId(int i) { return "node-0" + std::to_string(i); }
 
-  Outcome Qv(const std::string& args) { return RunQv(qv_, dir(), args); }
+  Outcome Qv(const std::string& args) {
+    Outcome o = RunQv(qv_, dir(), args);
+    if (args.rfind("cluster up", 0) == 0) NotePids();
+    return o;
+  }
 
   std::string Backup(const std::string& what) {
     Outcome b = Qv("backup --cluster cl/cluster.toml --key cl/coordinator.key " + what);
@@ -165,7 +196,9 @@ class ClusterTest : public ::testing::Test {
     }
     const std::string cmd = "cd '" + dir().string() + "' && " + env + " '" + qv_ +
                             "' cluster up --dir cl >up.out 2>&1 </dev/null";
-    ASSERT_EQ(std::system(cmd.c_str()), 0) << Slurp(dir() / "up.out");
+    const int rc = std::system(cmd.c_str());
+    NotePids();
+    ASSERT_EQ(rc, 0) << Slurp(dir() / "up.out");
   }
 
   // An approval signed with the library, as a hostile or careless key holder
