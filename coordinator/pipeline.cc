@@ -25,7 +25,7 @@ namespace qv {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 int WorkerCount(int requested) {
   if (requested > 0) return requested;
@@ -231,13 +231,14 @@ uint32_t ChooseUnitSize(uint64_t plaintext_size, uint32_t k, uint32_t max_unit_s
 
 Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
                                 const SigningKey& signer, const BackupOptions& opt) {
-  const auto start = Clock::now();
+  const auto start = Steady::now();
   const uint32_t n = opt.k + opt.m;
-  if (opt.max_unit_size < 64 || opt.max_unit_size % 64 != 0 ||
-      opt.max_unit_size > kMaxUnitSize || uint64_t{opt.k} * opt.max_unit_size > (1u << 30)) {
+  if (opt.max_unit_size < 64 || opt.max_unit_size % 64 != 0 || opt.max_unit_size > kMaxUnitSize ||
+      uint64_t{opt.k} * opt.max_unit_size > (1u << 30)) {
     return InvalidArgument("stripe unit " + std::to_string(opt.max_unit_size) +
                            " must be a multiple of 64, at most 16 MiB, and k * unit at most 1 GiB");
   }
+  if (opt.clock == nullptr) return InvalidArgument("backup options need a clock");
   QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(opt.k), static_cast<int>(opt.m)));
   QV_ASSIGN_OR_RETURN(auto dealing, Deal(opt.t, n));
   // Everything that would make the manifest unsignable or untransportable
@@ -279,7 +280,7 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   m.m = opt.m;
   m.t = opt.t;
   m.commitments = dealing.commitments;
-  m.created_unix = static_cast<int64_t>(std::time(nullptr));
+  m.created_unix = opt.clock->NowUnix();
   m.provenance.parent_backup = opt.parent_backup;
   m.provenance.source_path = artifact.source_path;
   m.provenance.tool_version = opt.tool_version;
@@ -353,7 +354,7 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   }
   // Two-phase commit with a signed decision (manifest/commit_record.h):
   // everything durable everywhere, then the commit record to every node.
-  const int64_t deadline = static_cast<int64_t>(std::time(nullptr)) + opt.commit_window_seconds;
+  const int64_t deadline = opt.clock->NowUnix() + opt.commit_window_seconds;
   for (uint32_t f = 0; f < n; ++f) {
     Status st = sinks[f]->Prepare(leaves[f], dealing.shares[f], *signed_manifest, deadline);
     if (!st.ok()) {
@@ -363,7 +364,7 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
     CrashPoint("coordinator:prepared-" + std::to_string(f + 1));
   }
   dealing.shares.clear();
-  const int64_t decided = static_cast<int64_t>(std::time(nullptr));
+  const int64_t decided = opt.clock->NowUnix();
   if (decided > deadline) {
     abort_all();
     return FailedPrecondition("preparing took longer than the " +
@@ -397,7 +398,7 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   }
   BackupOutcome out{std::move(signed_manifest).value(), m.plaintext_size,
                     uint64_t{n} * U * m.stripe_count, 0, std::move(unconfirmed)};
-  out.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  out.seconds = std::chrono::duration<double>(Steady::now() - start).count();
   return out;
 }
 
@@ -464,7 +465,7 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
                                  std::vector<std::unique_ptr<FragmentSource>> sources,
                                  std::vector<NamedShare> shares, ArtifactWriter& writer,
                                  const RestoreOptions& opt) {
-  const auto start = Clock::now();
+  const auto start = Steady::now();
   const Manifest& m = sm.manifest();
   const uint32_t n = m.n();
   RestoreReport report;
@@ -658,7 +659,7 @@ Result<RestoreReport> RunRestore(const SignedManifest& sm,
   }
   report.reconstructed = decoded.load();
   report.plaintext_bytes = written;
-  report.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(Steady::now() - start).count();
   return report;
 }
 

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "coordinator/artifact.h"
 #include "coordinator/fragment_store.h"
 #include "crypto/identity.h"
@@ -47,6 +48,9 @@ struct BackupOptions {
   // within it.
   int64_t commit_window_seconds = 600;
   ProgressFn progress;
+  // The manifest's creation time and the commit deadline come from it
+  // (not owned; a fake one in tests and sim/).
+  const Clock* clock = SystemClock::Default();
 };
 
 struct BackupOutcome {

@@ -50,9 +50,9 @@ bool Allowed(PeerRole role, Op op) {
   return false;
 }
 
-std::string Timestamp() {
+std::string Timestamp(const Clock& clock) {
   char buf[32];
-  std::time_t t = std::time(nullptr);
+  std::time_t t = static_cast<std::time_t>(clock.NowUnix());
   std::tm tm{};
   gmtime_r(&t, &tm);  // gmtime's static buffer races between nodes' threads
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
@@ -80,7 +80,7 @@ void NodeService::Log(const std::string& line) const {
   // Lines quote peers' words; escaped here, none can forge or hide a line.
   const std::string shown = Printable(line);
   std::lock_guard<std::mutex> lock(log_mu_);
-  log_("ts=" + Timestamp() + " node=" + node_id_ + " " + shown);
+  log_("ts=" + Timestamp(*opt_.clock) + " node=" + node_id_ + " " + shown);
 }
 
 void NodeService::Audit(const AuditEvent& e) const { (void)AuditDurably(e); }

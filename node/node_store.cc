@@ -67,13 +67,15 @@ Status SqlError(sqlite3* db, const std::string& what) {
 
 Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, SecretBytes master_key,
                                                    std::string node_id, PublicKey coordinator,
-                                                   const RecoveryHints* hints) {
+                                                   const RecoveryHints* hints, NodeStoreEnv env) {
+  if (env.clock == nullptr) return InvalidArgument("node store needs a clock");
   if (master_key.size() != kSecretBoxKeySize) return InvalidArgument("master key must be 32 bytes");
   std::unique_ptr<NodeStore> s(new NodeStore());
   s->dir_ = data_dir;
   s->master_ = std::move(master_key);
   s->node_id_ = std::move(node_id);
   s->coordinator_ = coordinator;
+  s->env_ = env;
   std::error_code ec;
   fs::create_directories(data_dir / "staging", ec);
   fs::create_directories(data_dir / "backups", ec);
@@ -259,7 +261,7 @@ Status NodeStore::SetState(const BackupId& id, uint32_t fragment, const std::str
   st.Text(3, state);
   st.Int(4, unit);
   st.Int(5, stripes);
-  st.Int(6, static_cast<int64_t>(std::time(nullptr)));
+  st.Int(6, env_.clock->NowUnix());
   if (sqlite3_step(st.get()) != SQLITE_DONE) return SqlError(db_, "write");
   return Status::Ok();
 }
@@ -274,6 +276,7 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
   // before any byte moves: a declared size the disk cannot hold is refused
   // now, not after hours of transfer.
   uint64_t need = 0;
+  QV_RETURN_IF_ERROR(FaultAt(env_.faults, "begin"));
   if (__builtin_mul_overflow(uint64_t{unit_size} + 32, stripes, &need)) {
     return InvalidArgument("upload size overflows");
   }
@@ -369,6 +372,7 @@ Status Upload::Append(ByteSpan data) {
 }
 
 Status Upload::WriteUnit(ByteSpan unit) {
+  QV_RETURN_IF_ERROR(FaultAt(store_->env_.faults, "unit-write", unit.size()));
   if (!direct_) return file_->WriteAll(unit);
   // Units are multiples of 4096, so a full buffer and every flush stay aligned.
   while (!unit.empty()) {
@@ -416,6 +420,7 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t dea
   QV_RETURN_IF_ERROR(FlushDirect());
   QV_RETURN_IF_ERROR(file_->Sync());
   file_.reset();
+  QV_RETURN_IF_ERROR(FaultAt(store_->env_.faults, "prepare-files", leaves_.size() * 32));
   Bytes leaf_bytes;
   for (const auto& d : leaves_) AppendBytes(leaf_bytes, d);
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "leaves", leaf_bytes, 0600));
@@ -426,11 +431,15 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t dea
   // The deadline travels with the folder, so re-indexing keeps it.
   QV_RETURN_IF_ERROR(WriteFileAtomic(dir_ / "deadline", AsBytes(std::to_string(deadline)), 0600));
   QV_RETURN_IF_ERROR(SyncDir(dir_));
+  QV_RETURN_IF_ERROR(FaultAt(store_->env_.faults, "prepare-rename"));
   fs::path final_dir = store_->BackupDir(id_);
   if (::rename(dir_.c_str(), final_dir.c_str()) != 0)
     return ErrnoError("publish " + final_dir.string());
   QV_RETURN_IF_ERROR(SyncDir(final_dir.parent_path()));
   prepared_ = true;
+  // A crash here leaves a folder the database does not know: Open()
+  // re-indexes it from its signed manifest.
+  QV_RETURN_IF_ERROR(FaultAt(store_->env_.faults, "prepare-row"));
   QV_RETURN_IF_ERROR(store_->SetPending(id_, deadline));
   return store_->SetState(id_, fragment_, "prepared", unit_, static_cast<int64_t>(stripes_));
 }
@@ -470,6 +479,7 @@ Status NodeStore::Commit(const BackupId& id, ByteSpan record_bytes, bool from_pe
     }
   }
   // The record is the folder's own proof of commit; the row follows it.
+  QV_RETURN_IF_ERROR(FaultAt(env_.faults, "commit", record_bytes.size()));
   QV_RETURN_IF_ERROR(WriteFileAtomic(BackupDir(id) / "commit", record.Encode(), 0600));
   QV_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
   Stmt up(db_, "UPDATE backups SET state = 'published' WHERE id = ?");
@@ -756,6 +766,7 @@ Result<std::vector<std::string>> NodeStore::Denials(const std::string& request_i
 
 Status NodeStore::SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now) {
   std::lock_guard<std::mutex> lock(mu_);
+  QV_RETURN_IF_ERROR(FaultAt(env_.faults, "spend"));
   Stmt st(db_, "INSERT INTO used_requests VALUES (?, ?, ?)");
   st.Text(1, request_id);
   st.Text(2, BackupIdToText(backup));

@@ -25,7 +25,9 @@
 #include <string>
 #include <vector>
 
+#include "base/clock.h"
 #include "base/file_util.h"
+#include "base/storage_faults.h"
 #include "crypto/secret.h"
 #include "crypto/sha256.h"
 #include "crypto/vss.h"
@@ -90,6 +92,13 @@ struct StoredBackup {
 // system, and at least this much.
 inline constexpr uint64_t kMinFreeReserve = 64ull << 20;
 
+// What a store runs on (not owned; must outlive it): its clock, and the
+// fault hooks the simulator injects storage faults through.
+struct NodeStoreEnv {
+  const Clock* clock = SystemClock::Default();
+  StorageFaults* faults = nullptr;
+};
+
 class NodeStore {
  public:
   // `node_id` must match the manifest placement; `coordinator` signs manifests.
@@ -103,7 +112,8 @@ class NodeStore {
   static Result<std::unique_ptr<NodeStore>> Open(const std::filesystem::path& data_dir,
                                                  SecretBytes master_key, std::string node_id,
                                                  PublicKey coordinator,
-                                                 const RecoveryHints* hints = nullptr);
+                                                 const RecoveryHints* hints = nullptr,
+                                                 NodeStoreEnv env = {});
   ~NodeStore();
 
   Result<std::unique_ptr<Upload>> Begin(const BackupId& id, uint32_t fragment, uint32_t unit_size,
@@ -190,6 +200,7 @@ class NodeStore {
   SecretBytes master_;
   std::string node_id_;
   PublicKey coordinator_{};
+  NodeStoreEnv env_;
   sqlite3* db_ = nullptr;
   mutable std::mutex mu_;
   // Unit size and stripe count of published backups already read, so a fetch
