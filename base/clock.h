@@ -4,6 +4,7 @@
 #define QV_BASE_CLOCK_H_
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <ctime>
 
@@ -22,6 +23,13 @@ class Clock {
  public:
   virtual ~Clock() = default;
   virtual int64_t NowUnix() const = 0;  // seconds since the epoch
+  // A monotonic reading in milliseconds, for measuring how long something
+  // took (its origin means nothing).
+  virtual double MonotonicMs() const {
+    return std::chrono::duration<double, std::milli>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  }
 };
 
 class SystemClock : public Clock {
@@ -37,6 +45,7 @@ class FakeClock : public Clock {
  public:
   explicit FakeClock(int64_t now) : now_(now) {}
   int64_t NowUnix() const override { return now_.load(); }
+  double MonotonicMs() const override { return 1000.0 * static_cast<double>(now_.load()); }
   void Set(int64_t now) { now_.store(now); }
   void Advance(int64_t seconds) { now_.fetch_add(seconds); }
 

@@ -27,21 +27,34 @@ std::vector<uint32_t> FragmentReadOrder(std::vector<std::pair<double, uint32_t>>
 Result<std::unique_ptr<ClusterSession>> ClusterSession::Open(ClusterConfig config,
                                                              const SigningKey* key,
                                                              const ClientOptions& options) {
+  SessionEnv env;
+  env.dial = [key, options](const NodeEntry& n) -> Result<std::unique_ptr<NodeCaller>> {
+    QV_ASSIGN_OR_RETURN(auto c, NodeClient::Connect(n, *key, options));
+    return std::unique_ptr<NodeCaller>(std::move(c));
+  };
+  return Open(std::move(config), key, std::move(env));
+}
+
+Result<std::unique_ptr<ClusterSession>> ClusterSession::Open(ClusterConfig config,
+                                                             const SigningKey* key,
+                                                             SessionEnv env) {
+  if (!env.dial || env.executor == nullptr || env.clock == nullptr || key == nullptr) {
+    return InvalidArgument("a cluster session needs a dialer, an executor, a clock and a key");
+  }
   std::unique_ptr<ClusterSession> s(new ClusterSession());
   s->config_ = std::move(config);
   s->key_ = key;
+  s->env_ = std::move(env);
   const size_t n = s->config_.nodes.size();
   s->clients_.resize(n);
   s->connect_ms_.resize(n);
   std::vector<Status> errors(n);
-  std::vector<std::thread> threads;
+  std::vector<std::function<void()>> tasks;
   for (size_t i = 0; i < n; ++i) {
-    threads.emplace_back([&, i] {
-      auto start = std::chrono::steady_clock::now();
-      auto c = NodeClient::Connect(s->config_.nodes[i], *key, options);
-      s->connect_ms_[i] =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-              .count();
+    tasks.emplace_back([&, i] {
+      const double start = s->env_.clock->MonotonicMs();
+      auto c = s->env_.dial(s->config_.nodes[i]);
+      s->connect_ms_[i] = s->env_.clock->MonotonicMs() - start;
       if (c.ok()) {
         s->clients_[i] = std::move(c).value();
       } else {
@@ -49,7 +62,7 @@ Result<std::unique_ptr<ClusterSession>> ClusterSession::Open(ClusterConfig confi
       }
     });
   }
-  for (auto& t : threads) t.join();
+  s->env_.executor->RunAll(std::move(tasks));
   for (size_t i = 0; i < n; ++i) {
     if (!errors[i].ok()) {
       s->problems_.push_back(s->config_.nodes[i].id + " unreachable: " + errors[i].message());
@@ -86,7 +99,7 @@ Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOpt
   }
   std::vector<PublicKey> keys;
   for (const auto& n : config_.nodes) keys.push_back(n.public_key);
-  RemoteTarget target(callers, placement, keys);
+  RemoteTarget target(callers, placement, keys, 8u << 20, env_.executor);
   // The policy comes from the cluster file at backup time and is signed
   // into the manifest: later edits to the file do not loosen it.
   options.policy.custodians.clear();
@@ -95,6 +108,7 @@ Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOpt
   options.policy.quorum = config_.quorum;
   options.policy.max_request_seconds = config_.max_request_seconds;
   options.policy.quorum_ops = AllQuorumOps();
+  options.clock = env_.clock;
   return RunBackup(artifact, target, *key_, options);
 }
 
@@ -128,7 +142,7 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
       problems->push_back(p.node_id + ": placed in the manifest but not in the cluster file");
       continue;
     }
-    NodeClient* c = clients_[node - config_.nodes.data()].get();
+    NodeCaller* c = clients_[node - config_.nodes.data()].get();
     if (c == nullptr) continue;  // already named as unreachable
     holders.push_back(c);
     fragments.push_back(p.fragment);
@@ -164,7 +178,7 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
     }
     proofs.push_back(std::move(proof));
   }
-  auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems, &proofs);
+  auto shares = ReleaseShares(holders, *sm, cert, reply_key, problems, &proofs, env_.executor);
   std::set<std::string> released;
   for (const auto& s : shares) released.insert(s.source);
   // Every releasing node records who else released, before the fetches
@@ -177,11 +191,13 @@ Result<RestoreReport> ClusterSession::Restore(const Certificate& certificate,
     receipt.released_by.push_back(h->name());
     releasers.push_back(h);
   }
-  if (!releasers.empty()) SendReceipts(releasers, q.backup_id, receipt, problems);
+  if (!releasers.empty()) {
+    SendReceipts(releasers, q.backup_id, receipt, problems, env_.executor);
+  }
   for (size_t i = 0; i < holders.size(); ++i) {
     if (!released.count(holders[i]->name())) continue;
-    sources.push_back(
-        NewRemoteSource(holders[i], q.backup_id, fragments[i], m.unit_size, m.stripe_count));
+    sources.push_back(NewRemoteSource(holders[i], q.backup_id, fragments[i], m.unit_size,
+                                      m.stripe_count, env_.executor));
   }
   if (shares.size() < m.t) {
     writer.Abort();
@@ -253,13 +269,12 @@ std::vector<NodeHealth> ClusterSession::Health() {
         if (p.rfind(n.id + " ", 0) == 0) h.detail = p.substr(n.id.size() + 1);
       }
     } else {
-      auto start = std::chrono::steady_clock::now();
-      const int64_t before = SystemClock::Default()->NowUnix();
+      const double start = env_.clock->MonotonicMs();
+      const int64_t before = env_.clock->NowUnix();
       Request r;
       r.op = Op::kHealth;
       auto resp = CallChecked(*clients_[i], r);
-      h.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-                 .count();
+      h.ms = env_.clock->MonotonicMs() - start;
       h.ok = resp.ok();
       h.detail = resp.ok() ? Printable(resp->message) : resp.status().message();
       if (resp.ok() && resp->payload.size() == 8) {

@@ -6,12 +6,15 @@
 #define QV_COORDINATOR_CLUSTER_H_
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "base/clock.h"
+#include "base/executor.h"
 #include "configs/cluster_config.h"
 #include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
@@ -37,10 +40,24 @@ struct NodeHealth {
 inline constexpr double kSameSpeedMs = 10.0;
 std::vector<uint32_t> FragmentReadOrder(std::vector<std::pair<double, uint32_t>> ms_and_fragment);
 
+// What a session runs on: how it reaches a node (a socket in production,
+// an in-process or simulated caller in tests and sim/), where its
+// concurrent work runs, and its clock. Pointers are not owned.
+struct SessionEnv {
+  using Dialer = std::function<Result<std::unique_ptr<NodeCaller>>(const NodeEntry& node)>;
+  Dialer dial;
+  Executor* executor = ThreadExecutor::Default();
+  const Clock* clock = SystemClock::Default();
+};
+
 class ClusterSession {
  public:
+  // Over authenticated sockets, as `key`.
   static Result<std::unique_ptr<ClusterSession>> Open(ClusterConfig config, const SigningKey* key,
                                                       const ClientOptions& options = {});
+  // Over whatever `env.dial` reaches nodes with; `key` signs manifests.
+  static Result<std::unique_ptr<ClusterSession>> Open(ClusterConfig config, const SigningKey* key,
+                                                      SessionEnv env);
 
   const ClusterConfig& config() const { return config_; }
   const std::vector<std::string>& problems() const { return problems_; }
@@ -76,7 +93,8 @@ class ClusterSession {
   std::vector<NodeCaller*> Reachable();
   ClusterConfig config_;
   const SigningKey* key_ = nullptr;
-  std::vector<std::unique_ptr<NodeClient>> clients_;  // nullptr where unreachable
+  SessionEnv env_;
+  std::vector<std::unique_ptr<NodeCaller>> clients_;  // nullptr where unreachable
   std::vector<double> connect_ms_;
   std::vector<std::string> problems_;
 };

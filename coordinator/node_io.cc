@@ -17,14 +17,18 @@ namespace {
 
 class RemoteSink : public FragmentSink {
  public:
+  // With `threaded`, batches go out from a sender thread of its own while
+  // the next ones are coded; without, each is sent when full, on the
+  // calling thread.
   RemoteSink(NodeCaller* caller, Placement placement, BackupId id, size_t inflight,
-             std::array<uint8_t, 32> box_key)
+             std::array<uint8_t, 32> box_key, bool threaded)
       : caller_(caller),
         placement_(std::move(placement)),
         box_key_(box_key),
         id_(id),
-        limit_(inflight) {
-    sender_ = std::thread([this] { SendLoop(); });
+        limit_(inflight),
+        threaded_(threaded) {
+    if (threaded_) sender_ = std::thread([this] { SendLoop(); });
   }
   ~RemoteSink() override { Abort(); }
 
@@ -97,7 +101,7 @@ class RemoteSink : public FragmentSink {
       queue_.clear();
       cv_.notify_all();
     }
-    sender_.join();
+    if (sender_.joinable()) sender_.join();
     if (!published_) {
       Request r;
       r.op = Op::kAbort;
@@ -111,6 +115,16 @@ class RemoteSink : public FragmentSink {
 
   Status Flush() {
     if (batch_.empty()) return FirstError();
+    if (!threaded_) {
+      if (!error_.ok()) return error_;
+      Request r;
+      r.op = Op::kFragmentData;
+      r.backup_id = id_;
+      r.payload = std::move(batch_);
+      batch_.clear();
+      error_ = CallChecked(*caller_, std::move(r)).status();
+      return error_;
+    }
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock,
              [&] { return queued_ + batch_.size() <= limit_ || queue_.empty() || !error_.ok(); });
@@ -160,6 +174,7 @@ class RemoteSink : public FragmentSink {
   std::array<uint8_t, 32> box_key_;  // the node's X25519 public key
   BackupId id_;
   size_t limit_;
+  const bool threaded_;
   Bytes batch_;
   std::mutex mu_;
   std::condition_variable cv_;
@@ -179,8 +194,12 @@ class RemoteSink : public FragmentSink {
 // than the fetch itself.
 class RemoteSource : public FragmentSource {
  public:
-  RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes)
-      : caller_(caller),
+  // Without `threaded`, each batch is fetched on the reading thread when
+  // first needed.
+  RemoteSource(NodeCaller* caller, BackupId id, uint32_t fragment, uint64_t unit, uint64_t stripes,
+               bool threaded)
+      : threaded_(threaded),
+        caller_(caller),
         id_(id),
         fragment_(fragment),
         unit_(unit),
@@ -227,6 +246,7 @@ class RemoteSource : public FragmentSource {
     if (stripe >= stripes_ || scratch.size() != unit_) return InvalidArgument("unit out of range");
     const uint64_t b = stripe / batch_;
     std::unique_lock<std::mutex> lock(mu_);
+    if (!threaded_) return ViewInline(b, stripe, lock);
     if (!fetcher_.joinable()) fetcher_ = std::thread([this] { FetchLoop(); });
     if (b > want_) {
       want_ = b;
@@ -260,6 +280,24 @@ class RemoteSource : public FragmentSource {
   // Two fetches in flight: the node reads and seals the next batch while this
   // side decrypts the last one, so neither waits out the other's turn.
   static constexpr size_t kPipeline = 2;
+
+  // With mu_ held (by `lock`): batch b fetched here unless held; the
+  // batch before it is kept for a reader a stripe behind.
+  Result<UnitView> ViewInline(uint64_t b, uint64_t stripe,
+                              std::unique_lock<std::mutex>& lock) const {
+    if (!batches_.count(b)) {
+      lock.unlock();
+      auto units = std::make_shared<const Result<Bytes>>(Fetch(b));
+      lock.lock();
+      batches_.emplace(b, std::move(units));
+    }
+    std::shared_ptr<const Result<Bytes>> units = batches_.at(b);
+    while (!batches_.empty() && batches_.begin()->first + 1 < b) batches_.erase(batches_.begin());
+    lock.unlock();
+    if (!units->ok()) return units->status();
+    const uint64_t off = (stripe - b * batch_) * unit_;
+    return UnitView{ByteSpan((*units)->data() + off, unit_), std::move(units)};
+  }
 
   // Units in batch b (the last batch may be short).
   uint64_t UnitsIn(uint64_t b) const { return std::min(batch_, stripes_ - b * batch_); }
@@ -323,6 +361,7 @@ class RemoteSource : public FragmentSource {
     }
   }
 
+  const bool threaded_;
   NodeCaller* caller_;
   BackupId id_;
   uint32_t fragment_;
@@ -340,11 +379,13 @@ class RemoteSource : public FragmentSource {
 }  // namespace
 
 RemoteTarget::RemoteTarget(std::vector<NodeCaller*> callers, std::vector<Placement> placement,
-                           std::vector<PublicKey> node_keys, size_t inflight_bytes)
+                           std::vector<PublicKey> node_keys, size_t inflight_bytes,
+                           Executor* executor)
     : callers_(std::move(callers)),
       placement_(std::move(placement)),
       node_keys_(std::move(node_keys)),
-      inflight_(inflight_bytes) {}
+      inflight_(inflight_bytes),
+      executor_(executor) {}
 
 Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const BackupId& id,
                                                                            uint32_t n,
@@ -358,7 +399,8 @@ Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const
   std::vector<std::unique_ptr<FragmentSink>> sinks;
   for (uint32_t f = 0; f < n; ++f) {
     QV_ASSIGN_OR_RETURN(auto box_key, X25519PublicFromEd25519(node_keys_[f]));
-    auto s = std::make_unique<RemoteSink>(callers_[f], placement_[f], id, inflight_, box_key);
+    auto s = std::make_unique<RemoteSink>(callers_[f], placement_[f], id, inflight_, box_key,
+                                          executor_->threaded());
     Status st = s->Begin(unit_size, stripes);
     if (!st.ok()) {
       for (auto& done : sinks) done->Abort();
@@ -372,8 +414,9 @@ Result<std::vector<std::unique_ptr<FragmentSink>>> RemoteTarget::OpenSinks(const
 
 std::unique_ptr<FragmentSource> NewRemoteSource(NodeCaller* caller, const BackupId& id,
                                                 uint32_t fragment, uint64_t unit_size,
-                                                uint64_t stripes) {
-  return std::make_unique<RemoteSource>(caller, id, fragment, unit_size, stripes);
+                                                uint64_t stripes, Executor* executor) {
+  return std::make_unique<RemoteSource>(caller, id, fragment, unit_size, stripes,
+                                        executor->threaded());
 }
 
 namespace {
@@ -441,12 +484,12 @@ std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
                                       const SignedManifest& sm, ByteSpan certificate,
                                       const BoxKeyPair& reply_key,
                                       std::vector<std::string>* problems,
-                                      const std::vector<Bytes>* proofs) {
+                                      const std::vector<Bytes>* proofs, Executor* executor) {
   std::vector<std::optional<NamedShare>> got(callers.size());
   std::vector<std::string> errors(callers.size());
-  std::vector<std::thread> threads;
+  std::vector<std::function<void()>> tasks;
   for (size_t i = 0; i < callers.size(); ++i) {
-    threads.emplace_back([&, i] {
+    tasks.emplace_back([&, i] {
       NodeCaller* c = callers[i];
       Request r;
       r.op = Op::kRelease;
@@ -471,7 +514,7 @@ std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
       got[i] = NamedShare{c->name(), std::move(share).value()};
     });
   }
-  for (auto& t : threads) t.join();
+  executor->RunAll(std::move(tasks));
   std::vector<NamedShare> out;
   for (size_t i = 0; i < callers.size(); ++i) {
     if (got[i]) {
@@ -484,12 +527,13 @@ std::vector<NamedShare> ReleaseShares(const std::vector<NodeCaller*>& callers,
 }
 
 void SendReceipts(const std::vector<NodeCaller*>& callers, const BackupId& backup,
-                  const ReleaseReceipt& receipt, std::vector<std::string>* problems) {
+                  const ReleaseReceipt& receipt, std::vector<std::string>* problems,
+                  Executor* executor) {
   const Bytes payload = EncodeReceipt(receipt);
   std::vector<Status> results(callers.size());
-  std::vector<std::thread> threads;
+  std::vector<std::function<void()>> tasks;
   for (size_t i = 0; i < callers.size(); ++i) {
-    threads.emplace_back([&, i] {
+    tasks.emplace_back([&, i] {
       Request r;
       r.op = Op::kReleaseReceipt;
       r.backup_id = backup;
@@ -497,7 +541,7 @@ void SendReceipts(const std::vector<NodeCaller*>& callers, const BackupId& backu
       results[i] = CallChecked(*callers[i], std::move(r)).status();
     });
   }
-  for (auto& t : threads) t.join();
+  executor->RunAll(std::move(tasks));
   for (const auto& st : results) {
     if (!st.ok()) problems->push_back("release receipt not recorded: " + st.message());
   }
