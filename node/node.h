@@ -46,6 +46,7 @@ struct NodeEnv {
       const NodeEntry& peer, const SigningKey& as, std::chrono::milliseconds budget)>;
   Dialer dial;
   StorageFaults* faults = nullptr;
+  bool test_skip_quorum_check = false;  // see NodeServiceOptions; tests only
 };
 
 class Node {
@@ -60,6 +61,7 @@ class Node {
   const ClusterConfig& cluster() const { return cluster_; }
   const SigningKey& key() const { return *key_; }
   const NodeConfig& config() const { return config_; }
+  const AuditLog& audit() const { return *audit_; }
 
   // One timer tick: refusal counts flushed, and one round of two-phase
   // commit termination over the peers (NodeService::Settle).

@@ -63,6 +63,10 @@ struct NodeServiceOptions {
   // How this node reaches its peers while handling a request (a backup id
   // is checked against theirs at prepare); none in tests that need none.
   std::function<Result<Response>(const NodeEntry& peer, const Request& request)> peers;
+  // Tests only (sim/'s self-test that drills cannot pass by accident): the
+  // quorum check's verdict ignored, so the drills that rehearse it must
+  // FAIL. No config file, flag or environment variable sets it.
+  bool test_skip_quorum_check = false;
 };
 
 // What a retry's proof of possession of the reply key is computed over
