@@ -201,4 +201,9 @@ void RemoveAllQuietly(const fs::path& path) {
   fs::remove_all(path, ec);
 }
 
+Result<std::string> ReadFileText(const std::filesystem::path& path, uint64_t max_size) {
+  QV_ASSIGN_OR_RETURN(Bytes b, ReadFileBytes(path, max_size));
+  return std::string(b.begin(), b.end());
+}
+
 }  // namespace qv

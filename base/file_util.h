@@ -65,6 +65,8 @@ class File {
 };
 
 Result<Bytes> ReadFileBytes(const std::filesystem::path& path, uint64_t max_size);
+// The file as text, refused past `max_size` bytes.
+Result<std::string> ReadFileText(const std::filesystem::path& path, uint64_t max_size);
 // Writes `data` to `path` durably and atomically (replaces an existing file).
 Status WriteFileAtomic(const std::filesystem::path& path, ByteSpan data, mode_t mode);
 // fsync()s a directory so a rename or create inside it survives a crash.

@@ -23,6 +23,7 @@
 
 #include "base/file_util.h"
 #include "base/json.h"
+#include "cli/drill_cmd.h"
 #include "base/text.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
@@ -1293,6 +1294,9 @@ int Main(int argc, char** argv) {
   sample->add_option("--shards", sample_shards, "number of safetensors shards")
       ->capture_default_str();
 
+  DrillArgs drill_args;
+  auto* drill_run = AddDrillCommand(app, drill_args);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1330,6 +1334,7 @@ int Main(int argc, char** argv) {
   }
   if (*bench) return CmdBench(bench_size, bench_json);
   if (*sample) return CmdSample(sample_out, sample_size, sample_shards);
+  if (*drill_run) return CmdDrillRun(drill_args);
   return 2;
 }
 
