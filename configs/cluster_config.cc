@@ -203,14 +203,21 @@ Status ClusterConfig::Validate(const std::string& source) const {
         source, "cluster.t",
         "threshold " + std::to_string(t) + " exceeds " + std::to_string(nodes.size()) + " nodes");
   }
+  // One key, one party: a custodian key listed twice would let one person
+  // count as two approvals, and a key shared between roles would let a
+  // requester or a node approve.
   std::set<std::string> principal_ids;
   for (const auto* list : {&custodians, &requesters}) {
+    const std::string field = list == &custodians ? "custodians" : "requesters";
     for (const auto& p : *list) {
-      if (!principal_ids.insert(p.id).second) {
-        return Bad(source, list == &custodians ? "custodians" : "requesters",
-                   "duplicate id " + p.id);
+      if (!principal_ids.insert(p.id).second) return Bad(source, field, "duplicate id " + p.id);
+      if (!keys.insert(p.public_key).second) {
+        return Bad(source, field, p.id + "'s key is already used by another party");
       }
     }
+  }
+  if (!custodians.empty() && quorum == 0) {
+    return Bad(source, "cluster.quorum", "quorum 0: at least one custodian must approve");
   }
   if (!custodians.empty() && quorum > custodians.size()) {
     return Bad(source, "cluster.quorum",

@@ -84,6 +84,34 @@ TEST_F(ClusterConfigTest, ErrorsNameTheFileFieldAndReason) {
   }
 }
 
+// A weakened policy is refused where it is written (cluster init) and
+// where it is read (every node and tool loads through Validate).
+TEST_F(ClusterConfigTest, PoliciesThatLetFewerPeopleReleaseAreRefused) {
+  auto c = ClusterConfig::Load(tmp_.path() / "c/cluster.toml");
+  ASSERT_TRUE(c.ok());
+  ClusterConfig twice = *c;
+  twice.custodians[1].public_key = twice.custodians[0].public_key;
+  Status s = twice.Validate("cluster.toml");
+  EXPECT_NE(s.message().find("c2's key is already used by another party"), std::string::npos)
+      << s.ToString();
+  EXPECT_FALSE(ClusterConfig::Parse(twice.ToToml(), "cluster.toml").ok());
+  ClusterConfig requester_is_custodian = *c;
+  requester_is_custodian.requesters[0].public_key = c->custodians[2].public_key;
+  EXPECT_FALSE(requester_is_custodian.Validate("cluster.toml").ok());
+  ClusterConfig node_is_custodian = *c;
+  node_is_custodian.custodians[0].public_key = c->nodes[0].public_key;
+  EXPECT_FALSE(node_is_custodian.Validate("cluster.toml").ok());
+  ClusterConfig zero = *c;
+  zero.quorum = 0;
+  EXPECT_NE(zero.Validate("cluster.toml").message().find("quorum 0"), std::string::npos);
+  LocalClusterOptions o;
+  o.quorum = 0;
+  Status init = InitLocalCluster(tmp_.path() / "zero", o).status();
+  EXPECT_NE(init.message().find("--quorum 0"), std::string::npos) << init.ToString();
+  EXPECT_FALSE(fs::exists(tmp_.path() / "zero" / "cluster.toml"));
+  EXPECT_TRUE(c->Validate("cluster.toml").ok());
+}
+
 TEST_F(ClusterConfigTest, NodeFileNamesMissingFiles) {
   fs::path nf = NodeConfigPath(tmp_.path() / "c", "node-00");
   fs::remove(nf.parent_path() / "master.key");

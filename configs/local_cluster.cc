@@ -42,6 +42,9 @@ Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOp
   c.k = o.k ? o.k : n - c.m;
   c.t = o.t ? o.t : std::min(o.nodes_per_site + 1, n - o.nodes_per_site);
   c.quorum = o.quorum;
+  if (o.quorum == 0 && o.custodians > 0) {
+    return InvalidArgument("--quorum 0: at least one custodian must approve a restore");
+  }
   if (o.custodians < o.quorum) {
     return InvalidArgument("--quorum " + std::to_string(o.quorum) + " exceeds --custodians " +
                            std::to_string(o.custodians));

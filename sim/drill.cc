@@ -338,7 +338,7 @@ class Runner {
       out->evidence = sim_->NewEvidence();
       Observed o{"ok", "", out->evidence, false};
       for (const auto& e : out->evidence) {
-        if (e.find(" alert: ") != std::string::npos) {
+        if (e.find(" alert") != std::string::npos) {
           o.kind = "detected";
           o.detail = e;
           break;

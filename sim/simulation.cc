@@ -451,7 +451,8 @@ std::vector<std::string> Simulation::NewEvidence() {
       if (!kinds.count(e.event.kind)) continue;
       std::string d = Printable(e.event.detail);
       if (d.size() > 160) d = d.substr(0, 157) + "...";
-      out.push_back(id + " " + e.event.kind + ": " + d);
+      out.push_back(id + " " + e.event.kind +
+                    (e.event.peer.empty() ? "" : " (" + Printable(e.event.peer) + ")") + ": " + d);
     }
   }
   return out;
