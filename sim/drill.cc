@@ -20,9 +20,76 @@ namespace fs = std::filesystem;
 namespace {
 
 // One [[step]] of a drill file, read strictly.
+// Integer fields, by action: every one is bounded.
+struct IntField {
+  std::string_view action, key;
+  int64_t lo, hi;
+};
+constexpr IntField kInts[] = {
+    {"backup", "size", 0, 64ll << 20},
+    {"request", "ttl", 1, 30 * 86400},
+    {"slow-site", "latency_ms", 0, 600000},
+    {"slow-site", "mbps", 1, 400000},
+    {"skew", "seconds", -365 * 86400, 365 * 86400},
+    {"wait", "seconds", 0, 365 * 86400},
+    {"fault", "after", 0, 1 << 20},
+    {"tick", "rounds", 1, 100},
+    {"witness", "rounds", 1, 100},
+    {"listed", "nodes", 0, 1000},
+    {"topology", "sites", 1, 16},
+    {"topology", "nodes_per_site", 1, 16},
+    {"topology", "custodians", 0, 32},
+    {"topology", "quorum", 0, 32},
+    {"topology", "wan_latency_ms", 0, 10000},
+    {"topology", "wan_mbps", 1, 400000},
+};
+
+// Fields that take one of a few words.
+const std::map<std::pair<std::string, std::string>, std::set<std::string>>& Enums() {
+  static const std::map<std::pair<std::string, std::string>, std::set<std::string>> e = {
+      {{"fault", "at"},
+       {"begin", "unit-write", "prepare-files", "prepare-rename", "prepare-row", "commit",
+        "spend"}},
+      {{"fault", "error"}, {"eio", "enospc"}},
+      {{"misconfigure", "policy"},
+       {"quorum-zero", "quorum-above-custodians", "duplicate-custodian-key"}},
+  };
+  return e;
+}
+
 class Step {
  public:
-  Step(const toml::table* t, std::string where) : t_(t), where_(std::move(where)) {}
+  Step(const toml::table* t, std::string where, std::string action = "")
+      : t_(t), where_(std::move(where)), action_(std::move(action)) {}
+  // An integer field of this step's action, in its range.
+  Result<int64_t> Int(std::string_view key, std::optional<int64_t> fallback = std::nullopt) const {
+    for (const auto& f : kInts) {
+      if (f.action == action_ && f.key == key) return Int(key, f.lo, f.hi, fallback);
+    }
+    return Internal("no range for " + action_ + "." + std::string(key));
+  }
+  // Every bounded, enumerated and boolean field present has a good value:
+  // checked for all steps before any runs.
+  Status CheckValues() const {
+    for (const auto& f : kInts) {
+      if (f.action == action_ && (*t_)[f.key]) QV_RETURN_IF_ERROR(Int(f.key).status());
+    }
+    for (const auto& [field, words] : Enums()) {
+      if (field.first != action_ || !(*t_)[field.second]) continue;
+      QV_ASSIGN_OR_RETURN(std::string v, Str(field.second));
+      if (!words.count(v)) {
+        std::string all;
+        for (const auto& w : words) all += (all.empty() ? "" : ", ") + w;
+        return InvalidArgument(where_ + "." + field.second + ": '" + v + "' is not one of " + all);
+      }
+    }
+    for (const char* b : {"deny", "prove", "crash"}) {
+      if ((*t_)[b] && !(*t_)[b].is_boolean()) {
+        return InvalidArgument(where_ + "." + b + ": not true or false");
+      }
+    }
+    return Status::Ok();
+  }
   const std::string& where() const { return where_; }
   Result<std::string> Str(std::string_view key, std::string fallback = "\x01") const {
     auto v = (*t_)[key].value<std::string>();
@@ -32,7 +99,7 @@ class Step {
     return fallback;
   }
   Result<int64_t> Int(std::string_view key, int64_t lo, int64_t hi,
-                      std::optional<int64_t> fallback = std::nullopt) const {
+                      std::optional<int64_t> fallback) const {
     auto v = (*t_)[key].value<int64_t>();
     if (!v) {
       if ((*t_)[key]) return InvalidArgument(where_ + "." + std::string(key) + ": not an integer");
@@ -75,6 +142,7 @@ class Step {
  private:
   const toml::table* t_;
   std::string where_;
+  std::string action_;
 };
 
 const std::map<std::string, std::set<std::string>>& Actions() {
@@ -150,7 +218,7 @@ class Runner {
     QV_ASSIGN_OR_RETURN(std::string expect, st.Str("expect", ""));
     QV_ASSIGN_OR_RETURN(std::string reason, st.Str("reason", ""));
     QV_ASSIGN_OR_RETURN(std::string evidence, st.Str("evidence", ""));
-    out->observed = o.kind + (o.detail.empty() ? "" : ": " + Printable(o.detail));
+    out->observed = sim_->Relative(o.kind + (o.detail.empty() ? "" : ": " + Printable(o.detail)));
     if (out->observed.size() > 300) out->observed = out->observed.substr(0, 297) + "...";
     if (expect.empty()) {
       // A setup step: it must simply work.
@@ -176,7 +244,7 @@ class Runner {
     auto named = [&](const std::string& what) { out->action = a + " " + what; };
     if (a == "backup") {
       QV_ASSIGN_OR_RETURN(std::string label, st.Str("label"));
-      QV_ASSIGN_OR_RETURN(int64_t size, st.Int("size", 0, 64ll << 20, 200000));
+      QV_ASSIGN_OR_RETURN(int64_t size, st.Int("size", 200000));
       named(label + " (" + std::to_string(size) + " bytes)");
       std::string detail;
       auto id = sim_->Backup(label, static_cast<uint64_t>(size), &detail);
@@ -189,7 +257,7 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string label, st.Str("label"));
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
       QV_ASSIGN_OR_RETURN(std::string by, st.Str("by", "operator"));
-      QV_ASSIGN_OR_RETURN(int64_t ttl, st.Int("ttl", 1, 30 * 86400, 3600));
+      QV_ASSIGN_OR_RETURN(int64_t ttl, st.Int("ttl", 3600));
       named(label + " for " + backup + " by " + by);
       return FromStatus(sim_->Request(label, backup, by, ttl));
     }
@@ -275,8 +343,8 @@ class Runner {
     }
     if (a == "slow-site") {
       QV_ASSIGN_OR_RETURN(std::string site, st.Str("site"));
-      QV_ASSIGN_OR_RETURN(int64_t lat, st.Int("latency_ms", 0, 600000));
-      QV_ASSIGN_OR_RETURN(int64_t mbps, st.Int("mbps", 1, 400000, 100));
+      QV_ASSIGN_OR_RETURN(int64_t lat, st.Int("latency_ms"));
+      QV_ASSIGN_OR_RETURN(int64_t mbps, st.Int("mbps", 100));
       named(site + " (" + std::to_string(lat) + " ms, " + std::to_string(mbps) + " Mb/s)");
       sim_->net().SetSiteLink(site, {lat, static_cast<double>(mbps) * 125.0, 0});
       sim_->Note("site " + site + " slowed to " + std::to_string(lat) + " ms, " +
@@ -285,7 +353,7 @@ class Runner {
     }
     if (a == "skew") {
       QV_ASSIGN_OR_RETURN(std::string node, st.Str("node"));
-      QV_ASSIGN_OR_RETURN(int64_t s, st.Int("seconds", -86400 * 365, 86400 * 365));
+      QV_ASSIGN_OR_RETURN(int64_t s, st.Int("seconds"));
       named(node + " by " + std::to_string(s) + " s");
       if (node == "all") {
         for (const auto& n : sim_->cluster().nodes) sim_->SetSkew(n.id, s);
@@ -295,7 +363,7 @@ class Runner {
       return Observed{"ok", "", {}, false};
     }
     if (a == "wait") {
-      QV_ASSIGN_OR_RETURN(int64_t s, st.Int("seconds", 0, 86400 * 365));
+      QV_ASSIGN_OR_RETURN(int64_t s, st.Int("seconds"));
       named(std::to_string(s) + " s");
       sim_->clock().AdvanceMs(s * 1000);
       sim_->Note("waited " + std::to_string(s) + " s");
@@ -305,12 +373,8 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string node, st.Str("node"));
       QV_ASSIGN_OR_RETURN(std::string at, st.Str("at"));
       QV_ASSIGN_OR_RETURN(std::string error, st.Str("error", "eio"));
-      QV_ASSIGN_OR_RETURN(int64_t after, st.Int("after", 0, 1 << 20, 0));
+      QV_ASSIGN_OR_RETURN(int64_t after, st.Int("after", 0));
       const bool crash = st.Bool("crash", false);
-      static const std::set<std::string> points = {"begin",          "unit-write",  "prepare-files",
-                                                   "prepare-rename", "prepare-row", "commit",
-                                                   "spend"};
-      if (!points.count(at)) return InvalidArgument(st.where() + ": no storage step " + at);
       Status err = error == "enospc" ? IoError("No space left on device (simulated ENOSPC)")
                                      : IoError("Input/output error (simulated EIO)");
       named(node + " at " + at + (crash ? " (crash)" : " (" + error + ")"));
@@ -324,7 +388,7 @@ class Runner {
       return Observed{"ok", "", {}, false};
     }
     if (a == "tick" || a == "witness") {
-      QV_ASSIGN_OR_RETURN(int64_t rounds, st.Int("rounds", 1, 100, 1));
+      QV_ASSIGN_OR_RETURN(int64_t rounds, st.Int("rounds", 1));
       named(std::to_string(rounds) + " round(s)");
       for (int64_t i = 0; i < rounds; ++i) {
         sim_->clock().AdvanceMs(10000);  // the daemon's default interval
@@ -348,7 +412,7 @@ class Runner {
     }
     if (a == "listed") {
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
-      QV_ASSIGN_OR_RETURN(int64_t want, st.Int("nodes", 0, 1000));
+      QV_ASSIGN_OR_RETURN(int64_t want, st.Int("nodes"));
       named(backup + " on " + std::to_string(want) + " node(s)");
       const auto* b = sim_->Backed(backup);
       size_t n = 0;
@@ -393,10 +457,6 @@ class Runner {
     }
     if (a == "misconfigure") {
       QV_ASSIGN_OR_RETURN(std::string policy, st.Str("policy"));
-      if (policy != "quorum-zero" && policy != "quorum-above-custodians" &&
-          policy != "duplicate-custodian-key") {
-        return InvalidArgument(st.where() + ": no policy mistake " + policy);
-      }
       named(policy);
       Observed o;
       Status init = sim_->InitWith(policy);
@@ -428,15 +488,15 @@ Result<Topology> ReadTopology(const toml::table& root, const std::string& file) 
   Topology t;
   const toml::table* tt = root["topology"].as_table();
   if (tt == nullptr) return t;
-  Step s(tt, file + ": [topology]");
+  Step s(tt, file + ": [topology]", "topology");
   QV_RETURN_IF_ERROR(s.OnlyKeys(
       {"sites", "nodes_per_site", "custodians", "quorum", "wan_latency_ms", "wan_mbps", "loss"}));
-  QV_ASSIGN_OR_RETURN(int64_t sites, s.Int("sites", 1, 16, 3));
-  QV_ASSIGN_OR_RETURN(int64_t per, s.Int("nodes_per_site", 1, 16, 2));
-  QV_ASSIGN_OR_RETURN(int64_t cust, s.Int("custodians", 0, 32, 5));
-  QV_ASSIGN_OR_RETURN(int64_t quorum, s.Int("quorum", 0, 32, 3));
-  QV_ASSIGN_OR_RETURN(int64_t lat, s.Int("wan_latency_ms", 0, 10000, 20));
-  QV_ASSIGN_OR_RETURN(int64_t mbps, s.Int("wan_mbps", 1, 400000, 100));
+  QV_ASSIGN_OR_RETURN(int64_t sites, s.Int("sites", 3));
+  QV_ASSIGN_OR_RETURN(int64_t per, s.Int("nodes_per_site", 2));
+  QV_ASSIGN_OR_RETURN(int64_t cust, s.Int("custodians", 5));
+  QV_ASSIGN_OR_RETURN(int64_t quorum, s.Int("quorum", 3));
+  QV_ASSIGN_OR_RETURN(int64_t lat, s.Int("wan_latency_ms", 20));
+  QV_ASSIGN_OR_RETURN(int64_t mbps, s.Int("wan_mbps", 100));
   const double loss = (*tt)["loss"].value<double>().value_or(0.0);
   if (loss < 0 || loss > 0.5) return InvalidArgument(file + ": topology.loss must be 0..0.5");
   t.sites = static_cast<uint32_t>(sites);
@@ -489,11 +549,13 @@ Result<DrillReport> RunDrill(const fs::path& file, const DrillOptions& options) 
     const toml::table* t = (*steps)[i].as_table();
     const std::string where = file.string() + ": step " + std::to_string(i + 1);
     if (t == nullptr) return InvalidArgument(where + ": not a table");
-    Step st(t, where);
-    QV_ASSIGN_OR_RETURN(std::string action, st.Str("do"));
-    if (!Actions().count(action))
+    QV_ASSIGN_OR_RETURN(std::string action, Step(t, where).Str("do"));
+    if (!Actions().count(action)) {
       return InvalidArgument(where + ": unknown action '" + action + "'");
+    }
+    Step st(t, where, action);
     QV_RETURN_IF_ERROR(st.OnlyKeys(Actions().at(action)));
+    QV_RETURN_IF_ERROR(st.CheckValues());
     QV_ASSIGN_OR_RETURN(std::string expect, st.Str("expect", ""));
     static const std::set<std::string> outcomes = {"",         "ok",       "failed", "refused",
                                                    "restored", "detected", "clean"};
@@ -551,6 +613,9 @@ Result<DrillReport> RunDrill(const fs::path& file, const DrillOptions& options) 
   report.timeline = (*sim)->events();
   report.net_calls = (*sim)->net().calls();
   report.net_bytes = (*sim)->net().bytes();
+  char trace[17];
+  std::snprintf(trace, sizeof trace, "%016" PRIx64, (*sim)->net().trace());
+  report.trace = trace;
   return report;
 }
 
@@ -616,6 +681,7 @@ std::string DrillJson(const std::vector<DrillReport>& reports, uint64_t seed) {
     d["backups_lost"] = r.lost;
     d["net_calls"] = r.net_calls;
     d["net_bytes"] = r.net_bytes;
+    d["trace"] = r.trace;
     d["steps"] = nlohmann::ordered_json::array();
     for (const auto& s : r.steps) {
       d["steps"].push_back({{"action", s.action},

@@ -45,6 +45,7 @@ struct DrillReport {
   uint64_t backups = 0;
   std::vector<std::string> timeline;
   uint64_t net_calls = 0, net_bytes = 0;
+  std::string trace;  // Network::trace() in hex
 };
 
 struct DrillOptions {

@@ -86,7 +86,16 @@ std::string Simulation::Stamp() const {
   return buf;
 }
 
-void Simulation::Note(const std::string& line) { events_.push_back(Stamp() + " " + line); }
+std::string Simulation::Relative(std::string text) const {
+  const std::string d = dir_.string();
+  for (size_t at; !d.empty() && (at = text.find(d)) != std::string::npos;)
+    text.replace(at, d.size(), "SIM");
+  return text;
+}
+
+void Simulation::Note(const std::string& line) {
+  events_.push_back(Stamp() + " " + Relative(line));
+}
 
 Result<std::unique_ptr<Simulation>> Simulation::New(const Topology& t, const SimOptions& o) {
   std::error_code ec;
@@ -451,8 +460,9 @@ std::vector<std::string> Simulation::NewEvidence() {
       if (!kinds.count(e.event.kind)) continue;
       std::string d = Printable(e.event.detail);
       if (d.size() > 160) d = d.substr(0, 157) + "...";
-      out.push_back(id + " " + e.event.kind +
-                    (e.event.peer.empty() ? "" : " (" + Printable(e.event.peer) + ")") + ": " + d);
+      out.push_back(Relative(id + " " + e.event.kind +
+                             (e.event.peer.empty() ? "" : " (" + Printable(e.event.peer) + ")") +
+                             ": " + d));
     }
   }
   return out;

@@ -59,6 +59,9 @@ class Simulation {
   const std::vector<std::string>& events() const { return events_; }
   void Note(const std::string& line);
   const std::filesystem::path& dir() const { return dir_; }
+  // `text` with the simulation's folder written as "SIM", so reports do not
+  // depend on where a run kept its disks.
+  std::string Relative(std::string text) const;
 
   // --- Nodes ---------------------------------------------------------------
   bool Running(const std::string& node) const;

@@ -73,6 +73,9 @@ bool Network::Connected(const std::string& a, const std::string& b) const {
 
 Status Network::Transfer(const std::string& from, const std::string& to, size_t bytes) {
   ++calls_;
+  for (const std::string& part : {from, std::string(">"), to, std::to_string(bytes)}) {
+    for (unsigned char c : part) trace_ = (trace_ ^ c) * 0x100000001b3ull;  // FNV-1a
+  }
   if (!Connected(from, to)) {
     clock_->AdvanceMs(LinkBetween(from, to).latency_ms);
     return IoError("connection from " + from + " to " + to + " timed out (partitioned)");

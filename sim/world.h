@@ -122,6 +122,9 @@ class Network {
   std::map<std::string, Endpoint>& endpoints() { return endpoints_; }
   uint64_t calls() const { return calls_; }
   uint64_t bytes() const { return bytes_; }
+  // A digest of every exchange in order (who to whom, how many bytes): the
+  // same seed gives the same trace, another seed another order.
+  uint64_t trace() const { return trace_; }
 
  private:
   SimClock* clock_;
@@ -131,6 +134,7 @@ class Network {
   std::set<std::pair<std::string, std::string>> cut_;
   std::map<std::string, Endpoint> endpoints_;  // node id -> where it is
   uint64_t calls_ = 0, bytes_ = 0;
+  uint64_t trace_ = 0xcbf29ce484222325ull;  // FNV-1a offset basis
 };
 
 // A connection from `site`, authenticated as `key`, to node `node`: the
