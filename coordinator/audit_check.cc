@@ -84,8 +84,12 @@ Status FetchNode(NodeCaller& c, const AuditLimits& limits, NodeAudit* out) {
   return Status::Ok();
 }
 
-// "key=value" from an audit detail line.
-std::string Field(const std::string& detail, const std::string& key) {
+// A fact an entry records: from its structured fields (audit_record.h,
+// v2); an entry written before fields existed (v1) has it only in its
+// detail line, as "key=value".
+std::string Field(const AuditEntry& e, const std::string& key) {
+  if (e.version >= 2) return e.event.Get(key).value_or("");
+  const std::string& detail = e.event.detail;
   const std::string k = key + "=";
   size_t p = detail.find(k);
   if (p == std::string::npos) return "";
@@ -163,7 +167,7 @@ AuditReport CheckClusterAudit(const ClusterConfig& cfg, const std::vector<NodeCa
   for (const auto& n : report.nodes) {
     for (const auto& e : n.entries) {
       if (e.event.kind != "release") continue;
-      Seen now{Field(e.event.detail, "requester"), Field(e.event.detail, "reply_key"), n.node};
+      Seen now{Field(e, "requester"), Field(e, "reply_key"), n.node};
       auto [it, fresh] = releases.emplace(e.event.request, now);
       if (!fresh &&
           (it->second.requester != now.requester || it->second.reply_key != now.reply_key)) {
@@ -187,7 +191,7 @@ AuditReport CheckClusterAudit(const ClusterConfig& cfg, const std::vector<NodeCa
   for (const auto& n : report.nodes) {
     for (const auto& e : n.entries) {
       if (e.event.kind != "receipt") continue;
-      std::string by = Field(e.event.detail, "released_by");
+      std::string by = Field(e, "released_by");
       for (size_t p = 0; p <= by.size();) {
         size_t q = by.find(',', p);
         if (q == std::string::npos) q = by.size();

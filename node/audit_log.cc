@@ -11,25 +11,6 @@ namespace qv {
 
 namespace {
 
-constexpr std::string_view kEntryDomain = "quorumvault/audit-entry/v1";
-constexpr std::string_view kCheckpointContext = "quorumvault/checkpoint/v1";
-constexpr std::string_view kWitnessContext = "quorumvault/witness/v1";
-constexpr size_t kMaxField = 4096;
-
-void WriteCheckpoint(WireWriter& w, const Checkpoint& c) {
-  w.Str(c.node_id).U64(c.seq).Fixed(c.head).I64(c.time).Fixed(c.signature);
-}
-
-Result<Checkpoint> ReadCheckpoint(WireReader& r) {
-  Checkpoint c;
-  QV_ASSIGN_OR_RETURN(c.node_id, r.Str(128));
-  QV_ASSIGN_OR_RETURN(c.seq, r.U64());
-  QV_ASSIGN_OR_RETURN(c.head, r.Fixed<32>());
-  QV_ASSIGN_OR_RETURN(c.time, r.I64());
-  QV_ASSIGN_OR_RETURN(c.signature, r.Fixed<kSignatureSize>());
-  return c;
-}
-
 // A row of (seq, head, time, signature), as both checkpoint tables hold them.
 Checkpoint CheckpointFromRow(Stmt& st, std::string node_id) {
   Checkpoint c;
@@ -42,39 +23,6 @@ Checkpoint CheckpointFromRow(Stmt& st, std::string node_id) {
 }
 
 }  // namespace
-
-ChainHash AuditEntry::ComputeHash() const {
-  WireWriter w;
-  w.U64(seq).I64(time).Str(event.kind).Str(event.peer).Str(event.backup).Str(event.request);
-  w.Str(event.detail).Fixed(prev);
-  return DomainHash(kEntryDomain, w.bytes());
-}
-
-Bytes Checkpoint::SignedBytes() const {
-  WireWriter w;
-  w.Str(node_id).U64(seq).Fixed(head).I64(time);
-  return ContextMessage(kCheckpointContext, w.bytes());
-}
-
-Status Checkpoint::Verify(const PublicKey& node_key) const {
-  // Entries count from 1: a checkpoint of entry 0 checkpoints nothing, and
-  // every reader would index entry seq-1.
-  if (seq == 0) return InvalidArgument("checkpoint at entry 0");
-  if (!PlausibleUnix(time)) return InvalidArgument("checkpoint with an implausible time");
-  return qv::VerifySignature(node_key, SignedBytes(), signature);
-}
-
-Bytes WitnessRecord::SignedBytes() const {
-  WireWriter w;
-  w.Str(witness);
-  WriteCheckpoint(w, checkpoint);
-  return ContextMessage(kWitnessContext, w.bytes());
-}
-
-Status WitnessRecord::Verify(const PublicKey& witness_key, const PublicKey& subject_key) const {
-  QV_RETURN_IF_ERROR(checkpoint.Verify(subject_key));
-  return qv::VerifySignature(witness_key, SignedBytes(), countersignature);
-}
 
 Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::filesystem::path& file,
                                                  std::string node_id, const SigningKey* signer,
@@ -99,6 +47,12 @@ Result<std::unique_ptr<AuditLog>> AuditLog::Open(const std::filesystem::path& fi
       "CREATE TABLE IF NOT EXISTS witnessed (subject TEXT NOT NULL, seq INTEGER NOT NULL, "
       "head BLOB NOT NULL, time INTEGER NOT NULL, signature BLOB NOT NULL, "
       "countersignature BLOB NOT NULL, PRIMARY KEY (subject, seq));"));
+  // Entries with structured fields (audit_record.h, v2) keep them in a
+  // column older logs lack; their rows stay v1 (fields NULL).
+  {
+    Stmt probe(log->db_, "SELECT fields FROM audit LIMIT 0");
+    if (!probe.ok()) QV_RETURN_IF_ERROR(log->Exec("ALTER TABLE audit ADD COLUMN fields BLOB"));
+  }
   // Resume from the stored head. If that row was tampered with, the next
   // entries chain from the tampered hash and verification names the spot.
   // A head that cannot be read is an error, never a fresh start at 0.
@@ -165,11 +119,14 @@ Status AuditLog::AppendLocked(const AuditEvent& event) {
   e.event = event;
   for (std::string* f :
        {&e.event.kind, &e.event.peer, &e.event.backup, &e.event.request, &e.event.detail}) {
-    if (f->size() > kMaxField) f->resize(kMaxField);
+    if (f->size() > kMaxAuditField) f->resize(kMaxAuditField);
   }
+  e.event.fields = CanonicalFields(std::move(e.event.fields));
   e.prev = head_;
   e.hash = e.ComputeHash();
-  Stmt st(db_, "INSERT INTO audit VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  Stmt st(db_,
+          "INSERT INTO audit (seq, time, kind, peer, backup, request, detail, prev, hash, fields) "
+          "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   st.Int(1, static_cast<int64_t>(e.seq));
   st.Int(2, e.time);
   st.Text(3, e.event.kind);
@@ -179,6 +136,7 @@ Status AuditLog::AppendLocked(const AuditEvent& event) {
   st.Text(7, e.event.detail);
   st.Blob(8, e.prev);
   st.Blob(9, e.hash);
+  st.Blob(10, EncodeAuditFields(e.event.fields));
   if (sqlite3_step(st.get()) != SQLITE_DONE) {
     return IoError(std::string("audit log append: ") + sqlite3_errmsg(db_));
   }
@@ -238,7 +196,7 @@ Result<std::vector<std::pair<std::string, std::string>>> AuditLog::RequestsRelea
 Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max) const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_,
-          "SELECT seq, time, kind, peer, backup, request, detail, prev, hash FROM audit "
+          "SELECT seq, time, kind, peer, backup, request, detail, prev, hash, fields FROM audit "
           "WHERE seq >= ? ORDER BY seq LIMIT ?");
   st.Int(1, static_cast<int64_t>(from_seq));
   st.Int(2, static_cast<int64_t>(max));
@@ -251,6 +209,17 @@ Result<std::vector<AuditEntry>> AuditLog::Entries(uint64_t from_seq, size_t max)
     e.event = {st.ColText(2), st.ColText(3), st.ColText(4), st.ColText(5), st.ColText(6)};
     e.prev = st.ColFixed<32>(7);
     e.hash = st.ColFixed<32>(8);
+    // NULL: a row written before fields existed, hashed as v1.
+    if (sqlite3_column_type(st.get(), 9) == SQLITE_NULL) {
+      e.version = 1;
+    } else {
+      const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(st.get(), 9));
+      auto f =
+          DecodeAuditFields(ByteSpan(p, static_cast<size_t>(sqlite3_column_bytes(st.get(), 9))));
+      // Unreadable fields are kept as none: the hash then no longer matches
+      // and verification names the entry.
+      if (f.ok()) e.event.fields = std::move(f).value();
+    }
     out.push_back(std::move(e));
   }
   if (rc != SQLITE_DONE) return IoError(std::string("audit log read: ") + sqlite3_errmsg(db_));
@@ -333,141 +302,6 @@ std::optional<Checkpoint> AuditLog::LastWitnessed(const std::string& subject) co
   st.Text(1, subject);
   if (sqlite3_step(st.get()) != SQLITE_ROW) return std::nullopt;
   return CheckpointFromRow(st, subject);
-}
-
-namespace {
-
-// Lists on the wire: a u32 count, then the items. Every item takes at least
-// 64 bytes, which bounds the count a reader believes before allocating.
-template <typename T, typename WriteOne>
-Bytes EncodeList(const std::vector<T>& items, WriteOne write_one) {
-  WireWriter w;
-  w.U32(static_cast<uint32_t>(items.size()));
-  for (const auto& item : items) write_one(w, item);
-  return w.Take();
-}
-
-template <typename T, typename ReadOne>
-Result<std::vector<T>> DecodeList(ByteSpan data, std::string_view what, ReadOne read_one) {
-  WireReader r(data);
-  QV_ASSIGN_OR_RETURN(uint32_t n, r.U32());
-  if (n > data.size() / 64) return InvalidArgument(std::string(what) + " count out of range");
-  std::vector<T> out;
-  out.reserve(n);
-  for (uint32_t i = 0; i < n; ++i) {
-    QV_ASSIGN_OR_RETURN(T item, read_one(r));
-    out.push_back(std::move(item));
-  }
-  QV_RETURN_IF_ERROR(r.ExpectEnd());
-  return out;
-}
-
-}  // namespace
-
-Bytes EncodeEntries(const std::vector<AuditEntry>& entries) {
-  return EncodeList(entries, [](WireWriter& w, const AuditEntry& e) {
-    w.U64(e.seq).I64(e.time).Str(e.event.kind).Str(e.event.peer).Str(e.event.backup);
-    w.Str(e.event.request).Str(e.event.detail).Fixed(e.prev).Fixed(e.hash);
-  });
-}
-
-Result<std::vector<AuditEntry>> DecodeEntries(ByteSpan data) {
-  return DecodeList<AuditEntry>(data, "audit entry", [](WireReader& r) -> Result<AuditEntry> {
-    AuditEntry e;
-    QV_ASSIGN_OR_RETURN(e.seq, r.U64());
-    QV_ASSIGN_OR_RETURN(e.time, r.I64());
-    QV_ASSIGN_OR_RETURN(e.event.kind, r.Str(kMaxField));
-    QV_ASSIGN_OR_RETURN(e.event.peer, r.Str(kMaxField));
-    QV_ASSIGN_OR_RETURN(e.event.backup, r.Str(kMaxField));
-    QV_ASSIGN_OR_RETURN(e.event.request, r.Str(kMaxField));
-    QV_ASSIGN_OR_RETURN(e.event.detail, r.Str(kMaxField));
-    QV_ASSIGN_OR_RETURN(e.prev, r.Fixed<32>());
-    QV_ASSIGN_OR_RETURN(e.hash, r.Fixed<32>());
-    return e;
-  });
-}
-
-Bytes EncodeCheckpoints(const std::vector<Checkpoint>& checkpoints) {
-  return EncodeList(checkpoints, WriteCheckpoint);
-}
-
-Result<std::vector<Checkpoint>> DecodeCheckpoints(ByteSpan data) {
-  return DecodeList<Checkpoint>(data, "checkpoint", ReadCheckpoint);
-}
-
-Bytes EncodeWitnessRecords(const std::vector<WitnessRecord>& records) {
-  return EncodeList(records, [](WireWriter& w, const WitnessRecord& rec) {
-    w.Str(rec.witness);
-    WriteCheckpoint(w, rec.checkpoint);
-    w.Fixed(rec.countersignature);
-  });
-}
-
-Result<std::vector<WitnessRecord>> DecodeWitnessRecords(ByteSpan data) {
-  return DecodeList<WitnessRecord>(
-      data, "witness record", [](WireReader& r) -> Result<WitnessRecord> {
-        WitnessRecord rec;
-        QV_ASSIGN_OR_RETURN(rec.witness, r.Str(128));
-        QV_ASSIGN_OR_RETURN(rec.checkpoint, ReadCheckpoint(r));
-        QV_ASSIGN_OR_RETURN(rec.countersignature, r.Fixed<kSignatureSize>());
-        return rec;
-      });
-}
-
-std::vector<std::string> VerifyAuditChain(const std::vector<AuditEntry>& entries,
-                                          const std::vector<Checkpoint>& checkpoints,
-                                          const PublicKey& node_key) {
-  std::vector<std::string> problems;
-  ChainHash prev{};
-  int64_t latest = 0;  // the latest time of any entry so far
-  bool clock_flagged = false;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const AuditEntry& e = entries[i];
-    const std::string at = "entry " + std::to_string(i + 1);
-    if (e.seq != i + 1) {
-      problems.push_back(at + ": sequence number is " + std::to_string(e.seq) +
-                         " (entry deleted or reordered)");
-      break;
-    }
-    if (e.prev != prev) {
-      problems.push_back(at +
-                         ": does not link to the entry before it (edited, deleted or "
-                         "reordered)");
-      break;
-    }
-    if (e.ComputeHash() != e.hash) {
-      problems.push_back(at + " (" + e.event.kind + "): contents do not match its hash (edited)");
-      break;
-    }
-    prev = e.hash;
-    // A node's clock that jumps back is how a node comes to release what
-    // correct nodes refuse; its log shows it. The first such entry is named.
-    if (!clock_flagged && (!PlausibleUnix(e.time) || e.time < latest - kAuditTimeTolerance)) {
-      problems.push_back(at + " (" + e.event.kind + "): dated " +
-                         (PlausibleUnix(e.time) && latest != 0
-                              ? std::to_string(latest - e.time) + " s before an earlier entry"
-                              : "at an implausible time " + std::to_string(e.time)) +
-                         " (the node's clock went backwards)");
-      clock_flagged = true;
-    }
-    latest = std::max(latest, e.time);
-  }
-  for (const auto& c : checkpoints) {
-    const std::string at = "checkpoint at entry " + std::to_string(c.seq);
-    if (Status v = c.Verify(node_key); !v.ok()) {
-      problems.push_back(at + ": " +
-                         (v.code() == StatusCode::kInvalidArgument
-                              ? v.message()
-                              : std::string("signature does not verify under the node's key")));
-    } else if (c.seq > entries.size()) {
-      problems.push_back(at + ": the log has only " + std::to_string(entries.size()) +
-                         " entries (truncated)");
-    } else if (entries[c.seq - 1].hash != c.head) {
-      problems.push_back(at + ": signed head differs from the log's entry " +
-                         std::to_string(c.seq) + " (history rewritten)");
-    }
-  }
-  return problems;
 }
 
 }  // namespace qv

@@ -8,8 +8,8 @@
 // re-signed with the node's stolen key disagrees with what they hold.
 //
 // AuditLog is thread-safe. Secrets never go in: callers pass ids, names and
-// reasons only. The free functions check logs fetched from a node (for
-// `qv audit verify`) without any database.
+// reasons only. The records themselves, their encodings and the chain
+// checks are node/audit_record.h.
 #ifndef QV_NODE_AUDIT_LOG_H_
 #define QV_NODE_AUDIT_LOG_H_
 
@@ -27,49 +27,9 @@
 #include "base/clock.h"
 #include "base/status.h"
 #include "crypto/identity.h"
+#include "node/audit_record.h"
 
 namespace qv {
-
-using ChainHash = std::array<uint8_t, 32>;
-
-struct AuditEvent {
-  std::string kind;     // "start", "backup-stored", "request", "approval", "release", ...
-  std::string peer;     // who asked, if anyone
-  std::string backup;   // backup id (hex), if any
-  std::string request;  // request id (hex), if any
-  std::string detail;   // human-readable: reason, custodians, reply key
-};
-
-struct AuditEntry {
-  uint64_t seq = 0;  // 1, 2, 3, ...
-  int64_t time = 0;
-  AuditEvent event;
-  ChainHash prev{};  // hash of entry seq-1 (zeros for seq 1)
-  ChainHash hash{};
-
-  ChainHash ComputeHash() const;
-};
-
-struct Checkpoint {
-  std::string node_id;
-  uint64_t seq = 0;
-  ChainHash head{};
-  int64_t time = 0;
-  Signature signature{};  // by the node, over kCheckpointContext | canonical fields
-
-  Bytes SignedBytes() const;
-  Status Verify(const PublicKey& node_key) const;
-};
-
-// A checkpoint of `subject` that `witness` checked and countersigned.
-struct WitnessRecord {
-  std::string witness;
-  Checkpoint checkpoint;  // the subject's, with its signature
-  Signature countersignature{};
-
-  Bytes SignedBytes() const;
-  Status Verify(const PublicKey& witness_key, const PublicKey& subject_key) const;
-};
 
 class AuditLog {
  public:
@@ -123,27 +83,6 @@ class AuditLog {
   ChainHash head_{};
   uint64_t checkpointed_ = 0;
 };
-
-// Wire forms for fetching logs from a node.
-Bytes EncodeEntries(const std::vector<AuditEntry>& entries);
-Result<std::vector<AuditEntry>> DecodeEntries(ByteSpan data);
-Bytes EncodeCheckpoints(const std::vector<Checkpoint>& checkpoints);
-Result<std::vector<Checkpoint>> DecodeCheckpoints(ByteSpan data);
-Bytes EncodeWitnessRecords(const std::vector<WitnessRecord>& records);
-Result<std::vector<WitnessRecord>> DecodeWitnessRecords(ByteSpan data);
-
-// How far an entry's time may fall behind the latest time before it (a
-// clock stepped by NTP moves by less) before `VerifyAuditChain` flags it.
-inline constexpr int64_t kAuditTimeTolerance = 120;
-
-// Checks a whole fetched log: seqs 1..n in order, every link and hash,
-// times that never go backwards by more than kAuditTimeTolerance, and
-// every checkpoint (signature, within the log, equal to the chain's hash at
-// its seq). Returns the problems found, first broken entry first; empty
-// when intact.
-std::vector<std::string> VerifyAuditChain(const std::vector<AuditEntry>& entries,
-                                          const std::vector<Checkpoint>& checkpoints,
-                                          const PublicKey& node_key);
 
 }  // namespace qv
 

@@ -471,8 +471,12 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
         by += (by.empty() ? "" : ",") + id;
       }
       if (!self) return InvalidArgument("receipt does not name this node");
-      QV_RETURN_IF_ERROR(AuditDurably(
-          {"receipt", s.peer_.name, BackupIdToText(r.backup_id), rid, "released_by=" + by}));
+      QV_RETURN_IF_ERROR(AuditDurably({"receipt",
+                                       s.peer_.name,
+                                       BackupIdToText(r.backup_id),
+                                       rid,
+                                       "released_by=" + by,
+                                       {{"released_by", by}}}));
       return resp;
     }
     case Op::kGetAudit: {
@@ -626,10 +630,18 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   if (verdict.ok()) {
     for (const auto& id : verdict->approvers) approvers += (approvers.empty() ? "" : ",") + id;
   }
-  events.push_back({"release", peer, backup, rid,
+  events.push_back({"release",
+                    peer,
+                    backup,
+                    rid,
                     "requester=" + q.requester_id + " reply_key=" + HexEncode(q.reply_key) +
                         " approvers=" + approvers + (retry ? " retry=yes" : "") + " purpose=\"" +
-                        q.purpose + "\""});
+                        q.purpose + "\"",
+                    {{"requester", q.requester_id},
+                     {"reply_key", HexEncode(q.reply_key)},
+                     {"approvers", approvers},
+                     {"retry", retry ? "yes" : "no"},
+                     {"purpose", q.purpose}}});
   if (Status st = AuditDurably(events, /*checkpoint=*/true); !st.ok()) {
     Log("event=release-refused reason=\"audit log unavailable\" error=\"" + st.message() + "\"");
     return Status(StatusCode::kPermissionDenied,
