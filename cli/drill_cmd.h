@@ -21,8 +21,18 @@ struct DrillArgs {
   bool keep = false;
 };
 
-// Adds `drill run` to `app`; returns the `run` subcommand.
-CLI::App* AddDrillCommand(CLI::App& app, DrillArgs& args);
+struct DrillBenchArgs {
+  uint32_t sites = 10, nodes_per_site = 10, backups = 1000, restores = 100;
+  uint64_t size = 4096;
+  uint64_t seed = 1;
+  std::string work;
+  bool json = false;
+};
+
+// Adds `drill run` and `drill bench` to `app`; returns both subcommands.
+std::pair<CLI::App*, CLI::App*> AddDrillCommand(CLI::App& app, DrillArgs& args,
+                                                DrillBenchArgs& bench);
+int CmdDrillBench(const DrillBenchArgs& args);
 // Exit status: 0 when every drill passed, 1 when any failed or could not be
 // read, 2 for bad usage.
 int CmdDrillRun(const DrillArgs& args);

@@ -23,8 +23,8 @@
 
 #include "base/file_util.h"
 #include "base/json.h"
-#include "cli/drill_cmd.h"
 #include "base/text.h"
+#include "cli/drill_cmd.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
@@ -1295,7 +1295,8 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
 
   DrillArgs drill_args;
-  auto* drill_run = AddDrillCommand(app, drill_args);
+  DrillBenchArgs drill_bench_args;
+  auto [drill_run, drill_bench] = AddDrillCommand(app, drill_args, drill_bench_args);
 
   try {
     app.parse(argc, argv);
@@ -1335,6 +1336,7 @@ int Main(int argc, char** argv) {
   if (*bench) return CmdBench(bench_size, bench_json);
   if (*sample) return CmdSample(sample_out, sample_size, sample_shards);
   if (*drill_run) return CmdDrillRun(drill_args);
+  if (*drill_bench) return CmdDrillBench(drill_bench_args);
   return 2;
 }
 

@@ -132,13 +132,14 @@ class NodeService {
   const std::string& node_id() const { return node_id_; }
 
  private:
+  void PinKeys();
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
   // A backup id is bound to one manifest for good: refused when a peer
   // holds another manifest under `id` (a node that lost its copy is not
   // talked into a different one).
-  Status CheckIdAcrossPeers(const BackupId& id, const Digest& manifest_hash, const std::string& by);
+  Status CheckIdAcrossPeers(const BackupId& id, ByteSpan manifest, const std::string& by);
   // Records the valid denials among `checks` of request `rid`; false (and
   // logged) when they could not be recorded.
   Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);
@@ -161,6 +162,7 @@ class NodeService {
   std::map<std::string, int64_t> skews_;         // peer -> skew; guarded by clock_mu_
   std::map<std::string, int64_t> skew_alerted_;  // peer -> skew last alerted on
   std::string clock_problem_;                    // guarded by clock_mu_
+  std::map<noise::DhPublic, PeerInfo> pinned_;   // X25519 form -> party; set once
 };
 
 }  // namespace qv

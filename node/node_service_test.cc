@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 #include <sodium.h>
 
+#include <atomic>
+
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 #endif
@@ -59,6 +61,7 @@ class InProcessClusterTest : public ::testing::Test {
     opt.peers = [this, id](const NodeEntry& n, const Request& r) -> Result<Response> {
       const size_t j = cluster_.FindNode(n.id) - cluster_.nodes.data();
       if (j >= services_.size() || !services_[j]) return IoError(n.id + " is down");
+      if (r.op == Op::kGetManifestHash) ++manifest_hash_calls_;
       InProcessCaller as_peer(services_[j].get(), PeerInfo{PeerRole::kNode, id});
       return as_peer.Call(r);
     };
@@ -202,6 +205,7 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<NodeStore>> stores_;
   std::vector<std::unique_ptr<SigningKey>> keys_;  // each node's identity
   std::vector<std::unique_ptr<NodeService>> services_;
+  std::atomic<uint32_t> manifest_hash_calls_{0};
   std::vector<std::unique_ptr<InProcessCaller>> callers_;     // as the coordinator
   std::vector<std::unique_ptr<InProcessCaller>> requesters_;  // as the requester "operator"
   std::vector<NodeCaller*> liars_;
@@ -627,6 +631,66 @@ TEST_F(InProcessClusterTest, ABackupIdIsBoundToOneManifestForGood) {
   EXPECT_TRUE(stores_[0]->List().empty());
   Response repaired = upload(b->manifest);
   EXPECT_TRUE(repaired.ToStatus().ok()) << repaired.message;
+}
+
+// The check costs m+1 answers, not n-1 calls (n^2 per backup in all), and
+// still finds the true manifest when m of the peers asked first lost it:
+// the peers after node-00 (node-01, node-02) lose their copies, and node-03,
+// the (m+1)-th to answer, holds the true one.
+TEST_F(InProcessClusterTest, ABackupIdCheckAsksMPlusOnePeersAndSurvivesMLosses) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok());
+  const BackupId id = b->manifest.manifest().backup_id;
+  const uint32_t m = b->manifest.manifest().m;
+  ASSERT_EQ(m, 2u);
+  const fs::path nodes = tmp_.path() / "c/nodes";
+  auto units =
+      ReadFileBytes(nodes / "node-00/data/backups" / BackupIdToText(id) / "fragment", 1 << 30);
+  ASSERT_TRUE(units.ok());
+  auto share = stores_[0]->ReadShare(id, b->manifest.Hash());
+  ASSERT_TRUE(share.ok());
+  for (const char* n : {"node-00", "node-01", "node-02"}) {
+    fs::remove_all(nodes / n / "data");
+    OpenNode(n);
+  }
+  Manifest evil = b->manifest.manifest();
+  auto other = SigningKey::Generate();
+  evil.policy.custodians[0].public_key = (*other)->public_key();
+  auto signed_evil = SignedManifest::Sign(evil, *coordinator_);
+  ASSERT_TRUE(signed_evil.ok());
+  auto node_x = X25519PublicFromEd25519(cluster_.nodes[0].public_key);
+  NodeService::Session s(PeerInfo{PeerRole::kCoordinator, "coordinator"});
+  Request begin;
+  begin.op = Op::kBeginFragment;
+  begin.backup_id = id;
+  begin.a = evil.unit_size;
+  begin.b = evil.stripe_count;
+  ASSERT_TRUE(services_[0]->Handle(s, begin).ToStatus().ok());
+  Request data_msg;
+  data_msg.op = Op::kFragmentData;
+  data_msg.backup_id = id;
+  data_msg.payload = *units;
+  ASSERT_TRUE(services_[0]->Handle(s, data_msg).ToStatus().ok());
+  Request prep;
+  prep.op = Op::kPrepare;
+  prep.backup_id = id;
+  prep.a = static_cast<uint64_t>(std::time(nullptr) + 600);
+  prep.payload = signed_evil->encoded();
+  prep.payload2 = *SealToKey(*node_x, *share);
+  manifest_hash_calls_ = 0;
+  Response refused = services_[0]->Handle(s, prep);
+  EXPECT_NE(refused.message.find("is bound to another manifest (node-03 holds"), std::string::npos)
+      << refused.message;
+  EXPECT_EQ(manifest_hash_calls_.load(), m + 1);
+  // The true manifest: m+1 answers without a conflict, and no more calls.
+  NodeService::Session again(PeerInfo{PeerRole::kCoordinator, "coordinator"});
+  ASSERT_TRUE(services_[0]->Handle(again, begin).ToStatus().ok());
+  ASSERT_TRUE(services_[0]->Handle(again, data_msg).ToStatus().ok());
+  prep.payload = b->manifest.encoded();
+  manifest_hash_calls_ = 0;
+  Response taken = services_[0]->Handle(again, prep);
+  EXPECT_TRUE(taken.ToStatus().ok()) << taken.message;
+  EXPECT_EQ(manifest_hash_calls_.load(), m + 1);
 }
 
 // A node that answers with bad data: `lie` rewrites its successful responses.
