@@ -171,6 +171,7 @@ const std::map<std::string, std::set<std::string>>& Actions() {
       {"rewrite-audit", {"node"}},
       {"replace-manifest", {"node", "backup"}},
       {"corrupt-fragment", {"node", "backup"}},
+      {"tear-fragment", {"node", "backup"}},
       {"liar", {"node"}},
       {"misconfigure", {"policy"}},
   };
@@ -448,12 +449,13 @@ class Runner {
       if (s.ok()) return Observed{"ok", "THE DATA KEY WAS REBUILT FROM STOLEN DISKS", {}, false};
       return FromStatus(s);
     }
-    if (a == "replace-manifest" || a == "corrupt-fragment") {
+    if (a == "replace-manifest" || a == "corrupt-fragment" || a == "tear-fragment") {
       QV_ASSIGN_OR_RETURN(std::string node, st.Str("node"));
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
       named(node + " " + backup);
-      return FromStatus(a == "replace-manifest" ? sim_->ReplaceManifest(node, backup)
-                                                : sim_->CorruptFragment(node, backup));
+      if (a == "replace-manifest") return FromStatus(sim_->ReplaceManifest(node, backup));
+      if (a == "tear-fragment") return FromStatus(sim_->TearFragment(node, backup));
+      return FromStatus(sim_->CorruptFragment(node, backup));
     }
     if (a == "misconfigure") {
       QV_ASSIGN_OR_RETURN(std::string policy, st.Str("policy"));

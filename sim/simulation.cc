@@ -593,6 +593,21 @@ Status Simulation::CorruptFragment(const std::string& node, const std::string& b
   return Status::Ok();
 }
 
+Status Simulation::TearFragment(const std::string& node, const std::string& backup) {
+  const StoredArtifact* a = Backed(backup);
+  auto it = nodes_.find(node);
+  if (a == nullptr || it == nodes_.end()) return NotFound("no such node or backup");
+  const fs::path file = it->second->config_file.parent_path() / "data" / "backups" /
+                        BackupIdToText(a->id) / "fragment";
+  std::error_code ec;
+  const auto size = fs::file_size(file, ec);
+  if (!ec) fs::resize_file(file, size / 2, ec);
+  if (ec) return IoError("cannot tear " + file.string() + ": " + ec.message());
+  Note(node + "'s fragment of " + backup + " torn to " + std::to_string(size / 2) + " of " +
+       std::to_string(size) + " bytes (power loss)");
+  return Status::Ok();
+}
+
 void Simulation::MakeLiar(const std::string& node) {
   net_.endpoints()[node].lying = true;
   Note(node + " is under the attacker's control and lies from now on");

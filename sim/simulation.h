@@ -141,6 +141,9 @@ class Simulation {
   Status ReplaceManifest(const std::string& node, const std::string& backup);
   // A byte of the node's fragment of `backup` inverted on disk.
   Status CorruptFragment(const std::string& node, const std::string& backup);
+  // The node's fragment of `backup` cut to half its length, as a torn
+  // write at a power loss leaves it.
+  Status TearFragment(const std::string& node, const std::string& backup);
   // The node lies from now on: shares it releases are wrong, units it
   // serves are altered.
   void MakeLiar(const std::string& node);
