@@ -225,5 +225,49 @@ TEST_F(CliTest, BenchPrintsStagesBesideTheComputeLimit) {
   EXPECT_GT(c["ed25519_verifies_per_s"].get<double>(), 0);
 }
 
+// qv drill: every shipped drill from any folder, a report an auditor
+// reads, JSON that parses, exit 1 on a FAIL and 2 on bad usage.
+TEST_F(CliTest, DrillRunReportsEveryDrillAndFailsOnAFailedOne) {
+  Outcome all = Qv("drill run --all --report drills.md");
+  ASSERT_EQ(all.code, 0) << all.out << all.err;
+  EXPECT_NE(all.out.find("drills passed"), std::string::npos) << all.out;
+  EXPECT_EQ(all.out.find("FAIL"), std::string::npos) << all.out;
+  const std::string md = Slurp(dir_ / "drills.md");
+  EXPECT_NE(md.find("# quorumvault drill report"), std::string::npos);
+  EXPECT_NE(md.find("| stolen-node |"), std::string::npos) << md.substr(0, 2000);
+  Outcome json = Qv("drill run --json --seed 3 " + std::string(QV_SOURCE_DIR) +
+                    "/configs/drills/replayed-certificate.toml");
+  ASSERT_EQ(json.code, 0) << json.err;
+  auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["seed"], 3);
+  EXPECT_EQ(j["drills"][0]["result"], "PASS");
+  EXPECT_FALSE(j["drills"][0]["steps"].empty());
+  std::ofstream(dir_ / "wrong.toml")
+      << "[drill]\nname = \"wrong\"\nrand_category = \"x\"\nkind = \"abuse\"\n"
+         "[[step]]\ndo = \"backup\"\nlabel = \"a\"\nexpect = \"failed\"\n";
+  Outcome failed = Qv("drill run wrong.toml");
+  EXPECT_EQ(failed.code, 1) << failed.out;
+  EXPECT_NE(failed.out.find("FAIL"), std::string::npos) << failed.out;
+  std::ofstream(dir_ / "bad.toml") << "[drill]\nname = 1\n";
+  Outcome bad = Qv("drill run bad.toml");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("bad.toml"), std::string::npos) << bad.err;
+  EXPECT_EQ(Qv("drill run").code, 2);
+  EXPECT_EQ(Qv("drill").code, 2);
+}
+
+TEST_F(CliTest, DrillBenchPrintsThroughputBesideTheMachinesLimits) {
+  Outcome r = Qv("drill bench --sites 3 --nodes-per-site 2 --backups 4 --restores 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["nodes"], 6);
+  EXPECT_EQ(j["restores_identical"], 2);
+  EXPECT_GT(j["events_per_s"].get<double>(), 0);
+  EXPECT_GT(j["peak_rss_bytes"].get<double>(), 0);
+  EXPECT_GT(j["machine_fsyncs_per_s"].get<double>(), 0);
+  EXPECT_GT(j["machine_ed25519_verifies_per_s"].get<double>(), 0);
+  EXPECT_EQ(Qv("drill bench --backups 0").code, 1);
+}
+
 }  // namespace
 }  // namespace qv
