@@ -213,14 +213,6 @@ Status Simulation::Destroy(const std::string& node) {
   return Status::Ok();
 }
 
-std::vector<std::string> Simulation::NodesAt(const std::string& site) const {
-  std::vector<std::string> out;
-  for (const auto& n : cluster_.nodes) {
-    if (n.site == site) out.push_back(n.id);
-  }
-  return out;
-}
-
 void Simulation::SetSkew(const std::string& node, int64_t seconds) {
   auto it = nodes_.find(node);
   if (it == nodes_.end()) return;
@@ -283,167 +275,6 @@ Result<std::unique_ptr<ClusterSession>> Simulation::Session(const std::string& a
   return ClusterSession::Open(cluster_, key, std::move(env));
 }
 
-Result<BackupId> Simulation::Backup(const std::string& label, uint64_t size, std::string* detail) {
-  StoredArtifact a;
-  a.content.resize(size);
-  if (size > 0) randombytes_buf(a.content.data(), a.content.size());
-  QV_ASSIGN_OR_RETURN(auto session, Session("coordinator"));
-  BackupOptions bo;
-  bo.k = cluster_.k;
-  bo.m = cluster_.m;
-  bo.t = cluster_.t;
-  bo.workers = 1;
-  bo.max_unit_size = 64 * 1024;
-  Artifact art = MemoryArtifact(label, {{"weights.bin", ByteSpan(a.content)}});
-  const int64_t start = clock_.ms();
-  auto out = session->Backup(art, bo);
-  session.reset();
-  ReapCrashed();
-  if (!out.ok()) {
-    Note("backup " + label + " failed: " + out.status().message());
-    *detail = out.status().message();
-    return out.status();
-  }
-  a.id = out->manifest.manifest().backup_id;
-  std::string problems;
-  for (const auto& p : out->problems) problems += "; " + p;
-  *detail = problems.empty() ? "" : problems.substr(2);
-  Note("backup " + label + " committed: " + std::to_string(size) + " bytes in " +
-       std::to_string(clock_.ms() - start) + " ms" + problems);
-  backups_[label] = std::move(a);
-  return backups_[label].id;
-}
-
-const Simulation::StoredArtifact* Simulation::Backed(const std::string& label) const {
-  auto it = backups_.find(label);
-  return it == backups_.end() ? nullptr : &it->second;
-}
-
-Status Simulation::Request(const std::string& label, const std::string& backup,
-                           const std::string& requester, int64_t ttl) {
-  const StoredArtifact* a = Backed(backup);
-  if (a == nullptr) return NotFound("no backup " + backup);
-  QV_ASSIGN_OR_RETURN(const SigningKey* key, Key(requester));
-  QV_ASSIGN_OR_RETURN(auto session, Session(requester == "attacker" ? "operator" : requester));
-  std::vector<std::string> problems;
-  QV_ASSIGN_OR_RETURN(SignedManifest sm, session->Manifest(a->id, &problems));
-  auto pr = std::make_unique<PendingRequest>();
-  pr->reply = NewBoxKeyPair();
-  pr->backup = backup;
-  QuorumRequest q;
-  q.operation = std::string(kOpRestore);
-  q.backup_id = a->id;
-  q.backup_name = Printable(sm.manifest().artifact_name);
-  q.manifest_hash = sm.Hash();
-  q.requester_id = requester;
-  q.requester_key = key->public_key();
-  q.reply_key = pr->reply.public_key;
-  q.purpose = "drill";
-  q.destination = "sim";
-  q.created_unix = clock_.NowUnix();
-  q.expires_unix = q.created_unix + ttl;
-  randombytes_buf(q.nonce.data(), q.nonce.size());
-  QV_ASSIGN_OR_RETURN(SignedRequest sr, SignedRequest::Sign(q, *key));
-  pr->request = std::move(sr);
-  Note("request " + label + " for backup " + backup + " by " + requester + ", valid " +
-       std::to_string(ttl) + " s");
-  requests_[label] = std::move(pr);
-  return Status::Ok();
-}
-
-Status Simulation::Approve(const std::string& request, const std::string& custodian,
-                           const std::string& signer, bool approve) {
-  auto it = requests_.find(request);
-  if (it == requests_.end()) return NotFound("no request " + request);
-  QV_ASSIGN_OR_RETURN(const SigningKey* key, Key(signer));
-  QV_ASSIGN_OR_RETURN(Approval a, Approval::Sign(it->second->request, *key, custodian, approve,
-                                                 "drill", clock_.NowUnix()));
-  if (signer != custodian) {
-    // A forgery: it claims the custodian's key, but the signature is not theirs.
-    auto own = keys_.find(custodian);
-    if (own != keys_.end()) a.custodian_key = own->second->public_key();
-  }
-  it->second->approvals.push_back(std::move(a));
-  Note(custodian + (approve ? " approves " : " denies ") + request +
-       (signer != custodian ? " (signed by " + signer + ")" : ""));
-  return Status::Ok();
-}
-
-Simulation::RestoreResult Simulation::Restore(const std::string& request,
-                                              const std::string& presenter,
-                                              const std::string& approvals_of, bool prove) {
-  RestoreResult out;
-  auto it = requests_.find(request);
-  auto from = requests_.find(approvals_of.empty() ? request : approvals_of);
-  if (it == requests_.end() || from == requests_.end()) {
-    out.detail = "no request " + request;
-    return out;
-  }
-  PendingRequest& pr = *it->second;
-  Certificate cert{pr.request, {}};
-  for (const auto& a : from->second->approvals) cert.approvals.push_back(a);
-  // Without the one-time secret, a presenter holds some other key.
-  BoxKeyPair reply =
-      prove ? BoxKeyPair{pr.reply.public_key, pr.reply.secret_key.Clone()} : NewBoxKeyPair();
-  const fs::path restores = dir_ / "restores";
-  std::error_code ec;
-  fs::create_directories(restores, ec);
-  const fs::path dest = restores / ("r" + std::to_string(++restores_));
-  auto session = Session(presenter);
-  if (!session.ok()) {
-    out.detail = session.status().message();
-    return out;
-  }
-  auto writer = NewFolderWriter(dest);
-  if (!writer.ok()) {
-    out.detail = writer.status().message();
-    return out;
-  }
-  RestoreOptions ro;
-  ro.workers = 1;
-  const int64_t start = clock_.ms();
-  auto report = (*session)->Restore(cert, reply, **writer, ro, &out.problems);
-  out.ms = clock_.ms() - start;
-  writer->reset();
-  session->reset();
-  ReapCrashed();
-  for (const auto& e : fs::directory_iterator(restores, ec)) {
-    if (e.path().filename().string().find(dest.filename().string()) != std::string::npos) {
-      out.anything_written = true;
-    }
-  }
-  if (!report.ok()) {
-    out.detail = report.status().message();
-    Note("restore " + request + " failed: " + out.detail);
-    return out;
-  }
-  for (const auto& p : report->problems) out.problems.push_back(p);
-  out.restored = true;
-  const StoredArtifact* a = Backed(pr.backup);
-  auto got = ReadFileBytes(dest / "weights.bin", 1ull << 32);
-  out.identical = a != nullptr && got.ok() && *got == a->content;
-  Note("restore " + request + " wrote " + std::to_string(report->plaintext_bytes) + " bytes in " +
-       std::to_string(out.ms) + " ms, " + (out.identical ? "byte-identical" : "DIFFERENT") +
-       (report->reconstructed ? ", parity used" : ""));
-  return out;
-}
-
-std::map<BackupId, size_t> Simulation::Listed() {
-  std::map<BackupId, size_t> out;
-  auto session = Session("coordinator");
-  if (!session.ok()) return out;
-  auto listed = (*session)->List();
-  if (!listed.ok()) return out;
-  for (const auto& l : *listed) out[l.id] = l.published;
-  return out;
-}
-
-AuditReport Simulation::AuditVerify() {
-  auto session = Session("coordinator");
-  if (!session.ok()) return {};
-  return CheckClusterAudit(**session);
-}
-
 std::vector<std::string> Simulation::NewEvidence() {
   static const std::set<std::string> kinds = {"refusal", "replay",         "alert",
                                               "denial",  "backup-aborted", "recovery"};
@@ -469,6 +300,11 @@ std::vector<std::string> Simulation::NewEvidence() {
 }
 
 // --- Attacker capabilities ---------------------------------------------------
+
+fs::path Simulation::DataDir(const std::string& node) const {
+  auto it = nodes_.find(node);
+  return it == nodes_.end() ? fs::path() : it->second->config_file.parent_path() / "data";
+}
 
 Status Simulation::Steal(const std::string& node) {
   auto it = nodes_.find(node);
@@ -579,32 +415,6 @@ Status Simulation::ReplaceManifest(const std::string& node, const std::string& b
   QV_ASSIGN_OR_RETURN(SignedManifest forged, SignedManifest::Sign(m, *keys_["attacker"]));
   QV_RETURN_IF_ERROR(WriteFileAtomic(file, forged.encoded(), 0600));
   Note("attacker replaces " + node + "'s manifest of " + backup + " with one it signed");
-  return Status::Ok();
-}
-
-Status Simulation::CorruptFragment(const std::string& node, const std::string& backup) {
-  const StoredArtifact* a = Backed(backup);
-  auto it = nodes_.find(node);
-  if (a == nullptr || it == nodes_.end()) return NotFound("no such node or backup");
-  const fs::path file = it->second->config_file.parent_path() / "data" / "backups" /
-                        BackupIdToText(a->id) / "fragment";
-  if (!CorruptByte(file, 0)) return IoError("cannot corrupt " + file.string());
-  Note("attacker flips a byte of " + node + "'s fragment of " + backup);
-  return Status::Ok();
-}
-
-Status Simulation::TearFragment(const std::string& node, const std::string& backup) {
-  const StoredArtifact* a = Backed(backup);
-  auto it = nodes_.find(node);
-  if (a == nullptr || it == nodes_.end()) return NotFound("no such node or backup");
-  const fs::path file = it->second->config_file.parent_path() / "data" / "backups" /
-                        BackupIdToText(a->id) / "fragment";
-  std::error_code ec;
-  const auto size = fs::file_size(file, ec);
-  if (!ec) fs::resize_file(file, size / 2, ec);
-  if (ec) return IoError("cannot tear " + file.string() + ": " + ec.message());
-  Note(node + "'s fragment of " + backup + " torn to " + std::to_string(size / 2) + " of " +
-       std::to_string(size) + " bytes (power loss)");
   return Status::Ok();
 }
 

@@ -26,6 +26,7 @@
 #include "crypto/secretbox.h"
 #include "node/node.h"
 #include "quorum/request.h"
+#include "sim/drill_world.h"
 #include "sim/world.h"
 
 namespace qv::sim {
@@ -47,31 +48,30 @@ struct SimOptions {
 // Where actors outside the cluster sit in the network.
 inline constexpr char kOpsSite[] = "ops";
 
-class Simulation {
+class Simulation : public DrillWorld {
  public:
   static Result<std::unique_ptr<Simulation>> New(const Topology& topology,
                                                  const SimOptions& options);
   ~Simulation();
 
-  const ClusterConfig& cluster() const { return cluster_; }
+  const ClusterConfig& cluster() const override { return cluster_; }
   SimClock& clock() { return clock_; }
   Network& net() { return net_; }
   const std::vector<std::string>& events() const { return events_; }
-  void Note(const std::string& line);
+  void Note(const std::string& line) override;
   const std::filesystem::path& dir() const { return dir_; }
   // `text` with the simulation's folder written as "SIM", so reports do not
   // depend on where a run kept its disks.
-  std::string Relative(std::string text) const;
+  std::string Relative(std::string text) const override;
 
   // --- Nodes ---------------------------------------------------------------
   bool Running(const std::string& node) const;
   // Gone without a clean stop (nothing more written); Restart reopens it
   // from its disk as the daemon would.
-  Status Crash(const std::string& node);
-  Status Restart(const std::string& node);
+  Status Crash(const std::string& node) override;
+  Status Restart(const std::string& node) override;
   // The machine and its disk destroyed: it never comes back.
-  Status Destroy(const std::string& node);
-  std::vector<std::string> NodesAt(const std::string& site) const;
+  Status Destroy(const std::string& node) override;
   void SetSkew(const std::string& node, int64_t seconds);
   // The next `after`-th time `node` reaches storage step `point`
   // (base/storage_faults.h), it fails with `error`, or (with `crash`) the
@@ -89,42 +89,9 @@ class Simulation {
   // --- Actors --------------------------------------------------------------
   // "coordinator", "operator" (the requester), "c1".."cN" (custodians), a
   // node id (its key), or "attacker" (a key the cluster does not know).
-  Result<const SigningKey*> Key(const std::string& actor);
+  Result<const SigningKey*> Key(const std::string& actor) override;
   // A session to the cluster as `actor`, from site kOpsSite.
-  Result<std::unique_ptr<ClusterSession>> Session(const std::string& actor);
-
-  // --- Operations ----------------------------------------------------------
-  struct StoredArtifact {
-    BackupId id{};
-    Bytes content;  // the one file's bytes
-  };
-  Result<BackupId> Backup(const std::string& label, uint64_t size, std::string* detail);
-  const StoredArtifact* Backed(const std::string& label) const;
-  // A restore request for backup `backup` signed by `requester`, living
-  // `ttl` seconds.
-  Status Request(const std::string& label, const std::string& backup, const std::string& requester,
-                 int64_t ttl);
-  // `custodian` approves (or denies) request `label`, signing with `signer`
-  // (the custodian's own key unless forged).
-  Status Approve(const std::string& request, const std::string& custodian,
-                 const std::string& signer, bool approve);
-  // Presents request `label` with the approvals given (or, when
-  // `approvals_of` names another request, with that one's approvals) as
-  // `presenter`; restores into the simulation's folder and compares with
-  // what was backed up. `prove` adds the proof of the reply key (a retry).
-  struct RestoreResult {
-    bool restored = false;
-    bool identical = false;
-    bool anything_written = false;
-    std::string detail;
-    std::vector<std::string> problems;
-    int64_t ms = 0;  // simulated time it took
-  };
-  RestoreResult Restore(const std::string& request, const std::string& presenter,
-                        const std::string& approvals_of, bool prove);
-  // Published backups as the nodes list them (id -> nodes holding it).
-  std::map<BackupId, size_t> Listed();
-  AuditReport AuditVerify();
+  Result<std::unique_ptr<ClusterSession>> Session(const std::string& actor) override;
 
   // --- Attacker capabilities -----------------------------------------------
   // Copies a node's disk and key files to the attacker's folder.
@@ -139,11 +106,6 @@ class Simulation {
   // The node's stored manifest of `backup` replaced by one signed with the
   // attacker's key (weights swapped).
   Status ReplaceManifest(const std::string& node, const std::string& backup);
-  // A byte of the node's fragment of `backup` inverted on disk.
-  Status CorruptFragment(const std::string& node, const std::string& backup);
-  // The node's fragment of `backup` cut to half its length, as a torn
-  // write at a power loss leaves it.
-  Status TearFragment(const std::string& node, const std::string& backup);
   // The node lies from now on: shares it releases are wrong, units it
   // serves are altered.
   void MakeLiar(const std::string& node);
@@ -155,7 +117,20 @@ class Simulation {
 
   // Audit entries of kinds that record refusals and alerts, appended by
   // running nodes since the last call: "node-01 refusal: ...".
-  std::vector<std::string> NewEvidence();
+  std::vector<std::string> NewEvidence() override;
+
+ protected:
+  const Clock& Now() const override { return clock_; }
+  double ElapsedMs() const override { return clock_.MonotonicMs(); }
+  std::filesystem::path WorkDir() const override { return dir_; }
+  std::filesystem::path DataDir(const std::string& node) const override;
+  // One worker: every call to a node happens on this thread, in order.
+  void Tune(BackupOptions& o) override {
+    o.workers = 1;
+    o.max_unit_size = 64 * 1024;
+  }
+  void Tune(RestoreOptions& o) override { o.workers = 1; }
+  void AfterOperation() override { ReapCrashed(); }
 
  private:
   class Faults;
@@ -175,17 +150,8 @@ class Simulation {
   std::string cluster_toml_;
   std::map<std::string, std::unique_ptr<SimNode>> nodes_;
   std::map<std::string, std::unique_ptr<SigningKey>> keys_;
-  std::map<std::string, StoredArtifact> backups_;
-  struct PendingRequest {
-    SignedRequest request;
-    BoxKeyPair reply;
-    std::vector<Approval> approvals;
-    std::string backup;
-  };
-  std::map<std::string, std::unique_ptr<PendingRequest>> requests_;
   std::map<std::string, uint64_t> evidence_seen_;  // node -> audit seq read
   std::vector<std::string> events_;
-  uint32_t restores_ = 0;
 };
 
 }  // namespace qv::sim
