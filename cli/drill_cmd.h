@@ -19,6 +19,8 @@ struct DrillArgs {
   std::string report;  // Markdown report file
   std::string work;    // simulation folders; default: a fresh temporary one
   bool keep = false;
+  bool live = false;    // against a real loopback cluster instead
+  std::string cluster;  // its cluster file
 };
 
 struct DrillBenchArgs {

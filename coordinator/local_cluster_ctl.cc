@@ -7,6 +7,7 @@
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -86,13 +87,20 @@ Result<int> Spawn(const fs::path& qv, const fs::path& config, const fs::path& lo
 
 }  // namespace
 
-Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& qv,
-                                           std::chrono::milliseconds wait) {
+namespace {
+
+// Starts the nodes named in `only` (all when empty) that are not running,
+// and waits for those to answer a health check.
+Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
+                                    std::chrono::milliseconds wait,
+                                    const std::set<std::string>& only) {
   QV_ASSIGN_OR_RETURN(ClusterConfig c, ClusterConfig::Load(dir / "cluster.toml"));
+  auto wanted = [&](const std::string& id) { return only.empty() || only.count(id) > 0; };
   // Where each started node's log stood, so a node that refuses to start
   // (its one-line error) is reported at once instead of waited for.
   std::map<std::string, uintmax_t> log_start;
   for (const auto& n : c.nodes) {
+    if (!wanted(n.id)) continue;
     fs::path pidf = PidFile(dir, n.id);
     const int pid = ReadPid(pidf);
     if (Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, n.id))) continue;
@@ -115,7 +123,7 @@ Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& 
     QV_ASSIGN_OR_RETURN(auto session, ClusterSession::Open(c, key.get(), o));
     health = session->Health();
     bool all = true;
-    for (const auto& h : health) all = all && h.ok;
+    for (const auto& h : health) all = all && (h.ok || !wanted(h.id));
     if (all) break;
     for (const auto& [id, from] : log_start) {
       std::ifstream log(dir / "nodes" / id / "node.log", std::ios::binary);
@@ -129,7 +137,7 @@ Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& 
     if (std::chrono::steady_clock::now() > deadline) {
       std::string why;
       for (const auto& h : health) {
-        if (!h.ok) why += (why.empty() ? "" : "; ") + h.id + ": " + h.detail;
+        if (!h.ok && wanted(h.id)) why += (why.empty() ? "" : "; ") + h.id + ": " + h.detail;
       }
       return FailedPrecondition("nodes did not come up (see DIR/nodes/ID/node.log): " + why);
     }
@@ -137,9 +145,37 @@ Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& 
   }
   std::vector<StartedNode> out;
   for (const auto& n : c.nodes) {
+    if (!wanted(n.id)) continue;
     out.push_back({n.id, n.host + ":" + std::to_string(n.port), ReadPid(PidFile(dir, n.id))});
   }
   return out;
+}
+
+}  // namespace
+
+Result<std::vector<StartedNode>> ClusterUp(const fs::path& dir, const fs::path& qv,
+                                           std::chrono::milliseconds wait) {
+  return Up(dir, qv, wait, {});
+}
+
+Status NodeUp(const fs::path& dir, const fs::path& qv, const std::string& id,
+              std::chrono::milliseconds wait) {
+  return Up(dir, qv, wait, {id}).status();
+}
+
+Status KillNode(const fs::path& dir, const std::string& id, std::chrono::milliseconds wait) {
+  const fs::path pidf = PidFile(dir, id);
+  const int pid = ReadPid(pidf);
+  if (!Alive(pid) || !IsNodeFor(pid, NodeConfigPath(dir, id))) {
+    return FailedPrecondition(id + " is not running");
+  }
+  if (::kill(pid, SIGKILL) != 0) return ErrnoError("kill " + id);
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (Alive(pid)) {
+    if (std::chrono::steady_clock::now() > deadline) return IoError(id + " did not die");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Status::Ok();
 }
 
 Result<int> ClusterDown(const fs::path& dir, std::chrono::milliseconds grace) {

@@ -23,6 +23,12 @@ struct StartedNode {
 Result<std::vector<StartedNode>> ClusterUp(const std::filesystem::path& dir,
                                            const std::filesystem::path& qv_binary,
                                            std::chrono::milliseconds wait);
+// Starts node `id` if it is not running and waits for its health answer.
+Status NodeUp(const std::filesystem::path& dir, const std::filesystem::path& qv_binary,
+              const std::string& id, std::chrono::milliseconds wait);
+// SIGKILL to node `id` (a crash: no clean stop), then waits until it is gone.
+Status KillNode(const std::filesystem::path& dir, const std::string& id,
+                std::chrono::milliseconds wait);
 // SIGTERM to every node, SIGKILL after `grace`; returns how many were stopped.
 Result<int> ClusterDown(const std::filesystem::path& dir, std::chrono::milliseconds grace);
 

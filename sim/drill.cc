@@ -11,6 +11,7 @@
 
 #include "base/file_util.h"
 #include "base/text.h"
+#include "sim/live_cluster.h"
 #include "sim/simulation.h"
 
 namespace qv::sim {
@@ -178,6 +179,14 @@ const std::map<std::string, std::set<std::string>>& Actions() {
   return a;
 }
 
+// What a live cluster of real processes can be made to do.
+const std::set<std::string>& LiveActions() {
+  static const std::set<std::string> a = {
+      "backup",  "request",   "approve",          "restore",       "crash",  "restart",
+      "destroy", "lose-site", "corrupt-fragment", "tear-fragment", "listed", "audit-verify"};
+  return a;
+}
+
 bool Contains(const std::vector<std::string>& lines, const std::string& needle) {
   return std::any_of(lines.begin(), lines.end(),
                      [&](const std::string& l) { return l.find(needle) != std::string::npos; });
@@ -208,18 +217,21 @@ Observed FromStatus(const Status& s) {
 
 class Runner {
  public:
-  Runner(Simulation* sim, DrillReport* report) : sim_(sim), report_(report) {}
+  // `sim` is null in a live cluster: actions only the simulator can do are
+  // then refused (RunDrill skips such drills before they start).
+  Runner(DrillWorld* world, Simulation* sim, DrillReport* report)
+      : world_(world), sim_(sim), report_(report) {}
 
   // Runs one step; a Status error is a drill that could not run (bad file).
   Status Run(const Step& st, const std::string& action, StepReport* out) {
     QV_RETURN_IF_ERROR(st.OnlyKeys(Actions().at(action)));
     Observed o;
     QV_ASSIGN_OR_RETURN(o, Do(st, action, out));
-    for (auto& e : sim_->NewEvidence()) out->evidence.push_back(std::move(e));
+    for (auto& e : world_->NewEvidence()) out->evidence.push_back(std::move(e));
     QV_ASSIGN_OR_RETURN(std::string expect, st.Str("expect", ""));
     QV_ASSIGN_OR_RETURN(std::string reason, st.Str("reason", ""));
     QV_ASSIGN_OR_RETURN(std::string evidence, st.Str("evidence", ""));
-    out->observed = sim_->Relative(o.kind + (o.detail.empty() ? "" : ": " + Printable(o.detail)));
+    out->observed = world_->Relative(o.kind + (o.detail.empty() ? "" : ": " + Printable(o.detail)));
     if (out->observed.size() > 300) out->observed = out->observed.substr(0, 297) + "...";
     if (expect.empty()) {
       // A setup step: it must simply work.
@@ -242,13 +254,16 @@ class Runner {
 
  private:
   Result<Observed> Do(const Step& st, const std::string& a, StepReport* out) {
+    if (sim_ == nullptr && !LiveActions().count(a)) {
+      return FailedPrecondition(st.where() + ": '" + a + "' needs the simulator");
+    }
     auto named = [&](const std::string& what) { out->action = a + " " + what; };
     if (a == "backup") {
       QV_ASSIGN_OR_RETURN(std::string label, st.Str("label"));
       QV_ASSIGN_OR_RETURN(int64_t size, st.Int("size", 200000));
       named(label + " (" + std::to_string(size) + " bytes)");
       std::string detail;
-      auto id = sim_->Backup(label, static_cast<uint64_t>(size), &detail);
+      auto id = world_->Backup(label, static_cast<uint64_t>(size), &detail);
       if (id.ok()) ++report_->backups;
       Observed o = FromStatus(id.status());
       if (o.kind != "ok") o.kind = "failed";  // a backup is all or nothing: it fails or commits
@@ -260,7 +275,7 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string by, st.Str("by", "operator"));
       QV_ASSIGN_OR_RETURN(int64_t ttl, st.Int("ttl", 3600));
       named(label + " for " + backup + " by " + by);
-      return FromStatus(sim_->Request(label, backup, by, ttl));
+      return FromStatus(world_->Request(label, backup, by, ttl));
     }
     if (a == "approve") {
       QV_ASSIGN_OR_RETURN(std::string request, st.Str("request"));
@@ -270,7 +285,7 @@ class Runner {
       named(request + (deny ? " denied by " : " by ") + Join(by, ",") +
             (signer.empty() ? "" : " signed by " + signer));
       for (const auto& c : by) {
-        QV_RETURN_IF_ERROR(sim_->Approve(request, c, signer.empty() ? c : signer, !deny));
+        QV_RETURN_IF_ERROR(world_->Approve(request, c, signer.empty() ? c : signer, !deny));
       }
       return Observed{"ok", "", {}, false};
     }
@@ -282,7 +297,7 @@ class Runner {
       const bool prove = st.Bool("prove", true);
       named(request + " as " + as + (of.empty() ? "" : " with the approvals of " + of) +
             (prove ? "" : " without the one-time key"));
-      auto r = sim_->Restore(request, as, of, prove);
+      auto r = world_->Restore(request, as, of, prove);
       Observed o;
       o.lines = r.problems;
       o.lines.push_back(r.detail);
@@ -311,9 +326,9 @@ class Runner {
         a == "rewrite-audit") {
       QV_ASSIGN_OR_RETURN(std::string node, st.Str("node"));
       named(node);
-      if (a == "crash") return FromStatus(sim_->Crash(node));
-      if (a == "restart") return FromStatus(sim_->Restart(node));
-      if (a == "destroy") return FromStatus(sim_->Destroy(node));
+      if (a == "crash") return FromStatus(world_->Crash(node));
+      if (a == "restart") return FromStatus(world_->Restart(node));
+      if (a == "destroy") return FromStatus(world_->Destroy(node));
       if (a == "steal") return FromStatus(sim_->Steal(node));
       if (a == "rewrite-audit") return FromStatus(sim_->RewriteAudit(node));
       sim_->MakeLiar(node);
@@ -322,10 +337,10 @@ class Runner {
     if (a == "lose-site") {
       QV_ASSIGN_OR_RETURN(std::string site, st.Str("site"));
       named(site);
-      auto nodes = sim_->NodesAt(site);
+      auto nodes = world_->NodesAt(site);
       if (nodes.empty()) return InvalidArgument(st.where() + ": no site " + site);
-      sim_->Note("site " + site + " lost");
-      for (const auto& n : nodes) QV_RETURN_IF_ERROR(sim_->Destroy(n));
+      world_->Note("site " + site + " lost");
+      for (const auto& n : nodes) QV_RETURN_IF_ERROR(world_->Destroy(n));
       return Observed{"ok", "", {}, false};
     }
     if (a == "partition") {
@@ -333,13 +348,13 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string y, st.Str("b"));
       named(x + " | " + y);
       sim_->net().Cut(x, y);
-      sim_->Note("partition between " + x + " and " + y);
+      world_->Note("partition between " + x + " and " + y);
       return Observed{"ok", "", {}, false};
     }
     if (a == "heal") {
       named("");
       sim_->net().HealAll();
-      sim_->Note("network healed");
+      world_->Note("network healed");
       return Observed{"ok", "", {}, false};
     }
     if (a == "slow-site") {
@@ -348,8 +363,8 @@ class Runner {
       QV_ASSIGN_OR_RETURN(int64_t mbps, st.Int("mbps", 100));
       named(site + " (" + std::to_string(lat) + " ms, " + std::to_string(mbps) + " Mb/s)");
       sim_->net().SetSiteLink(site, {lat, static_cast<double>(mbps) * 125.0, 0});
-      sim_->Note("site " + site + " slowed to " + std::to_string(lat) + " ms, " +
-                 std::to_string(mbps) + " Mb/s");
+      world_->Note("site " + site + " slowed to " + std::to_string(lat) + " ms, " +
+                   std::to_string(mbps) + " Mb/s");
       return Observed{"ok", "", {}, false};
     }
     if (a == "skew") {
@@ -367,7 +382,7 @@ class Runner {
       QV_ASSIGN_OR_RETURN(int64_t s, st.Int("seconds"));
       named(std::to_string(s) + " s");
       sim_->clock().AdvanceMs(s * 1000);
-      sim_->Note("waited " + std::to_string(s) + " s");
+      world_->Note("waited " + std::to_string(s) + " s");
       return Observed{"ok", "", {}, false};
     }
     if (a == "fault") {
@@ -380,7 +395,7 @@ class Runner {
                                      : IoError("Input/output error (simulated EIO)");
       named(node + " at " + at + (crash ? " (crash)" : " (" + error + ")"));
       sim_->AddFault(node, at, err, crash, static_cast<uint32_t>(after));
-      sim_->Note("fault armed on " + node + " at " + at + (crash ? ": crash" : ": " + error));
+      world_->Note("fault armed on " + node + " at " + at + (crash ? ": crash" : ": " + error));
       return Observed{"ok", "", {}, false};
     }
     if (a == "clear-faults") {
@@ -400,7 +415,7 @@ class Runner {
         }
       }
       // What the rounds found is in the nodes' audit logs.
-      out->evidence = sim_->NewEvidence();
+      out->evidence = world_->NewEvidence();
       Observed o{"ok", "", out->evidence, false};
       for (const auto& e : out->evidence) {
         if (e.find(" alert") != std::string::npos) {
@@ -415,9 +430,9 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
       QV_ASSIGN_OR_RETURN(int64_t want, st.Int("nodes"));
       named(backup + " on " + std::to_string(want) + " node(s)");
-      const auto* b = sim_->Backed(backup);
+      const auto* b = world_->Backed(backup);
       size_t n = 0;
-      auto listed = sim_->Listed();
+      auto listed = world_->Listed();
       if (b != nullptr && listed.count(b->id)) n = listed[b->id];
       if (b == nullptr && want == 0) {
         // Never committed: nothing must be listed at all.
@@ -432,7 +447,7 @@ class Runner {
     }
     if (a == "audit-verify") {
       named("");
-      AuditReport r = sim_->AuditVerify();
+      AuditReport r = world_->AuditVerify();
       Observed o;
       for (const auto& n : r.nodes) {
         for (const auto& p : n.problems) o.lines.push_back(n.node + ": " + p);
@@ -454,8 +469,8 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
       named(node + " " + backup);
       if (a == "replace-manifest") return FromStatus(sim_->ReplaceManifest(node, backup));
-      if (a == "tear-fragment") return FromStatus(sim_->TearFragment(node, backup));
-      return FromStatus(sim_->CorruptFragment(node, backup));
+      if (a == "tear-fragment") return FromStatus(world_->TearFragment(node, backup));
+      return FromStatus(world_->CorruptFragment(node, backup));
     }
     if (a == "misconfigure") {
       QV_ASSIGN_OR_RETURN(std::string policy, st.Str("policy"));
@@ -466,7 +481,7 @@ class Runner {
       std::vector<std::string> refusals;
       QV_RETURN_IF_ERROR(sim_->Misconfigure(policy, &refusals));
       for (const auto& r : refusals) o.lines.push_back(r);
-      const size_t running = sim_->cluster().nodes.size() - refusals.size();
+      const size_t running = world_->cluster().nodes.size() - refusals.size();
       QV_RETURN_IF_ERROR(sim_->RestoreClusterFile());
       if (!init.ok() && running == 0) {
         o.kind = "refused";
@@ -482,6 +497,7 @@ class Runner {
     return InvalidArgument(st.where() + ": unknown action '" + a + "'");
   }
 
+  DrillWorld* world_;
   Simulation* sim_;
   DrillReport* report_;
 };
@@ -570,18 +586,45 @@ Result<DrillReport> RunDrill(const fs::path& file, const DrillOptions& options) 
     plan.emplace_back(st, action);
   }
 
-  SimOptions so;
-  so.seed = options.seed;
-  so.dir = options.work_dir / file.stem();
-  so.test_skip_quorum_check = options.test_skip_quorum_check;
+  std::unique_ptr<Simulation> sim;
+  std::unique_ptr<LiveCluster> live;
+  DrillWorld* world = nullptr;
   std::error_code ec;
-  fs::remove_all(so.dir, ec);
-  auto sim = Simulation::New(topo, so);
-  if (!sim.ok()) {
-    report.failure = "the simulation could not start: " + sim.status().message();
-    return report;
+  if (!options.live_cluster.empty()) {
+    std::set<std::string> needs;
+    for (const auto& [st, action] : plan) {
+      if (!LiveActions().count(action)) needs.insert(action);
+    }
+    if (!needs.empty()) {
+      std::string why;
+      for (const auto& n : needs) why += (why.empty() ? "" : ", ") + n;
+      report.skipped = true;
+      report.failure = "needs the simulator (" + why + ")";
+      return report;
+    }
+    const fs::path work = options.work_dir / file.stem();
+    fs::remove_all(work, ec);
+    fs::create_directories(work, ec);
+    auto opened = LiveCluster::Open(options.live_cluster, options.qv_binary, work);
+    if (!opened.ok()) return opened.status();  // the cluster, not the drill
+    live = std::move(opened).value();
+    world = live.get();
+    report.live = true;
+  } else {
+    SimOptions so;
+    so.seed = options.seed;
+    so.dir = options.work_dir / file.stem();
+    so.test_skip_quorum_check = options.test_skip_quorum_check;
+    fs::remove_all(so.dir, ec);
+    auto made = Simulation::New(topo, so);
+    if (!made.ok()) {
+      report.failure = "the simulation could not start: " + made.status().message();
+      return report;
+    }
+    sim = std::move(made).value();
+    world = sim.get();
   }
-  Runner runner(sim->get(), &report);
+  Runner runner(world, sim.get(), &report);
   report.pass = true;
   for (auto& [st, action] : plan) {
     StepReport sr;
@@ -599,27 +642,33 @@ Result<DrillReport> RunDrill(const fs::path& file, const DrillOptions& options) 
     report.steps.push_back(std::move(sr));
   }
   // Committed backups that too few surviving nodes still hold.
-  auto listed = (*sim)->Listed();
-  const size_t need = std::max((*sim)->cluster().k, (*sim)->cluster().t);
+  auto listed = world->Listed();
+  const size_t need = std::max(world->cluster().k, world->cluster().t);
   std::set<std::string> labels;
   for (const auto& s : report.steps) {
     if (s.action.rfind("backup ", 0) == 0)
       labels.insert(s.action.substr(7, s.action.find(' ', 7) - 7));
   }
   for (const auto& label : labels) {
-    const auto* b = (*sim)->Backed(label);
+    const auto* b = world->Backed(label);
     if (b == nullptr) continue;
     const size_t held = listed.count(b->id) ? listed[b->id] : 0;
     if (held < need) report.lost.push_back(label);
   }
-  report.timeline = (*sim)->events();
-  report.net_calls = (*sim)->net().calls();
-  report.net_bytes = (*sim)->net().bytes();
-  char trace[17];
-  std::snprintf(trace, sizeof trace, "%016" PRIx64, (*sim)->net().trace());
-  report.trace = trace;
+  if (sim) {
+    report.timeline = sim->events();
+    report.net_calls = sim->net().calls();
+    report.net_bytes = sim->net().bytes();
+    char trace[17];
+    std::snprintf(trace, sizeof trace, "%016" PRIx64, sim->net().trace());
+    report.trace = trace;
+  } else {
+    report.timeline = live->events();
+  }
   return report;
 }
+
+const char* Verdict(const DrillReport& r) { return r.skipped ? "SKIP" : r.pass ? "PASS" : "FAIL"; }
 
 std::vector<fs::path> ShippedDrills(const fs::path& root) {
   std::vector<fs::path> out;
@@ -633,6 +682,7 @@ std::vector<fs::path> ShippedDrills(const fs::path& root) {
 
 std::string DrillTable(const std::vector<DrillReport>& reports) {
   std::string out;
+  size_t skipped = 0;
   char line[512];
   std::snprintf(line, sizeof line, "%-34s %-8s %-6s %s\n", "DRILL", "KIND", "RESULT",
                 "EXPECTED / OBSERVED / EVIDENCE");
@@ -640,9 +690,14 @@ std::string DrillTable(const std::vector<DrillReport>& reports) {
   size_t passed = 0;
   for (const auto& r : reports) {
     passed += r.pass;
+    skipped += r.skipped;
     std::snprintf(line, sizeof line, "%-34s %-8s %-6s %s\n", r.name.c_str(), r.kind.c_str(),
-                  r.pass ? "PASS" : "FAIL", Printable(r.rand_category).c_str());
+                  Verdict(r), Printable(r.rand_category).c_str());
     out += line;
+    if (r.skipped) {
+      out += "    skipped: " + r.failure + "\n";
+      continue;
+    }
     for (const auto& s : r.steps) {
       if (s.expected.empty() && s.pass) continue;
       out += "    " + std::string(s.pass ? "ok   " : "FAIL ") + s.action + "\n";
@@ -656,13 +711,19 @@ std::string DrillTable(const std::vector<DrillReport>& reports) {
       }
     }
     if (r.kind == "disaster") {
-      out += "    RTO " + (r.rto_ms >= 0 ? std::to_string(r.rto_ms) + " ms (simulated)" : "none") +
+      out += "    RTO " +
+             (r.rto_ms >= 0
+                  ? std::to_string(r.rto_ms) + (r.live ? " ms (measured)" : " ms (simulated)")
+                  : "none") +
              ", RPO " + std::to_string(r.lost.size()) + " of " + std::to_string(r.backups) +
              " committed backup(s) lost" + (r.lost.empty() ? "" : ": " + Join(r.lost, ", ")) + "\n";
     }
     if (!r.pass) out += "    why: " + r.failure + "\n";
   }
-  out += std::to_string(passed) + " of " + std::to_string(reports.size()) + " drills passed\n";
+  out += std::to_string(passed) + " of " + std::to_string(reports.size() - skipped) +
+         " drills passed" +
+         (skipped ? ", " + std::to_string(skipped) + " skipped (they need the simulator)" : "") +
+         "\n";
   return out;
 }
 
@@ -676,9 +737,10 @@ std::string DrillJson(const std::vector<DrillReport>& reports, uint64_t seed) {
     d["name"] = r.name;
     d["rand_category"] = r.rand_category;
     d["kind"] = r.kind;
-    d["result"] = r.pass ? "PASS" : "FAIL";
+    d["result"] = Verdict(r);
     d["failure"] = r.failure;
     d["rto_ms"] = r.rto_ms;
+    d["live"] = r.live;
     d["backups_committed"] = r.backups;
     d["backups_lost"] = r.lost;
     d["net_calls"] = r.net_calls;
@@ -721,7 +783,7 @@ std::string DrillMarkdown(const std::vector<DrillReport>& reports, uint64_t seed
   for (const auto& r : reports) {
     out +=
         "| " + cell(r.name) + " | " + cell(r.rand_category) + " | " + r.kind + " | " +
-        (r.pass ? "PASS" : "**FAIL**") + " | " +
+        (r.pass || r.skipped ? std::string(Verdict(r)) : std::string("**FAIL**")) + " | " +
         (r.rto_ms >= 0 ? std::to_string(r.rto_ms) + " ms" : "-") + " | " +
         (r.kind == "disaster" ? std::to_string(r.lost.size()) + " of " + std::to_string(r.backups)
                               : std::string("-")) +

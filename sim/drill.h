@@ -38,7 +38,9 @@ struct StepReport {
 struct DrillReport {
   std::string file, name, rand_category, kind, summary;
   bool pass = false;
-  std::string failure;  // the first failed step, or a setup error
+  bool skipped = false;  // live: a step needs the simulator (said in failure)
+  bool live = false;     // ran on a real cluster: times are measured, not simulated
+  std::string failure;   // the first failed step, or a setup error
   std::vector<StepReport> steps;
   int64_t rto_ms = -1;            // simulated time of the last successful restore
   std::vector<std::string> lost;  // committed backups no longer recoverable
@@ -52,6 +54,12 @@ struct DrillOptions {
   uint64_t seed = 1;
   std::filesystem::path work_dir;       // a fresh folder per drill is made inside
   bool test_skip_quorum_check = false;  // sim_test only
+  // Live: the cluster file of a loopback cluster `qv cluster init` made
+  // (sim/live_cluster.h) instead of the simulator, and the qv binary that
+  // runs its nodes. Drills with a step only the simulator can do are
+  // skipped.
+  std::filesystem::path live_cluster;
+  std::filesystem::path qv_binary;
 };
 
 // Runs one drill file. A drill that cannot be read is an error; one that
@@ -60,6 +68,9 @@ Result<DrillReport> RunDrill(const std::filesystem::path& file, const DrillOptio
 
 // The shipped drills: configs/drills/*.toml under `root`, sorted.
 std::vector<std::filesystem::path> ShippedDrills(const std::filesystem::path& root);
+
+// "PASS", "FAIL" or "SKIP".
+const char* Verdict(const DrillReport& r);
 
 // Renderings of a run: a terminal table, JSON (byte-identical for the same
 // seed) and the Markdown report handed to an auditor.

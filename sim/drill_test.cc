@@ -7,6 +7,7 @@
 
 #include "base/file_util.h"
 #include "base/temp_dir.h"
+#include "configs/local_cluster.h"
 
 namespace qv::sim {
 namespace {
@@ -175,6 +176,22 @@ TEST(DrillFileTest, AWrongExpectationFailsTheDrill) {
   EXPECT_NE(r->failure.find("backup a"), std::string::npos) << r->failure;
   EXPECT_NE(DrillTable({*r}).find("FAIL"), std::string::npos);
   EXPECT_NE(DrillMarkdown({*r}, 1).find("**FAIL**"), std::string::npos);
+}
+
+// Live drills delete disks and kill processes: never off loopback.
+TEST(DrillFileTest, LiveDrillsRefuseAClusterOffLoopback) {
+  ScopedTempDir tmp("qv-drill-live");
+  LocalClusterOptions lo;
+  lo.host = "10.1.2.3";
+  ASSERT_TRUE(InitLocalCluster(tmp.path() / "cl", lo).ok());
+  DrillOptions o;
+  o.work_dir = tmp.path() / "work";
+  o.live_cluster = tmp.path() / "cl" / "cluster.toml";
+  o.qv_binary = "/bin/false";
+  auto r = RunDrill(fs::path(QV_SOURCE_DIR) / "configs/drills/site-lost-then-restore.toml", o);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("only against a cluster on loopback"), std::string::npos)
+      << r.status().ToString();
 }
 
 }  // namespace

@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include <set>
+
 #include "base/corrupt.h"
 #include "base/file_util.h"
 #include "base/text.h"
@@ -10,6 +12,19 @@
 namespace qv::sim {
 
 namespace fs = std::filesystem;
+
+bool IsEvidence(const AuditEntry& e) {
+  static const std::set<std::string> kinds = {"refusal", "replay",         "alert",
+                                              "denial",  "backup-aborted", "recovery"};
+  return kinds.count(e.event.kind) > 0;
+}
+
+std::string EvidenceLine(const std::string& node, const AuditEntry& e) {
+  std::string d = Printable(e.event.detail);
+  if (d.size() > 160) d = d.substr(0, 157) + "...";
+  return node + " " + e.event.kind +
+         (e.event.peer.empty() ? "" : " (" + Printable(e.event.peer) + ")") + ": " + d;
+}
 
 std::vector<std::string> DrillWorld::NodesAt(const std::string& site) const {
   std::vector<std::string> out;

@@ -24,6 +24,11 @@
 
 namespace qv::sim {
 
+// Audit entries that are evidence: refusals, replays, alerts, denials,
+// aborted backups, recoveries; and how a report shows one.
+bool IsEvidence(const AuditEntry& e);
+std::string EvidenceLine(const std::string& node, const AuditEntry& e);
+
 class DrillWorld {
  public:
   virtual ~DrillWorld() = default;

@@ -276,8 +276,6 @@ Result<std::unique_ptr<ClusterSession>> Simulation::Session(const std::string& a
 }
 
 std::vector<std::string> Simulation::NewEvidence() {
-  static const std::set<std::string> kinds = {"refusal", "replay",         "alert",
-                                              "denial",  "backup-aborted", "recovery"};
   std::vector<std::string> out;
   for (auto& [id, n] : nodes_) {
     if (!n->node) continue;
@@ -288,12 +286,7 @@ std::vector<std::string> Simulation::NewEvidence() {
     if (!entries.ok()) continue;
     for (const auto& e : *entries) {
       seen = e.seq;
-      if (!kinds.count(e.event.kind)) continue;
-      std::string d = Printable(e.event.detail);
-      if (d.size() > 160) d = d.substr(0, 157) + "...";
-      out.push_back(Relative(id + " " + e.event.kind +
-                             (e.event.peer.empty() ? "" : " (" + Printable(e.event.peer) + ")") +
-                             ": " + d));
+      if (IsEvidence(e)) out.push_back(Relative(EvidenceLine(id, e)));
     }
   }
   return out;

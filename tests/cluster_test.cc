@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -629,6 +630,32 @@ TEST_F(ClusterTest, AStolenNodeOrTMinusOneColludingNodesCannotDecrypt) {
   auto enough = Combine(shares, m.commitments);
   ASSERT_TRUE(enough.ok());
   EXPECT_TRUE(opens(enough->secret));
+}
+
+// `qv drill run --live`: the drills that need no simulator run against the
+// real node processes (kill -9, disks deleted); the others are skipped,
+// never passed.
+TEST_F(ClusterTest, LiveDrillsRunOnRealProcessesAndSimulatorOnlyOnesAreSkipped) {
+  const std::string drills = std::string(QV_SOURCE_DIR) + "/configs/drills/";
+  std::string files;
+  for (const char* d : {"site-lost-then-restore", "replayed-certificate",
+                        "rogue-admin-one-approval", "two-sites-lost", "torn-writes"}) {
+    files += " " + drills + d + ".toml";
+  }
+  Outcome r = Qv("drill run --live --cluster cl/cluster.toml --json" + files);
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["drills"].size(), 5u);
+  std::map<std::string, std::string> result;
+  for (const auto& d : j["drills"]) result[d["name"]] = d["result"];
+  EXPECT_EQ(result["site-lost-then-restore"], "PASS") << r.out;
+  EXPECT_EQ(result["replayed-certificate"], "PASS") << r.out;
+  EXPECT_EQ(result["rogue-admin-one-approval"], "PASS") << r.out;
+  EXPECT_EQ(result["two-sites-lost"], "PASS") << r.out;
+  EXPECT_EQ(result["torn-writes"], "SKIP") << r.out;
+  // The evidence is the real nodes' audit entries.
+  EXPECT_NE(r.out.find("replay (operator): replayed: request"), std::string::npos) << r.out;
+  EXPECT_EQ(Qv("drill run --live " + drills + "stolen-node.toml").code, 2);
 }
 
 }  // namespace
