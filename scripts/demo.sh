@@ -64,4 +64,7 @@ sleep 1
 "$qv" audit verify --cluster cluster/cluster.toml
 "$qv" cluster down --dir cluster
 trap - EXIT
-echo "node logs: demo/cluster/nodes/*/node.log"
+
+step "rehearse: every disaster and insider-abuse drill on the deterministic simulator"
+"$qv" drill run --all --report drills.md 2>/dev/null | grep -E "^[a-z0-9-]+ +(disaster|abuse)|drills passed"
+echo "node logs: demo/cluster/nodes/*/node.log; drill report for auditors: demo/drills.md"
