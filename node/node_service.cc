@@ -298,7 +298,7 @@ void NodeService::PinKeys() {
 }
 
 Response NodeService::Handle(Session& s, const Request& r) {
-  const auto start = std::chrono::steady_clock::now();
+  const double start = opt_.clock->MonotonicMs();
   Result<Response> out =
       Allowed(s.peer_.role, r.op)
           ? Dispatch(s, r)
@@ -311,8 +311,7 @@ Response NodeService::Handle(Session& s, const Request& r) {
   }
   Response resp = out.ok() ? std::move(out).value() : Response::FromStatus(out.status());
   resp.node_id = node_id_;
-  const double ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  const double ms = opt_.clock->MonotonicMs() - start;
   char dur[32];
   std::snprintf(dur, sizeof dur, "%.2f", ms);
   const uint64_t bytes = r.payload.size() + resp.payload.size();

@@ -31,6 +31,8 @@ constexpr IntField kInts[] = {
     {"request", "ttl", 1, 30 * 86400},
     {"slow-site", "latency_ms", 0, 600000},
     {"slow-site", "mbps", 1, 400000},
+    {"link", "latency_ms", 0, 600000},
+    {"link", "mbps", 1, 400000},
     {"skew", "seconds", -365 * 86400, 365 * 86400},
     {"wait", "seconds", 0, 365 * 86400},
     {"fault", "after", 0, 1 << 20},
@@ -159,6 +161,7 @@ const std::map<std::string, std::set<std::string>>& Actions() {
       {"partition", {"a", "b"}},
       {"heal", {}},
       {"slow-site", {"site", "latency_ms", "mbps"}},
+      {"link", {"a", "b", "latency_ms", "mbps"}},
       {"skew", {"node", "seconds"}},
       {"wait", {"seconds"}},
       {"fault", {"node", "at", "error", "crash", "after"}},
@@ -364,6 +367,17 @@ class Runner {
       named(site + " (" + std::to_string(lat) + " ms, " + std::to_string(mbps) + " Mb/s)");
       sim_->net().SetSiteLink(site, {lat, static_cast<double>(mbps) * 125.0, 0});
       world_->Note("site " + site + " slowed to " + std::to_string(lat) + " ms, " +
+                   std::to_string(mbps) + " Mb/s");
+      return Observed{"ok", "", {}, false};
+    }
+    if (a == "link") {
+      QV_ASSIGN_OR_RETURN(std::string x, st.Str("a"));
+      QV_ASSIGN_OR_RETURN(std::string y, st.Str("b"));
+      QV_ASSIGN_OR_RETURN(int64_t lat, st.Int("latency_ms"));
+      QV_ASSIGN_OR_RETURN(int64_t mbps, st.Int("mbps", 100));
+      named(x + " - " + y + " (" + std::to_string(lat) + " ms, " + std::to_string(mbps) + " Mb/s)");
+      sim_->net().SetPairLink(x, y, {lat, static_cast<double>(mbps) * 125.0, 0});
+      world_->Note("link " + x + " - " + y + " set to " + std::to_string(lat) + " ms, " +
                    std::to_string(mbps) + " Mb/s");
       return Observed{"ok", "", {}, false};
     }

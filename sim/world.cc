@@ -52,6 +52,7 @@ void Network::Cut(const std::string& a, const std::string& b) {
 }
 
 Network::Link Network::LinkBetween(const std::string& a, const std::string& b) const {
+  if (auto it = pair_links_.find({a, b}); it != pair_links_.end()) return it->second;
   Link l = a == b ? lan_ : wan_;
   // The slower of the two ends' overrides.
   for (const auto* site : {&a, &b}) {

@@ -110,8 +110,13 @@ class Network {
     double loss = 0;          // chance a call's connection resets
   };
   void SetDefaultLinks(Link lan, Link wan) { lan_ = lan, wan_ = wan; }
-  // Overrides for every link touching `site` (a slow site).
+  // Overrides for every link touching `site` (a slow site), and for the
+  // link between two sites (both directions), which wins over both.
   void SetSiteLink(const std::string& site, Link link) { site_links_[site] = link; }
+  void SetPairLink(const std::string& a, const std::string& b, Link link) {
+    pair_links_[{a, b}] = link;
+    pair_links_[{b, a}] = link;
+  }
   void Cut(const std::string& a, const std::string& b);  // both directions
   void HealAll() { cut_.clear(); }
   Link LinkBetween(const std::string& a, const std::string& b) const;
@@ -131,6 +136,7 @@ class Network {
   Rng rng_;
   Link lan_, wan_;
   std::map<std::string, Link> site_links_;
+  std::map<std::pair<std::string, std::string>, Link> pair_links_;
   std::set<std::pair<std::string, std::string>> cut_;
   std::map<std::string, Endpoint> endpoints_;  // node id -> where it is
   uint64_t calls_ = 0, bytes_ = 0;

@@ -39,9 +39,14 @@ TEST(NetworkTest, ACutLinkFailsAndTimePassesByLatencyAndBandwidth) {
   net.HealAll();
   EXPECT_TRUE(net.Transfer("a", "b", 1).ok());
   net.SetSiteLink("b", {2000, 0, 0});
-  const int64_t before = clock.ms();
+  int64_t before = clock.ms();
   ASSERT_TRUE(net.Transfer("a", "b", 1).ok());
   EXPECT_EQ(clock.ms() - before, 2000);
+  // A site pair's own link wins over both sites' overrides.
+  net.SetPairLink("b", "c", {5, 0, 0});
+  before = clock.ms();
+  ASSERT_TRUE(net.Transfer("c", "b", 1).ok());
+  EXPECT_EQ(clock.ms() - before, 5);
 }
 
 TEST(NetworkTest, LossResetsAboutThatShareOfCalls) {
