@@ -31,20 +31,21 @@ std::string DrillTable(const std::vector<DrillReport>& reports) {
   for (const auto& r : reports) {
     passed += r.pass;
     skipped += r.skipped;
-    std::snprintf(line, sizeof line, "%-34s %-8s %-6s %s\n", r.name.c_str(), r.kind.c_str(),
-                  Verdict(r), Printable(r.rand_category).c_str());
+    std::snprintf(line, sizeof line, "%-34s %-8s %-6s %s\n", Printable(r.name).c_str(),
+                  Printable(r.kind).c_str(), Verdict(r), Printable(r.rand_category).c_str());
     out += line;
     if (r.skipped) {
-      out += "    skipped: " + r.failure + "\n";
+      out += "    skipped: " + Printable(r.failure) + "\n";
       continue;
     }
     for (const auto& s : r.steps) {
       if (s.expected.empty() && s.pass) continue;
-      out += "    " + std::string(s.pass ? "ok   " : "FAIL ") + s.action + "\n";
-      out += "         expected " + (s.expected.empty() ? "it to work" : s.expected) + "\n";
-      out += "         observed " + s.observed + "\n";
+      out += "    " + std::string(s.pass ? "ok   " : "FAIL ") + Printable(s.action) + "\n";
+      out +=
+          "         expected " + Printable(s.expected.empty() ? "it to work" : s.expected) + "\n";
+      out += "         observed " + Printable(s.observed) + "\n";
       for (size_t i = 0; i < s.evidence.size() && i < 3; ++i) {
-        out += "         evidence " + s.evidence[i] + "\n";
+        out += "         evidence " + Printable(s.evidence[i]) + "\n";
       }
       if (s.evidence.size() > 3) {
         out += "         evidence (" + std::to_string(s.evidence.size() - 3) + " more)\n";
@@ -56,9 +57,10 @@ std::string DrillTable(const std::vector<DrillReport>& reports) {
                   ? std::to_string(r.rto_ms) + (r.live ? " ms (measured)" : " ms (simulated)")
                   : "none") +
              ", RPO " + std::to_string(r.lost.size()) + " of " + std::to_string(r.backups) +
-             " committed backup(s) lost" + (r.lost.empty() ? "" : ": " + Join(r.lost, ", ")) + "\n";
+             " committed backup(s) lost" +
+             (r.lost.empty() ? "" : ": " + Printable(Join(r.lost, ", "))) + "\n";
     }
-    if (!r.pass) out += "    why: " + r.failure + "\n";
+    if (!r.pass) out += "    why: " + Printable(r.failure) + "\n";
   }
   out += std::to_string(passed) + " of " + std::to_string(reports.size() - skipped) +
          " drills passed" +
@@ -143,7 +145,7 @@ std::string DrillMarkdown(const std::vector<DrillReport>& reports, uint64_t seed
       out += "\nEvidence (audit entries the nodes wrote):\n\n";
       for (const auto& e : ev) out += "- `" + Printable(e) + "`\n";
     }
-    if (!r.lost.empty()) out += "\nUnrecoverable: " + Join(r.lost, ", ") + "\n";
+    if (!r.lost.empty()) out += "\nUnrecoverable: " + cell(Join(r.lost, ", ")) + "\n";
   }
   return out;
 }

@@ -194,5 +194,27 @@ TEST(DrillFileTest, LiveDrillsRefuseAClusterOffLoopback) {
       << r.status().ToString();
 }
 
+// Names, labels and summaries come from a file someone else wrote: no
+// byte of them reaches a terminal or the auditor's report unescaped.
+TEST(DrillFileTest, HostileNamesAndLabelsAreEscapedInEveryRendering) {
+  ScopedTempDir tmp("qv-drill-hostile");
+  const fs::path f = tmp.path() / "hostile.toml";
+  ASSERT_TRUE(WriteFileAtomic(f,
+                              AsBytes("[drill]\nname = \"x\\u001b[2J\"\nrand_category = "
+                                      "\"y\\u0007\"\nkind = \"abuse\"\nsummary = \"s\\u001b]0;t\"\n"
+                                      "[[step]]\ndo = \"backup\"\nlabel = \"a\\u001b[31m|b\"\n"
+                                      "size = 100\nexpect = \"failed\"\n"),
+                              0600)
+                  .ok());
+  DrillOptions o;
+  o.work_dir = tmp.path() / "work";
+  auto r = RunDrill(f, o);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  for (const std::string& out : {DrillTable({*r}), DrillMarkdown({*r}, 1), DrillJson({*r}, 1)}) {
+    EXPECT_EQ(out.find('\x1b'), std::string::npos) << out;
+    EXPECT_EQ(out.find('\x07'), std::string::npos) << out;
+  }
+}
+
 }  // namespace
 }  // namespace qv::sim
