@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 
 #include "base/file_util.h"
@@ -74,13 +75,28 @@ fs::path DrillsRoot() {
 #endif
 }
 
-// A fresh folder for simulated disks: on tmpfs when there is one (the
+// The folder the drills write node disks into, which they may empty:
+// `given` only if it does not exist or is empty (never a folder holding
+// someone's files), else a fresh one, on tmpfs when there is one (the
 // nodes fsync as on real disks, which costs nothing there).
-fs::path WorkDir(const std::string& prefix) {
+Result<fs::path> OwnWorkDir(const std::string& given, const std::string& prefix) {
   std::error_code ec;
+  if (!given.empty()) {
+    const fs::path p = given;
+    if (fs::exists(p, ec) && !(fs::is_directory(p, ec) && fs::is_empty(p, ec))) {
+      return InvalidArgument("--work " + given +
+                             ": must not exist or be empty (drills write and delete node disks "
+                             "there)");
+    }
+    fs::create_directories(p, ec);
+    if (ec) return IoError("--work " + given + ": " + ec.message());
+    return p;
+  }
   const fs::path base =
       fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path(ec);
-  return base / (prefix + std::to_string(::getpid()));
+  std::string templ = (base / (prefix + "XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) return ErrnoError("mkdtemp " + templ);
+  return fs::path(templ);
 }
 
 }  // namespace
@@ -104,20 +120,12 @@ int CmdDrillRun(const DrillArgs& a) {
     return 2;
   }
   std::error_code ec;
-  fs::path work = a.work;
-  if (work.empty()) {
-    // tmpfs when there is one: the nodes fsync as they do on real disks,
-    // which costs nothing there.
-    const fs::path base =
-        fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path(ec);
-    work = base / ("qv-drill-" + std::to_string(::getpid()));
-  }
-  fs::create_directories(work, ec);
-  if (ec) {
-    std::fprintf(stderr, "qv: error: %s: %s\n", Printable(work.string()).c_str(),
-                 ec.message().c_str());
+  auto owned = OwnWorkDir(a.work, "qv-drill-");
+  if (!owned.ok()) {
+    std::fprintf(stderr, "qv: error: %s\n", Printable(owned.status().message()).c_str());
     return 1;
   }
+  const fs::path work = *owned;
   const auto start = std::chrono::steady_clock::now();
   std::vector<sim::DrillReport> reports;
   bool unreadable = false;
@@ -172,7 +180,12 @@ int CmdDrillBench(const DrillBenchArgs& b) {
   o.size = b.size;
   o.seed = b.seed;
   std::error_code ec;
-  o.work_dir = b.work.empty() ? WorkDir("qv-drill-bench-") : fs::path(b.work);
+  auto owned = OwnWorkDir(b.work, "qv-drill-bench-");
+  if (!owned.ok()) {
+    std::fprintf(stderr, "qv: error: %s\n", Printable(owned.status().message()).c_str());
+    return 1;
+  }
+  o.work_dir = *owned;
   auto r = sim::RunSimBench(o);
   if (b.work.empty()) fs::remove_all(o.work_dir, ec);
   if (!r.ok()) {

@@ -150,10 +150,11 @@ class Runner {
       }
       o.detail = r.detail;
       o.written = r.anything_written;
-      const bool refused = r.detail.find("permission denied") != std::string::npos ||
-                           r.detail.find("released (need") != std::string::npos ||
-                           r.detail.find("refus") != std::string::npos;
-      o.kind = refused ? "refused" : "failed";
+      // Refused: the nodes judged the certificate and said no. Failed: it
+      // could not be judged (too few nodes, no valid manifest, no session).
+      o.kind = r.code == StatusCode::kPermissionDenied || r.code == StatusCode::kUnauthenticated
+                   ? "refused"
+                   : "failed";
       return o;
     }
     if (a == "crash" || a == "restart" || a == "destroy" || a == "steal" || a == "liar" ||
@@ -167,6 +168,17 @@ class Runner {
       if (a == "rewrite-audit") return FromStatus(sim_->RewriteAudit(node));
       sim_->MakeLiar(node);
       return Observed{"ok", "", {}, false};
+    }
+    if (a == "replace-master-key") {
+      QV_ASSIGN_OR_RETURN(std::string node, st.Str("node"));
+      named(node);
+      return FromStatus(world_->ReplaceMasterKey(node));
+    }
+    if (a == "post-denial") {
+      QV_ASSIGN_OR_RETURN(std::string request, st.Str("request"));
+      QV_ASSIGN_OR_RETURN(std::string by, st.Str("by"));
+      named(request + " denied by " + by + ", posted to the nodes");
+      return FromStatus(world_->PostDenial(request, by));
     }
     if (a == "lose-site") {
       QV_ASSIGN_OR_RETURN(std::string site, st.Str("site"));

@@ -173,6 +173,8 @@ inline const std::map<std::string, std::set<std::string>>& Actions() {
       {"replace-manifest", {"node", "backup"}},
       {"corrupt-fragment", {"node", "backup"}},
       {"tear-fragment", {"node", "backup"}},
+      {"replace-master-key", {"node"}},
+      {"post-denial", {"request", "by"}},
       {"liar", {"node"}},
       {"misconfigure", {"policy"}},
   };
@@ -181,9 +183,20 @@ inline const std::map<std::string, std::set<std::string>>& Actions() {
 
 // What a live cluster of real processes can be made to do.
 inline const std::set<std::string>& LiveActions() {
-  static const std::set<std::string> a = {
-      "backup",  "request",   "approve",          "restore",       "crash",  "restart",
-      "destroy", "lose-site", "corrupt-fragment", "tear-fragment", "listed", "audit-verify"};
+  static const std::set<std::string> a = {"backup",
+                                          "request",
+                                          "approve",
+                                          "restore",
+                                          "crash",
+                                          "restart",
+                                          "destroy",
+                                          "lose-site",
+                                          "corrupt-fragment",
+                                          "tear-fragment",
+                                          "listed",
+                                          "audit-verify",
+                                          "replace-master-key",
+                                          "post-denial"};
   return a;
 }
 

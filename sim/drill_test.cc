@@ -65,7 +65,8 @@ TEST(DrillSelfTest, DrillsOfTheQuorumFailWhenNodesSkipTheQuorumCheck) {
                                                "colluding-custodians-below-quorum",
                                                "coerced-custodian-denial-vetoes",
                                                "forged-approval",
-                                               "approval-for-another-backup"};
+                                               "approval-for-another-backup",
+                                               "denial-left-out"};
   ScopedTempDir tmp("qv-drill-broken");
   size_t failed = 0;
   for (const auto& f : Drills()) {

@@ -8,6 +8,7 @@
 #include "base/file_util.h"
 #include "base/text.h"
 #include "coordinator/node_io.h"
+#include "crypto/secret.h"
 
 namespace qv::sim {
 
@@ -162,6 +163,7 @@ DrillWorld::RestoreResult DrillWorld::Restore(const std::string& request,
     }
   }
   if (!report.ok()) {
+    out.code = report.status().code();
     out.detail = report.status().message();
     Note("restore " + request + " failed: " + out.detail);
     return out;
@@ -216,6 +218,43 @@ Status DrillWorld::TearFragment(const std::string& node, const std::string& back
   if (ec) return IoError("cannot tear " + file.string() + ": " + ec.message());
   Note(node + "'s fragment of " + backup + " torn to " + std::to_string(size / 2) + " of " +
        std::to_string(size) + " bytes (power loss)");
+  return Status::Ok();
+}
+
+Status DrillWorld::ReplaceMasterKey(const std::string& node) {
+  if (cluster().FindNode(node) == nullptr) return NotFound("no node " + node);
+  const fs::path file = NodeDir(node) / "master.key";
+  QV_ASSIGN_OR_RETURN(SecretBytes original, ReadSecretFile(file, 32));
+  QV_RETURN_IF_ERROR(Crash(node));
+  const SecretBytes other = SecretBytes::Random(32);
+  QV_RETURN_IF_ERROR(WriteFileAtomic(file, other.span(), 0600));
+  Note(node + "'s master key file replaced with another key");
+  Status started = Restart(node);
+  // The true key goes back (the node stays down if it refused), so later
+  // steps and drills find the node's disk as its operator would restore it.
+  QV_RETURN_IF_ERROR(WriteFileAtomic(file, original.span(), 0600));
+  return started;
+}
+
+Status DrillWorld::PostDenial(const std::string& request, const std::string& custodian) {
+  auto it = requests_.find(request);
+  if (it == requests_.end()) return NotFound("no request " + request);
+  QV_ASSIGN_OR_RETURN(const SigningKey* key, Key(custodian));
+  QV_ASSIGN_OR_RETURN(Approval denial, Approval::Sign(it->second->request, *key, custodian,
+                                                      /*approve=*/false, "drill", Now().NowUnix()));
+  QV_ASSIGN_OR_RETURN(auto session, Session(custodian));
+  std::vector<std::string> problems;
+  const size_t recorded =
+      session->PostDenial(Certificate{it->second->request, {std::move(denial)}}, &problems);
+  session.reset();
+  AfterOperation();
+  Note(custodian + " denies " + request + " and posts the denial to the nodes (" +
+       std::to_string(recorded) + " recorded it)");
+  if (recorded == 0) {
+    std::string why;
+    for (const auto& p : problems) why += "; " + p;
+    return FailedPrecondition("no node recorded the denial" + why);
+  }
   return Status::Ok();
 }
 

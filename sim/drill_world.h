@@ -56,6 +56,9 @@ class DrillWorld {
   // fragment cut to half, as a torn write at a power loss leaves it.
   Status CorruptFragment(const std::string& node, const std::string& backup);
   Status TearFragment(const std::string& node, const std::string& backup);
+  // The node's master key file overwritten with another key (swapped or
+  // corrupted), and the node restarted: the status of the restart.
+  Status ReplaceMasterKey(const std::string& node);
 
   // The ceremony.
   struct StoredArtifact {
@@ -80,12 +83,17 @@ class DrillWorld {
     bool restored = false;
     bool identical = false;
     bool anything_written = false;
+    StatusCode code = StatusCode::kOk;  // why it did not restore
     std::string detail;
     std::vector<std::string> problems;
     int64_t ms = 0;  // time it took (simulated in the simulator)
   };
   RestoreResult Restore(const std::string& request, const std::string& presenter,
                         const std::string& approvals_of, bool prove);
+  // `custodian` denies request `label` and posts the denial to every node
+  // itself (as `qv approve --deny` does), keeping it out of the request's
+  // approvals. Fails unless some node recorded it.
+  Status PostDenial(const std::string& request, const std::string& custodian);
   // Published backups as the nodes list them (id -> nodes holding it).
   std::map<BackupId, size_t> Listed();
   AuditReport AuditVerify();
@@ -94,7 +102,9 @@ class DrillWorld {
   virtual const Clock& Now() const = 0;  // signing times
   virtual double ElapsedMs() const = 0;  // for durations
   virtual std::filesystem::path WorkDir() const = 0;
-  virtual std::filesystem::path DataDir(const std::string& node) const = 0;
+  // The node's folder (node file, keys, data/).
+  virtual std::filesystem::path NodeDir(const std::string& node) const = 0;
+  std::filesystem::path DataDir(const std::string& node) const { return NodeDir(node) / "data"; }
   virtual void Tune(BackupOptions&) {}
   virtual void Tune(RestoreOptions&) {}
   virtual void AfterOperation() {}

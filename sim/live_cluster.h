@@ -42,8 +42,8 @@ class LiveCluster : public DrillWorld {
   const Clock& Now() const override { return *SystemClock::Default(); }
   double ElapsedMs() const override;
   std::filesystem::path WorkDir() const override { return work_; }
-  std::filesystem::path DataDir(const std::string& node) const override {
-    return dir_ / "nodes" / node / "data";
+  std::filesystem::path NodeDir(const std::string& node) const override {
+    return dir_ / "nodes" / node;
   }
 
  private:

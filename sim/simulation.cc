@@ -200,6 +200,8 @@ Status Simulation::Restart(const std::string& node) {
   if (it->second->node) return Status::Ok();
   Status s = OpenNode(*it->second);
   Note(node + (s.ok() ? " restarted from its disk" : " refused to start: " + s.message()));
+  // As `qv cluster up` reports a node that exits at start.
+  if (!s.ok()) return FailedPrecondition(node + " refused to start: " + s.ToString());
   return s;
 }
 
@@ -294,9 +296,9 @@ std::vector<std::string> Simulation::NewEvidence() {
 
 // --- Attacker capabilities ---------------------------------------------------
 
-fs::path Simulation::DataDir(const std::string& node) const {
+fs::path Simulation::NodeDir(const std::string& node) const {
   auto it = nodes_.find(node);
-  return it == nodes_.end() ? fs::path() : it->second->config_file.parent_path() / "data";
+  return it == nodes_.end() ? fs::path() : it->second->config_file.parent_path();
 }
 
 Status Simulation::Steal(const std::string& node) {

@@ -123,7 +123,7 @@ class Simulation : public DrillWorld {
   const Clock& Now() const override { return clock_; }
   double ElapsedMs() const override { return clock_.MonotonicMs(); }
   std::filesystem::path WorkDir() const override { return dir_; }
-  std::filesystem::path DataDir(const std::string& node) const override;
+  std::filesystem::path NodeDir(const std::string& node) const override;
   // One worker: every call to a node happens on this thread, in order.
   void Tune(BackupOptions& o) override {
     o.workers = 1;

@@ -132,8 +132,13 @@ Status SimCaller::Handshake() {
   QV_ASSIGN_OR_RETURN(auto x, X25519PublicFromEd25519(key_));
   PeerInfo peer = ep.service->Identify(x);
   if (peer.role == PeerRole::kUnknown) {
+    // As NodeServer does: the handshake completes (the peer proved its
+    // key), the refusal is audited, one answer names the problem, and the
+    // connection closes.
     ep.service->RefuseUnknownPeer(site_, peer.name);
-    return PermissionDenied("handshake refused: the node does not pin this key");
+    refusal_ =
+        "this key (" + peer.name.substr(8) + "...) is not pinned in " + node_ + "'s cluster file";
+    return Status::Ok();
   }
   session_ = std::make_unique<NodeService::Session>(std::move(peer));
   incarnation_ = ep.incarnation;
@@ -144,6 +149,12 @@ Result<Response> SimCaller::Call(Request request) {
   auto it = net_->endpoints().find(node_);
   if (it == net_->endpoints().end()) return IoError("no such node in the simulation");
   Endpoint& ep = it->second;
+  if (!refusal_.empty()) {
+    Response no = Response::FromStatus(PermissionDenied(refusal_));
+    no.node_id = node_;
+    refusal_.clear();  // the one answer; the connection is closed after it
+    return no;
+  }
   if (!session_) return IoError("connection closed");
   QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(std::move(request)));
   QV_RETURN_IF_ERROR(net_->Transfer(site_, ep.site, wire.size()));

@@ -165,6 +165,7 @@ class SimCaller : public NodeCaller {
   std::string node_;
   uint64_t incarnation_ = 0;
   std::unique_ptr<NodeService::Session> session_;
+  std::string refusal_;  // an unpinned caller's one answer
 };
 
 }  // namespace qv::sim

@@ -254,6 +254,20 @@ TEST_F(CliTest, DrillRunReportsEveryDrillAndFailsOnAFailedOne) {
   EXPECT_NE(bad.err.find("bad.toml"), std::string::npos) << bad.err;
   EXPECT_EQ(Qv("drill run").code, 2);
   EXPECT_EQ(Qv("drill").code, 2);
+  // --work never points the drills at a folder holding someone's files
+  // (they delete node disks there).
+  fs::create_directories(dir_ / "precious");
+  std::ofstream(dir_ / "precious" / "replayed-certificate") << "keep me";
+  Outcome work = Qv("drill run --work precious " + std::string(QV_SOURCE_DIR) +
+                    "/configs/drills/replayed-certificate.toml");
+  EXPECT_EQ(work.code, 1);
+  EXPECT_NE(work.err.find("must not exist or be empty"), std::string::npos) << work.err;
+  EXPECT_EQ(Slurp(dir_ / "precious" / "replayed-certificate"), "keep me");
+  EXPECT_EQ(Qv("drill run --work fresh --keep " + std::string(QV_SOURCE_DIR) +
+               "/configs/drills/replayed-certificate.toml")
+                .code,
+            0);
+  EXPECT_TRUE(fs::exists(dir_ / "fresh" / "replayed-certificate" / "cluster" / "cluster.toml"));
 }
 
 TEST_F(CliTest, DrillBenchPrintsThroughputBesideTheMachinesLimits) {

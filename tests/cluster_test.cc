@@ -639,19 +639,23 @@ TEST_F(ClusterTest, LiveDrillsRunOnRealProcessesAndSimulatorOnlyOnesAreSkipped) 
   const std::string drills = std::string(QV_SOURCE_DIR) + "/configs/drills/";
   std::string files;
   for (const char* d : {"site-lost-then-restore", "replayed-certificate",
-                        "rogue-admin-one-approval", "two-sites-lost", "torn-writes"}) {
+                        "rogue-admin-one-approval", "impersonation", "replaced-master-key",
+                        "denial-left-out", "two-sites-lost", "torn-writes"}) {
     files += " " + drills + d + ".toml";
   }
   Outcome r = Qv("drill run --live --cluster cl/cluster.toml --json" + files);
   ASSERT_EQ(r.code, 0) << r.out << r.err;
   auto j = nlohmann::json::parse(r.out);
-  ASSERT_EQ(j["drills"].size(), 5u);
+  ASSERT_EQ(j["drills"].size(), 8u);
   std::map<std::string, std::string> result;
   for (const auto& d : j["drills"]) result[d["name"]] = d["result"];
   EXPECT_EQ(result["site-lost-then-restore"], "PASS") << r.out;
   EXPECT_EQ(result["replayed-certificate"], "PASS") << r.out;
   EXPECT_EQ(result["rogue-admin-one-approval"], "PASS") << r.out;
   EXPECT_EQ(result["two-sites-lost"], "PASS") << r.out;
+  EXPECT_EQ(result["impersonation"], "PASS") << r.out;
+  EXPECT_EQ(result["replaced-master-key"], "PASS") << r.out;
+  EXPECT_EQ(result["denial-left-out"], "PASS") << r.out;
   EXPECT_EQ(result["torn-writes"], "SKIP") << r.out;
   // The evidence is the real nodes' audit entries.
   EXPECT_NE(r.out.find("replay (operator): replayed: request"), std::string::npos) << r.out;
