@@ -96,6 +96,36 @@ SecretBytes Evaluate(const std::vector<SecretBytes>& coeffs, uint32_t x) {
   return acc;
 }
 
+// g^{f(x)} from the commitments: Horner in the group,
+// R = (((C_{t-1})^x * C_{t-2})^x ...) * C_0.
+Point PublicValue(uint32_t x, std::span<const Point> commitments) {
+  uint8_t xs[kScalarSize];
+  ScalarFromU32(x, xs);
+  Point acc{};
+  for (size_t j = commitments.size(); j-- > 0;) acc = Add(Mult(xs, acc), commitments[j]);
+  return acc;
+}
+
+constexpr std::string_view kShareProofDomain = "quorumvault/share-proof/v1";
+
+// c = BLAKE2b-512(domain | be32 x | P | R | context) reduced mod L.
+void ProofChallenge(uint32_t x, const Point& p, const Point& r, ByteSpan context,
+                    uint8_t c[kScalarSize]) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, crypto_core_ristretto255_NONREDUCEDSCALARBYTES);
+  crypto_generichash_update(&st, reinterpret_cast<const uint8_t*>(kShareProofDomain.data()),
+                            kShareProofDomain.size());
+  const uint8_t xb[4] = {static_cast<uint8_t>(x >> 24), static_cast<uint8_t>(x >> 16),
+                         static_cast<uint8_t>(x >> 8), static_cast<uint8_t>(x)};
+  crypto_generichash_update(&st, xb, sizeof xb);
+  crypto_generichash_update(&st, p.data(), p.size());
+  crypto_generichash_update(&st, r.data(), r.size());
+  crypto_generichash_update(&st, context.data(), context.size());
+  uint8_t wide[crypto_core_ristretto255_NONREDUCEDSCALARBYTES];
+  crypto_generichash_final(&st, wide, sizeof wide);
+  crypto_core_ristretto255_scalar_reduce(c, wide);
+}
+
 }  // namespace
 
 SecretBytes EncodeShare(const Share& share) {
@@ -148,6 +178,61 @@ Result<Dealing> Deal(uint32_t t, uint32_t n) {
   return DealSecret(secret, t, n);
 }
 
+Result<ShareProof> ProveShare(const Share& share, ByteSpan context) {
+  EnsureSodium();
+  if (share.x == 0 || share.x > kMaxShareHolders || share.y.size() != kScalarSize) {
+    return InvalidArgument("malformed share");
+  }
+  ShareProof proof;
+  SecretBytes k(kScalarSize);
+  crypto_core_ristretto255_scalar_random(k.data());
+  proof.r = BaseMult(k.data());
+  const Point p = BaseMult(share.y.data());
+  uint8_t c[kScalarSize];
+  ProofChallenge(share.x, p, proof.r, context, c);
+  SecretBytes cy(kScalarSize);
+  crypto_core_ristretto255_scalar_mul(cy.data(), c, share.y.data());
+  crypto_core_ristretto255_scalar_add(proof.s.data(), k.data(), cy.data());
+  return proof;
+}
+
+Status VerifyShareProof(uint32_t x, const ShareProof& proof, ByteSpan context,
+                        std::span<const Point> commitments) {
+  EnsureSodium();
+  const std::string who = "share x=" + std::to_string(x);
+  if (x == 0 || x > kMaxShareHolders) return InvalidArgument(who + ": x out of range");
+  if (commitments.empty()) return InvalidArgument("no commitments");
+  QV_RETURN_IF_ERROR(CheckCommitments(commitments));
+  if (crypto_core_ristretto255_is_valid_point(proof.r.data()) != 1 ||
+      !IsCanonicalScalar(proof.s.data())) {
+    return InvalidArgument(who + ": malformed proof");
+  }
+  const Point p = PublicValue(x, commitments);
+  uint8_t c[kScalarSize];
+  ProofChallenge(x, p, proof.r, context, c);
+  // g^s == R * P^c
+  const Point lhs = BaseMult(proof.s.data());
+  const Point rhs = Add(proof.r, Mult(c, p));
+  if (sodium_memcmp(lhs.data(), rhs.data(), kPointSize) != 0) {
+    return Unauthenticated(who + ": the holder did not prove it holds the share");
+  }
+  return Status::Ok();
+}
+
+Bytes EncodeShareProof(const ShareProof& proof) {
+  Bytes out(proof.r.begin(), proof.r.end());
+  out.insert(out.end(), proof.s.begin(), proof.s.end());
+  return out;
+}
+
+Result<ShareProof> DecodeShareProof(ByteSpan encoded) {
+  if (encoded.size() != kShareProofSize) return InvalidArgument("share proof is not 64 bytes");
+  ShareProof proof;
+  std::copy_n(encoded.begin(), kPointSize, proof.r.begin());
+  std::copy_n(encoded.begin() + kPointSize, kScalarSize, proof.s.begin());
+  return proof;
+}
+
 Status VerifyShare(const Share& share, std::span<const Point> commitments) {
   const std::string who = "share x=" + std::to_string(share.x);
   if (share.x == 0 || share.x > kMaxShareHolders) {
@@ -160,13 +245,7 @@ Status VerifyShare(const Share& share, std::span<const Point> commitments) {
   if (IsZero(share.y.data(), kScalarSize)) return InvalidArgument(who + ": value is zero");
   if (commitments.empty()) return InvalidArgument("no commitments");
   QV_RETURN_IF_ERROR(CheckCommitments(commitments));
-  uint8_t xs[kScalarSize];
-  ScalarFromU32(share.x, xs);
-  // Horner in the group: R = (((C_{t-1})^x * C_{t-2})^x ...) * C_0.
-  Point acc{};
-  for (size_t j = commitments.size(); j-- > 0;) {
-    acc = Add(Mult(xs, acc), commitments[j]);
-  }
+  const Point acc = PublicValue(share.x, commitments);
   Point lhs = BaseMult(share.y.data());
   if (sodium_memcmp(lhs.data(), acc.data(), kPointSize) != 0) {
     return Unauthenticated(who + " does not match the commitments");

@@ -17,6 +17,7 @@
 #include <span>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/status.h"
 #include "crypto/secret.h"
 
@@ -54,6 +55,26 @@ Result<Dealing> DealSecret(const SecretBytes& secret, uint32_t t, uint32_t n);
 // kUnauthenticated naming the share if it does not match the commitments;
 // kInvalidArgument for malformed input (x == 0, non-canonical value, bad point).
 Status VerifyShare(const Share& share, std::span<const Point> commitments);
+
+// Proof that a holder knows the value of share x without showing it: a
+// Schnorr proof of knowledge (Schnorr, "Efficient signature generation by
+// smart cards", J. Cryptology 1991; non-interactive by Fiat-Shamir, layout
+// as RFC 8235) of y with g^y equal to the public value the commitments give
+// for x. The verifier's fresh `context` (a scrub nonce) is in the
+// challenge, so an old proof cannot be replayed, and the public value
+// alone (which anyone computes from the commitments) cannot make one.
+struct ShareProof {
+  Point r{};                             // g^k
+  std::array<uint8_t, kScalarSize> s{};  // k + c*y
+};
+inline constexpr size_t kShareProofSize = kPointSize + kScalarSize;
+Result<ShareProof> ProveShare(const Share& share, ByteSpan context);
+// kUnauthenticated naming x when the proof fails; kInvalidArgument for
+// malformed input.
+Status VerifyShareProof(uint32_t x, const ShareProof& proof, ByteSpan context,
+                        std::span<const Point> commitments);
+Bytes EncodeShareProof(const ShareProof& proof);
+Result<ShareProof> DecodeShareProof(ByteSpan encoded);
 
 struct Recovered {
   SecretBytes secret;

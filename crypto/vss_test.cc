@@ -217,3 +217,43 @@ TEST(KdfTest, LabelsAndContextsGiveIndependentKeys) {
 
 }  // namespace
 }  // namespace qv
+
+namespace qv {
+namespace {
+
+// A holder proves it holds its share without showing it; what anyone can
+// compute from the commitments (g^share) is not enough to prove it, a
+// proof does not carry over to another challenge, and a wrong share fails.
+TEST(ShareProofTest, OnlyTheHolderOfTheShareCanProveItForThisChallenge) {
+  auto d = Deal(3, 6);
+  ASSERT_TRUE(d.ok());
+  const Bytes nonce = {1, 2, 3, 4};
+  for (const auto& share : d->shares) {
+    auto proof = ProveShare(share, nonce);
+    ASSERT_TRUE(proof.ok());
+    EXPECT_TRUE(VerifyShareProof(share.x, *proof, nonce, d->commitments).ok());
+    auto back = DecodeShareProof(EncodeShareProof(*proof));
+    ASSERT_TRUE(back.ok());
+    EXPECT_TRUE(VerifyShareProof(share.x, *back, nonce, d->commitments).ok());
+    // Replayed against a fresh challenge, or claimed for another holder.
+    EXPECT_EQ(VerifyShareProof(share.x, *proof, Bytes{9}, d->commitments).code(),
+              StatusCode::kUnauthenticated);
+    EXPECT_EQ(VerifyShareProof(share.x % 6 + 1, *proof, nonce, d->commitments).code(),
+              StatusCode::kUnauthenticated);
+  }
+  // A holder that lost its share and proves with a made-up value.
+  Share made_up{2, SecretBytes(kScalarSize)};
+  made_up.y.data()[0] = 7;
+  auto forged = ProveShare(made_up, nonce);
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(VerifyShareProof(2, *forged, nonce, d->commitments).code(),
+            StatusCode::kUnauthenticated);
+  // Garbage is refused as malformed, never crashes.
+  ShareProof junk;
+  junk.r.fill(0xff);
+  EXPECT_EQ(VerifyShareProof(1, junk, nonce, d->commitments).code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(DecodeShareProof(Bytes(63)).ok());
+}
+
+}  // namespace
+}  // namespace qv
