@@ -128,6 +128,8 @@ std::string_view OpName(Op op) {
       return "post-denial";
     case Op::kGetManifestHash:
       return "get-manifest-hash";
+    case Op::kScrub:
+      return "scrub";
   }
   return "unknown";
 }
@@ -165,7 +167,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetManifestHash)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kScrub)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

@@ -63,7 +63,13 @@ enum class Op : uint8_t {
                      //   denials only: the node keeps them (a denial is a veto)
   kGetManifestHash,  // backup_id -> payload = SHA-256 of the signed manifest this node
                      //   holds for it (any state past upload); asked by peers at prepare
+  kScrub,            // backup_id, payload = scrub challenge -> payload = scrub answer
+                     //   (coordinator/scrub.h: proofs of retrievability and of the share)
 };
+
+// Scrub bounds: indices challenged per message, and units sent whole.
+inline constexpr uint32_t kScrubMaxIndices = 1024;
+inline constexpr uint32_t kScrubMaxUnits = 4;
 
 // Manifests travel in pieces of at most this much, in both directions.
 inline constexpr size_t kManifestPage = 8u << 20;

@@ -47,6 +47,7 @@ struct NodeEnv {
   Dialer dial;
   StorageFaults* faults = nullptr;
   bool test_skip_quorum_check = false;  // see NodeServiceOptions; tests only
+  bool test_scrub_from_leaves = false;  // see NodeServiceOptions; tests only
 };
 
 class Node {

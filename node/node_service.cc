@@ -8,6 +8,7 @@
 #include "base/crash_point.h"
 #include "base/text.h"
 #include "crypto/secretbox.h"
+#include "node/scrub_wire.h"
 #include "quorum/request.h"
 #include "quorum/verify.h"
 
@@ -36,6 +37,9 @@ bool Allowed(PeerRole role, Op op) {
     case Op::kPrepare:
     case Op::kPublish:
     case Op::kAbort:
+    // A scrub sends at most kScrubMaxUnits ciphertext units: to the
+    // coordinator only, and audited.
+    case Op::kScrub:
       return role == PeerRole::kCoordinator;
     // The certificate is the authority; the carrier only needs to be pinned
     // as someone who runs restores.
@@ -444,6 +448,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return Release(s, r);
     case Op::kPostDenial:
       return PostDenial(s, r);
+    case Op::kScrub:
+      return Scrub(s, r);
     case Op::kGetManifestHash: {
       QV_ASSIGN_OR_RETURN(Bytes m, store_->StoredManifest(r.backup_id));
       const Digest h = Sha256Of(m);
@@ -708,6 +714,64 @@ Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
       AuditDurably({"denial", s.peer_.name, BackupIdToText(r.backup_id), rid, "denied_by=" + by}));
   Response resp;
   resp.message = "denial of " + by + " recorded";
+  return resp;
+}
+
+// Proofs of retrievability (node/scrub_wire.h): each challenged unit's leaf
+// hash computed from the data on disk (or the unit itself), its inclusion
+// proof from the stored leaves, and a proof of holding the share.
+Result<Response> NodeService::Scrub(Session& s, const Request& r) {
+  QV_ASSIGN_OR_RETURN(ScrubChallenge c, DecodeScrubChallenge(r.payload));
+  QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+  QV_ASSIGN_OR_RETURN(Bytes leaf_bytes, store_->Leaves(r.backup_id));
+  std::vector<Digest> leaves(leaf_bytes.size() / 32);
+  for (size_t i = 0; i < leaves.size(); ++i) {
+    std::copy_n(leaf_bytes.begin() + static_cast<std::ptrdiff_t>(32 * i), 32, leaves[i].begin());
+  }
+  ScrubAnswer a;
+  size_t sent = 0;
+  for (const auto& [index, want_unit] : c.items) {
+    ScrubItem it;
+    it.index = index;
+    if (index < leaves.size()) it.proof = MerkleProof(leaves, static_cast<size_t>(index));
+    auto unit = store_->ReadUnits(r.backup_id, index, 1);
+    if (opt_.test_scrub_from_leaves && index < leaves.size() && !want_unit) {
+      it.leaf = leaves[index];  // the broken node: the stored hash, not the data's
+    } else if (opt_.test_scrub_from_leaves) {
+      it.kind = 2;
+      it.error = "unit unavailable";
+    } else if (!unit.ok()) {
+      it.kind = 2;
+      it.error = unit.status().message();
+    } else if (want_unit) {
+      it.kind = 1;
+      it.unit = std::move(unit).value();
+      ++sent;
+    } else {
+      it.leaf = MerkleLeafHash(*unit);
+    }
+    a.items.push_back(std::move(it));
+  }
+  auto plain = store_->ReadShare(r.backup_id, sm.Hash());
+  Result<Share> share = plain.ok() ? DecodeShare(plain->span()) : Result<Share>(plain.status());
+  if (share.ok()) {
+    auto proof = ProveShare(*share, ScrubProofContext(c.nonce, node_id_, r.backup_id));
+    if (proof.ok()) {
+      a.share_proved = true;
+      a.share_proof = *proof;
+    } else {
+      a.share_error = proof.status().message();
+    }
+  } else {
+    a.share_error = share.status().message();
+  }
+  QV_RETURN_IF_ERROR(AuditDurably({"scrub", s.peer_.name, BackupIdToText(r.backup_id), "",
+                                   "units_checked=" + std::to_string(c.items.size()) +
+                                       " units_sent=" + std::to_string(sent) +
+                                       " share=" + (a.share_proved ? "proved" : "unreadable")}));
+  Response resp;
+  resp.payload = EncodeScrubAnswer(a);
   return resp;
 }
 

@@ -67,6 +67,9 @@ struct NodeServiceOptions {
   // quorum check's verdict ignored, so the drills that rehearse it must
   // FAIL. No config file, flag or environment variable sets it.
   bool test_skip_quorum_check = false;
+  // Tests only: answers scrub challenges from the stored leaf hashes, not
+  // the data (a node that lost its fragment but kept its leaves).
+  bool test_scrub_from_leaves = false;
 };
 
 // What a retry's proof of possession of the reply key is computed over
@@ -136,6 +139,7 @@ class NodeService {
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
+  Result<Response> Scrub(Session& s, const Request& r);
   // A backup id is bound to one manifest for good: refused when a peer
   // holds another manifest under `id` (a node that lost its copy is not
   // talked into a different one).

@@ -161,6 +161,7 @@ Result<NodeEnv> Simulation::EnvFor(SimNode& n) {
   };
   env.faults = n.faults.get();
   env.test_skip_quorum_check = opt_.test_skip_quorum_check;
+  env.test_scrub_from_leaves = opt_.test_scrub_from_leaves.count(n.id) > 0;
   return env;
 }
 

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,9 +41,11 @@ struct Topology {
 
 struct SimOptions {
   uint64_t seed = 1;
-  std::filesystem::path dir;            // created; must not exist or be empty
-  int64_t start_unix = 1798761600;      // 2027-01-01T00:00:00Z
-  bool test_skip_quorum_check = false;  // sim_test only: see NodeServiceOptions
+  std::filesystem::path dir;                     // created; must not exist or be empty
+  int64_t start_unix = 1798761600;               // 2027-01-01T00:00:00Z
+  bool test_skip_quorum_check = false;           // sim_test only: see NodeServiceOptions
+  std::set<std::string> test_scrub_from_leaves;  // sim_test only: these nodes answer scrubs
+                                                 // from their stored leaves
 };
 
 // Where actors outside the cluster sit in the network.

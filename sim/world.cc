@@ -7,6 +7,7 @@
 #include "crypto/identity.h"
 #include "crypto/secretbox.h"
 #include "crypto/vss.h"
+#include "node/scrub_wire.h"
 #include "quorum/request.h"
 
 namespace qv::sim {
@@ -103,6 +104,19 @@ void Lie(const Endpoint& ep, const Request& request, Response& resp) {
     wrong.y.data()[31] &= 0x0f;  // a canonical scalar, so only the commitments catch it
     auto sealed = SealToKey(cert->request.request().reply_key, EncodeShare(wrong));
     if (sealed.ok()) resp.payload = std::move(sealed).value();
+  } else if (request.op == Op::kScrub) {
+    // A share proof made with a made-up share, for this very challenge.
+    auto answer = DecodeScrubAnswer(resp.payload);
+    auto challenge = DecodeScrubChallenge(request.payload);
+    if (!answer.ok() || !challenge.ok()) return;
+    Share wrong{ep.share_x, SecretBytes::Random(32)};
+    wrong.y.data()[31] &= 0x0f;
+    auto proof =
+        ProveShare(wrong, ScrubProofContext(challenge->nonce, resp.node_id, request.backup_id));
+    if (!proof.ok()) return;
+    answer->share_proved = true;
+    answer->share_proof = *proof;
+    resp.payload = EncodeScrubAnswer(*answer);
   } else if (request.op == Op::kFetchUnits && !resp.payload.empty()) {
     resp.payload[resp.payload.size() / 2] ^= 0x5a;
   }

@@ -1,0 +1,142 @@
+// qv scrub (coordinator/scrub.h) against the real nodes in the simulator:
+// what each kind of loss and lie looks like to a scrub.
+#include <gtest/gtest.h>
+
+#include "base/temp_dir.h"
+#include "coordinator/scrub.h"
+#include "sim/simulation.h"
+
+namespace qv::sim {
+namespace {
+
+class ScrubTest : public ::testing::Test {
+ protected:
+  void Open(SimOptions o = {}) {
+    o.dir = tmp_.path() / "sim";
+    auto s = Simulation::New(Topology{}, o);
+    ASSERT_TRUE(s.ok()) << s.status().ToString();
+    sim_ = std::move(s).value();
+    std::string detail;
+    auto id = sim_->Backup("frontier", 300000, &detail);
+    ASSERT_TRUE(id.ok()) << id.status().ToString();
+    id_ = *id;
+  }
+  BackupHealth Scrub(double sample = 1.0) {
+    auto session = sim_->Session("coordinator");
+    EXPECT_TRUE(session.ok());
+    ScrubOptions o;
+    o.sample = sample;
+    auto h = ScrubBackup(**session, id_, o);
+    EXPECT_TRUE(h.ok()) << h.status().ToString();
+    return h.ok() ? *h : BackupHealth{};
+  }
+  const FragmentHealth& On(const BackupHealth& h, const std::string& node) {
+    for (const auto& f : h.fragments) {
+      if (f.node == node) return f;
+    }
+    static FragmentHealth none;
+    ADD_FAILURE() << "no fragment on " << node;
+    return none;
+  }
+  ScopedTempDir tmp_{"qv-scrub-test"};
+  std::unique_ptr<Simulation> sim_;
+  BackupId id_{};
+};
+
+TEST_F(ScrubTest, AnIntactBackupIsHealthyAndEveryNodeProvesDataAndShare) {
+  Open();
+  BackupHealth h = Scrub();
+  EXPECT_EQ(h.state, "healthy");
+  EXPECT_EQ(h.good_fragments, 6u);
+  EXPECT_EQ(h.good_shares, 6u);
+  for (const auto& f : h.fragments) {
+    EXPECT_TRUE(f.problems.empty()) << f.node << ": " << f.problems[0];
+    EXPECT_GT(f.units_checked, 0u);
+    EXPECT_GE(f.units_whole, 1u);
+  }
+  // Each node audited the scrub it answered.
+  auto session = sim_->Session("coordinator");
+  auto report = CheckClusterAudit(**session);
+  size_t scrubs = 0;
+  for (const auto& n : report.nodes) {
+    for (const auto& e : n.entries) scrubs += e.event.kind == "scrub";
+  }
+  EXPECT_EQ(scrubs, 6u);
+}
+
+TEST_F(ScrubTest, AFlippedByteOnDiskIsNamedAndTheBackupIsDegraded) {
+  Open();
+  ASSERT_TRUE(sim_->CorruptFragment("node-01", "frontier").ok());
+  BackupHealth h = Scrub();
+  EXPECT_EQ(h.state, "degraded");
+  const FragmentHealth& f = On(h, "node-01");
+  EXPECT_FALSE(f.data_ok);
+  EXPECT_TRUE(f.share_ok);
+  ASSERT_FALSE(f.problems.empty());
+  EXPECT_NE(f.problems[0].find("unit 0 does not match the fragment's signed root"),
+            std::string::npos)
+      << f.problems[0];
+}
+
+TEST_F(ScrubTest, LostNodesMakeItAtRiskThenLost) {
+  Open();
+  ASSERT_TRUE(sim_->Destroy("node-02").ok());
+  ASSERT_TRUE(sim_->Destroy("node-03").ok());
+  BackupHealth h = Scrub();
+  EXPECT_EQ(h.state, "at risk");  // k = 4 of 6 left
+  EXPECT_FALSE(On(h, "node-02").reachable);
+  ASSERT_TRUE(sim_->Destroy("node-04").ok());
+  EXPECT_EQ(Scrub().state, "lost");
+}
+
+// A node that kept its leaf hashes but lost its data answers every hash
+// challenge, and fails the first unit it must send whole.
+TEST_F(ScrubTest, ANodeAnsweringFromItsLeavesWithoutTheDataFails) {
+  SimOptions o;
+  o.test_scrub_from_leaves = {"node-05"};
+  Open(o);
+  BackupHealth h = Scrub(0.5);
+  const FragmentHealth& f = On(h, "node-05");
+  EXPECT_FALSE(f.data_ok);
+  EXPECT_EQ(h.state, "degraded");
+}
+
+// g^share is public (anyone computes it from the commitments); a node that
+// proves with a made-up share fails.
+TEST_F(ScrubTest, ANodeProvingAMadeUpShareFails) {
+  Open();
+  sim_->MakeLiar("node-03");
+  BackupHealth h = Scrub();
+  const FragmentHealth& f = On(h, "node-03");
+  EXPECT_FALSE(f.share_ok);
+  bool named = false;
+  for (const auto& p : f.problems)
+    named |= p.find("did not prove it holds the share") != std::string::npos;
+  EXPECT_TRUE(named);
+  EXPECT_EQ(h.good_shares, 5u);
+}
+
+TEST_F(ScrubTest, OnlyTheCoordinatorMayScrub) {
+  Open();
+  auto session = sim_->Session("operator");
+  ASSERT_TRUE(session.ok());
+  auto h = ScrubBackup(**session, id_, ScrubOptions{});
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->good_fragments, 0u);
+  ASSERT_FALSE(h->fragments[0].problems.empty());
+  EXPECT_NE(h->fragments[0].problems[0].find("scrub is not allowed for operator"),
+            std::string::npos)
+      << h->fragments[0].problems[0];
+}
+
+TEST(HealthStateTest, StatesFollowTheGoodCounts) {
+  EXPECT_EQ(HealthState(6, 6, 6, 4, 3), "healthy");
+  EXPECT_EQ(HealthState(5, 6, 6, 4, 3), "degraded");
+  EXPECT_EQ(HealthState(4, 6, 6, 4, 3), "at risk");
+  EXPECT_EQ(HealthState(6, 3, 6, 4, 3), "at risk");
+  EXPECT_EQ(HealthState(3, 6, 6, 4, 3), "lost");
+  EXPECT_EQ(HealthState(6, 2, 6, 4, 3), "lost");
+}
+
+}  // namespace
+}  // namespace qv::sim
