@@ -33,6 +33,7 @@
 #include "coordinator/local_store.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/sample.h"
+#include "coordinator/scrub.h"
 #include "crypto/identity.h"
 #include "crypto/secretbox.h"
 #include "node/daemon.h"
@@ -862,6 +863,81 @@ int CmdList(const std::string& local, const std::string& cluster, const std::str
   return 0;
 }
 
+struct ScrubArgs {
+  std::string cluster, key, backup;
+  double sample = 0.01;
+  bool json = false;
+};
+
+// Exit 0 when every backup scrubbed is healthy, 1 otherwise.
+int CmdScrub(const ScrubArgs& a) {
+  auto ctx = OpenCluster(a.cluster, a.key);
+  if (!ctx.ok()) return Fail(ctx.status());
+  std::vector<BackupId> ids;
+  if (!a.backup.empty()) {
+    auto id = BackupIdFromText(a.backup);
+    if (!id.ok()) return Fail(id.status().WithContext("--backup"));
+    ids.push_back(*id);
+  } else {
+    auto listed = ctx->session->List();
+    if (!listed.ok()) return Fail(listed.status());
+    for (const auto& l : *listed) ids.push_back(l.id);
+  }
+  ScrubOptions o;
+  o.sample = a.sample;
+  bool all_healthy = true;
+  JsonWriter j;
+  j.BeginArray();
+  for (const auto& id : ids) {
+    auto h = ScrubBackup(*ctx->session, id, o);
+    if (!h.ok()) {
+      all_healthy = false;
+      Warn(BackupIdToText(id) + ": " + h.status().message());
+      continue;
+    }
+    all_healthy = all_healthy && h->state == "healthy";
+    if (a.json) {
+      j.BeginObject()
+          .Field("backup_id", BackupIdToText(id))
+          .Field("artifact", h->name)
+          .Field("state", h->state)
+          .Field("good_fragments", uint64_t{h->good_fragments})
+          .Field("good_shares", uint64_t{h->good_shares})
+          .Field("k", uint64_t{h->k})
+          .Field("t", uint64_t{h->t});
+      j.Key("fragments").BeginArray();
+      for (const auto& f : h->fragments) {
+        j.BeginObject()
+            .Field("fragment", uint64_t{f.fragment})
+            .Field("node", f.node)
+            .Field("reachable", f.reachable)
+            .Field("data_ok", f.data_ok)
+            .Field("share_ok", f.share_ok)
+            .Field("units_checked", f.units_checked)
+            .Field("units_whole", f.units_whole);
+        j.Key("problems").BeginArray();
+        for (const auto& p : f.problems) j.String(p);
+        j.EndArray().EndObject();
+      }
+      j.EndArray().EndObject();
+      continue;
+    }
+    std::printf("%s  %-24s %-9s fragments %zu/%zu good (k=%u), shares %zu/%zu proved (t=%u)\n",
+                BackupIdToText(id).c_str(), Shown(h->name).c_str(), h->state.c_str(),
+                h->good_fragments, h->fragments.size(), h->k, h->good_shares, h->fragments.size(),
+                h->t);
+    for (const auto& f : h->fragments) {
+      for (const auto& p : f.problems) {
+        std::printf("    %s (fragment %u): %s\n", Shown(f.node).c_str(), f.fragment,
+                    Shown(p).c_str());
+      }
+    }
+  }
+  j.EndArray();
+  if (a.json) std::printf("%s\n", j.str().c_str());
+  return all_healthy ? 0 : 1;
+}
+
 int CmdShow(const std::string& local, const std::string& cluster, const std::string& key,
             const std::string& backup, bool json) {
   auto id = BackupIdFromText(backup);
@@ -1235,6 +1311,23 @@ int Main(int argc, char** argv) {
       ->excludes(list->add_option("--cluster", list_cluster, "cluster file"));
   list->add_option("--key", list_key, "coordinator key (default: beside the cluster file)");
   list->add_flag("--json", list_json, "machine-readable output");
+  ScrubArgs sc;
+  auto* scrub = app.add_subcommand(
+      "scrub",
+      "Check that every node still holds its data and its key share, without trusting its word "
+      "or seeing the share: random units of each fragment are proved against the signed "
+      "manifest's Merkle roots (a few sent whole), and each share by a proof of knowledge "
+      "against the Feldman commitments. Each backup is healthy, degraded, at risk (one more "
+      "failure loses it) or lost. Exit 1 unless all are healthy.");
+  scrub->add_option("--cluster", sc.cluster, "cluster file")->required();
+  scrub->add_option("--key", sc.key, "coordinator key (default: beside the cluster file)");
+  scrub->add_option("--backup", sc.backup, "one backup id (default: every listed backup)");
+  scrub
+      ->add_option("--sample", sc.sample,
+                   "fraction of each fragment's units to challenge (at most 1024 per node)")
+      ->check(CLI::Range(0.0001, 1.0))
+      ->capture_default_str();
+  scrub->add_flag("--json", sc.json, "machine-readable output");
   auto* show = app.add_subcommand("show", "Show a backup's signed manifest");
   show->add_option("--local", show_local, "development layout folder")
       ->excludes(show->add_option("--cluster", show_cluster, "cluster file"));
@@ -1324,6 +1417,7 @@ int Main(int argc, char** argv) {
   if (*audit_verify) return CmdAuditVerify(audit_cluster, audit_key, audit_json);
   if (*audit_log) return CmdAuditLog(audit_cluster, audit_key, audit_backup, audit_json);
   if (*list) return CmdList(list_local, list_cluster, list_key, list_json);
+  if (*scrub) return CmdScrub(sc);
   if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
   if (*status) return CmdStatus(status_cluster, status_key, status_json);
   if (*cl_init) return CmdClusterInit(cl_dir, cl_opt);

@@ -662,5 +662,31 @@ TEST_F(ClusterTest, LiveDrillsRunOnRealProcessesAndSimulatorOnlyOnesAreSkipped) 
   EXPECT_EQ(Qv("drill run --live " + drills + "stolen-node.toml").code, 2);
 }
 
+// qv scrub on real processes: healthy, then a flipped byte and a killed
+// node are named, the backup is at risk, and the exit status says so.
+TEST_F(ClusterTest, ScrubNamesCorruptAndMissingFragmentsOnRealNodes) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Outcome ok = Qv("scrub --cluster cl/cluster.toml");
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("healthy   fragments 6/6 good (k=4), shares 6/6 proved (t=3)"),
+            std::string::npos)
+      << ok.out;
+  ASSERT_TRUE(CorruptByte(dir() / "cl/nodes/node-01/data/backups" / id / "fragment", 100));
+  ASSERT_EQ(::kill(std::atoi(Slurp(dir() / "cl/nodes/node-04/node.pid").c_str()), SIGKILL), 0);
+  Outcome bad = Qv("scrub --cluster cl/cluster.toml --sample 1 --backup " + id);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("at risk"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("node-01 (fragment 1): unit 0 does not match the fragment's signed root"),
+            std::string::npos)
+      << bad.out;
+  EXPECT_NE(bad.out.find("node-04 (fragment 4): unreachable"), std::string::npos) << bad.out;
+  Outcome json = Qv("scrub --cluster cl/cluster.toml --sample 1 --json");
+  auto j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j[0]["state"], "at risk");
+  EXPECT_EQ(j[0]["good_fragments"], 4);
+  EXPECT_EQ(Qv("scrub --cluster cl/cluster.toml --sample 2").code, 2);
+}
+
 }  // namespace
 }  // namespace qv
