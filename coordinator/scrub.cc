@@ -26,28 +26,51 @@ uint64_t RandomBelow(uint64_t n) {
   return v % n;  // the bias (n / 2^64) does not matter for sampling
 }
 
-// Distinct random unit indices, and which of them must come whole.
-ScrubChallenge MakeChallenge(const Manifest& m, const ScrubOptions& o) {
-  ScrubChallenge c;
-  randombytes_buf(c.nonce.data(), c.nonce.size());
-  const uint64_t stripes = m.stripe_count;
-  const double want = std::ceil(std::clamp(o.sample, 0.0, 1.0) * static_cast<double>(stripes));
-  const uint64_t count = std::clamp<uint64_t>(static_cast<uint64_t>(want), 1,
-                                              std::min<uint64_t>(stripes, kScrubMaxIndices));
+// Distinct random unit indices (Floyd's sampling: `count` draws, no
+// rejection loop however close count is to the stripe count), in order.
+std::vector<uint64_t> PickUnits(uint64_t stripes, double sample) {
+  const double want = std::ceil(std::clamp(sample, 0.0, 1.0) * static_cast<double>(stripes));
+  const uint64_t count = std::clamp<uint64_t>(static_cast<uint64_t>(want), 1, stripes);
   std::set<uint64_t> picked;
-  if (count == stripes) {
-    for (uint64_t i = 0; i < stripes; ++i) picked.insert(i);
-  } else {
-    while (picked.size() < count) picked.insert(RandomBelow(stripes));
+  for (uint64_t j = stripes - count; j < stripes; ++j) {
+    const uint64_t v = RandomBelow(j + 1);
+    picked.insert(picked.count(v) ? j : v);
   }
-  const uint64_t whole_budget = (16u << 20) / std::max<uint32_t>(m.unit_size, 1);
-  uint64_t whole = std::min<uint64_t>({o.whole_units, kScrubMaxUnits, count, whole_budget});
-  std::vector<uint64_t> order(picked.begin(), picked.end());
-  std::set<size_t> whole_at;
-  while (whole_at.size() < whole) whole_at.insert(static_cast<size_t>(RandomBelow(order.size())));
-  for (size_t i = 0; i < order.size(); ++i) c.items.emplace_back(order[i], whole_at.count(i) > 0);
-  return c;
+  return {picked.begin(), picked.end()};
 }
+
+// The picked units as challenges a node may answer: each within
+// kScrubMaxIndices and kScrubMaxReadBytes, with at most kScrubMaxUnits
+// whole units; `whole` of all the units, chosen at random, come whole.
+}  // namespace
+
+std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& o) {
+  const std::vector<uint64_t> units = PickUnits(m.stripe_count, o.sample);
+  const uint64_t per_read =
+      std::max<uint64_t>(1, kScrubMaxReadBytes / std::max<uint32_t>(m.unit_size, 1));
+  const uint64_t per = std::min<uint64_t>(kScrubMaxIndices, per_read);
+  const uint64_t batches = (units.size() + per - 1) / per;
+  const uint64_t whole_budget = (16u << 20) / std::max<uint32_t>(m.unit_size, 1);
+  const uint64_t whole =
+      std::min<uint64_t>({o.whole_units, kScrubMaxUnits * batches, units.size(), whole_budget});
+  std::set<size_t> whole_at;
+  while (whole_at.size() < whole) whole_at.insert(static_cast<size_t>(RandomBelow(units.size())));
+  std::vector<ScrubChallenge> out;
+  uint32_t whole_in_batch = 0;
+  for (size_t i = 0; i < units.size(); ++i) {
+    if (out.empty() || out.back().items.size() >= per) {
+      out.emplace_back();
+      randombytes_buf(out.back().nonce.data(), out.back().nonce.size());
+      whole_in_batch = 0;
+    }
+    const bool w = whole_at.count(i) > 0 && whole_in_batch < kScrubMaxUnits;
+    whole_in_batch += w;
+    out.back().items.emplace_back(units[i], w);
+  }
+  return out;
+}
+
+namespace {
 
 void Check(const SignedManifest& sm, uint32_t fragment, const std::string& node,
            const ScrubChallenge& c, const ScrubAnswer& a, FragmentHealth* h) {
@@ -120,23 +143,43 @@ Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,
       out.fragments.push_back(std::move(h));
       continue;
     }
-    const ScrubChallenge c = MakeChallenge(m, options);
-    Request r;
-    r.op = Op::kScrub;
-    r.backup_id = id;
-    r.payload = EncodeScrubChallenge(c);
-    auto resp = CallChecked(*caller, std::move(r));
-    if (!resp.ok()) {
-      h.reachable = resp.status().code() != StatusCode::kIoError;
-      h.problems.push_back(resp.status().message());
-    } else {
-      h.reachable = true;
-      auto answer = DecodeScrubAnswer(resp->payload);
-      if (!answer.ok()) {
+    // Every challenge must pass; the first one that cannot be asked or
+    // read ends this node's scrub.
+    h.data_ok = true;
+    h.share_ok = true;
+    for (const ScrubChallenge& c : MakeScrubChallenges(m, options)) {
+      Request r;
+      r.op = Op::kScrub;
+      r.backup_id = id;
+      r.payload = EncodeScrubChallenge(c);
+      auto resp = CallChecked(*caller, std::move(r));
+      auto answer =
+          resp.ok() ? DecodeScrubAnswer(resp->payload) : Result<ScrubAnswer>(resp.status());
+      if (!resp.ok()) {
+        h.reachable = resp.status().code() != StatusCode::kIoError;
+        h.problems.push_back(resp.status().message());
+      } else if (!answer.ok()) {
+        h.reachable = true;
         h.problems.push_back("unreadable answer: " + answer.status().message());
-      } else {
-        Check(sm, p.fragment, p.node_id, c, *answer, &h);
       }
+      if (!answer.ok()) {
+        h.data_ok = h.share_ok = false;
+        break;
+      }
+      h.reachable = true;
+      FragmentHealth one;
+      Check(sm, p.fragment, p.node_id, c, *answer, &one);
+      h.data_ok = h.data_ok && one.data_ok;
+      h.share_ok = h.share_ok && one.share_ok;
+      h.units_checked += one.units_checked;
+      h.units_whole += one.units_whole;
+      // A problem said by every challenge (an unreadable share) once.
+      for (auto& pr : one.problems) {
+        if (std::find(h.problems.begin(), h.problems.end(), pr) == h.problems.end()) {
+          h.problems.push_back(std::move(pr));
+        }
+      }
+      if (h.problems.size() > 64) break;  // enough to name what is wrong
     }
     out.good_fragments += h.data_ok;
     out.good_shares += h.share_ok;

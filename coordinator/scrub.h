@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "coordinator/cluster.h"
+#include "node/scrub_wire.h"
 
 namespace qv {
 
@@ -45,6 +46,11 @@ struct BackupHealth {
 // exactly k or t (one more failure loses it); degraded otherwise.
 std::string HealthState(size_t good_fragments, size_t good_shares, size_t n, uint32_t k,
                         uint32_t t);
+
+// The challenges one node is sent for `options.sample` of `m`'s units:
+// distinct random units, each challenge within the node's bounds
+// (kScrubMaxIndices, kScrubMaxReadBytes, kScrubMaxUnits whole).
+std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& options);
 
 // Scrubs one backup through `session` (which must be the coordinator's).
 Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,

@@ -132,6 +132,32 @@ std::vector<Digest> MerkleProof(const std::vector<Digest>& leaf_hashes, size_t i
   return out;
 }
 
+MerkleTree::MerkleTree(std::vector<Digest> leaf_hashes) {
+  levels_.push_back(std::move(leaf_hashes));
+  while (levels_.back().size() > 1) {
+    const std::vector<Digest>& below = levels_.back();
+    std::vector<Digest> up;
+    up.reserve((below.size() + 1) / 2);
+    for (size_t i = 0; i + 1 < below.size(); i += 2) up.push_back(NodeHash(below[i], below[i + 1]));
+    if (below.size() % 2 == 1) up.push_back(below.back());
+    levels_.push_back(std::move(up));
+  }
+}
+
+Digest MerkleTree::Root() const {
+  return levels_.back().empty() ? Sha256Of({}) : levels_.back().front();
+}
+
+std::vector<Digest> MerkleTree::Proof(size_t index) const {
+  std::vector<Digest> out;
+  if (index >= size()) return out;
+  for (size_t l = 0; l + 1 < levels_.size(); ++l, index /= 2) {
+    const size_t sibling = index ^ 1;
+    if (sibling < levels_[l].size()) out.push_back(levels_[l][sibling]);
+  }
+  return out;
+}
+
 bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index, size_t leaf_count,
                        const std::vector<Digest>& proof) {
   if (index >= leaf_count) return false;

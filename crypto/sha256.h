@@ -46,6 +46,24 @@ std::vector<Digest> MerkleProof(const std::vector<Digest>& leaf_hashes, size_t i
 bool VerifyMerkleProof(const Digest& root, const Digest& leaf_hash, size_t index, size_t leaf_count,
                        const std::vector<Digest>& proof);
 
+// The same tree with every level kept (about 2n digests), built once in
+// O(n) hashes, so each proof is O(log n) lookups: what a node answering
+// many challenges against one fragment needs (MerkleProof rebuilds sibling
+// subtrees, O(n) per proof). Levels pair neighbours bottom-up and carry an
+// odd last node up unpaired, which gives RFC 6962's tree. Immutable.
+class MerkleTree {
+ public:
+  explicit MerkleTree(std::vector<Digest> leaf_hashes);
+  size_t size() const { return levels_.front().size(); }
+  const std::vector<Digest>& Level0() const { return levels_.front(); }
+  Digest Root() const;
+  // As MerkleProof(leaves, index); empty when index is out of range.
+  std::vector<Digest> Proof(size_t index) const;
+
+ private:
+  std::vector<std::vector<Digest>> levels_;  // levels_[0]: the leaves
+};
+
 }  // namespace qv
 
 #endif  // QV_CRYPTO_SHA256_H_

@@ -27,6 +27,17 @@ TEST(MerkleTest, LeafAndNodeHashesAreDomainSeparated) {
   EXPECT_EQ(MerkleRoot({leaf}), leaf);
 }
 
+TEST(MerkleTest, TreeGivesTheRootAndProofsOfTheRecursiveDefinition) {
+  for (size_t n : {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 31, 33, 63, 64, 65, 100, 129}) {
+    std::vector<Digest> leaves;
+    for (size_t i = 0; i < n; ++i) leaves.push_back(MerkleLeafHash(AsBytes(std::to_string(i))));
+    const MerkleTree tree(leaves);
+    EXPECT_EQ(tree.Root(), MerkleRoot(leaves)) << n;
+    for (size_t i = 0; i < n; ++i) EXPECT_EQ(tree.Proof(i), MerkleProof(leaves, i)) << n << " " << i;
+    EXPECT_TRUE(tree.Proof(n).empty());
+  }
+}
+
 TEST(MerkleTest, EveryLeafProvesAgainstTheRootForManyTreeSizes) {
   for (size_t n = 1; n <= 33; ++n) {
     std::vector<Digest> leaves;

@@ -70,6 +70,9 @@ enum class Op : uint8_t {
 // Scrub bounds: indices challenged per message, and units sent whole.
 inline constexpr uint32_t kScrubMaxIndices = 1024;
 inline constexpr uint32_t kScrubMaxUnits = 4;
+// Bytes of fragment a node reads to answer one challenge (indices x unit
+// size): a larger sample travels as several challenges.
+inline constexpr uint64_t kScrubMaxReadBytes = 64ull << 20;
 
 // Manifests travel in pieces of at most this much, in both directions.
 inline constexpr size_t kManifestPage = 8u << 20;

@@ -724,17 +724,25 @@ Result<Response> NodeService::Scrub(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(ScrubChallenge c, DecodeScrubChallenge(r.payload));
   QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
   QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
-  QV_ASSIGN_OR_RETURN(Bytes leaf_bytes, store_->Leaves(r.backup_id));
-  std::vector<Digest> leaves(leaf_bytes.size() / 32);
-  for (size_t i = 0; i < leaves.size(); ++i) {
-    std::copy_n(leaf_bytes.begin() + static_cast<std::ptrdiff_t>(32 * i), 32, leaves[i].begin());
+  if (c.items.size() * uint64_t{sm.manifest().unit_size} > kScrubMaxReadBytes) {
+    return InvalidArgument("a challenge may read at most " +
+                           std::to_string(kScrubMaxReadBytes >> 20) + " MiB of the fragment");
   }
+  QV_ASSIGN_OR_RETURN(Bytes leaf_bytes, store_->Leaves(r.backup_id));
+  std::vector<Digest> leaf_list(leaf_bytes.size() / 32);
+  for (size_t i = 0; i < leaf_list.size(); ++i) {
+    std::copy_n(leaf_bytes.begin() + static_cast<std::ptrdiff_t>(32 * i), 32, leaf_list[i].begin());
+  }
+  // The tree once per challenge (O(stripes) hashes), then each of up to
+  // kScrubMaxIndices proofs is O(log stripes).
+  const MerkleTree tree(std::move(leaf_list));
+  const std::vector<Digest>& leaves = tree.Level0();
   ScrubAnswer a;
   size_t sent = 0;
   for (const auto& [index, want_unit] : c.items) {
     ScrubItem it;
     it.index = index;
-    if (index < leaves.size()) it.proof = MerkleProof(leaves, static_cast<size_t>(index));
+    if (index < leaves.size()) it.proof = tree.Proof(static_cast<size_t>(index));
     auto unit = store_->ReadUnits(r.backup_id, index, 1);
     if (opt_.test_scrub_from_leaves && index < leaves.size() && !want_unit) {
       it.leaf = leaves[index];  // the broken node: the stored hash, not the data's

@@ -2,6 +2,9 @@
 // what each kind of loss and lie looks like to a scrub.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <set>
+
 #include "base/temp_dir.h"
 #include "coordinator/scrub.h"
 #include "sim/simulation.h"
@@ -127,6 +130,36 @@ TEST_F(ScrubTest, OnlyTheCoordinatorMayScrub) {
   EXPECT_NE(h->fragments[0].problems[0].find("scrub is not allowed for operator"),
             std::string::npos)
       << h->fragments[0].problems[0];
+}
+
+TEST(ScrubChallengesTest, ASampleIsSplitIntoChallengesANodeAccepts) {
+  for (uint32_t unit : {4096u, 1u << 20, 16u << 20}) {
+    for (double sample : {0.0, 0.01, 0.5, 1.0}) {
+      Manifest m;
+      m.unit_size = unit;
+      m.stripe_count = 5000;
+      ScrubOptions o;
+      o.sample = sample;
+      o.whole_units = 3;
+      const auto cs = MakeScrubChallenges(m, o);
+      std::set<uint64_t> seen;
+      uint64_t whole = 0;
+      for (const auto& c : cs) {
+        // Each one within the node's bounds: DecodeScrubChallenge takes it.
+        ASSERT_TRUE(DecodeScrubChallenge(EncodeScrubChallenge(c)).ok());
+        EXPECT_LE(c.items.size() * uint64_t{unit}, kScrubMaxReadBytes);
+        for (const auto& [i, w] : c.items) {
+          EXPECT_LT(i, m.stripe_count);
+          EXPECT_TRUE(seen.insert(i).second) << "unit " << i << " challenged twice";
+          whole += w;
+        }
+      }
+      const uint64_t want = std::max<uint64_t>(1, static_cast<uint64_t>(std::ceil(sample * 5000)));
+      EXPECT_EQ(seen.size(), want) << unit << " " << sample;
+      EXPECT_EQ(whole, std::min<uint64_t>(unit == (16u << 20) ? 1 : 3, want))
+          << unit << " " << sample;
+    }
+  }
 }
 
 TEST(HealthStateTest, StatesFollowTheGoodCounts) {
