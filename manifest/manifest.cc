@@ -89,6 +89,7 @@ Bytes EncodeBody(const Manifest& m) {
   w.U32(m.policy.quorum).U32(m.policy.max_request_seconds);
   w.U32(static_cast<uint32_t>(m.policy.quorum_ops.size()));
   for (const auto& op : m.policy.quorum_ops) w.Str(op);
+  if (m.revision > 0) w.U32(m.revision).Fixed(m.previous);
   return w.Take();
 }
 
@@ -102,7 +103,7 @@ Result<uint32_t> Count(WireReader& r, size_t min_item, std::string_view what) {
   return n;
 }
 
-Result<Manifest> DecodeBody(ByteSpan body) {
+Result<Manifest> DecodeBody(ByteSpan body, uint32_t version) {
   WireReader r(body);
   Manifest m;
   QV_ASSIGN_OR_RETURN(m.backup_id, r.Fixed<16>());
@@ -157,6 +158,11 @@ Result<Manifest> DecodeBody(ByteSpan body) {
   m.policy.quorum_ops.resize(ops);
   for (auto& op : m.policy.quorum_ops) {
     QV_ASSIGN_OR_RETURN(op, r.Str(kMaxText));
+  }
+  if (version >= 4) {
+    QV_ASSIGN_OR_RETURN(m.revision, r.U32());
+    QV_ASSIGN_OR_RETURN(m.previous, r.Fixed<32>());
+    if (m.revision == 0) return Corruption("manifest format 4 with revision 0");
   }
   QV_RETURN_IF_ERROR(r.ExpectEnd());
   return m;
@@ -250,6 +256,10 @@ Status Manifest::Validate() const {
   for (const auto& p : placement) {
     if (p.fragment >= n()) return bad("placement for fragment " + std::to_string(p.fragment));
   }
+  const bool named = std::any_of(previous.begin(), previous.end(), [](uint8_t b) { return b; });
+  if ((revision > 0) != named)
+    return bad("revision " + std::to_string(revision) + (named ? " names" : " does not name") +
+               " a previous manifest");
   return policy.Validate();
 }
 
@@ -302,7 +312,8 @@ Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
   manifest.provenance.creator = PublicKeyToText(key.public_key());
   QV_RETURN_IF_ERROR(manifest.Validate());
   const Bytes body = EncodeBody(manifest);
-  const uint32_t version = Manifest::kFormatVersion;
+  const uint32_t version =
+      manifest.revision == 0 ? Manifest::kFirstRevisionFormat : Manifest::kFormatVersion;
   Signature sig = key.Sign(SignedBytes(version, body));
 
   SignedManifest out;
@@ -327,10 +338,11 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   if (std::memcmp(encoded.data(), kMagic, 4) != 0) return Corruption("not a quorumvault manifest");
   const uint32_t version = uint32_t{encoded[4]} << 24 | uint32_t{encoded[5]} << 16 |
                            uint32_t{encoded[6]} << 8 | encoded[7];
-  if (version != Manifest::kFormatVersion && version != kBoostTextVersion) {
+  if (version != Manifest::kFormatVersion && version != Manifest::kFirstRevisionFormat &&
+      version != kBoostTextVersion) {
     return InvalidArgument("manifest format version " + std::to_string(version) +
                            " is not supported (this build reads versions " +
-                           std::to_string(kBoostTextVersion) + " and " +
+                           std::to_string(kBoostTextVersion) + " to " +
                            std::to_string(Manifest::kFormatVersion) + ")");
   }
   const uint64_t body_len = GetU64BE(encoded.data() + 8);
@@ -350,8 +362,8 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   }
   Status s = VerifySignature(out.signer_, SignedBytes(version, body), sig);
   if (!s.ok()) return Unauthenticated("manifest signature is invalid: " + s.message());
-  if (version == Manifest::kFormatVersion) {
-    auto m = DecodeBody(body);
+  if (version != kBoostTextVersion) {
+    auto m = DecodeBody(body, version);
     if (!m.ok()) return m.status().WithContext("manifest body does not parse");
     out.manifest_ = std::move(m).value();
   } else {
@@ -370,6 +382,48 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   }
   out.encoded_.assign(encoded.begin(), encoded.end());
   return out;
+}
+
+Status CheckSuccessor(const SignedManifest& current, const SignedManifest& next,
+                      std::vector<uint32_t>* moved) {
+  const Manifest& a = current.manifest();
+  const Manifest& b = next.manifest();
+  auto refuse = [&](const std::string& why) {
+    return PermissionDenied("manifest revision " + std::to_string(b.revision) +
+                            " does not follow revision " + std::to_string(a.revision) + ": " + why);
+  };
+  if (b.revision != a.revision + 1) return refuse("not the next revision");
+  if (b.previous != current.Hash()) return refuse("it names another previous manifest");
+  if (next.signer() != current.signer()) return refuse("signed by another key");
+  // Everything but the placement, compared as the signed bytes encode it.
+  Manifest x = a, y = b;
+  x.placement.clear();
+  y.placement.clear();
+  x.revision = y.revision = 0;
+  x.previous = y.previous = Digest{};
+  if (EncodeBody(x) != EncodeBody(y)) return refuse("it changes more than the placement");
+  std::vector<const Placement*> was(a.n(), nullptr), now(a.n(), nullptr);
+  for (const auto& p : a.placement) was[p.fragment] = &p;
+  std::set<std::string> holders;
+  for (const auto& p : b.placement) {
+    if (now[p.fragment] != nullptr) {
+      return refuse("fragment " + std::to_string(p.fragment) + " placed twice");
+    }
+    if (!holders.insert(p.node_id).second) {
+      return refuse(p.node_id + " would hold two fragments");
+    }
+    now[p.fragment] = &p;
+  }
+  for (uint32_t f = 0; f < a.n(); ++f) {
+    if ((was[f] == nullptr) != (now[f] == nullptr)) {
+      return refuse("fragment " + std::to_string(f) + " placed in one and not the other");
+    }
+    if (was[f] != nullptr && (was[f]->node_id != now[f]->node_id || was[f]->site != now[f]->site) &&
+        moved != nullptr) {
+      moved->push_back(f);
+    }
+  }
+  return Status::Ok();
 }
 
 }  // namespace qv

@@ -78,8 +78,12 @@ inline constexpr std::string_view kOpRestore = "restore";
 inline const std::vector<std::string>& AllQuorumOps();
 
 struct Manifest {
-  // 3: canonical body (base/wire.h). 2 (Boost text archive) is still read.
-  static constexpr uint32_t kFormatVersion = 3;
+  // 4: a revision (3's body, then u32 revision | previous[32]); written
+  // only for revisions after the first, so a backup's first manifest keeps
+  // format 3's bytes. 3: canonical body (base/wire.h). 2 (Boost text
+  // archive) is still read.
+  static constexpr uint32_t kFormatVersion = 4;
+  static constexpr uint32_t kFirstRevisionFormat = 3;
 
   BackupId backup_id{};
   std::string artifact_name;
@@ -96,6 +100,11 @@ struct Manifest {
   int64_t created_unix = 0;
   Provenance provenance;
   Policy policy;
+  // A repair (issue 15) changes where fragments live, nothing else: each
+  // such change is a new revision signed by the coordinator that names the
+  // one before by hash (SignedManifest::Hash). Revision 0 names none.
+  uint32_t revision = 0;
+  Digest previous{};
 
   uint32_t n() const { return k + m; }
   uint64_t stripe_bytes() const { return uint64_t{k} * unit_size; }
@@ -130,6 +139,14 @@ class SignedManifest {
   Bytes encoded_;
   PublicKey signer_{};
 };
+
+// Whether `next` may replace `current` for a backup: the next revision,
+// naming `current` by hash, signed by the same key, and the same in every
+// field but placement, which must place each fragment once. `moved`, if
+// given, receives the fragments whose node changed. kPermissionDenied
+// naming the first difference.
+Status CheckSuccessor(const SignedManifest& current, const SignedManifest& next,
+                      std::vector<uint32_t>* moved = nullptr);
 
 // A manifest of a million files with long paths fits; it travels in pages
 // (node/messages.h), never as one message.

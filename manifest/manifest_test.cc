@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include "base/clock.h"
 #include "base/file_util.h"
 
@@ -229,6 +231,87 @@ TEST(ManifestFormatTest, AVersion2ManifestFromThePreviousReleaseStillReads) {
   Bytes bad = *bytes;
   bad[40] ^= 1;
   EXPECT_FALSE(SignedManifest::Parse(bad, nullptr).ok());
+}
+
+// A repair's revision: format 4, naming the previous one by hash, read
+// back with both; pinned like version 3.
+TEST(ManifestFormatTest, Version4RevisionBytesArePinned) {
+  Manifest m = Sample();
+  m.commitments.assign(3, Point{});
+  for (size_t i = 0; i < 3; ++i) m.commitments[i].fill(static_cast<uint8_t>(0x10 + i));
+  m.revision = 1;
+  m.previous.fill(0xab);
+  SecretBytes seed(32);
+  for (size_t i = 0; i < 32; ++i) seed.data()[i] = static_cast<uint8_t>(7 * i);
+  auto key = SigningKey::FromSeed(seed);
+  auto sm = SignedManifest::Sign(m, **key);
+  ASSERT_TRUE(sm.ok()) << sm.status().ToString();
+  const Bytes& e = sm->encoded();
+  EXPECT_EQ(HexEncode(ByteSpan(e.data(), 8)), "51564d4600000004");
+  EXPECT_EQ(HexEncode(Sha256Of(e)),
+            "e68d8a7a227bb8134133584fde948c67e92830a8d88ab8bb62ccfddb474b5e89");
+  auto back = SignedManifest::Parse(e, &(*key)->public_key());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->manifest().revision, 1u);
+  EXPECT_EQ(back->manifest().previous, m.previous);
+  // A revision without a previous hash, or a first one with one, is not signed.
+  m.previous = Digest{};
+  EXPECT_FALSE(SignedManifest::Sign(m, **key).ok());
+  m.revision = 0;
+  m.previous.fill(1);
+  EXPECT_FALSE(SignedManifest::Sign(m, **key).ok());
+}
+
+class SuccessorTest : public ManifestTest {
+ protected:
+  SignedManifest First() { return std::move(SignedManifest::Sign(Sample(), *key_)).value(); }
+  Manifest Next(const SignedManifest& cur) {
+    Manifest m = cur.manifest();
+    m.revision = cur.manifest().revision + 1;
+    m.previous = cur.Hash();
+    m.placement[2] = {2, "node-09", "site-9"};
+    return m;
+  }
+};
+
+TEST_F(SuccessorTest, ARevisionThatOnlyMovesFragmentsFollows) {
+  const SignedManifest a = First();
+  auto b = SignedManifest::Sign(Next(a), *key_);
+  std::vector<uint32_t> moved;
+  ASSERT_TRUE(CheckSuccessor(a, *b, &moved).ok()) << CheckSuccessor(a, *b).ToString();
+  EXPECT_EQ(moved, std::vector<uint32_t>{2});
+}
+
+TEST_F(SuccessorTest, EveryOtherChangeIsRefusedAndNamed) {
+  const SignedManifest a = First();
+  struct Case {
+    const char* why;
+    std::function<void(Manifest&)> change;
+  };
+  const std::vector<Case> cases = {
+      {"not the next revision", [](Manifest& m) { m.revision = 2; }},
+      {"names another previous", [](Manifest& m) { m.previous.fill(3); }},
+      {"changes more than the placement", [](Manifest& m) { m.files[0].sha256.fill(9); }},
+      {"changes more than the placement", [](Manifest& m) { m.fragment_roots[1].fill(9); }},
+      {"changes more than the placement",
+       [](Manifest& m) { m.policy.quorum_ops.push_back("repair"); }},
+      {"changes more than the placement", [](Manifest& m) { m.artifact_name = "other"; }},
+      {"would hold two fragments", [](Manifest& m) { m.placement[2].node_id = "node-01"; }},
+      {"placed twice", [](Manifest& m) { m.placement[2].fragment = 1; }},
+      {"placed in one and not the other", [](Manifest& m) { m.placement.pop_back(); }},
+  };
+  for (const auto& c : cases) {
+    Manifest m = Next(a);
+    c.change(m);
+    auto b = SignedManifest::Sign(m, *key_);
+    ASSERT_TRUE(b.ok()) << c.why << ": " << b.status().ToString();
+    Status st = CheckSuccessor(a, *b);
+    EXPECT_EQ(st.code(), StatusCode::kPermissionDenied) << c.why;
+    EXPECT_NE(st.message().find(c.why), std::string::npos) << st.message();
+  }
+  auto other = SigningKey::Generate();
+  auto b = SignedManifest::Sign(Next(a), **other);
+  EXPECT_NE(CheckSuccessor(a, *b).message().find("signed by another key"), std::string::npos);
 }
 
 }  // namespace
