@@ -3,6 +3,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <set>
 #include <string>
@@ -253,8 +254,89 @@ Status VerifyShare(const Share& share, std::span<const Point> commitments) {
   return Status::Ok();
 }
 
+namespace {
+std::atomic<uint64_t> interpolations{0};
+}  // namespace
+
+uint64_t InterpolationsForTest() { return interpolations.load(); }
+
+Result<SecretBytes> LagrangeTerm(const Share& own, std::span<const uint32_t> helpers, uint32_t at) {
+  EnsureSodium();
+  if (own.y.size() != kScalarSize) return InvalidArgument("share value must be 32 bytes");
+  if (at == 0) return InvalidArgument("a share is never rebuilt at x=0 (the secret)");
+  if (helpers.empty() || helpers.size() > kMaxShareHolders) {
+    return InvalidArgument("helper count " + std::to_string(helpers.size()));
+  }
+  std::set<uint32_t> seen;
+  for (uint32_t x : helpers) {
+    if (x == 0 || x == at || !seen.insert(x).second) {
+      return InvalidArgument("helper index " + std::to_string(x) +
+                             " is zero, the target or repeated");
+    }
+  }
+  if (!seen.count(own.x)) return InvalidArgument("the helpers do not include this share");
+  // lambda_j(at) = prod_{i != j} (at - x_i) / (x_j - x_i)
+  uint8_t num[kScalarSize], den[kScalarSize], r[kScalarSize], xj[kScalarSize], xi[kScalarSize],
+      d[kScalarSize], tmp[kScalarSize], inv[kScalarSize];
+  ScalarFromU32(1, num);
+  ScalarFromU32(1, den);
+  ScalarFromU32(at, r);
+  ScalarFromU32(own.x, xj);
+  for (uint32_t x : helpers) {
+    if (x == own.x) continue;
+    ScalarFromU32(x, xi);
+    crypto_core_ristretto255_scalar_sub(d, r, xi);
+    crypto_core_ristretto255_scalar_mul(tmp, num, d);
+    std::memcpy(num, tmp, kScalarSize);
+    crypto_core_ristretto255_scalar_sub(d, xj, xi);
+    crypto_core_ristretto255_scalar_mul(tmp, den, d);
+    std::memcpy(den, tmp, kScalarSize);
+  }
+  if (crypto_core_ristretto255_scalar_invert(inv, den) != 0) {
+    return Internal("Lagrange denominator is not invertible");
+  }
+  crypto_core_ristretto255_scalar_mul(tmp, num, inv);
+  SecretBytes term(kScalarSize);
+  crypto_core_ristretto255_scalar_mul(term.data(), own.y.data(), tmp);
+  return term;
+}
+
+Result<std::vector<SecretBytes>> SplitIntoSummands(const SecretBytes& value, size_t parts) {
+  EnsureSodium();
+  if (value.size() != kScalarSize) return InvalidArgument("scalar must be 32 bytes");
+  if (parts == 0 || parts > kMaxShareHolders) {
+    return InvalidArgument("summand count " + std::to_string(parts));
+  }
+  std::vector<SecretBytes> out;
+  SecretBytes last = value.Clone();
+  SecretBytes tmp(kScalarSize);
+  for (size_t i = 0; i + 1 < parts; ++i) {
+    SecretBytes r(kScalarSize);
+    crypto_core_ristretto255_scalar_random(r.data());
+    crypto_core_ristretto255_scalar_sub(tmp.data(), last.data(), r.data());
+    std::memcpy(last.data(), tmp.data(), kScalarSize);
+    out.push_back(std::move(r));
+  }
+  out.push_back(std::move(last));
+  return out;
+}
+
+Result<SecretBytes> SumScalars(std::span<const SecretBytes> parts) {
+  EnsureSodium();
+  SecretBytes sum(kScalarSize), tmp(kScalarSize);
+  for (const auto& p : parts) {
+    if (p.size() != kScalarSize || !IsCanonicalScalar(p.data())) {
+      return InvalidArgument("a summand is not a canonical 32-byte scalar");
+    }
+    crypto_core_ristretto255_scalar_add(tmp.data(), sum.data(), p.data());
+    std::memcpy(sum.data(), tmp.data(), kScalarSize);
+  }
+  return sum;
+}
+
 Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares) {
   EnsureSodium();
+  interpolations.fetch_add(1);
   if (shares.empty()) return InvalidArgument("no shares to interpolate");
   std::set<uint32_t> seen;
   for (const auto& s : shares) {

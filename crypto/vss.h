@@ -91,6 +91,31 @@ Result<Recovered> Combine(std::span<const Share> shares, std::span<const Point> 
 // tests to show what t-1 shares give (a wrong secret) and by later repair code.
 Result<SecretBytes> InterpolateAtZero(std::span<const Share> shares);
 
+// Share repair building blocks: the enrollment protocol of Nojoumian,
+// Stinson and Grainger ("Unconditionally secure social secret sharing
+// scheme", IET Information Security 4(4), 2010), as refined in Laing and
+// Stinson, "A survey and refinement of repairable threshold schemes"
+// (J. Mathematical Cryptology 12(1), 2018). t helpers H rebuild the share at
+// a new index r without the secret: helper j computes its Lagrange term
+// lambda_j(r) * y_j for interpolating at r over H, splits it into |H|
+// random summands, and sends one to each helper (keeping one); each helper
+// sends the sum of the summands it holds to the new holder, whose sum of
+// those sums is f(r). Each value a party sees is uniformly random on its
+// own, so no helper and not the new holder learns another's share, and
+// nobody learns the secret. The new holder checks f(r) against the Feldman
+// commitments (VerifyShare); a cheating helper makes that check fail.
+//
+// lambda_j(at) * own.y over the helpers' indices `helpers` (which must hold
+// own.x, be distinct and nonzero, and not hold `at`).
+Result<SecretBytes> LagrangeTerm(const Share& own, std::span<const uint32_t> helpers, uint32_t at);
+// `parts` uniformly random scalars that sum to `value` (1..kMaxShareHolders).
+Result<std::vector<SecretBytes>> SplitIntoSummands(const SecretBytes& value, size_t parts);
+// The sum of 32-byte canonical scalars.
+Result<SecretBytes> SumScalars(std::span<const SecretBytes> parts);
+// How often shares were interpolated to a secret (InterpolateAtZero, and so
+// Combine) in this process: tests show a repair never does.
+uint64_t InterpolationsForTest();
+
 // Share refresh building blocks: the sum of two dealings' shares at the same x,
 // and the pointwise sum of their commitments.
 Result<Share> AddShares(const Share& a, const Share& b);

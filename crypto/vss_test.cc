@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "crypto/kdf.h"
 
 namespace qv {
@@ -203,6 +205,80 @@ TEST(VssTest, RejectsBadParameters) {
   SecretBytes not_canonical(kScalarSize);
   for (size_t i = 0; i < kScalarSize; ++i) not_canonical.data()[i] = 0xff;
   EXPECT_FALSE(DealSecret(not_canonical, 2, 3).ok());
+}
+
+// The enrollment protocol end to end, for every threshold and every lost
+// index: t helpers rebuild the lost share exactly, it verifies against the
+// commitments, and no interpolation to the secret happens anywhere.
+TEST(ShareRepairTest, THelpersRebuildALostShareWithoutTheSecret) {
+  for (uint32_t t : {1u, 2u, 3u, 5u}) {
+    const uint32_t n = t + 2;
+    auto d = Deal(t, n);
+    ASSERT_TRUE(d.ok());
+    for (uint32_t lost = 1; lost <= n; ++lost) {
+      std::vector<uint32_t> helpers;
+      for (uint32_t x = 1; x <= n && helpers.size() < t; ++x) {
+        if (x != lost) helpers.push_back(x);
+      }
+      const uint64_t before = InterpolationsForTest();
+      // held[i]: the summands helper i received (its own included).
+      std::vector<std::vector<SecretBytes>> held(t);
+      for (size_t j = 0; j < t; ++j) {
+        auto term = LagrangeTerm(d->shares[helpers[j] - 1], helpers, lost);
+        ASSERT_TRUE(term.ok()) << term.status().ToString();
+        auto parts = SplitIntoSummands(*term, t);
+        ASSERT_TRUE(parts.ok());
+        for (size_t i = 0; i < t; ++i) held[i].push_back(std::move((*parts)[i]));
+      }
+      std::vector<SecretBytes> sums;
+      for (auto& h : held) sums.push_back(std::move(SumScalars(h)).value());
+      Share rebuilt{lost, std::move(SumScalars(sums)).value()};
+      EXPECT_TRUE(VerifyShare(rebuilt, d->commitments).ok()) << t << " " << lost;
+      EXPECT_TRUE(rebuilt.y.Equals(d->shares[lost - 1].y)) << t << " " << lost;
+      EXPECT_EQ(InterpolationsForTest(), before);
+      // No single summand or partial sum is the lost share or a helper's.
+      for (const auto& s : sums) {
+        if (t > 1) {
+          EXPECT_FALSE(s.Equals(rebuilt.y));
+        }
+      }
+    }
+  }
+}
+
+TEST(ShareRepairTest, FewerHelpersOrACheatingOneGiveAShareTheCommitmentsRefuse) {
+  auto d = Deal(3, 5);
+  // Two helpers of a threshold-3 dealing interpolate a line, not f.
+  std::vector<uint32_t> two = {1, 2};
+  std::vector<SecretBytes> terms;
+  for (uint32_t x : two) terms.push_back(std::move(LagrangeTerm(d->shares[x - 1], two, 5)).value());
+  Share wrong{5, std::move(SumScalars(terms)).value()};
+  EXPECT_EQ(VerifyShare(wrong, d->commitments).code(), StatusCode::kUnauthenticated);
+  // Three helpers, one of which adds noise.
+  std::vector<uint32_t> three = {1, 2, 3};
+  terms.clear();
+  for (uint32_t x : three) {
+    terms.push_back(std::move(LagrangeTerm(d->shares[x - 1], three, 5)).value());
+  }
+  terms[1].data()[0] ^= 1;
+  Share cheated{5, std::move(SumScalars(terms)).value()};
+  EXPECT_EQ(VerifyShare(cheated, d->commitments).code(), StatusCode::kUnauthenticated);
+}
+
+TEST(ShareRepairTest, BadHelperSetsAreRefused) {
+  auto d = Deal(2, 4);
+  const Share& s1 = d->shares[0];
+  EXPECT_FALSE(LagrangeTerm(s1, std::vector<uint32_t>{2, 3}, 4).ok());  // not a helper
+  EXPECT_FALSE(LagrangeTerm(s1, std::vector<uint32_t>{1, 1}, 4).ok());  // repeated
+  EXPECT_FALSE(LagrangeTerm(s1, std::vector<uint32_t>{1, 4}, 4).ok());  // holds the target
+  EXPECT_FALSE(LagrangeTerm(s1, std::vector<uint32_t>{1, 2}, 0).ok());  // the secret
+  EXPECT_FALSE(LagrangeTerm(s1, std::vector<uint32_t>{}, 3).ok());
+  EXPECT_FALSE(SplitIntoSummands(s1.y, 0).ok());
+  SecretBytes big(32);
+  std::memset(big.data(), 0xff, 32);
+  std::vector<SecretBytes> parts;
+  parts.push_back(std::move(big));
+  EXPECT_FALSE(SumScalars(parts).ok());  // not canonical
 }
 
 TEST(KdfTest, LabelsAndContextsGiveIndependentKeys) {
