@@ -193,7 +193,9 @@ Status ClusterConfig::Validate(const std::string& source) const {
       return Bad(source, where + ".public_key", "key already used by another party");
     }
   }
-  if (k + m != nodes.size()) {
+  // Backups go on the first k + m nodes; any listed after them are spares
+  // that repairs rebuild fragments onto (coordinator/repair.h).
+  if (k + m > nodes.size()) {
     return Bad(source, "cluster.k",
                "k + m = " + std::to_string(k + m) + " but the cluster has " +
                    std::to_string(nodes.size()) + " nodes");

@@ -86,19 +86,24 @@ std::vector<NodeCaller*> ClusterSession::Reachable() {
 }
 
 Result<BackupOutcome> ClusterSession::Backup(const Artifact& artifact, BackupOptions options) {
-  if (reachable() != clients_.size()) {
+  // On the first k + m nodes of the cluster file; those after are spares.
+  const size_t n = options.k + options.m >= 1 && options.k + options.m <= clients_.size()
+                       ? options.k + options.m
+                       : clients_.size();
+  for (size_t f = 0; f < n; ++f) {
+    if (clients_[f] != nullptr) continue;
     std::string why;
     for (const auto& p : problems_) why += (why.empty() ? "" : "; ") + p;
-    return FailedPrecondition("backup needs every node: " + why);
+    return FailedPrecondition("backup needs every node it places a fragment on: " + why);
   }
   std::vector<NodeCaller*> callers;
   std::vector<Placement> placement;
-  for (uint32_t f = 0; f < clients_.size(); ++f) {
+  for (uint32_t f = 0; f < n; ++f) {
     callers.push_back(clients_[f].get());
     placement.push_back({f, config_.nodes[f].id, config_.nodes[f].site});
   }
   std::vector<PublicKey> keys;
-  for (const auto& n : config_.nodes) keys.push_back(n.public_key);
+  for (size_t f = 0; f < n; ++f) keys.push_back(config_.nodes[f].public_key);
   RemoteTarget target(callers, placement, keys, 8u << 20, env_.executor);
   // The policy comes from the cluster file at backup time and is signed
   // into the manifest: later edits to the file do not loosen it.
@@ -305,6 +310,11 @@ size_t ClusterSession::PostDenial(const Certificate& denials, std::vector<std::s
     }
   }
   return recorded;
+}
+
+NodeCaller* ClusterSession::caller(const std::string& id) {
+  const NodeEntry* n = config_.FindNode(id);
+  return n == nullptr ? nullptr : caller(static_cast<size_t>(n - config_.nodes.data()));
 }
 
 }  // namespace qv

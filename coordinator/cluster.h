@@ -87,6 +87,11 @@ class ClusterSession {
   size_t PostDenial(const Certificate& denials, std::vector<std::string>* problems);
   // The connection to node i of the cluster file, or nullptr if unreachable.
   NodeCaller* caller(size_t i) { return clients_[i].get(); }
+  // The connection to the node named `id`, or nullptr.
+  NodeCaller* caller(const std::string& id);
+  const SigningKey* key() const { return key_; }
+  Executor* executor() const { return env_.executor; }
+  const Clock& clock() const { return *env_.clock; }
 
  private:
   ClusterSession() = default;

@@ -466,8 +466,19 @@ Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, co
                           (sm.ok() ? std::string("wrong backup") : sm.status().message()));
       continue;
     }
-    if (!chosen) {
+    // A repair makes a new revision; a node that was down then still holds
+    // an older one. The newest is in force; two different manifests of the
+    // same revision are a conflict.
+    if (!chosen || sm->manifest().revision > chosen->manifest().revision) {
+      if (chosen) {
+        problems->push_back("a node holds revision " +
+                            std::to_string(chosen->manifest().revision) + " of the manifest");
+      }
       chosen = std::move(sm).value();
+    } else if (sm->manifest().revision < chosen->manifest().revision) {
+      problems->push_back(c->name() + " holds revision " +
+                          std::to_string(sm->manifest().revision) + " of the manifest, not " +
+                          std::to_string(chosen->manifest().revision));
     } else if (chosen->encoded() != sm->encoded()) {
       return Unauthenticated(c->name() + " holds a different validly signed manifest");
     }

@@ -264,7 +264,8 @@ Status Manifest::Validate() const {
 }
 
 bool Policy::NeedsQuorum(std::string_view op) const {
-  return op == kOpRestore ||
+  // Restore and repair always do, whatever a policy lists.
+  return op == kOpRestore || op == kOpRepair ||
          std::find(quorum_ops.begin(), quorum_ops.end(), op) != quorum_ops.end();
 }
 

@@ -75,6 +75,7 @@ struct Policy {
 
 // Operations a policy can gate.
 inline constexpr std::string_view kOpRestore = "restore";
+inline constexpr std::string_view kOpRepair = "repair";
 inline const std::vector<std::string>& AllQuorumOps();
 
 struct Manifest {

@@ -130,6 +130,22 @@ std::string_view OpName(Op op) {
       return "get-manifest-hash";
     case Op::kScrub:
       return "scrub";
+    case Op::kRepairOpen:
+      return "repair-open";
+    case Op::kShareRecoverStart:
+      return "share-recover-start";
+    case Op::kShareRecoverDeal:
+      return "share-recover-deal";
+    case Op::kShareRecoverForward:
+      return "share-recover-forward";
+    case Op::kShareSummand:
+      return "share-summand";
+    case Op::kSharePartial:
+      return "share-partial";
+    case Op::kRepairInstall:
+      return "repair-install";
+    case Op::kGetManifestHistory:
+      return "get-manifest-history";
   }
   return "unknown";
 }
@@ -167,7 +183,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kScrub)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kGetManifestHistory)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

@@ -65,6 +65,20 @@ enum class Op : uint8_t {
                      //   holds for it (any state past upload); asked by peers at prepare
   kScrub,            // backup_id, payload = scrub challenge -> payload = scrub answer
                      //   (coordinator/scrub.h: proofs of retrievability and of the share)
+  // Repair (coordinator/repair.h). All but the node-to-node ones need a
+  // kRepairOpen on the same connection first.
+  kRepairOpen,           // backup_id, payload = certificate for "repair", payload2 = the
+                         //   current signed manifest (for a node new to the backup)
+  kShareRecoverStart,    // backup_id, fragment, payload = EncodeRecoveryStart
+  kShareRecoverDeal,     // backup_id, payload = recovery id: a helper sends its summands
+  kShareRecoverForward,  // backup_id, payload = recovery id: a helper sends its partial sum
+  kShareSummand,         // node to node: payload = EncodeRecoveryValue
+  kSharePartial,         // node to node: payload = EncodeRecoveryValue
+  kRepairInstall,        // backup_id, fragment, payload = the new signed manifest (empty: the
+                         //   kManifestData pieces), payload2 = recovery id or empty; with an
+                         //   upload in progress, installs it; without, the manifest revision
+  kGetManifestHistory,   // backup_id, a = revisions to skip (newest first) -> payload = that
+                         //   revision's signed manifest, message = how many are kept
 };
 
 // Scrub bounds: indices challenged per message, and units sent whole.

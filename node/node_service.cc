@@ -40,7 +40,19 @@ bool Allowed(PeerRole role, Op op) {
     // A scrub sends at most kScrubMaxUnits ciphertext units: to the
     // coordinator only, and audited.
     case Op::kScrub:
+    // Repair: the coordinator drives it, under a certificate each node
+    // checks (kRepairOpen); nodes pass share-recovery values to each other.
+    case Op::kRepairOpen:
+    case Op::kShareRecoverStart:
+    case Op::kShareRecoverDeal:
+    case Op::kShareRecoverForward:
+    case Op::kRepairInstall:
       return role == PeerRole::kCoordinator;
+    case Op::kShareSummand:
+    case Op::kSharePartial:
+      return role == PeerRole::kNode;
+    case Op::kGetManifestHistory:
+      return role != PeerRole::kUnknown && role != PeerRole::kCustodian;
     // The certificate is the authority; the carrier only needs to be pinned
     // as someone who runs restores.
     case Op::kRelease:
@@ -79,6 +91,7 @@ NodeService::NodeService(NodeStore* store, ClusterConfig cluster, std::string no
   }
   if (!log_) log_ = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
   PinKeys();
+  recoveries_ = std::make_unique<ShareRecoveries>(node_id_);
 }
 
 void NodeService::Log(const std::string& line) const {
@@ -340,8 +353,19 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       if (s.upload_)
         return FailedPrecondition("an upload is already in progress on this connection");
       if (r.a > UINT32_MAX) return InvalidArgument("unit size out of range");
-      QV_ASSIGN_OR_RETURN(s.upload_,
-                          store_->Begin(r.backup_id, r.fragment, static_cast<uint32_t>(r.a), r.b));
+      // A repair uploads the fragments its plan rebuilds on this node,
+      // where this node may already hold the backup (in place).
+      bool repair = false;
+      if (s.repair_ && s.repair_->backup == r.backup_id) {
+        const RepairMove* mv = s.repair_->plan.Find(r.fragment);
+        if (mv == nullptr || mv->node_id != node_id_) {
+          return PermissionDenied("the approved repair does not rebuild fragment " +
+                                  std::to_string(r.fragment) + " on " + node_id_);
+        }
+        repair = true;
+      }
+      QV_ASSIGN_OR_RETURN(s.upload_, store_->Begin(r.backup_id, r.fragment,
+                                                   static_cast<uint32_t>(r.a), r.b, repair));
       return resp;
     }
     case Op::kFragmentData:
@@ -352,6 +376,9 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
     case Op::kPrepare: {
       if (!s.upload_ || s.upload_->id() != r.backup_id)
         return FailedPrecondition("no upload in progress");
+      if (s.repair_ && s.repair_->backup == r.backup_id) {
+        return FailedPrecondition("a repaired fragment is installed with repair-install");
+      }
       if (opt_.identity == nullptr) {
         return FailedPrecondition("this node has no identity key to open shares with");
       }
@@ -450,6 +477,21 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return PostDenial(s, r);
     case Op::kScrub:
       return Scrub(s, r);
+    case Op::kRepairOpen:
+      return RepairOpen(s, r);
+    case Op::kShareRecoverStart:
+      return ShareRecoverStart(s, r);
+    case Op::kShareRecoverDeal:
+      return ShareRecoverDeal(s, r);
+    case Op::kShareRecoverForward:
+      return ShareRecoverForward(s, r);
+    case Op::kShareSummand:
+    case Op::kSharePartial:
+      return ShareValue(s, r);
+    case Op::kRepairInstall:
+      return RepairInstall(s, r);
+    case Op::kGetManifestHistory:
+      return ManifestHistory(r);
     case Op::kGetManifestHash: {
       QV_ASSIGN_OR_RETURN(Bytes m, store_->StoredManifest(r.backup_id));
       const Digest h = Sha256Of(m);

@@ -31,9 +31,11 @@
 #include "base/clock.h"
 #include "configs/cluster_config.h"
 #include "crypto/noise.h"
+#include "manifest/repair_plan.h"
 #include "node/audit_log.h"
 #include "node/messages.h"
 #include "node/node_store.h"
+#include "node/share_recovery.h"
 #include "quorum/request.h"
 #include "quorum/verify.h"
 
@@ -97,6 +99,15 @@ class NodeService {
     Bytes manifest_;  // pieces of the upload's manifest (kManifestData), bounded
     std::map<BackupId, int64_t> released_;  // backup -> unix time the release lapses
     Bytes spare_;
+    // A repair this connection presented a valid certificate for.
+    struct RepairGrant {
+      BackupId backup{};
+      RepairPlan plan;
+      Bytes manifest;  // the signed manifest the certificate names
+      std::string request;
+      int64_t expires = 0;
+    };
+    std::optional<RepairGrant> repair_;
   };
 
   NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log,
@@ -140,6 +151,16 @@ class NodeService {
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
   Result<Response> Scrub(Session& s, const Request& r);
+  // Repair (node/node_repair.cc).
+  Result<Response> RepairOpen(Session& s, const Request& r);
+  Result<const Session::RepairGrant*> Grant(const Session& s, const BackupId& backup) const;
+  Result<Response> ShareRecoverStart(Session& s, const Request& r);
+  Result<Response> ShareRecoverDeal(Session& s, const Request& r);
+  Result<Response> ShareRecoverForward(Session& s, const Request& r);
+  Result<Response> ShareValue(Session& s, const Request& r);
+  Result<Response> RepairInstall(Session& s, const Request& r);
+  Result<Response> ManifestHistory(const Request& r);
+  std::optional<std::string> SiteOf(const std::string& node) const;
   // A backup id is bound to one manifest for good: refused when a peer
   // holds another manifest under `id` (a node that lost its copy is not
   // talked into a different one).
@@ -167,6 +188,7 @@ class NodeService {
   std::map<std::string, int64_t> skew_alerted_;  // peer -> skew last alerted on
   std::string clock_problem_;                    // guarded by clock_mu_
   std::map<noise::DhPublic, PeerInfo> pinned_;   // X25519 form -> party; set once
+  std::unique_ptr<ShareRecoveries> recoveries_;  // set once; thread-safe
 };
 
 }  // namespace qv

@@ -14,6 +14,7 @@
 #include "crypto/kdf.h"
 #include "crypto/secretbox.h"
 #include "manifest/commit_record.h"
+#include "node/share_seal.h"
 #include "node/sqlite_stmt.h"
 
 namespace qv {
@@ -26,36 +27,6 @@ constexpr size_t kDirectAlign = 4096;
 constexpr size_t kDirectBuffer = 4u << 20;
 constexpr uint64_t kMaxFetch = 16u << 20;
 constexpr size_t kGeometryCache = 4096;
-
-// Shares at rest are sealed under the master key with the signed
-// manifest's hash in the context, so the share opens only beside the
-// manifest it was dealt for: a re-signed manifest (other custodians, a
-// lower quorum) dropped into the folder cannot make the node release.
-// File: "QVS2" | SealSecret(master, context, be32(x) || y). Version 1 (no
-// magic, context without the hash) is migrated when the node opens.
-constexpr std::string_view kShareMagic = "QVS2";
-
-std::string ShareContext(const BackupId& id, uint32_t x, const Digest& manifest_hash) {
-  return "node-share/v2:" + BackupIdToText(id) + ":" + std::to_string(x) + ":" +
-         HexEncode(manifest_hash);
-}
-
-std::string ShareContextV1(const BackupId& id, uint32_t x) {
-  return "node-share:" + BackupIdToText(id) + ":" + std::to_string(x);
-}
-
-bool IsBoundShareFile(ByteSpan sealed) {
-  return sealed.size() > kShareMagic.size() &&
-         std::equal(kShareMagic.begin(), kShareMagic.end(), sealed.begin());
-}
-
-Result<Bytes> SealShareFile(const SecretBytes& master, const BackupId& id, uint32_t x,
-                            const Digest& manifest_hash, const SecretBytes& plain) {
-  QV_ASSIGN_OR_RETURN(Bytes sealed, SealSecret(master, ShareContext(id, x, manifest_hash), plain));
-  Bytes out(kShareMagic.begin(), kShareMagic.end());
-  AppendBytes(out, sealed);
-  return out;
-}
 
 Status SqlError(sqlite3* db, const std::string& what) {
   return IoError("metadata database: " + what + ": " + sqlite3_errmsg(db));
@@ -195,8 +166,12 @@ Status NodeStore::Reindex(const BackupId& id, const fs::path& dir, const Recover
   bool published = false;
   if (auto rec = ReadFileBytes(dir / "commit", 4096); rec.ok()) {
     auto parsed = CommitRecord::Parse(*rec);
-    published = parsed.ok() && parsed->Verify(coordinator_, id, sm.Hash()).ok();
+    auto chain = HistoryIn(dir);
+    published =
+        parsed.ok() && chain.ok() && parsed->Verify(coordinator_, id, chain->back().Hash()).ok();
   }
+  // A repair installed it whole (Upload::Install): published from the start.
+  published |= m.revision > 0 && fs::exists(dir / "installed", ec);
   published |= hints != nullptr && hints->published.count(id) > 0;
   const std::string state = published ? "published" : "prepared";
   if (!published) {
@@ -267,7 +242,8 @@ Status NodeStore::SetState(const BackupId& id, uint32_t fragment, const std::str
 }
 
 Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fragment,
-                                                 uint32_t unit_size, uint64_t stripes) {
+                                                 uint32_t unit_size, uint64_t stripes,
+                                                 bool repair) {
   if (unit_size == 0 || unit_size > kMaxUnitSize || stripes == 0 || stripes > (1ull << 32)) {
     return InvalidArgument("upload geometry out of range");
   }
@@ -276,14 +252,22 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
   // before any byte moves: a declared size the disk cannot hold is refused
   // now, not after hours of transfer.
   uint64_t need = 0;
+  bool in_place = false;
   QV_RETURN_IF_ERROR(FaultAt(env_.faults, "begin"));
   if (__builtin_mul_overflow(uint64_t{unit_size} + 32, stripes, &need)) {
     return InvalidArgument("upload size overflows");
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (Find(id).ok())
+    if (auto held = Find(id); held.ok() && !repair) {
       return AlreadyExists("backup " + BackupIdToText(id) + " already on this node");
+    } else if (held.ok() && (held->state != "published" || held->fragment != fragment)) {
+      return FailedPrecondition("backup " + BackupIdToText(id) + " is " + held->state +
+                                " here with fragment " + std::to_string(held->fragment) +
+                                ", not published with fragment " + std::to_string(fragment));
+    } else if (held.ok()) {
+      in_place = true;
+    }
     struct statvfs v {};
     if (::statvfs(dir_.c_str(), &v) != 0) return ErrnoError("statvfs " + dir_.string());
     const uint64_t free_bytes = uint64_t{v.f_bavail} * v.f_frsize;
@@ -316,7 +300,11 @@ Result<std::unique_ptr<Upload>> NodeStore::Begin(const BackupId& id, uint32_t fr
     RemoveAllQuietly(dir);
     return f.status();
   }
-  Status s = SetState(id, fragment, "uploading", unit_size, static_cast<int64_t>(stripes));
+  // An in-place repair keeps the published row (the old fragment is still
+  // served) until Install swaps the files.
+  Status s = in_place
+                 ? Status::Ok()
+                 : SetState(id, fragment, "uploading", unit_size, static_cast<int64_t>(stripes));
   if (!s.ok()) {
     RemoveAllQuietly(dir);
     return s;
@@ -501,7 +489,12 @@ Result<NodeStore::CommitState> NodeStore::CommitStateOf(const BackupId& id, int6
   auto b = Find(id);
   if (!b.ok() || b->state == "uploading") return out;  // absent: it can never commit here
   if (b->state == "published") {
-    QV_ASSIGN_OR_RETURN(out.record, ReadFileBytes(BackupDir(id) / "commit", 4096));
+    // A repaired node's copy has no record of its own (Upload::Install);
+    // an asking peer takes the record from another.
+    std::error_code ec;
+    if (fs::exists(BackupDir(id) / "commit", ec) || !fs::exists(BackupDir(id) / "installed", ec)) {
+      QV_ASSIGN_OR_RETURN(out.record, ReadFileBytes(BackupDir(id) / "commit", 4096));
+    }
     out.phase = Phase::kCommitted;
     return out;
   }
@@ -575,6 +568,7 @@ std::vector<StoredBackup> NodeStore::List() const {
 }
 
 namespace {
+
 Status RequirePublished(const Result<StoredBackup>& b) {
   if (!b.ok()) return b.status();
   if (b->state != "published")
@@ -793,8 +787,19 @@ Result<SecretBytes> NodeStore::ReadShare(const BackupId& id, const Digest& manif
     return Corruption("the share of backup " + BackupIdToText(id) +
                       " is in the old sealing format; it is migrated when the node starts");
   }
-  auto opened = OpenSecret(master_, ShareContext(id, b.fragment + 1, manifest_hash),
-                           ByteSpan(sealed).subspan(kShareMagic.size()));
+  // The share stays sealed beside the manifest it arrived with; a repair
+  // elsewhere adds revisions after it. It opens with the current manifest
+  // (which must be `manifest_hash`) or an older revision this node keeps.
+  QV_ASSIGN_OR_RETURN(std::vector<SignedManifest> chain, HistoryIn(BackupDir(id)));
+  if (chain.empty() || chain.front().Hash() != manifest_hash) {
+    return Unauthenticated("the manifest of backup " + BackupIdToText(id) + " changed");
+  }
+  Result<SecretBytes> opened = Unauthenticated("no manifest");
+  for (const auto& sm : chain) {
+    opened = OpenSecret(master_, ShareContext(id, b.fragment + 1, sm.Hash()),
+                        ByteSpan(sealed).subspan(kShareMagic.size()));
+    if (opened.ok()) break;
+  }
   if (!opened.ok()) {
     return Unauthenticated("the share of backup " + BackupIdToText(id) +
                            " was not sealed beside this manifest (manifest replaced?) or the "

@@ -50,6 +50,14 @@ class Upload {
   // until a commit record arrives (manifest/commit_record.h). `deadline`
   // (unix seconds) is when, without one, the node presumes abort.
   Status Prepare(ByteSpan signed_manifest, const Share& share, int64_t deadline);
+  // Repair (issue 15): the rebuilt fragment, checked as Prepare checks it
+  // against `signed_manifest` (which places it on this node), installed
+  // published at once. Where the node already holds the backup, the
+  // fragment (and, if given, the share) replaces its own, leaves first, each
+  // by an atomic rename; a newer manifest revision then follows
+  // (NodeStore::InstallRevision). Elsewhere `share` is required and the
+  // backup arrives as a new folder (marked installed: no commit record).
+  Status Install(ByteSpan signed_manifest, const Share* share);
   const BackupId& id() const { return id_; }
   uint64_t bytes() const { return bytes_; }
 
@@ -116,8 +124,10 @@ class NodeStore {
                                                  NodeStoreEnv env = {});
   ~NodeStore();
 
+  // With `repair`, a backup already published here with this fragment may
+  // be uploaded again (its rebuilt fragment, for Upload::Install).
   Result<std::unique_ptr<Upload>> Begin(const BackupId& id, uint32_t fragment, uint32_t unit_size,
-                                        uint64_t stripes);
+                                        uint64_t stripes, bool repair = false);
   // Commits a prepared backup with the coordinator's signed record: stored
   // in the backup's folder, the backup is then published. Idempotent. After
   // the node promised to abort, only a record relayed by a peer (which
@@ -165,6 +175,13 @@ class NodeStore {
   // The share, be32(x) || y, unsealed with the master key. It opens only
   // with the hash of the signed manifest it was stored with.
   Result<SecretBytes> ReadShare(const BackupId& id, const Digest& manifest_hash) const;
+  // Repair: `next` replaces the backup's manifest if it is the next
+  // revision (CheckSuccessor) and still places this node's fragment here;
+  // the one it replaces is kept in the folder's history/. Idempotent.
+  Status InstallRevision(const BackupId& id, ByteSpan next);
+  // Every manifest revision this node keeps of a backup, newest first, each
+  // older one checked against the hash its successor names.
+  Result<std::vector<SignedManifest>> ManifestHistory(const BackupId& id) const;
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);
@@ -195,6 +212,8 @@ class NodeStore {
   Status SetState(const BackupId& id, uint32_t fragment, const std::string& state, int64_t unit,
                   int64_t stripes);
   std::filesystem::path BackupDir(const BackupId& id) const;
+  Result<std::vector<SignedManifest>> HistoryIn(const std::filesystem::path& dir) const;
+  Status InstallRevisionLocked(const BackupId& id, ByteSpan next);  // repair_mu_ held
 
   std::filesystem::path dir_;
   SecretBytes master_;
@@ -203,6 +222,7 @@ class NodeStore {
   NodeStoreEnv env_;
   sqlite3* db_ = nullptr;
   mutable std::mutex mu_;
+  std::mutex repair_mu_;  // one repair step (install, revision) at a time
   // Unit size and stripe count of published backups already read, so a fetch
   // does not query the database. Published backups never change; whatever
   // deletes one must erase it here too.

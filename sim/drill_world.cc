@@ -71,7 +71,8 @@ const DrillWorld::StoredArtifact* DrillWorld::Backed(const std::string& label) c
 }
 
 Status DrillWorld::Request(const std::string& label, const std::string& backup,
-                           const std::string& requester, int64_t ttl) {
+                           const std::string& requester, int64_t ttl, std::string_view operation,
+                           const std::string& destination) {
   const StoredArtifact* a = Backed(backup);
   if (a == nullptr) return NotFound("no backup " + backup);
   QV_ASSIGN_OR_RETURN(const SigningKey* key, Key(requester));
@@ -82,7 +83,7 @@ Status DrillWorld::Request(const std::string& label, const std::string& backup,
   pr->reply = NewBoxKeyPair();
   pr->backup = backup;
   QuorumRequest q;
-  q.operation = std::string(kOpRestore);
+  q.operation = std::string(operation);
   q.backup_id = a->id;
   q.backup_name = Printable(sm.manifest().artifact_name);
   q.manifest_hash = sm.Hash();
@@ -90,7 +91,7 @@ Status DrillWorld::Request(const std::string& label, const std::string& backup,
   q.requester_key = key->public_key();
   q.reply_key = pr->reply.public_key;
   q.purpose = "drill";
-  q.destination = "sim";
+  q.destination = destination;
   q.created_unix = Now().NowUnix();
   q.expires_unix = q.created_unix + ttl;
   randombytes_buf(q.nonce.data(), q.nonce.size());
@@ -100,6 +101,39 @@ Status DrillWorld::Request(const std::string& label, const std::string& backup,
        std::to_string(ttl) + " s");
   requests_[label] = std::move(pr);
   return Status::Ok();
+}
+
+Result<BackupHealth> DrillWorld::Scrub(const std::string& backup, double sample) {
+  const StoredArtifact* a = Backed(backup);
+  if (a == nullptr) return NotFound("no backup " + backup);
+  QV_ASSIGN_OR_RETURN(auto session, Session("coordinator"));
+  ScrubOptions o;
+  o.sample = sample;
+  auto h = ScrubBackup(*session, a->id, o);
+  session.reset();
+  AfterOperation();
+  if (h.ok()) Note("scrub of " + backup + ": " + h->state);
+  return h;
+}
+
+Result<RepairPlan> DrillWorld::PlanRepairOf(const std::string& backup) {
+  QV_ASSIGN_OR_RETURN(BackupHealth h, Scrub(backup, 0.01));
+  QV_ASSIGN_OR_RETURN(auto session, Session("coordinator"));
+  std::vector<std::string> problems;
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, session->Manifest(h.id, &problems));
+  return PlanRepair(session->config(), sm, h);
+}
+
+Result<RepairReport> DrillWorld::Repair(const std::string& request) {
+  auto it = requests_.find(request);
+  if (it == requests_.end()) return NotFound("no request " + request);
+  Certificate cert{it->second->request, it->second->approvals};
+  QV_ASSIGN_OR_RETURN(auto session, Session("coordinator"));
+  auto out = RunRepair(*session, cert);
+  session.reset();
+  AfterOperation();
+  Note("repair " + request + ": " + (out.ok() ? "done" : out.status().message()));
+  return out;
 }
 
 Status DrillWorld::Approve(const std::string& request, const std::string& custodian,

@@ -18,6 +18,8 @@
 #include "configs/cluster_config.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/cluster.h"
+#include "coordinator/repair.h"
+#include "coordinator/scrub.h"
 #include "coordinator/pipeline.h"
 #include "crypto/secretbox.h"
 #include "quorum/request.h"
@@ -70,7 +72,8 @@ class DrillWorld {
   // A restore request for backup `backup` signed by `requester`, living
   // `ttl` seconds.
   Status Request(const std::string& label, const std::string& backup, const std::string& requester,
-                 int64_t ttl);
+                 int64_t ttl, std::string_view operation = "restore",
+                 const std::string& destination = "sim");
   // `custodian` approves (or denies) request `label`, signing with `signer`
   // (the custodian's own key unless forged).
   Status Approve(const std::string& request, const std::string& custodian,
@@ -94,6 +97,11 @@ class DrillWorld {
   // itself (as `qv approve --deny` does), keeping it out of the request's
   // approvals. Fails unless some node recorded it.
   Status PostDenial(const std::string& request, const std::string& custodian);
+  // Repair (issue 15): a scrub of `backup` as the coordinator; the plan a
+  // scrub gives; request `label`'s repair run by the coordinator.
+  Result<BackupHealth> Scrub(const std::string& backup, double sample = 1.0);
+  Result<RepairPlan> PlanRepairOf(const std::string& backup);
+  Result<RepairReport> Repair(const std::string& request);
   // Published backups as the nodes list them (id -> nodes holding it).
   std::map<BackupId, size_t> Listed();
   AuditReport AuditVerify();

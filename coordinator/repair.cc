@@ -1,0 +1,318 @@
+#include "coordinator/repair.h"
+
+#include <sodium.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "erasure/reed_solomon.h"
+#include "node/share_recovery.h"
+
+namespace qv {
+
+Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest& manifest,
+                              const BackupHealth& health) {
+  const Manifest& m = manifest.manifest();
+  if (health.state == "lost") {
+    return FailedPrecondition("backup " + BackupIdToText(m.backup_id) +
+                              " is lost: " + std::to_string(health.good_fragments) +
+                              " good fragments of k = " + std::to_string(m.k) + ", " +
+                              std::to_string(health.good_shares) +
+                              " good shares of t = " + std::to_string(m.t));
+  }
+  std::set<std::string> holders;
+  std::map<std::string, size_t> per_site;
+  for (const auto& p : m.placement) {
+    holders.insert(p.node_id);
+    ++per_site[p.site];
+  }
+  std::vector<const NodeEntry*> spares;
+  for (const auto& n : config.nodes) {
+    if (!holders.count(n.id)) spares.push_back(&n);
+  }
+  RepairPlan plan;
+  for (const auto& f : health.fragments) {
+    if (f.data_ok && f.share_ok) continue;
+    if (f.reachable) {
+      plan.moves.push_back({f.fragment, f.node});
+      continue;
+    }
+    // The spare on the site holding least of the backup (none, first).
+    auto best =
+        std::min_element(spares.begin(), spares.end(), [&](const NodeEntry* a, const NodeEntry* b) {
+          return per_site[a->site] < per_site[b->site];
+        });
+    if (best == spares.end()) {
+      return FailedPrecondition("fragment " + std::to_string(f.fragment) + " on " + f.node +
+                                " is unreachable and no cluster node is free to take it: add a "
+                                "node to the cluster file");
+    }
+    ++per_site[(*best)->site];
+    plan.moves.push_back({f.fragment, (*best)->id});
+    spares.erase(best);
+  }
+  if (plan.moves.empty()) {
+    return FailedPrecondition("backup " + BackupIdToText(m.backup_id) + " is healthy");
+  }
+  std::sort(plan.moves.begin(), plan.moves.end(),
+            [](const RepairMove& a, const RepairMove& b) { return a.fragment < b.fragment; });
+  return plan;
+}
+
+namespace {
+
+// Units streamed to a new holder per message.
+constexpr uint64_t kSendBytes = 4u << 20;
+
+Status SendManifest(NodeCaller& c, const BackupId& id, const Bytes& m, Request* install) {
+  if (m.size() <= kManifestPage) {
+    install->payload = m;
+    return Status::Ok();
+  }
+  for (size_t at = 0; at < m.size(); at += kManifestPage) {
+    Request piece;
+    piece.op = Op::kManifestData;
+    piece.backup_id = id;
+    piece.payload.assign(
+        m.begin() + static_cast<std::ptrdiff_t>(at),
+        m.begin() + static_cast<std::ptrdiff_t>(std::min(m.size(), at + kManifestPage)));
+    QV_RETURN_IF_ERROR(CallChecked(c, std::move(piece)).status());
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
+                               const RepairProgress& progress) {
+  const double start = session.clock().MonotonicMs();
+  const QuorumRequest& q = cert.request.request();
+  if (q.operation != kOpRepair) {
+    return InvalidArgument("the certificate is for " + q.operation + ", not repair");
+  }
+  if (session.key() == nullptr) return FailedPrecondition("a repair needs the coordinator key");
+  const BackupId id = q.backup_id;
+  std::vector<std::string> problems;
+  QV_ASSIGN_OR_RETURN(SignedManifest current, session.Manifest(id, &problems));
+  if (current.Hash() != q.manifest_hash) {
+    return FailedPrecondition("backup " + BackupIdToText(id) +
+                              " has a newer manifest than the request names (revision " +
+                              std::to_string(current.manifest().revision) +
+                              "): a repair already ran; scrub and request again");
+  }
+  const Manifest& m = current.manifest();
+  QV_ASSIGN_OR_RETURN(RepairPlan plan, ParseRepairPlan(q.destination));
+  QV_ASSIGN_OR_RETURN(
+      Manifest next_m,
+      ApplyRepairPlan(current, plan, [&](const std::string& n) -> std::optional<std::string> {
+        const NodeEntry* e = session.config().FindNode(n);
+        if (e == nullptr) return std::nullopt;
+        return e->site;
+      }));
+  SignedManifest next = current;
+  if (next_m.revision != m.revision) {
+    QV_ASSIGN_OR_RETURN(next, SignedManifest::Sign(next_m, *session.key()));
+  }
+  RepairReport report;
+  report.id = id;
+  report.revision = next.manifest().revision;
+
+  // 1. The certificate, to every node the repair involves.
+  std::set<std::string> involved;
+  for (const auto& p : m.placement) involved.insert(p.node_id);
+  for (const auto& mv : plan.moves) involved.insert(mv.node_id);
+  const Bytes encoded_cert = cert.Encode();
+  std::set<std::string> open;
+  for (const auto& node : involved) {
+    NodeCaller* c = session.caller(node);
+    if (c == nullptr) {
+      problems.push_back(node + ": unreachable");
+      continue;
+    }
+    Request r;
+    r.op = Op::kRepairOpen;
+    r.backup_id = id;
+    r.payload = encoded_cert;
+    // A new holder has no manifest yet: it checks this one against the
+    // request's manifest hash.
+    for (const auto& mv : plan.moves) {
+      if (mv.node_id == node) r.payload2 = current.encoded();
+    }
+    auto resp = CallChecked(*c, std::move(r));
+    if (!resp.ok()) {
+      problems.push_back(resp.status().message());
+      continue;
+    }
+    open.insert(node);
+  }
+  for (const auto& mv : plan.moves) {
+    if (!open.count(mv.node_id)) {
+      std::string why;
+      for (const auto& p : problems) why += "; " + p;
+      return FailedPrecondition("new holder " + mv.node_id + " did not take the repair" + why);
+    }
+  }
+
+  // 2. Sources: k fragments the plan leaves in place, on nodes that took
+  // the certificate, their leaves checked against the signed roots.
+  std::vector<std::unique_ptr<FragmentSource>> sources;
+  std::vector<std::string> helpers;
+  std::vector<uint32_t> helper_x;
+  for (const auto& p : m.placement) {
+    if (plan.Find(p.fragment) != nullptr || !open.count(p.node_id)) continue;
+    if (helpers.size() < m.t) {
+      helpers.push_back(p.node_id);
+      helper_x.push_back(p.fragment + 1);
+    }
+    if (sources.size() >= m.k) continue;
+    auto src = NewRemoteSource(session.caller(p.node_id), id, p.fragment, m.unit_size,
+                               m.stripe_count, session.executor());
+    auto leaves = src->ReadLeaves();
+    if (!leaves.ok() || MerkleRoot(*leaves) != m.fragment_roots[p.fragment]) {
+      problems.push_back(
+          p.node_id + ": leaves " +
+          (leaves.ok() ? "do not match the signed root" : leaves.status().message()));
+      continue;
+    }
+    sources.push_back(std::move(src));
+  }
+  if (sources.size() < m.k) {
+    return FailedPrecondition(
+        "only " + std::to_string(sources.size()) +
+        " intact fragments outside the plan answered; k = " + std::to_string(m.k) + " are needed");
+  }
+  if (helpers.size() < m.t) {
+    return FailedPrecondition(
+        "only " + std::to_string(helpers.size()) +
+        " share holders outside the plan answered; t = " + std::to_string(m.t) + " are needed");
+  }
+  // Each source's leaves, to check every unit read against.
+  std::vector<std::vector<Digest>> leaves;
+  for (auto& s : sources) leaves.push_back(std::move(s->ReadLeaves()).value());
+
+  // 3. Rebuild the planned fragments, ciphertext only, stripe by stripe.
+  QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(m.k), static_cast<int>(m.m)));
+  for (const auto& mv : plan.moves) {
+    Request b;
+    b.op = Op::kBeginFragment;
+    b.backup_id = id;
+    b.fragment = mv.fragment;
+    b.a = m.unit_size;
+    b.b = m.stripe_count;
+    QV_RETURN_IF_ERROR(CallChecked(*session.caller(mv.node_id), std::move(b)).status());
+  }
+  const size_t n = m.n();
+  const uint64_t per_send = std::max<uint64_t>(1, kSendBytes / m.unit_size);
+  std::vector<Bytes> units(n, Bytes(m.unit_size));
+  std::vector<Bytes> outgoing(plan.moves.size());
+  const uint64_t total = m.stripe_count * uint64_t{m.unit_size} * plan.moves.size();
+  for (uint64_t stripe = 0; stripe < m.stripe_count; ++stripe) {
+    std::vector<bool> present(n, false), rebuild(n, false);
+    for (size_t i = 0; i < sources.size(); ++i) {
+      const uint32_t f = sources[i]->fragment();
+      auto view = sources[i]->ViewUnit(stripe, MutableByteSpan(units[f]));
+      if (!view.ok()) return view.status().WithContext(sources[i]->name());
+      if (MerkleLeafHash(view->bytes) != leaves[i][stripe]) {
+        return Corruption(sources[i]->name() + ": unit " + std::to_string(stripe) +
+                          " does not match its signed leaf; add fragment " + std::to_string(f) +
+                          " to the repair plan");
+      }
+      if (view->bytes.data() != units[f].data()) {
+        std::copy(view->bytes.begin(), view->bytes.end(), units[f].begin());
+      }
+      present[f] = true;
+      report.bytes_read += m.unit_size;
+    }
+    for (const auto& mv : plan.moves) rebuild[mv.fragment] = true;
+    std::vector<uint8_t*> ptrs(n);
+    for (size_t f = 0; f < n; ++f) ptrs[f] = units[f].data();
+    QV_RETURN_IF_ERROR(rs->Reconstruct(m.unit_size, ptrs, present, rebuild));
+    const bool flush = (stripe + 1) % per_send == 0 || stripe + 1 == m.stripe_count;
+    for (size_t i = 0; i < plan.moves.size(); ++i) {
+      AppendBytes(outgoing[i], units[plan.moves[i].fragment]);
+      if (!flush) continue;
+      Request d;
+      d.op = Op::kFragmentData;
+      d.backup_id = id;
+      d.fragment = plan.moves[i].fragment;
+      report.bytes_rebuilt += outgoing[i].size();
+      d.payload = std::move(outgoing[i]);
+      outgoing[i] = Bytes();
+      QV_RETURN_IF_ERROR(
+          CallChecked(*session.caller(plan.moves[i].node_id), std::move(d)).status());
+    }
+    if (flush && progress) progress(report.bytes_rebuilt, total);
+  }
+
+  // 4. Each planned share, rebuilt on its new holder by t helpers.
+  std::vector<RecoveryId> recoveries;
+  for (const auto& mv : plan.moves) {
+    RecoveryPlan rp;
+    randombytes_buf(rp.id.data(), rp.id.size());
+    rp.helpers = helpers;
+    rp.helper_x = helper_x;
+    rp.target = mv.node_id;
+    const Bytes start_msg = EncodeRecoveryStart(rp);
+    std::vector<std::string> parties = helpers;
+    parties.push_back(mv.node_id);
+    for (const auto& node : parties) {
+      Request r;
+      r.op = Op::kShareRecoverStart;
+      r.backup_id = id;
+      r.fragment = mv.fragment;
+      r.payload = start_msg;
+      QV_RETURN_IF_ERROR(CallChecked(*session.caller(node), std::move(r)).status());
+    }
+    for (Op op : {Op::kShareRecoverDeal, Op::kShareRecoverForward}) {
+      for (const auto& node : helpers) {
+        Request r;
+        r.op = op;
+        r.backup_id = id;
+        r.payload.assign(rp.id.begin(), rp.id.end());
+        QV_RETURN_IF_ERROR(CallChecked(*session.caller(node), std::move(r)).status());
+      }
+    }
+    recoveries.push_back(rp.id);
+  }
+
+  // 5. Install: the new holders first (each checks its fragment against
+  // the signed root and its share against the commitments), then the
+  // revision everywhere else.
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    NodeCaller& c = *session.caller(plan.moves[i].node_id);
+    Request r;
+    r.op = Op::kRepairInstall;
+    r.backup_id = id;
+    r.fragment = plan.moves[i].fragment;
+    QV_RETURN_IF_ERROR(SendManifest(c, id, next.encoded(), &r));
+    r.payload2.assign(recoveries[i].begin(), recoveries[i].end());
+    QV_RETURN_IF_ERROR(CallChecked(c, std::move(r)).status());
+    ++report.shares_rebuilt;
+  }
+  if (next.Hash() != current.Hash()) {
+    for (const auto& p : next.manifest().placement) {
+      if (plan.Find(p.fragment) != nullptr) continue;
+      NodeCaller* c = open.count(p.node_id) ? session.caller(p.node_id) : nullptr;
+      if (c == nullptr) {
+        report.problems.push_back(p.node_id + ": did not take revision " +
+                                  std::to_string(next.manifest().revision) + " (unreachable)");
+        continue;
+      }
+      Request r;
+      r.op = Op::kRepairInstall;
+      r.backup_id = id;
+      r.payload = next.encoded();
+      auto resp = CallChecked(*c, std::move(r));
+      if (!resp.ok()) {
+        report.problems.push_back(resp.status().message());
+        continue;
+      }
+      ++report.nodes_updated;
+    }
+  }
+  report.seconds = (session.clock().MonotonicMs() - start) / 1000.0;
+  return report;
+}
+
+}  // namespace qv
