@@ -24,7 +24,9 @@
 #include "base/file_util.h"
 #include "base/json.h"
 #include "base/text.h"
+#include "cli/cli_util.h"
 #include "cli/drill_cmd.h"
+#include "cli/repair_cmd.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
@@ -46,127 +48,6 @@ namespace qv {
 namespace {
 
 constexpr const char* kVersion = "qv 0.1.0";
-
-// Every message may carry text from outside (file names, node answers,
-// request fields): it is printed escaped (base/text.h), never raw.
-// Lines are escaped one by one: a multi-line message (a refusal per node)
-// keeps its lines, and what each line quotes cannot start another.
-int Fail(const Status& s) {
-  const std::string text = s.ToString();
-  std::string out;
-  for (size_t start = 0; start <= text.size();) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    out += (start == 0 ? "" : "\n") + Printable(std::string_view(text).substr(start, end - start));
-    start = end + 1;
-  }
-  std::fprintf(stderr, "qv: error: %s\n", out.c_str());
-  return 1;
-}
-
-void Warn(const std::string& what) {
-  std::fprintf(stderr, "qv: warning: %s\n", Printable(what).c_str());
-}
-
-// Text from outside, ready for printf("%s").
-struct Shown {
-  explicit Shown(std::string_view text) : s(Printable(text)) {}
-  const char* c_str() const { return s.c_str(); }
-  std::string s;
-};
-
-std::string FormatSeconds(int64_t s) {
-  if (s % 86400 == 0) return std::to_string(s / 86400) + "d";
-  if (s % 3600 == 0) return std::to_string(s / 3600) + "h";
-  if (s % 60 == 0) return std::to_string(s / 60) + "m";
-  return std::to_string(s) + "s";
-}
-
-Result<uint64_t> ParseSize(const std::string& text) {
-  size_t pos = 0;
-  unsigned long long v = 0;
-  // stoull would take "-1" and wrap it to 18 EB.
-  if (text.empty() || !std::isdigit(static_cast<unsigned char>(text[0]))) {
-    return InvalidArgument("size '" + text + "' is not a number");
-  }
-  try {
-    v = std::stoull(text, &pos);
-  } catch (...) {
-    return InvalidArgument("size '" + text + "' is not a number");
-  }
-  std::string unit = text.substr(pos);
-  uint64_t mul = 1;
-  if (unit.empty() || unit == "B")
-    mul = 1;
-  else if (unit == "K" || unit == "KiB")
-    mul = 1ull << 10;
-  else if (unit == "M" || unit == "MiB")
-    mul = 1ull << 20;
-  else if (unit == "G" || unit == "GiB")
-    mul = 1ull << 30;
-  else
-    return InvalidArgument("size '" + text + "': unit must be B, KiB, MiB or GiB");
-  if (v > UINT64_MAX / mul) return InvalidArgument("size '" + text + "' is too large");
-  return uint64_t{v} * mul;
-}
-
-Result<int64_t> ParseDuration(const std::string& text);
-
-// Throttled progress on stderr, only on a terminal.
-class Progress {
- public:
-  Progress(std::string label, bool enabled)
-      : label_(std::move(label)),
-        enabled_(enabled && ::isatty(STDERR_FILENO)),
-        start_(std::chrono::steady_clock::now()) {}
-  ~Progress() {
-    if (drew_) std::fprintf(stderr, "\r\033[K");
-  }
-  ProgressFn fn() {
-    if (!enabled_) return nullptr;
-    return [this](uint64_t done, uint64_t total) {
-      auto now = std::chrono::steady_clock::now();
-      if (done < total && now - last_ < std::chrono::milliseconds(200)) return;
-      last_ = now;
-      double s = std::chrono::duration<double>(now - start_).count();
-      double rate = s > 0 ? done / s : 0;
-      double eta = rate > 0 ? (total - done) / rate : 0;
-      std::fprintf(stderr, "\r\033[K%s %s / %s  %3.0f%%  %.0f MB/s  ETA %.0fs", label_.c_str(),
-                   FormatBytes(done).c_str(), FormatBytes(total).c_str(),
-                   total ? 100.0 * done / total : 100.0, rate / 1e6, eta);
-      drew_ = true;
-    };
-  }
-
- private:
-  std::string label_;
-  bool enabled_;
-  bool drew_ = false;
-  std::chrono::steady_clock::time_point start_, last_{};
-};
-
-// --key, else NAME beside the cluster file.
-std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name) {
-  return key.empty() ? (fs::path(cluster).parent_path() / name).string() : key;
-}
-
-struct ClusterCtx {
-  std::unique_ptr<SigningKey> key;
-  std::unique_ptr<ClusterSession> session;
-};
-
-// Connects to every node as --key (default: `default_key` beside the
-// cluster file: the coordinator's, or the operator's for requesters).
-Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& key,
-                               const char* default_key = "coordinator.key") {
-  ClusterCtx c;
-  QV_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfig::Load(cluster));
-  auto loaded = SigningKey::Load(KeyBeside(cluster, key, default_key));
-  if (!loaded.ok()) return loaded.status().WithContext("--key");
-  c.key = std::move(loaded).value();
-  QV_ASSIGN_OR_RETURN(c.session, ClusterSession::Open(std::move(config), c.key.get()));
-  return c;
-}
 
 int CmdKeygen(const std::string& out) {
   auto key = SigningKey::Generate();
@@ -285,36 +166,6 @@ int CmdBackup(const BackupArgs& a) {
   return 0;
 }
 
-std::string UtcTime(int64_t t) {
-  char buf[32];
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
-Result<int64_t> ParseDuration(const std::string& text) {
-  if (text.empty()) return InvalidArgument("empty duration");
-  size_t pos = 0;
-  long long v = 0;
-  try {
-    v = std::stoll(text, &pos);
-  } catch (...) {
-    return InvalidArgument("duration '" + text + "' is not a number");
-  }
-  const std::string unit = text.substr(pos);
-  int64_t mul = 0;
-  if (unit == "s" || unit.empty()) mul = 1;
-  if (unit == "m") mul = 60;
-  if (unit == "h") mul = 3600;
-  if (unit == "d") mul = 86400;
-  if (mul == 0 || v <= 0)
-    return InvalidArgument("duration '" + text + "': use e.g. 90s, 30m, 4h, 1d");
-  if (v > 3650LL * 86400 / mul) return InvalidArgument("duration '" + text + "': over 10 years");
-  return int64_t{v} * mul;
-}
-
 struct RequestArgs {
   std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
   int64_t valid_from = 0;  // unix seconds; 0 = now
@@ -399,7 +250,9 @@ Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
   // The request as every node will judge it (quorum/verify.h), at this
   // machine's clock with the nodes' default skew...
   VerifyInput in;
-  in.operation = kOpRestore;
+  // Restores and repairs are approved the same way; anything else no node
+  // would take.
+  in.operation = sr.request().operation == kOpRepair ? kOpRepair : kOpRestore;
   in.backup_id = sr.request().backup_id;
   in.manifest = &sm;
   in.requesters = &cluster.requesters;
@@ -1313,18 +1166,18 @@ int Main(int argc, char** argv) {
   list->add_flag("--json", list_json, "machine-readable output");
   ScrubArgs sc;
   auto* scrub = app.add_subcommand(
-      "scrub",
-      "Check that every node still holds its data and its key share, without trusting its word "
-      "or seeing the share: random units of each fragment are proved against the signed "
-      "manifest's Merkle roots (a few sent whole), and each share by a proof of knowledge "
-      "against the Feldman commitments. Each backup is healthy, degraded, at risk (one more "
-      "failure loses it) or lost. Exit 1 unless all are healthy.");
+      "scrub", "Check that every node still holds its data and key share; exit 1 unless healthy");
+  scrub->footer(
+      "No node's word is trusted and no share is seen: random units of each fragment are proved\n"
+      "against the signed manifest's Merkle roots (a few sent whole), and each share by a proof\n"
+      "of knowledge against the Feldman commitments. Each backup is healthy, degraded, at risk\n"
+      "(one more failure loses it) or lost; qv repair request plans the fix.");
   scrub->add_option("--cluster", sc.cluster, "cluster file")->required();
   scrub->add_option("--key", sc.key, "coordinator key (default: beside the cluster file)");
   scrub->add_option("--backup", sc.backup, "one backup id (default: every listed backup)");
   scrub
       ->add_option("--sample", sc.sample,
-                   "fraction of each fragment's units to challenge (at most 1024 per node)")
+                   "fraction of each fragment's units to challenge (1 checks every unit)")
       ->check(CLI::Range(0.0001, 1.0))
       ->capture_default_str();
   scrub->add_flag("--json", sc.json, "machine-readable output");
@@ -1390,6 +1243,9 @@ int Main(int argc, char** argv) {
   DrillArgs drill_args;
   DrillBenchArgs drill_bench_args;
   auto [drill_run, drill_bench] = AddDrillCommand(app, drill_args, drill_bench_args);
+  RepairRequestArgs repair_request_args;
+  RepairRunArgs repair_run_args;
+  auto [repair_request, repair_run] = AddRepairCommand(app, repair_request_args, repair_run_args);
 
   try {
     app.parse(argc, argv);
@@ -1430,6 +1286,8 @@ int Main(int argc, char** argv) {
   if (*bench) return CmdBench(bench_size, bench_json);
   if (*sample) return CmdSample(sample_out, sample_size, sample_shards);
   if (*drill_run) return CmdDrillRun(drill_args);
+  if (*repair_request) return CmdRepairRequest(repair_request_args);
+  if (*repair_run) return CmdRepairRun(repair_run_args);
   if (*drill_bench) return CmdDrillBench(drill_bench_args);
   return 2;
 }

@@ -736,7 +736,7 @@ Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
   QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
   VerifyInput in;
-  in.operation = kOpRestore;
+  in.operation = cert.request.request().operation == kOpRepair ? kOpRepair : kOpRestore;
   in.backup_id = r.backup_id;
   in.manifest = &sm;
   in.requesters = &cluster_.requesters;

@@ -1,0 +1,62 @@
+// Helpers every `qv` command shares: one-line errors with outside text
+// escaped, sizes and durations, progress on a terminal, and opening a
+// cluster as a key. Not thread-safe where they print.
+#ifndef QV_CLI_CLI_UTIL_H_
+#define QV_CLI_CLI_UTIL_H_
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "base/text.h"
+#include "coordinator/cluster.h"
+#include "coordinator/pipeline.h"
+#include "crypto/identity.h"
+
+namespace qv {
+
+// Prints "qv: error: ..." (escaped, line by line) and returns exit status 1.
+int Fail(const Status& s);
+void Warn(const std::string& what);
+// Text from outside, ready for printf("%s").
+struct Shown {
+  explicit Shown(std::string_view text) : s(Printable(text)) {}
+  const char* c_str() const { return s.c_str(); }
+  std::string s;
+};
+std::string FormatSeconds(int64_t s);
+Result<uint64_t> ParseSize(const std::string& text);
+Result<int64_t> ParseDuration(const std::string& text);
+std::string UtcTime(int64_t t);
+
+// Throttled progress on stderr, only on a terminal.
+class Progress {
+ public:
+  Progress(std::string label, bool enabled);
+  ~Progress();
+  ProgressFn fn();
+
+ private:
+  std::string label_;
+  bool enabled_;
+  bool drew_ = false;
+  std::chrono::steady_clock::time_point start_, last_{};
+};
+
+// --key, else NAME beside the cluster file.
+std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name);
+
+struct ClusterCtx {
+  std::unique_ptr<SigningKey> key;
+  std::unique_ptr<ClusterSession> session;
+};
+// Connects to every node as --key (default: `default_key` beside the
+// cluster file: the coordinator's, or the operator's for requesters).
+Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& key,
+                               const char* default_key = "coordinator.key");
+
+}  // namespace qv
+
+#endif  // QV_CLI_CLI_UTIL_H_

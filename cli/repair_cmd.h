@@ -1,0 +1,31 @@
+// `qv repair request` and `qv repair run` (coordinator/repair.h). Kept
+// apart from main.cc, which only registers them and calls them.
+#ifndef QV_CLI_REPAIR_CMD_H_
+#define QV_CLI_REPAIR_CMD_H_
+
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace qv {
+
+struct RepairRequestArgs {
+  std::string cluster, key, coordinator_key, backup, plan, purpose, ttl = "1h", out;
+  bool json = false;
+};
+
+struct RepairRunArgs {
+  std::string cluster, key, request;
+  std::vector<std::string> approvals;
+  bool json = false;
+};
+
+// Adds `repair request` and `repair run` to `app`.
+std::pair<CLI::App*, CLI::App*> AddRepairCommand(CLI::App& app, RepairRequestArgs& request,
+                                                 RepairRunArgs& run);
+int CmdRepairRequest(const RepairRequestArgs& args);
+int CmdRepairRun(const RepairRunArgs& args);
+
+}  // namespace qv
+
+#endif  // QV_CLI_REPAIR_CMD_H_
