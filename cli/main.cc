@@ -34,6 +34,7 @@
 #include "coordinator/local_cluster_ctl.h"
 #include "coordinator/local_store.h"
 #include "coordinator/pipeline.h"
+#include "coordinator/repair.h"
 #include "coordinator/sample.h"
 #include "coordinator/scrub.h"
 #include "crypto/identity.h"
@@ -817,7 +818,9 @@ int CmdShow(const std::string& local, const std::string& cluster, const std::str
         .Field("signer", PublicKeyToText(sm->signer()))
         .Field("manifest_sha256", HexEncode(sm->Hash()))
         .Field("source_path", m.provenance.source_path)
-        .Field("parent_backup", m.provenance.parent_backup);
+        .Field("parent_backup", m.provenance.parent_backup)
+        .Field("revision", uint64_t{m.revision})
+        .Field("previous_sha256", m.revision == 0 ? std::string() : HexEncode(m.previous));
     j.Key("files").BeginArray();
     for (const auto& f : m.files) {
       j.BeginObject()
@@ -857,6 +860,33 @@ int CmdShow(const std::string& local, const std::string& cluster, const std::str
   for (const auto& p : m.placement) {
     std::printf("  fragment %u, share %u -> %s (%s)\n", p.fragment, p.fragment + 1,
                 Shown(p.node_id).c_str(), Shown(p.site).c_str());
+  }
+  std::printf("revision  %u%s\n", m.revision,
+              m.revision == 0 ? " (as backed up)"
+                              : (" (previous sha256:" + HexEncode(m.previous) + ")").c_str());
+  if (cluster.empty() || m.revision == 0) return 0;
+  // Each repair's placement change, as the nodes' history keeps it.
+  auto ctx = OpenCluster(cluster, key);
+  auto history = ctx.ok() ? ManifestHistory(*ctx->session, *id)
+                          : Result<std::vector<SignedManifest>>(ctx.status());
+  if (!history.ok()) {
+    Warn("history: " + history.status().message());
+    return 0;
+  }
+  for (size_t i = 0; i + 1 < history->size(); ++i) {
+    const Manifest& newer = (*history)[i].manifest();
+    const Manifest& older = (*history)[i + 1].manifest();
+    std::string moves;
+    for (size_t f = 0; f < newer.placement.size() && f < older.placement.size(); ++f) {
+      if (newer.placement[f].node_id != older.placement[f].node_id) {
+        moves += (moves.empty() ? "" : ", ") + std::string("fragment ") + std::to_string(f) + " " +
+                 older.placement[f].node_id + " -> " + newer.placement[f].node_id;
+      }
+    }
+    std::printf("  revision %u: %s\n", newer.revision, Shown(moves).c_str());
+  }
+  if (history->back().manifest().revision > 0) {
+    std::printf("  (older revisions are not kept on the nodes that answered)\n");
   }
   return 0;
 }
@@ -1205,6 +1235,10 @@ int Main(int argc, char** argv) {
   cl_init->add_option("--nodes-per-site", cl_opt.nodes_per_site, "nodes per site")
       ->capture_default_str();
   cl_init->add_option("--custodians", cl_opt.custodians, "custodians")->capture_default_str();
+  cl_init
+      ->add_option("--spares", cl_opt.spares,
+                   "spare nodes on a site of their own: empty until a repair rebuilds onto them")
+      ->capture_default_str();
   cl_init->add_option("--quorum", cl_opt.quorum, "custodian approvals to restore")
       ->capture_default_str();
   cl_init->add_option("--base-port", cl_opt.base_port, "first node's port")->capture_default_str();

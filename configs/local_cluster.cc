@@ -30,7 +30,9 @@ Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOp
   if (o.sites < 2)
     return InvalidArgument("--sites: at least 2 sites (losing one must be survivable)");
   if (o.nodes_per_site < 1) return InvalidArgument("--nodes-per-site: at least 1");
-  const uint32_t n = o.sites * o.nodes_per_site;
+  const uint32_t placed = o.sites * o.nodes_per_site;
+  if (o.spares > 255) return InvalidArgument("--spares: at most 255");
+  const uint32_t n = placed + o.spares;
   if (n > 255) return InvalidArgument("at most 255 nodes");
   if (o.base_port < 1024 || o.base_port + n > 65535) {
     return InvalidArgument("--base-port: ports " + std::to_string(o.base_port) + ".." +
@@ -39,8 +41,8 @@ Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOp
   ClusterConfig c;
   c.name = fs::absolute(dir).filename().string();
   c.m = o.m ? o.m : o.nodes_per_site;
-  c.k = o.k ? o.k : n - c.m;
-  c.t = o.t ? o.t : std::min(o.nodes_per_site + 1, n - o.nodes_per_site);
+  c.k = o.k ? o.k : placed - c.m;
+  c.t = o.t ? o.t : std::min(o.nodes_per_site + 1, placed - o.nodes_per_site);
   c.quorum = o.quorum;
   if (o.quorum == 0 && o.custodians > 0) {
     return InvalidArgument("--quorum 0: at least one custodian must approve a restore");
@@ -56,6 +58,7 @@ Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOp
   for (uint32_t s = 0; s < o.sites; ++s)
     c.sites.push_back("site-" + std::string(1, char('a' + s % 26)) +
                       (s >= 26 ? std::to_string(s / 26) : ""));
+  if (o.spares > 0) c.sites.push_back("site-spare");
   std::vector<NodeConfig> node_files;
   for (uint32_t i = 0; i < n; ++i) {
     char id[16];
@@ -65,7 +68,7 @@ Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOp
     if (ec) return IoError(nd.string() + ": " + ec.message());
     NodeEntry e;
     e.id = id;
-    e.site = c.sites[i / o.nodes_per_site];
+    e.site = i < placed ? c.sites[i / o.nodes_per_site] : c.sites.back();
     e.host = o.host;
     e.port = static_cast<uint16_t>(o.base_port + i);
     QV_ASSIGN_OR_RETURN(e.public_key, NewKey(nd / "node.key"));

@@ -27,6 +27,9 @@ struct LocalClusterOptions {
   std::string host = "127.0.0.1";
   // 0: derived from the site layout as described above.
   uint32_t k = 0, m = 0, t = 0;
+  // Spare nodes on a site of their own ("site-spare"), listed after the
+  // others: backups leave them empty, repairs rebuild onto them.
+  uint32_t spares = 0;
 };
 
 // DIR must not exist or be empty. Returns the cluster config it wrote.

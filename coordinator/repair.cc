@@ -315,4 +315,41 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
   return report;
 }
 
+Result<std::vector<SignedManifest>> ManifestHistory(ClusterSession& session, const BackupId& id) {
+  std::vector<SignedManifest> best;
+  std::string why = "no node answered";
+  for (size_t i = 0; i < session.config().nodes.size(); ++i) {
+    NodeCaller* c = session.caller(i);
+    if (c == nullptr) continue;
+    std::vector<SignedManifest> chain;
+    for (uint64_t skip = 0; skip < 4096; ++skip) {
+      Request r;
+      r.op = Op::kGetManifestHistory;
+      r.backup_id = id;
+      r.a = skip;
+      auto resp = CallChecked(*c, std::move(r));
+      if (!resp.ok()) {
+        if (skip == 0) why = resp.status().message();
+        break;
+      }
+      auto sm = SignedManifest::Parse(resp->payload, &session.config().coordinator);
+      if (!sm.ok() || sm->manifest().backup_id != id ||
+          (!chain.empty() && (chain.back().manifest().previous != sm->Hash() ||
+                              chain.back().manifest().revision != sm->manifest().revision + 1))) {
+        break;  // a node's broken history ends its chain there
+      }
+      chain.push_back(std::move(sm).value());
+    }
+    const bool newer =
+        !chain.empty() &&
+        (best.empty() || chain.front().manifest().revision > best.front().manifest().revision ||
+         (chain.front().manifest().revision == best.front().manifest().revision &&
+          chain.size() > best.size()));
+    if (newer) best = std::move(chain);
+  }
+  if (best.empty())
+    return NotFound("no node holds a manifest of " + BackupIdToText(id) + ": " + why);
+  return best;
+}
+
 }  // namespace qv

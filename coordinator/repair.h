@@ -54,6 +54,11 @@ using RepairProgress = std::function<void(uint64_t done, uint64_t total)>;
 Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& certificate,
                                const RepairProgress& progress = {});
 
+// The backup's manifest revisions, newest first, as the nodes keep them:
+// the longest chain any reachable node holds, each revision checked
+// against the hash its successor names. Fails when no node holds it.
+Result<std::vector<SignedManifest>> ManifestHistory(ClusterSession& session, const BackupId& id);
+
 }  // namespace qv
 
 #endif  // QV_COORDINATOR_REPAIR_H_

@@ -38,7 +38,7 @@ using ::qv::testing::Outcome;
 // The node daemons this test process started. A test that aborts (a
 // sanitizer's report, a failed CHECK) skips TearDown; the SIGABRT handler
 // kills them so that no cluster outlives its test.
-inline std::atomic<pid_t> g_cluster_pids[6];
+inline std::atomic<pid_t> g_cluster_pids[8];
 
 inline void KillClusterOnAbort(int sig) {
   for (auto& p : g_cluster_pids) {
@@ -61,9 +61,12 @@ class ClusterTest : public ::testing::Test {
     // kept below the kernel's ephemeral range (32768+) so no client socket's
     // source port can hold a node's port.
     base_port_ = 10000 + (::getpid() % 2500) * 8;
-    Outcome init = Qv("cluster init --dir cl --base-port " + std::to_string(base_port_));
+    Outcome init =
+        Qv("cluster init --dir cl --base-port " + std::to_string(base_port_) + InitFlags());
     ASSERT_EQ(init.code, 0) << init.err;
-    for (int i = 0; i < 6; ++i) {
+    nodes_ = static_cast<int>(ClusterConfig::Load(dir() / "cl/cluster.toml")->nodes.size());
+    ASSERT_LE(nodes_, 8);
+    for (int i = 0; i < nodes_; ++i) {
       fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
       std::string toml = Slurp(nf);
       toml = toml.substr(0, toml.find("clock_skew_seconds"));
@@ -83,14 +86,18 @@ class ClusterTest : public ::testing::Test {
   }
 
   // Remembers the running nodes' pids for KillClusterOnAbort.
+  // More `qv cluster init` flags (at most 8 nodes in all).
+  virtual std::string InitFlags() const { return ""; }
+
   void NotePids() {
-    for (int i = 0; i < 6; ++i) {
+    for (int i = 0; i < nodes_; ++i) {
       g_cluster_pids[i].store(static_cast<pid_t>(
           std::atoi(Slurp(dir() / "cl/nodes" / NodeId(i) / "node.pid").c_str())));
     }
   }
 
   const fs::path& dir() const { return tmp_.path(); }
+  int nodes_ = 6;
   static std::string NodeId(int i) { return "node-0" + std::to_string(i); }
 
   Outcome Qv(const std::string& args) {

@@ -688,5 +688,79 @@ TEST_F(ClusterTest, ScrubNamesCorruptAndMissingFragmentsOnRealNodes) {
   EXPECT_EQ(Qv("scrub --cluster cl/cluster.toml --sample 2").code, 2);
 }
 
+// Repair on real processes (issue 15): six nodes in three sites hold the
+// backup, two spares on a site of their own wait.
+class SpareClusterTest : public ClusterTest {
+ protected:
+  std::string InitFlags() const override { return " --spares 2"; }
+  Outcome Repair(const std::string& id, const std::string& name) {
+    Outcome r = Qv("repair request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose 'site lost' --out " + name);
+    EXPECT_EQ(r.code, 0) << r.err;
+    std::string approvals;
+    for (const char* c : {"c1", "c2", "c3"}) {
+      const std::string out = name + "." + c;
+      Outcome a = Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/" +
+                     std::string(c) + ".key " + name + " --out " + out);
+      EXPECT_EQ(a.code, 0) << a.err;
+      approvals += " --approval " + out;
+    }
+    return Qv("repair run --cluster cl/cluster.toml --request " + name + approvals);
+  }
+};
+
+TEST_F(SpareClusterTest, ASiteKilledIsRepairedOntoSparesAndASecondSiteLossStillRestores) {
+  ASSERT_EQ(Qv("sample --out model --size 3MiB --shards 2").code, 0);
+  const std::string id = Backup("model");
+  Kill9(0);
+  Kill9(1);  // site-a is gone
+  Outcome before = Qv("scrub --cluster cl/cluster.toml");
+  EXPECT_EQ(before.code, 1);
+  EXPECT_NE(before.out.find("at risk"), std::string::npos) << before.out;
+  EXPECT_NE(before.out.find("node-00 (fragment 0): unreachable"), std::string::npos) << before.out;
+  Outcome req = Qv("repair request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose 'site-a lost' --out peek --json");
+  ASSERT_EQ(req.code, 0) << req.err;
+  EXPECT_EQ(nlohmann::json::parse(req.out)["plan"], "fragment 0 to node-06; fragment 1 to node-07");
+  Outcome run = Repair(id, "fix");
+  ASSERT_EQ(run.code, 0) << run.err << run.out;
+  EXPECT_NE(run.out.find("2 share(s) rebuilt by share recovery, manifest revision 1 on 4 other"),
+            std::string::npos)
+      << run.out;
+  Outcome after = Qv("scrub --cluster cl/cluster.toml --sample 1");
+  EXPECT_EQ(after.code, 0) << after.out << after.err;
+  EXPECT_NE(after.out.find("healthy   fragments 6/6 good (k=4), shares 6/6 proved (t=3)"),
+            std::string::npos)
+      << after.out;
+  Outcome show = Qv("show --cluster cl/cluster.toml --backup " + id);
+  EXPECT_NE(show.out.find("revision 1"), std::string::npos) << show.out;
+  // The repair's request cannot run twice: the manifest it names is gone.
+  Outcome again =
+      Qv("repair run --cluster cl/cluster.toml --request fix --approval fix.c1 "
+         "--approval fix.c2 --approval fix.c3");
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("newer manifest than the request names"), std::string::npos)
+      << again.err;
+  Kill9(2);
+  Kill9(3);  // and site-b
+  Outcome r = QuorumRestore(id, "restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
+}
+
+TEST_F(SpareClusterTest, ACorruptFragmentIsNamedByScrubAndFixedInPlace) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_TRUE(CorruptByte(dir() / "cl/nodes/node-03/data/backups" / id / "fragment", 10));
+  Outcome bad = Qv("scrub --cluster cl/cluster.toml --sample 1");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("node-03 (fragment 3): unit 0 does not match"), std::string::npos)
+      << bad.out;
+  Outcome run = Repair(id, "fix");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_NE(run.out.find("manifest revision 0"), std::string::npos) << run.out;
+  EXPECT_EQ(Qv("scrub --cluster cl/cluster.toml --sample 1").code, 0);
+}
+
 }  // namespace
 }  // namespace qv
