@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "erasure/reed_solomon.h"
@@ -94,12 +95,29 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
   if (session.key() == nullptr) return FailedPrecondition("a repair needs the coordinator key");
   const BackupId id = q.backup_id;
   std::vector<std::string> problems;
-  QV_ASSIGN_OR_RETURN(SignedManifest current, session.Manifest(id, &problems));
-  if (current.Hash() != q.manifest_hash) {
-    return FailedPrecondition("backup " + BackupIdToText(id) +
-                              " has a newer manifest than the request names (revision " +
-                              std::to_string(current.manifest().revision) +
-                              "): a repair already ran; scrub and request again");
+  QV_ASSIGN_OR_RETURN(SignedManifest newest, session.Manifest(id, &problems));
+  // The manifest the request names: the newest, or (when this repair ran
+  // before and was cut short, or a node was down) the one before the
+  // revision this repair makes, from the nodes' history.
+  SignedManifest current = newest;
+  if (newest.Hash() != q.manifest_hash) {
+    auto history = ManifestHistory(session, id);
+    bool found = false;
+    if (history.ok()) {
+      for (auto& h : *history) {
+        if (h.Hash() == q.manifest_hash) {
+          current = h;
+          found = true;
+          break;
+        }
+      }
+    }
+    if (!found) {
+      return FailedPrecondition("backup " + BackupIdToText(id) +
+                                " has a newer manifest than the request names (revision " +
+                                std::to_string(newest.manifest().revision) +
+                                "): scrub and request again");
+    }
   }
   const Manifest& m = current.manifest();
   QV_ASSIGN_OR_RETURN(RepairPlan plan, ParseRepairPlan(q.destination));
@@ -112,7 +130,14 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
       }));
   SignedManifest next = current;
   if (next_m.revision != m.revision) {
+    // Ed25519 is deterministic: signing the same revision again gives the
+    // same bytes, so a resumed repair installs what the first run did.
     QV_ASSIGN_OR_RETURN(next, SignedManifest::Sign(next_m, *session.key()));
+  }
+  if (newest.Hash() != current.Hash() && newest.Hash() != next.Hash()) {
+    return FailedPrecondition("backup " + BackupIdToText(id) + " has a newer manifest (revision " +
+                              std::to_string(newest.manifest().revision) +
+                              ") than this repair makes: scrub and request again");
   }
   RepairReport report;
   report.id = id;
@@ -153,43 +178,69 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
       return FailedPrecondition("new holder " + mv.node_id + " did not take the repair" + why);
     }
   }
+  const RepairPlan approved = plan;
+  // A new holder that already holds this repair's revision installed its
+  // fragment and share whole (an earlier run): not rebuilt again.
+  if (next.Hash() != current.Hash()) {
+    std::vector<RepairMove> left;
+    for (const auto& mv : plan.moves) {
+      Request h;
+      h.op = Op::kGetManifestHash;
+      h.backup_id = id;
+      auto resp = CallChecked(*session.caller(mv.node_id), std::move(h));
+      const Digest want = next.Hash();
+      if (resp.ok() && resp->payload.size() == want.size() &&
+          std::equal(want.begin(), want.end(), resp->payload.begin())) {
+        continue;
+      }
+      left.push_back(mv);
+    }
+    plan.moves = std::move(left);
+  }
 
   // 2. Sources: k fragments the plan leaves in place, on nodes that took
-  // the certificate, their leaves checked against the signed roots.
-  std::vector<std::unique_ptr<FragmentSource>> sources;
+  // the certificate, their leaves checked against the signed roots. A
+  // source whose unit fails its leaf later is replaced by the next one.
+  std::vector<const Placement*> candidates;
   std::vector<std::string> helpers;
   std::vector<uint32_t> helper_x;
   for (const auto& p : m.placement) {
-    if (plan.Find(p.fragment) != nullptr || !open.count(p.node_id)) continue;
+    if (approved.Find(p.fragment) != nullptr || !open.count(p.node_id)) continue;
+    candidates.push_back(&p);
     if (helpers.size() < m.t) {
       helpers.push_back(p.node_id);
       helper_x.push_back(p.fragment + 1);
     }
-    if (sources.size() >= m.k) continue;
-    auto src = NewRemoteSource(session.caller(p.node_id), id, p.fragment, m.unit_size,
-                               m.stripe_count, session.executor());
-    auto leaves = src->ReadLeaves();
-    if (!leaves.ok() || MerkleRoot(*leaves) != m.fragment_roots[p.fragment]) {
-      problems.push_back(
-          p.node_id + ": leaves " +
-          (leaves.ok() ? "do not match the signed root" : leaves.status().message()));
-      continue;
+  }
+  std::vector<std::unique_ptr<FragmentSource>> sources;
+  std::vector<std::vector<Digest>> leaves;  // each source's, to check every unit against
+  size_t next_candidate = 0;
+  auto add_source = [&]() -> Status {
+    while (next_candidate < candidates.size()) {
+      const Placement& p = *candidates[next_candidate++];
+      auto src = NewRemoteSource(session.caller(p.node_id), id, p.fragment, m.unit_size,
+                                 m.stripe_count, session.executor());
+      auto l = src->ReadLeaves();
+      if (!l.ok() || MerkleRoot(*l) != m.fragment_roots[p.fragment]) {
+        problems.push_back(p.node_id + ": leaves " +
+                           (l.ok() ? "do not match the signed root" : l.status().message()));
+        continue;
+      }
+      sources.push_back(std::move(src));
+      leaves.push_back(std::move(l).value());
+      return Status::Ok();
     }
-    sources.push_back(std::move(src));
-  }
-  if (sources.size() < m.k) {
-    return FailedPrecondition(
-        "only " + std::to_string(sources.size()) +
-        " intact fragments outside the plan answered; k = " + std::to_string(m.k) + " are needed");
-  }
+    std::string why;
+    for (const auto& pr : problems) why += "; " + pr;
+    return FailedPrecondition("fewer than k = " + std::to_string(m.k) +
+                              " intact fragments outside the plan answered" + why);
+  };
+  while (sources.size() < m.k) QV_RETURN_IF_ERROR(add_source());
   if (helpers.size() < m.t) {
     return FailedPrecondition(
         "only " + std::to_string(helpers.size()) +
         " share holders outside the plan answered; t = " + std::to_string(m.t) + " are needed");
   }
-  // Each source's leaves, to check every unit read against.
-  std::vector<std::vector<Digest>> leaves;
-  for (auto& s : sources) leaves.push_back(std::move(s->ReadLeaves()).value());
 
   // 3. Rebuild the planned fragments, ciphertext only, stripe by stripe.
   QV_ASSIGN_OR_RETURN(auto rs, ReedSolomon::New(static_cast<int>(m.k), static_cast<int>(m.m)));
@@ -209,20 +260,28 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
   const uint64_t total = m.stripe_count * uint64_t{m.unit_size} * plan.moves.size();
   for (uint64_t stripe = 0; stripe < m.stripe_count; ++stripe) {
     std::vector<bool> present(n, false), rebuild(n, false);
-    for (size_t i = 0; i < sources.size(); ++i) {
+    for (size_t i = 0; i < sources.size();) {
       const uint32_t f = sources[i]->fragment();
       auto view = sources[i]->ViewUnit(stripe, MutableByteSpan(units[f]));
-      if (!view.ok()) return view.status().WithContext(sources[i]->name());
-      if (MerkleLeafHash(view->bytes) != leaves[i][stripe]) {
-        return Corruption(sources[i]->name() + ": unit " + std::to_string(stripe) +
-                          " does not match its signed leaf; add fragment " + std::to_string(f) +
-                          " to the repair plan");
+      if (!view.ok() || MerkleLeafHash(view->bytes) != leaves[i][stripe]) {
+        // Routed around: the next intact fragment takes its place, from
+        // this stripe on. Its own fragment needs a repair of its own.
+        report.problems.push_back(
+            sources[i]->name() + ": " +
+            (view.ok() ? "unit " + std::to_string(stripe) + " does not match its signed leaf"
+                       : view.status().message()) +
+            "; fragment " + std::to_string(f) + " needs repair too");
+        sources.erase(sources.begin() + static_cast<std::ptrdiff_t>(i));
+        leaves.erase(leaves.begin() + static_cast<std::ptrdiff_t>(i));
+        QV_RETURN_IF_ERROR(add_source());
+        continue;  // the new source is read at the end of the list
       }
       if (view->bytes.data() != units[f].data()) {
         std::copy(view->bytes.begin(), view->bytes.end(), units[f].begin());
       }
       present[f] = true;
       report.bytes_read += m.unit_size;
+      ++i;
     }
     for (const auto& mv : plan.moves) rebuild[mv.fragment] = true;
     std::vector<uint8_t*> ptrs(n);
@@ -316,12 +375,14 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
 }
 
 Result<std::vector<SignedManifest>> ManifestHistory(ClusterSession& session, const BackupId& id) {
-  std::vector<SignedManifest> best;
+  // Every revision any node keeps, by hash; a new holder keeps only the
+  // revision it arrived with, its peers the ones before.
+  std::map<Digest, SignedManifest> pool;
+  std::optional<SignedManifest> head;
   std::string why = "no node answered";
   for (size_t i = 0; i < session.config().nodes.size(); ++i) {
     NodeCaller* c = session.caller(i);
     if (c == nullptr) continue;
-    std::vector<SignedManifest> chain;
     for (uint64_t skip = 0; skip < 4096; ++skip) {
       Request r;
       r.op = Op::kGetManifestHistory;
@@ -333,23 +394,23 @@ Result<std::vector<SignedManifest>> ManifestHistory(ClusterSession& session, con
         break;
       }
       auto sm = SignedManifest::Parse(resp->payload, &session.config().coordinator);
-      if (!sm.ok() || sm->manifest().backup_id != id ||
-          (!chain.empty() && (chain.back().manifest().previous != sm->Hash() ||
-                              chain.back().manifest().revision != sm->manifest().revision + 1))) {
-        break;  // a node's broken history ends its chain there
-      }
-      chain.push_back(std::move(sm).value());
+      if (!sm.ok() || sm->manifest().backup_id != id) break;
+      if (!head || sm->manifest().revision > head->manifest().revision) head = *sm;
+      pool.emplace(sm->Hash(), std::move(sm).value());
     }
-    const bool newer =
-        !chain.empty() &&
-        (best.empty() || chain.front().manifest().revision > best.front().manifest().revision ||
-         (chain.front().manifest().revision == best.front().manifest().revision &&
-          chain.size() > best.size()));
-    if (newer) best = std::move(chain);
   }
-  if (best.empty())
-    return NotFound("no node holds a manifest of " + BackupIdToText(id) + ": " + why);
-  return best;
+  if (!head) return NotFound("no node holds a manifest of " + BackupIdToText(id) + ": " + why);
+  // From the newest back, each revision the one its successor names.
+  std::vector<SignedManifest> chain = {*head};
+  while (chain.back().manifest().revision > 0) {
+    auto it = pool.find(chain.back().manifest().previous);
+    if (it == pool.end() ||
+        it->second.manifest().revision + 1 != chain.back().manifest().revision) {
+      break;
+    }
+    chain.push_back(it->second);
+  }
+  return chain;
 }
 
 }  // namespace qv

@@ -26,6 +26,20 @@
 
 namespace qv {
 
+namespace {
+
+bool SamePlacement(const std::vector<Placement>& a, const std::vector<Placement>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (a[i].fragment != b[i].fragment || a[i].node_id != b[i].node_id || a[i].site != b[i].site) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
 std::optional<std::string> NodeService::SiteOf(const std::string& node) const {
   const NodeEntry* n = cluster_.FindNode(node);
   if (n == nullptr) return std::nullopt;
@@ -56,14 +70,33 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   if (const std::string clock = ClockProblem(); !clock.empty()) {
     return refuse(rid, PermissionDenied(clock));
   }
-  // The manifest the request names: this node's own, or (for a node new
-  // to the backup) the one the coordinator sends, which CheckRequest then
-  // holds to the request's manifest hash.
+  // The manifest the request names: this node's own; or, where this
+  // repair already installed its revision here (a repair resumed after a
+  // crash or for a node that was down), the one before it, from this
+  // node's history; or (for a node new to the backup) the one the
+  // coordinator sends. CheckRequest holds it to the request's hash.
   auto held = store_->Manifest(r.backup_id);
   const bool holds = held.ok();
   auto sm =
       SignedManifest::Parse(holds ? ByteSpan(*held) : ByteSpan(r.payload2), &cluster_.coordinator);
   if (!sm.ok()) return refuse(rid, sm.status().WithContext("manifest"));
+  std::optional<SignedManifest> installed;  // this repair's revision, already held here
+  if (holds && sm->Hash() != q.manifest_hash && sm->manifest().revision > 0 &&
+      sm->manifest().previous == q.manifest_hash) {
+    auto history = store_->ManifestHistory(r.backup_id);
+    std::optional<SignedManifest> before;
+    if (history.ok() && history->size() > 1) before = (*history)[1];
+    if (!before) {
+      // A new holder keeps no history: the coordinator's copy, if it is
+      // the one the request names.
+      auto sent = SignedManifest::Parse(r.payload2, &cluster_.coordinator);
+      if (sent.ok() && sent->Hash() == q.manifest_hash) before = std::move(sent).value();
+    }
+    if (before) {
+      installed = std::move(*sm);
+      sm = std::move(*before);
+    }
+  }
   if (sm->manifest().backup_id != r.backup_id) {
     return refuse(rid, InvalidArgument("the manifest sent is for another backup"));
   }
@@ -90,6 +123,11 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   if (!plan.ok()) return refuse(rid, plan.status());
   auto next = ApplyRepairPlan(*sm, *plan, [&](const std::string& n) { return SiteOf(n); });
   if (!next.ok()) return refuse(rid, next.status());
+  if (installed && (installed->manifest().revision != next->revision ||
+                    installed->manifest().previous != next->previous ||
+                    !SamePlacement(installed->manifest().placement, next->placement))) {
+    return refuse(rid, PermissionDenied("this node holds a revision this repair does not make"));
+  }
   bool part = false;
   for (const auto& p : sm->manifest().placement) part = part || p.node_id == node_id_;
   for (const auto& mv : plan->moves) part = part || mv.node_id == node_id_;
@@ -176,7 +214,10 @@ Result<Response> NodeService::ShareRecoverStart(Session& s, const Request& r) {
   }
   std::optional<Share> own;
   if (plan.target != node_id_) {
-    auto plain = store_->ReadShare(r.backup_id, sm.Hash());
+    // Beside the manifest this node holds now (the approved one, or this
+    // repair's revision if it was installed here already).
+    QV_ASSIGN_OR_RETURN(Bytes held, store_->Manifest(r.backup_id));
+    auto plain = store_->ReadShare(r.backup_id, Sha256Of(held));
     if (!plain.ok()) return plain.status().WithContext("this helper's share");
     QV_ASSIGN_OR_RETURN(Share sh, DecodeShare(plain->span()));
     own = std::move(sh);
@@ -266,13 +307,8 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
                         return SiteOf(n);
                       }));
   const Manifest& got = next.manifest();
-  bool same = got.revision == want.revision && got.previous == want.previous &&
-              got.placement.size() == want.placement.size();
-  for (size_t i = 0; same && i < got.placement.size(); ++i) {
-    same = got.placement[i].fragment == want.placement[i].fragment &&
-           got.placement[i].node_id == want.placement[i].node_id &&
-           got.placement[i].site == want.placement[i].site;
-  }
+  const bool same = got.revision == want.revision && got.previous == want.previous &&
+                    SamePlacement(got.placement, want.placement);
   if (!same || (next.Hash() != approved.Hash() && !CheckSuccessor(approved, next).ok())) {
     return PermissionDenied("the manifest sent is not what the approved repair plan gives");
   }

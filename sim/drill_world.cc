@@ -124,6 +124,12 @@ Result<RepairPlan> DrillWorld::PlanRepairOf(const std::string& backup) {
   return PlanRepair(session->config(), sm, h);
 }
 
+Result<Certificate> DrillWorld::CertificateOf(const std::string& label) const {
+  auto it = requests_.find(label);
+  if (it == requests_.end()) return NotFound("no request " + label);
+  return Certificate{it->second->request, it->second->approvals};
+}
+
 Result<RepairReport> DrillWorld::Repair(const std::string& request) {
   auto it = requests_.find(request);
   if (it == requests_.end()) return NotFound("no request " + request);

@@ -18,9 +18,9 @@
 #include "configs/cluster_config.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/cluster.h"
+#include "coordinator/pipeline.h"
 #include "coordinator/repair.h"
 #include "coordinator/scrub.h"
-#include "coordinator/pipeline.h"
 #include "crypto/secretbox.h"
 #include "quorum/request.h"
 
@@ -102,6 +102,8 @@ class DrillWorld {
   Result<BackupHealth> Scrub(const std::string& backup, double sample = 1.0);
   Result<RepairPlan> PlanRepairOf(const std::string& backup);
   Result<RepairReport> Repair(const std::string& request);
+  // Request `label` with its approvals so far, as a certificate.
+  Result<Certificate> CertificateOf(const std::string& label) const;
   // Published backups as the nodes list them (id -> nodes holding it).
   std::map<BackupId, size_t> Listed();
   AuditReport AuditVerify();

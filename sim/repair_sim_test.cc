@@ -147,5 +147,148 @@ TEST_F(RepairTest, APlanThatGivesANodeTwoFragmentsIsRefused) {
       << report.status().message();
 }
 
+TEST_F(RepairTest, AHelperSendingWrongValuesIsCaughtByTheNewHolderAndNothingIsInstalled) {
+  Open();
+  ASSERT_TRUE(sim_->Destroy("node-00").ok());
+  sim_->MakeLiar("node-02");  // a helper: the first surviving share holder
+  Approved("fix", "fragment 0 to node-06");
+  auto report = sim_->Repair("fix");
+  ASSERT_FALSE(report.ok());
+  EXPECT_NE(report.status().message().find("rebuilt share: share x=1"), std::string::npos)
+      << report.status().message();
+  EXPECT_EQ(Entries("repair-installed"), 0u);
+  // The new holder raised the alarm.
+  auto session = sim_->Session("coordinator");
+  bool alerted = false;
+  for (const auto& n : CheckClusterAudit(**session).nodes) {
+    for (const auto& e : n.entries) {
+      alerted |= e.event.kind == "alert" &&
+                 e.event.detail.find("a helper sent a wrong value") != std::string::npos;
+    }
+  }
+  EXPECT_TRUE(alerted);
+  EXPECT_EQ(sim_->Scrub("frontier")->state, "degraded");
+}
+
+TEST_F(RepairTest, NodesRefuseEveryRepairStepWithoutACertificateOrOffThePlan) {
+  Open();
+  ASSERT_TRUE(sim_->Destroy("node-00").ok());
+  auto session = sim_->Session("coordinator");
+  ASSERT_TRUE(session.ok());
+  NodeCaller* n2 = (*session)->caller("node-02");
+  ASSERT_NE(n2, nullptr);
+  const BackupId id = sim_->Backed("frontier")->id;
+  auto call = [&](NodeCaller* c, Op op, uint32_t fragment = 0, Bytes payload = {}) {
+    Request r;
+    r.op = op;
+    r.backup_id = id;
+    r.fragment = fragment;
+    r.a = 1;
+    r.b = 1;
+    r.payload = std::move(payload);
+    return CallChecked(*c, std::move(r)).status();
+  };
+  // No certificate on this connection: no units, no recovery, no install.
+  EXPECT_EQ(call(n2, Op::kFetchUnits).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(call(n2, Op::kShareRecoverStart, 0, Bytes(40)).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(call(n2, Op::kShareRecoverDeal, 0, Bytes(16)).code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(call(n2, Op::kRepairInstall).code(), StatusCode::kPermissionDenied);
+  // Node-to-node values come only from nodes.
+  EXPECT_EQ(call(n2, Op::kShareSummand, 0, Bytes(48)).code(), StatusCode::kPermissionDenied);
+  // Another backup's upload over this one is not a repair.
+  EXPECT_EQ(call(n2, Op::kBeginFragment, 2).code(), StatusCode::kAlreadyExists);
+  // From a node: a value for a recovery nobody started.
+  auto as_node = sim_->Session("node-03");
+  ASSERT_TRUE(as_node.ok());
+  EXPECT_EQ(call((*as_node)->caller("node-02"), Op::kShareSummand, 0, Bytes(48)).code(),
+            StatusCode::kNotFound);
+  // With a certificate: the plan, and only the plan. A fragment it does
+  // not rebuild here is not uploaded, and a manifest revision that places
+  // the fragment elsewhere is not installed.
+  Approved("fix", "fragment 0 to node-06");
+  auto cert = sim_->CertificateOf("fix");
+  ASSERT_TRUE(cert.ok());
+  Request open;
+  open.op = Op::kRepairOpen;
+  open.backup_id = id;
+  open.payload = cert->Encode();
+  ASSERT_TRUE(CallChecked(*n2, std::move(open)).ok());
+  EXPECT_EQ(call(n2, Op::kBeginFragment, 2).code(), StatusCode::kPermissionDenied);
+  std::vector<std::string> problems;
+  auto current = (*session)->Manifest(id, &problems);
+  ASSERT_TRUE(current.ok());
+  Manifest other = current->manifest();
+  other.revision = 1;
+  other.previous = current->Hash();
+  other.placement[0].node_id = "node-07";
+  other.placement[0].site = "site-d";
+  auto key = sim_->Key("coordinator");
+  auto forged = SignedManifest::Sign(other, **key);
+  ASSERT_TRUE(forged.ok());
+  Status st = call(n2, Op::kRepairInstall, 0, forged->encoded());
+  EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(st.message().find("not what the approved repair plan gives"), std::string::npos) << st.ToString();
+}
+
+// A node killed at each step of taking part in a repair. After it comes
+// back, running the same approved repair again finishes it (the request
+// is not spent, and each node resumes from what it holds), and the backup
+// scrubs healthy and restores byte-identical.
+struct CrashCase {
+  const char* node;
+  const char* point;  // base/storage_faults.h
+  bool site_loss;     // else a corrupt fragment on node-01, repaired in place
+};
+
+class RepairCrashTest : public RepairTest, public ::testing::WithParamInterface<CrashCase> {};
+
+TEST_P(RepairCrashTest, RunningTheRepairAgainFinishesIt) {
+  const CrashCase c = GetParam();
+  Open();
+  std::string plan = "fragment 1 to node-01";
+  if (c.site_loss) {
+    ASSERT_TRUE(sim_->Destroy("node-00").ok());
+    ASSERT_TRUE(sim_->Destroy("node-01").ok());
+    plan = "fragment 0 to node-06; fragment 1 to node-07";
+  } else {
+    ASSERT_TRUE(sim_->CorruptFragment("node-01", "frontier").ok());
+  }
+  Approved("fix", plan);
+  sim_->AddFault(c.node, c.point, IoError("injected"), /*crash=*/true);
+  auto first = sim_->Repair("fix");
+  EXPECT_FALSE(sim_->Running(c.node)) << "the fault never fired";
+  EXPECT_TRUE(!first.ok() || !first->problems.empty());
+  sim_->ClearFaults();
+  ASSERT_TRUE(sim_->Restart(c.node).ok());
+  auto again = sim_->Repair("fix");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  auto h = sim_->Scrub("frontier");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->state, "healthy");
+  for (const auto& f : h->fragments) {
+    for (const auto& p : f.problems) ADD_FAILURE() << f.node << ": " << p;
+  }
+  EXPECT_TRUE(Restores("after"));
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryStep, RepairCrashTest,
+                         ::testing::Values(CrashCase{"node-06", "begin", true},
+                                           CrashCase{"node-06", "unit-write", true},
+                                           CrashCase{"node-06", "install-files", true},
+                                           CrashCase{"node-06", "install-rename", true},
+                                           CrashCase{"node-07", "install-row", true},
+                                           CrashCase{"node-02", "revision-history", true},
+                                           CrashCase{"node-05", "revision-manifest", true},
+                                           CrashCase{"node-01", "begin", false},
+                                           CrashCase{"node-01", "install-leaves", false},
+                                           CrashCase{"node-01", "install-fragment", false}),
+                         [](const auto& info) {
+                           std::string n = std::string(info.param.node) + "_" + info.param.point;
+                           for (char& ch : n) {
+                             if (ch == '-') ch = '_';
+                           }
+                           return n;
+                         });
+
 }  // namespace
 }  // namespace qv::sim

@@ -154,10 +154,10 @@ Result<NodeEnv> Simulation::EnvFor(SimNode& n) {
   NodeEnv env;
   env.clock = n.clock.get();
   env.log = [](const std::string&) {};  // log lines carry real durations: not in a report
-  env.dial = [this, site = n.site](
+  env.dial = [this, site = n.site, from = n.id](
                  const NodeEntry& peer, const SigningKey& as,
                  std::chrono::milliseconds) -> Result<std::unique_ptr<NodeCaller>> {
-    return SimCaller::Dial(&net_, site, as.public_key(), peer.id);
+    return SimCaller::Dial(&net_, site, as.public_key(), peer.id, from);
   };
   env.faults = n.faults.get();
   env.test_skip_quorum_check = opt_.test_skip_quorum_check;

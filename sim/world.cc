@@ -128,8 +128,10 @@ SimCaller::SimCaller(Network* net, std::string site, const PublicKey& key, std::
     : net_(net), site_(std::move(site)), key_(key), node_(std::move(node)) {}
 
 Result<std::unique_ptr<NodeCaller>> SimCaller::Dial(Network* net, std::string site,
-                                                    const PublicKey& key, std::string node) {
+                                                    const PublicKey& key, std::string node,
+                                                    std::string from) {
   std::unique_ptr<SimCaller> c(new SimCaller(net, std::move(site), key, std::move(node)));
+  c->from_ = std::move(from);
   QV_RETURN_IF_ERROR(c->Handshake());
   return std::unique_ptr<NodeCaller>(std::move(c));
 }
@@ -170,6 +172,15 @@ Result<Response> SimCaller::Call(Request request) {
     return no;
   }
   if (!session_) return IoError("connection closed");
+  // A lying node's share-recovery values, altered as it sends them (the
+  // low byte of the scalar: still canonical, so only the new holder's
+  // commitment check can catch it).
+  if (auto from = net_->endpoints().find(from_);
+      from != net_->endpoints().end() && from->second.lying &&
+      (request.op == Op::kShareSummand || request.op == Op::kSharePartial) &&
+      request.payload.size() > 16) {
+    request.payload[16] ^= 0x01;
+  }
   QV_ASSIGN_OR_RETURN(Bytes wire, EncodeRequest(std::move(request)));
   QV_RETURN_IF_ERROR(net_->Transfer(site_, ep.site, wire.size()));
   if (ep.service == nullptr || ep.crashing) {

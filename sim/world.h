@@ -151,13 +151,17 @@ class SimCaller : public NodeCaller {
  public:
   // Connects and hands shakes as a real client would: fails when the node
   // is down or cut off, or does not pin `key` (it then audits the refusal).
+  // `from`: the calling node, when a node calls a peer (a lying node's
+  // share-recovery values are altered on the way out).
   static Result<std::unique_ptr<NodeCaller>> Dial(Network* net, std::string site,
-                                                  const PublicKey& key, std::string node);
+                                                  const PublicKey& key, std::string node,
+                                                  std::string from = "");
   const std::string& name() const override { return node_; }
   Result<Response> Call(Request request) override;
 
  private:
   SimCaller(Network* net, std::string site, const PublicKey& key, std::string node);
+  std::string from_;
   Status Handshake();
   Network* net_;
   std::string site_;
