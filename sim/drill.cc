@@ -108,8 +108,41 @@ class Runner {
       QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
       QV_ASSIGN_OR_RETURN(std::string by, st.Str("by", "operator"));
       QV_ASSIGN_OR_RETURN(int64_t ttl, st.Int("ttl", 3600));
+      QV_ASSIGN_OR_RETURN(std::string op, st.Str("operation", "restore"));
+      if (op == "repair") {
+        // The plan a scrub gives, as qv repair request makes it.
+        auto plan = world_->PlanRepairOf(backup);
+        if (!plan.ok()) return FromStatus(plan.status());
+        const std::string text = FormatRepairPlan(*plan);
+        named(label + " to repair " + backup + " by " + by + " (" + text + ")");
+        return FromStatus(world_->Request(label, backup, by, ttl, "repair", text));
+      }
       named(label + " for " + backup + " by " + by);
       return FromStatus(world_->Request(label, backup, by, ttl));
+    }
+    if (a == "scrub") {
+      QV_ASSIGN_OR_RETURN(std::string backup, st.Str("backup"));
+      QV_ASSIGN_OR_RETURN(std::string want, st.Str("state"));
+      named(backup + " (expect " + want + ")");
+      auto h = world_->Scrub(backup, 1.0);
+      if (!h.ok()) return FromStatus(h.status());
+      std::string detail = h->state + ": " + std::to_string(h->good_fragments) +
+                           " good fragments, " + std::to_string(h->good_shares) + " good shares";
+      for (const auto& f : h->fragments) {
+        if (!f.problems.empty()) detail += "; " + f.node + ": " + f.problems[0];
+      }
+      return Observed{h->state == want ? "ok" : "failed", detail, {detail}, false};
+    }
+    if (a == "repair") {
+      QV_ASSIGN_OR_RETURN(std::string request, st.Str("request"));
+      named(request);
+      auto r = world_->Repair(request);
+      if (!r.ok()) return FromStatus(r.status());
+      return Observed{"ok",
+                      "revision " + std::to_string(r->revision) + ", " +
+                          std::to_string(r->shares_rebuilt) + " fragment(s) and share(s) rebuilt",
+                      {},
+                      false};
     }
     if (a == "approve") {
       QV_ASSIGN_OR_RETURN(std::string request, st.Str("request"));
@@ -364,8 +397,10 @@ Result<Topology> ReadTopology(const toml::table& root, const std::string& file) 
   const toml::table* tt = root["topology"].as_table();
   if (tt == nullptr) return t;
   Step s(tt, file + ": [topology]", "topology");
-  QV_RETURN_IF_ERROR(s.OnlyKeys(
-      {"sites", "nodes_per_site", "custodians", "quorum", "wan_latency_ms", "wan_mbps", "loss"}));
+  QV_RETURN_IF_ERROR(s.OnlyKeys({"sites", "nodes_per_site", "spares", "custodians", "quorum",
+                                 "wan_latency_ms", "wan_mbps", "loss"}));
+  QV_ASSIGN_OR_RETURN(int64_t spares, s.Int("spares", 0));
+  t.spares = static_cast<uint32_t>(spares);
   QV_ASSIGN_OR_RETURN(int64_t sites, s.Int("sites", 3));
   QV_ASSIGN_OR_RETURN(int64_t per, s.Int("nodes_per_site", 2));
   QV_ASSIGN_OR_RETURN(int64_t cust, s.Int("custodians", 5));

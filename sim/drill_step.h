@@ -38,6 +38,7 @@ inline constexpr IntField kInts[] = {
     {"listed", "nodes", 0, 1000},
     {"topology", "sites", 1, 16},
     {"topology", "nodes_per_site", 1, 16},
+    {"topology", "spares", 0, 16},
     {"topology", "custodians", 0, 32},
     {"topology", "quorum", 0, 32},
     {"topology", "wan_latency_ms", 0, 10000},
@@ -51,6 +52,8 @@ inline const std::map<std::pair<std::string, std::string>, std::set<std::string>
        {"begin", "unit-write", "prepare-files", "prepare-rename", "prepare-row", "commit",
         "spend"}},
       {{"fault", "error"}, {"eio", "enospc"}},
+      {{"request", "operation"}, {"restore", "repair"}},
+      {{"scrub", "state"}, {"healthy", "degraded", "at risk", "lost"}},
       {{"misconfigure", "policy"},
        {"quorum-zero", "quorum-above-custodians", "duplicate-custodian-key"}},
   };
@@ -148,7 +151,9 @@ class Step {
 inline const std::map<std::string, std::set<std::string>>& Actions() {
   static const std::map<std::string, std::set<std::string>> a = {
       {"backup", {"label", "size"}},
-      {"request", {"label", "backup", "by", "ttl"}},
+      {"request", {"label", "backup", "by", "ttl", "operation"}},
+      {"scrub", {"backup", "state"}},
+      {"repair", {"request"}},
       {"approve", {"request", "by", "signer", "deny"}},
       {"restore", {"request", "as", "approvals_of", "prove", "problem"}},
       {"crash", {"node"}},

@@ -227,7 +227,8 @@ TEST_F(RepairTest, NodesRefuseEveryRepairStepWithoutACertificateOrOffThePlan) {
   ASSERT_TRUE(forged.ok());
   Status st = call(n2, Op::kRepairInstall, 0, forged->encoded());
   EXPECT_EQ(st.code(), StatusCode::kPermissionDenied);
-  EXPECT_NE(st.message().find("not what the approved repair plan gives"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("not what the approved repair plan gives"), std::string::npos)
+      << st.ToString();
 }
 
 // A node killed at each step of taking part in a repair. After it comes

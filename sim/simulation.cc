@@ -113,6 +113,7 @@ Result<std::unique_ptr<Simulation>> Simulation::New(const Topology& t, const Sim
   lo.k = t.k;
   lo.m = t.m;
   lo.t = t.t;
+  lo.spares = t.spares;
   QV_ASSIGN_OR_RETURN(s->cluster_, InitLocalCluster(o.dir / "cluster", lo));
   QV_ASSIGN_OR_RETURN(s->cluster_toml_, ReadFileText(o.dir / "cluster" / "cluster.toml", 1 << 20));
   s->net_.SetDefaultLinks(t.lan, t.wan);

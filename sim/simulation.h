@@ -35,6 +35,7 @@ namespace qv::sim {
 struct Topology {
   uint32_t sites = 3, nodes_per_site = 2, custodians = 5, quorum = 3;
   uint32_t k = 0, m = 0, t = 0;     // 0: as `qv cluster init` derives them
+  uint32_t spares = 0;              // spare nodes on a site of their own (--spares)
   Network::Link lan{1, 125000, 0};  // 1 Gb/s, 1 ms
   Network::Link wan{20, 12500, 0};  // 100 Mb/s, 20 ms
 };
