@@ -724,6 +724,15 @@ struct ScrubArgs {
 };
 
 // Exit 0 when every backup scrubbed is healthy, 1 otherwise.
+std::string Rfc3339(int64_t t) {
+  char buf[32];
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
 int CmdScrub(const ScrubArgs& a) {
   auto ctx = OpenCluster(a.cluster, a.key);
   if (!ctx.ok()) return Fail(ctx.status());
@@ -769,6 +778,19 @@ int CmdScrub(const ScrubArgs& a) {
             .Field("share_ok", f.share_ok)
             .Field("units_checked", f.units_checked)
             .Field("units_whole", f.units_whole);
+        if (f.coverage_known) {
+          j.Key("coverage")
+              .BeginObject()
+              .Field("cursor", f.coverage.cursor)
+              .Field("full_passes", f.coverage.cycle)
+              .Field("pass_started", f.coverage.cycle_started == 0
+                                         ? std::string()
+                                         : Rfc3339(f.coverage.cycle_started))
+              .Field("last_full_pass", f.coverage.last_complete == 0
+                                           ? std::string()
+                                           : Rfc3339(f.coverage.last_complete))
+              .EndObject();
+        }
         j.Key("problems").BeginArray();
         for (const auto& p : f.problems) j.String(p);
         j.EndArray().EndObject();
@@ -785,6 +807,29 @@ int CmdScrub(const ScrubArgs& a) {
         std::printf("    %s (fragment %u): %s\n", Shown(f.node).c_str(), f.fragment,
                     Shown(p).c_str());
       }
+    }
+    // Coverage: the node whose rotation through its fragment is least far.
+    const FragmentHealth* least = nullptr;
+    for (const auto& f : h->fragments) {
+      if (!f.coverage_known) continue;
+      if (least == nullptr || f.coverage.cycle < least->coverage.cycle ||
+          (f.coverage.cycle == least->coverage.cycle &&
+           f.coverage.cursor < least->coverage.cursor)) {
+        least = &f;
+      }
+    }
+    if (least != nullptr) {
+      // Built first: a temporary's c_str() must outlive the printf.
+      const std::string last =
+          least->coverage.last_complete == 0
+              ? ""
+              : "; its last full pass ended " + UtcTime(least->coverage.last_complete);
+      std::printf(
+          "    coverage: %llu full pass(es) over every unit; least covered %s, %llu of "
+          "%llu units into the next%s\n",
+          static_cast<unsigned long long>(least->coverage.cycle), Shown(least->node).c_str(),
+          static_cast<unsigned long long>(least->coverage.cursor),
+          static_cast<unsigned long long>(h->stripes), last.c_str());
     }
   }
   j.EndArray();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <set>
 
 #include "node/scrub_wire.h"
@@ -26,26 +27,35 @@ uint64_t RandomBelow(uint64_t n) {
   return v % n;  // the bias (n / 2^64) does not matter for sampling
 }
 
-// Distinct random unit indices (Floyd's sampling: `count` draws, no
-// rejection loop however close count is to the stripe count), in order.
-std::vector<uint64_t> PickUnits(uint64_t stripes, double sample) {
+// The units to challenge: half (rounded up) the next ones in rotation from
+// the node's coverage cursor, so every unit comes up within a cycle, and
+// the rest distinct random ones among all others (Floyd's sampling: no
+// rejection loop), so a node cannot learn which units it will be asked
+// about. In order.
+std::vector<uint64_t> PickUnits(uint64_t stripes, double sample, uint64_t cursor) {
   const double want = std::ceil(std::clamp(sample, 0.0, 1.0) * static_cast<double>(stripes));
   const uint64_t count = std::clamp<uint64_t>(static_cast<uint64_t>(want), 1, stripes);
+  const uint64_t rotating = (count + 1) / 2;
+  cursor %= stripes;
   std::set<uint64_t> picked;
-  for (uint64_t j = stripes - count; j < stripes; ++j) {
+  for (uint64_t i = 0; i < rotating; ++i) picked.insert((cursor + i) % stripes);
+  // Random ones among the other stripes - rotating units, which start
+  // right after the rotating run.
+  const uint64_t others = stripes - rotating;
+  std::set<uint64_t> drawn;
+  for (uint64_t j = others - (count - rotating); j < others; ++j) {
     const uint64_t v = RandomBelow(j + 1);
-    picked.insert(picked.count(v) ? j : v);
+    drawn.insert(drawn.count(v) ? j : v);
   }
+  for (uint64_t d : drawn) picked.insert((cursor + rotating + d) % stripes);
   return {picked.begin(), picked.end()};
 }
 
-// The picked units as challenges a node may answer: each within
-// kScrubMaxIndices and kScrubMaxReadBytes, with at most kScrubMaxUnits
-// whole units; `whole` of all the units, chosen at random, come whole.
 }  // namespace
 
-std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& o) {
-  const std::vector<uint64_t> units = PickUnits(m.stripe_count, o.sample);
+std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& o,
+                                                uint64_t cursor) {
+  const std::vector<uint64_t> units = PickUnits(m.stripe_count, o.sample, cursor);
   const uint64_t per_read =
       std::max<uint64_t>(1, kScrubMaxReadBytes / std::max<uint32_t>(m.unit_size, 1));
   const uint64_t per = std::min<uint64_t>(kScrubMaxIndices, per_read);
@@ -130,6 +140,7 @@ Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,
   out.k = m.k;
   out.m = m.m;
   out.t = m.t;
+  out.stripes = m.stripe_count;
   for (const auto& p : m.placement) {
     FragmentHealth h;
     h.fragment = p.fragment;
@@ -147,7 +158,18 @@ Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,
     // read ends this node's scrub.
     h.data_ok = true;
     h.share_ok = true;
-    for (const ScrubChallenge& c : MakeScrubChallenges(m, options)) {
+    auto coverage = [&]() -> std::optional<ScrubCoverage> {
+      Request q;
+      q.op = Op::kScrubCoverage;
+      q.backup_id = id;
+      auto resp = CallChecked(*caller, std::move(q));
+      if (!resp.ok()) return std::nullopt;
+      auto c = DecodeCoverage(resp->payload);
+      if (!c.ok() || c->second != m.stripe_count) return std::nullopt;
+      return c->first;
+    };
+    const std::optional<ScrubCoverage> before = coverage();
+    for (const ScrubChallenge& c : MakeScrubChallenges(m, options, before ? before->cursor : 0)) {
       Request r;
       r.op = Op::kScrub;
       r.backup_id = id;
@@ -180,6 +202,12 @@ Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,
         }
       }
       if (h.problems.size() > 64) break;  // enough to name what is wrong
+    }
+    if (h.reachable) {
+      if (auto after = coverage()) {
+        h.coverage = *after;
+        h.coverage_known = true;
+      }
     }
     out.good_fragments += h.data_ok;
     out.good_shares += h.share_ok;

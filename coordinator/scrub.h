@@ -30,6 +30,9 @@ struct FragmentHealth {
   bool data_ok = false;   // every challenged unit proved
   bool share_ok = false;  // the share proof verified
   uint64_t units_checked = 0, units_whole = 0;
+  // Where this node's rotation through the fragment stands after the scrub.
+  bool coverage_known = false;
+  ScrubCoverage coverage;
   std::vector<std::string> problems;
 };
 
@@ -37,6 +40,7 @@ struct BackupHealth {
   BackupId id{};
   std::string name;
   uint32_t k = 0, m = 0, t = 0;
+  uint64_t stripes = 0;  // units per fragment
   std::vector<FragmentHealth> fragments;
   size_t good_fragments = 0, good_shares = 0;
   std::string state;  // "healthy", "degraded", "at risk", "lost"
@@ -50,7 +54,10 @@ std::string HealthState(size_t good_fragments, size_t good_shares, size_t n, uin
 // The challenges one node is sent for `options.sample` of `m`'s units:
 // distinct random units, each challenge within the node's bounds
 // (kScrubMaxIndices, kScrubMaxReadBytes, kScrubMaxUnits whole).
-std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& options);
+// Half of them (rounded up) continue the node's rotation from `cursor`
+// (its coverage), the rest are random.
+std::vector<ScrubChallenge> MakeScrubChallenges(const Manifest& m, const ScrubOptions& options,
+                                                uint64_t cursor = 0);
 
 // Scrubs one backup through `session` (which must be the coordinator's).
 Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,

@@ -79,6 +79,7 @@ enum class Op : uint8_t {
                          //   upload in progress, installs it; without, the manifest revision
   kGetManifestHistory,   // backup_id, a = revisions to skip (newest first) -> payload = that
                          //   revision's signed manifest, message = how many are kept
+  kScrubCoverage,        // backup_id -> payload = EncodeCoverage (node/scrub_wire.h)
 };
 
 // Scrub bounds: indices challenged per message, and units sent whole.

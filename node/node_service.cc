@@ -40,6 +40,7 @@ bool Allowed(PeerRole role, Op op) {
     // A scrub sends at most kScrubMaxUnits ciphertext units: to the
     // coordinator only, and audited.
     case Op::kScrub:
+    case Op::kScrubCoverage:
     // Repair: the coordinator drives it, under a certificate each node
     // checks (kRepairOpen); nodes pass share-recovery values to each other.
     case Op::kRepairOpen:
@@ -477,6 +478,13 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return PostDenial(s, r);
     case Op::kScrub:
       return Scrub(s, r);
+    case Op::kScrubCoverage: {
+      QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
+      QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+      QV_ASSIGN_OR_RETURN(ScrubCoverage c, store_->Coverage(r.backup_id));
+      resp.payload = EncodeCoverage(c, sm.manifest().stripe_count);
+      return resp;
+    }
     case Op::kRepairOpen:
       return RepairOpen(s, r);
     case Op::kShareRecoverStart:
@@ -802,6 +810,18 @@ Result<Response> NodeService::Scrub(Session& s, const Request& r) {
       it.leaf = MerkleLeafHash(*unit);
     }
     a.items.push_back(std::move(it));
+  }
+  // The units answered from the data count toward this fragment's
+  // coverage (the scrubber checks them; a unit this node could not read is
+  // never counted).
+  std::vector<uint64_t> checked;
+  for (const auto& it : a.items) {
+    if (it.kind != 2 && !opt_.test_scrub_from_leaves) checked.push_back(it.index);
+  }
+  if (Status covered = store_->Cover(r.backup_id, std::move(checked), sm.manifest().stripe_count,
+                                     opt_.clock->NowUnix());
+      !covered.ok()) {
+    Log("event=scrub-coverage-not-recorded error=\"" + covered.message() + "\"");
   }
   auto plain = store_->ReadShare(r.backup_id, sm.Hash());
   Result<Share> share = plain.ok() ? DecodeShare(plain->span()) : Result<Share>(plain.status());

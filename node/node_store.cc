@@ -78,6 +78,11 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS pending(id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, "
               "promised INTEGER NOT NULL)"));
+  // Where scrubs have reached in each backup's fragment (issue 15).
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS scrub_coverage(id TEXT PRIMARY KEY, cursor INTEGER NOT "
+              "NULL, cycle INTEGER NOT NULL, started INTEGER NOT NULL, last_complete INTEGER NOT "
+              "NULL)"));
 
   // Crash recovery: an upload that never reached Prepare is discarded (the
   // node knows it as its own aborted upload: staging data only). A backup

@@ -32,6 +32,7 @@
 #include "crypto/sha256.h"
 #include "crypto/vss.h"
 #include "manifest/manifest.h"
+#include "node/scrub_wire.h"
 
 struct sqlite3;
 
@@ -182,6 +183,12 @@ class NodeStore {
   // Every manifest revision this node keeps of a backup, newest first, each
   // older one checked against the hash its successor names.
   Result<std::vector<SignedManifest>> ManifestHistory(const BackupId& id) const;
+  // Scrub coverage of a backup (zeros before its first scrub).
+  Result<ScrubCoverage> Coverage(const BackupId& id) const;
+  // Units of `id` checked against its data just now (`stripes` in all):
+  // the cursor moves over those that continue from it, and a pass that
+  // reaches the end closes the cycle at `now`.
+  Status Cover(const BackupId& id, std::vector<uint64_t> checked, uint64_t stripes, int64_t now);
   // Records a request id as spent, durably, before anything is released for
   // it. kAlreadyExists when it was spent before (a replay).
   Status SpendRequest(const std::string& request_id, const BackupId& backup, int64_t now);

@@ -9,6 +9,7 @@
 
 #include "node/node_store.h"
 #include "node/share_seal.h"
+#include "node/sqlite_stmt.h"
 
 namespace qv {
 
@@ -186,6 +187,54 @@ Status Upload::Install(ByteSpan signed_manifest, const Share* share) {
     QV_RETURN_IF_ERROR(FaultAt(store_->env_.faults, "install-row"));
     return store_->SetState(id_, fragment_, "published", unit_, static_cast<int64_t>(stripes_));
   }
+}
+
+Result<ScrubCoverage> NodeStore::Coverage(const BackupId& id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT cursor, cycle, started, last_complete FROM scrub_coverage WHERE id = ?");
+  st.Text(1, BackupIdToText(id));
+  ScrubCoverage c;
+  const int rc = sqlite3_step(st.get());
+  if (rc == SQLITE_ROW) {
+    c.cursor = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
+    c.cycle = static_cast<uint64_t>(sqlite3_column_int64(st.get(), 1));
+    c.cycle_started = sqlite3_column_int64(st.get(), 2);
+    c.last_complete = sqlite3_column_int64(st.get(), 3);
+  } else if (rc != SQLITE_DONE) {
+    return IoError(std::string("metadata database: scrub coverage: ") + sqlite3_errmsg(db_));
+  }
+  return c;
+}
+
+Status NodeStore::Cover(const BackupId& id, std::vector<uint64_t> checked, uint64_t stripes,
+                        int64_t now) {
+  if (stripes == 0) return Status::Ok();
+  QV_ASSIGN_OR_RETURN(ScrubCoverage c, Coverage(id));
+  if (c.cursor >= stripes) c.cursor = 0;
+  if (c.cycle_started == 0) c.cycle_started = now;
+  std::sort(checked.begin(), checked.end());
+  // The run of checked units from the cursor on, wrapping at the end (a
+  // pass that reaches the end completes the cycle).
+  for (uint64_t steps = 0; steps < stripes; ++steps) {
+    if (!std::binary_search(checked.begin(), checked.end(), c.cursor)) break;
+    if (++c.cursor == stripes) {
+      c.cursor = 0;
+      ++c.cycle;
+      c.last_complete = now;
+      c.cycle_started = now;
+    }
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "INSERT OR REPLACE INTO scrub_coverage VALUES (?, ?, ?, ?, ?)");
+  st.Text(1, BackupIdToText(id));
+  st.Int(2, static_cast<int64_t>(c.cursor));
+  st.Int(3, static_cast<int64_t>(c.cycle));
+  st.Int(4, c.cycle_started);
+  st.Int(5, c.last_complete);
+  if (sqlite3_step(st.get()) != SQLITE_DONE) {
+    return IoError(std::string("metadata database: scrub coverage: ") + sqlite3_errmsg(db_));
+  }
+  return Status::Ok();
 }
 
 }  // namespace qv

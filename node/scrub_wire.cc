@@ -1,5 +1,6 @@
 #include "node/scrub_wire.h"
 
+#include "base/clock.h"
 #include "base/wire.h"
 #include "node/messages.h"
 
@@ -105,6 +106,29 @@ Bytes ScrubProofContext(const std::array<uint8_t, 32>& nonce, const std::string&
   WireWriter w;
   w.Str("quorumvault/scrub/v1").Fixed(nonce).Str(node_id).Fixed(backup);
   return w.Take();
+}
+
+Bytes EncodeCoverage(const ScrubCoverage& c, uint64_t stripes) {
+  WireWriter w;
+  w.U64(c.cursor).U64(stripes).U64(c.cycle);
+  w.U64(static_cast<uint64_t>(c.cycle_started)).U64(static_cast<uint64_t>(c.last_complete));
+  return w.Take();
+}
+
+Result<std::pair<ScrubCoverage, uint64_t>> DecodeCoverage(ByteSpan d) {
+  if (d.size() != 40) return InvalidArgument("scrub coverage must be 40 bytes");
+  ScrubCoverage c;
+  c.cursor = GetU64BE(d.data());
+  const uint64_t stripes = GetU64BE(d.data() + 8);
+  c.cycle = GetU64BE(d.data() + 16);
+  c.cycle_started = static_cast<int64_t>(GetU64BE(d.data() + 24));
+  c.last_complete = static_cast<int64_t>(GetU64BE(d.data() + 32));
+  if (stripes == 0 || c.cursor >= stripes ||
+      !(c.cycle_started == 0 || PlausibleUnix(c.cycle_started)) ||
+      !(c.last_complete == 0 || PlausibleUnix(c.last_complete))) {
+    return InvalidArgument("scrub coverage out of range");
+  }
+  return std::make_pair(c, stripes);
 }
 
 }  // namespace qv

@@ -51,6 +51,21 @@ struct ScrubAnswer {
 };
 
 Bytes EncodeScrubChallenge(const ScrubChallenge& c);
+// How far scrubs have come through a backup's fragment on this node: a
+// cursor that rotates through the units, so every unit is challenged
+// within one cycle however small each scrub's sample (issue 15).
+struct ScrubCoverage {
+  uint64_t cursor = 0;        // the next unit of this cycle to cover
+  uint64_t cycle = 0;         // full passes completed
+  int64_t cycle_started = 0;  // unix seconds; 0 before the first scrub
+  int64_t last_complete = 0;  // when the last full pass ended; 0: never
+};
+
+// kScrubCoverage's answer: be64 cursor | be64 stripes | be64 cycle |
+// be64 cycle_started | be64 last_complete.
+Bytes EncodeCoverage(const ScrubCoverage& c, uint64_t stripes);
+Result<std::pair<ScrubCoverage, uint64_t>> DecodeCoverage(ByteSpan data);
+
 // Refuses more than kScrubMaxIndices items or kScrubMaxUnits units.
 Result<ScrubChallenge> DecodeScrubChallenge(ByteSpan data);
 Bytes EncodeScrubAnswer(const ScrubAnswer& a);

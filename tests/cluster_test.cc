@@ -672,6 +672,11 @@ TEST_F(ClusterTest, ScrubNamesCorruptAndMissingFragmentsOnRealNodes) {
   EXPECT_NE(ok.out.find("healthy   fragments 6/6 good (k=4), shares 6/6 proved (t=3)"),
             std::string::npos)
       << ok.out;
+  // One pass at --sample 1 covers every unit; the nodes remember it.
+  Outcome full = Qv("scrub --cluster cl/cluster.toml --sample 1");
+  EXPECT_NE(full.out.find("coverage: 1 full pass(es) over every unit"), std::string::npos)
+      << full.out;
+  EXPECT_NE(full.out.find("its last full pass ended 20"), std::string::npos) << full.out;
   ASSERT_TRUE(CorruptByte(dir() / "cl/nodes/node-01/data/backups" / id / "fragment", 100));
   ASSERT_EQ(::kill(std::atoi(Slurp(dir() / "cl/nodes/node-04/node.pid").c_str()), SIGKILL), 0);
   Outcome bad = Qv("scrub --cluster cl/cluster.toml --sample 1 --backup " + id);
