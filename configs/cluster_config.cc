@@ -310,6 +310,8 @@ std::string NodeConfig::ToToml() const {
     << "\ncheckpoint_every = " << checkpoint_every
     << "\nwitness_interval_ms = " << witness_interval_ms
     << "\nwitness_max_entries = " << witness_max_entries << "\nwitness_max_ms = " << witness_max_ms
+    << "\nself_scrub_interval_s = " << self_scrub_interval_s
+    << "\nself_scrub_permille = " << self_scrub_permille
     << "\nhandshake_timeout_ms = " << handshake_timeout_ms
     << "\nidle_timeout_ms = " << idle_timeout_ms << "\nmessage_timeout_ms = " << message_timeout_ms
     << "\nmax_unauthenticated_connections = " << max_unauthenticated_connections
@@ -331,13 +333,14 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
   const toml::table* n = root["node"].as_table();
   if (n == nullptr) return Bad(source, "node", "missing [node] table");
-  QV_RETURN_IF_ERROR(OnlyKeys(
-      *n,
-      {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
-       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms",
-       "witness_max_entries", "witness_max_ms", "message_timeout_ms",
-       "max_unauthenticated_connections", "max_unauthenticated_per_address"},
-      source, "node"));
+  QV_RETURN_IF_ERROR(
+      OnlyKeys(*n,
+               {"id", "data_dir", "key_file", "master_key_file", "cluster_file",
+                "handshake_timeout_ms", "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every",
+                "witness_interval_ms", "witness_max_entries", "witness_max_ms",
+                "message_timeout_ms", "max_unauthenticated_connections",
+                "max_unauthenticated_per_address", "self_scrub_interval_s", "self_scrub_permille"},
+               source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
   auto resolve = [&](const std::string& p) {
@@ -372,6 +375,10 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
                                   &c.witness_max_entries));
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "witness_max_ms", source, "node", 100, 600000, &c.witness_max_ms));
+  QV_RETURN_IF_ERROR(OptionalUInt(*n, "self_scrub_interval_s", source, "node", 0, 7 * 86400,
+                                  &c.self_scrub_interval_s));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "self_scrub_permille", source, "node", 1, 1000, &c.self_scrub_permille));
   std::error_code ec;
   for (const auto& [field, p] :
        std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},

@@ -80,6 +80,11 @@ struct NodeConfig {
   // peer (a longer catch-up resumes next round).
   uint32_t witness_max_entries = 65536;
   uint32_t witness_max_ms = 10000;
+  // Optional: how often the node scrubs its own disk (0: never), and the
+  // share of each fragment's units it reads each time, in thousandths
+  // (issue 15). Findings are logged and audited as alerts.
+  uint32_t self_scrub_interval_s = 3600;
+  uint32_t self_scrub_permille = 10;
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

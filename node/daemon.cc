@@ -38,6 +38,12 @@ class Timers {
     threads_.emplace_back([this] {
       while (Wait()) node_->Tick();
     });
+    // The node's own disk, on a slower clock of its own.
+    if (const uint32_t s = node_->config().self_scrub_interval_s; s > 0) {
+      threads_.emplace_back([this, s] {
+        while (Wait(std::chrono::seconds(s))) (void)node_->SelfScrub();
+      });
+    }
     for (const auto& n : node_->cluster().nodes) {
       if (n.id == node_->self().id) continue;
       threads_.emplace_back([this, &n] {
@@ -63,9 +69,10 @@ class Timers {
 
  private:
   // Waits one interval; false when stopping.
-  bool Wait() {
+  bool Wait() { return Wait(std::chrono::milliseconds(interval_)); }
+  bool Wait(std::chrono::milliseconds interval) {
     std::unique_lock<std::mutex> lock(mu_);
-    return !cv_.wait_for(lock, std::chrono::milliseconds(interval_), [&] { return stop_; });
+    return !cv_.wait_for(lock, interval, [&] { return stop_; });
   }
 
   Node* node_;

@@ -1,5 +1,6 @@
 #include "node/node.h"
 
+#include <sodium.h>
 #include <sys/stat.h>
 
 #include "crypto/secret.h"
@@ -98,6 +99,79 @@ void Node::Tick() {
   service_->Settle([this](const NodeEntry& n, const Request& r) {
     return CallPeer(n, r, std::chrono::milliseconds(5000));
   });
+}
+
+std::vector<std::string> Node::SelfScrub() {
+  std::vector<std::string> problems;
+  uint64_t backups = 0, units = 0, budget = kSelfScrubMaxBytes;
+  for (const auto& b : store_->List()) {
+    if (b.state != "published") continue;
+    ++backups;
+    const std::string id = BackupIdToText(b.id);
+    auto bad = [&](const std::string& what) { problems.push_back("backup " + id + ": " + what); };
+    auto encoded = store_->Manifest(b.id);
+    auto sm = encoded.ok() ? SignedManifest::Parse(*encoded, &cluster_.coordinator)
+                           : Result<SignedManifest>(encoded.status());
+    if (!sm.ok()) {
+      bad("manifest: " + sm.status().message());
+      continue;
+    }
+    const Manifest& m = sm->manifest();
+    auto leaf_bytes = store_->Leaves(b.id);
+    std::vector<Digest> leaves;
+    if (leaf_bytes.ok() && leaf_bytes->size() == m.stripe_count * 32) {
+      leaves.resize(m.stripe_count);
+      for (uint64_t i = 0; i < m.stripe_count; ++i) {
+        std::copy_n(leaf_bytes->begin() + static_cast<std::ptrdiff_t>(32 * i), 32,
+                    leaves[i].begin());
+      }
+    }
+    if (leaves.empty() || b.fragment >= m.fragment_roots.size() ||
+        MerkleRoot(leaves) != m.fragment_roots[b.fragment]) {
+      bad("leaves do not match the fragment's signed root");
+    } else {
+      // The last unit and at least one at random.
+      const uint64_t want =
+          1 + std::max<uint64_t>(1, m.stripe_count * config_.self_scrub_permille / 1000);
+      for (uint64_t n = 0; n < want && budget >= m.unit_size; ++n) {
+        // The last unit first (a fragment cut short by a torn write loses
+        // it), then random ones.
+        uint64_t pick = m.stripe_count - 1;
+        if (n > 0) {
+          randombytes_buf(&pick, sizeof pick);
+          pick %= m.stripe_count;
+        }
+        budget -= m.unit_size;
+        ++units;
+        auto unit = store_->ReadUnits(b.id, pick, 1);
+        if (!unit.ok()) {
+          bad("unit " + std::to_string(pick) + " unreadable: " + unit.status().message());
+          break;
+        }
+        if (MerkleLeafHash(*unit) != leaves[pick]) {
+          bad("unit " + std::to_string(pick) + " does not match its leaf");
+          break;
+        }
+      }
+    }
+    auto plain = store_->ReadShare(b.id, sm->Hash());
+    auto share = plain.ok() ? DecodeShare(plain->span()) : Result<Share>(plain.status());
+    if (!share.ok()) {
+      bad("share unreadable: " + share.status().message());
+    } else if (Status v = VerifyShare(*share, m.commitments); !v.ok()) {
+      bad("share does not match the commitments: " + v.message());
+    }
+  }
+  std::string detail = "backups=" + std::to_string(backups) + " units=" + std::to_string(units) +
+                       " problems=" + std::to_string(problems.size());
+  service_->Log("event=self-scrub " + detail);
+  std::vector<AuditEvent> events = {{"self-scrub", "", "", "", detail}};
+  for (const auto& p : problems) {
+    service_->Log("event=self-scrub-problem detail=\"" + p + "\"");
+    events.push_back({"alert", "", "", "", "self-scrub: " + p});
+  }
+  (void)service_->AuditDurably(events);
+  return problems;
 }
 
 void Node::WitnessRound(const NodeEntry& peer, const std::atomic<bool>* stop) {

@@ -50,6 +50,8 @@ struct NodeEnv {
   bool test_scrub_from_leaves = false;  // see NodeServiceOptions; tests only
 };
 
+inline constexpr uint64_t kSelfScrubMaxBytes = 256ull << 20;
+
 class Node {
  public:
   // `source` names where the config came from, for the audit log.
@@ -71,6 +73,12 @@ class Node {
   // mismatch alerted (once, until it changes) and audited. `stop` cuts the
   // round short.
   void WitnessRound(const NodeEntry& peer, const std::atomic<bool>* stop = nullptr);
+  // The node scrubs its own disk (issue 15): for every published backup,
+  // its leaves against the signed root, a random self_scrub_permille of its
+  // units against their leaves (at most kSelfScrubMaxBytes a run), and its
+  // share against the Feldman commitments. Logged and audited as one
+  // "self-scrub" entry; each problem as an alert. Returns the problems.
+  std::vector<std::string> SelfScrub();
   // A clean stop: refusals flushed, the stop audited (with `why`), a
   // checkpoint signed. Call once, after the last request.
   void Close(const Status& why);

@@ -161,6 +161,39 @@ TEST_F(ScrubTest, SmallSamplesRotateThroughEveryUnitAndNodesRecordFullPasses) {
   EXPECT_EQ(On(h, "node-03").coverage.cycle, 2u);
 }
 
+// A node scrubs its own disk on its schedule: clean when intact; a flipped
+// byte, a torn fragment and a share swapped under it are found, logged and
+// audited as alerts.
+TEST_F(ScrubTest, ANodesSelfScrubFindsWhatWentBadOnItsDisk) {
+  Open();
+  auto clean = sim_->SelfScrub("node-01");
+  ASSERT_TRUE(clean.ok());
+  EXPECT_TRUE(clean->empty()) << (*clean)[0];
+  ASSERT_TRUE(sim_->CorruptFragment("node-01", "frontier").ok());
+  ASSERT_TRUE(sim_->TearFragment("node-02", "frontier").ok());
+  auto found2 = sim_->SelfScrub("node-02");
+  ASSERT_TRUE(found2.ok());
+  bool saw = false;
+  for (int i = 0; i < 64 && !saw; ++i) {  // 1% of the units a run, at random
+    auto run = sim_->SelfScrub("node-01");
+    ASSERT_TRUE(run.ok());
+    for (const auto& p : *run) saw |= p.find("does not match") != std::string::npos;
+  }
+  EXPECT_TRUE(saw);
+  ASSERT_FALSE(found2->empty());
+  EXPECT_NE((*found2)[0].find("unreadable"), std::string::npos) << (*found2)[0];
+  auto session = sim_->Session("coordinator");
+  size_t alerts = 0, runs = 0;
+  for (const auto& n : CheckClusterAudit(**session).nodes) {
+    for (const auto& e : n.entries) {
+      runs += e.event.kind == "self-scrub";
+      alerts += e.event.kind == "alert" && e.event.detail.rfind("self-scrub: ", 0) == 0;
+    }
+  }
+  EXPECT_GE(runs, 3u);
+  EXPECT_GE(alerts, 2u);
+}
+
 TEST(ScrubChallengesTest, HalfOfEverySampleContinuesTheRotation) {
   Manifest m;
   m.unit_size = 4096;

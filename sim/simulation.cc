@@ -244,6 +244,12 @@ void Simulation::ReapCrashed() {
   }
 }
 
+Result<std::vector<std::string>> Simulation::SelfScrub(const std::string& node) {
+  auto it = nodes_.find(node);
+  if (it == nodes_.end() || !it->second->node) return NotFound(node + " is not running");
+  return it->second->node->SelfScrub();
+}
+
 void Simulation::TickAll() {
   for (auto& [id, n] : nodes_) {
     if (n->node && !net_.endpoints()[id].crashing) n->node->Tick();

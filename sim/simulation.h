@@ -86,6 +86,8 @@ class Simulation : public DrillWorld {
   // Timers, as the daemon runs them, on every running node: settle rounds,
   // and witness rounds with every peer.
   void TickAll();
+  // The node's scheduled self-scrub, run now: the problems it found.
+  Result<std::vector<std::string>> SelfScrub(const std::string& node);
   void WitnessAll();
   // Takes down every node a fault crashed in the middle of a request.
   void ReapCrashed();
