@@ -1324,7 +1324,9 @@ int Main(int argc, char** argv) {
   auto [drill_run, drill_bench] = AddDrillCommand(app, drill_args, drill_bench_args);
   RepairRequestArgs repair_request_args;
   RepairRunArgs repair_run_args;
-  auto [repair_request, repair_run] = AddRepairCommand(app, repair_request_args, repair_run_args);
+  RepairBenchArgs repair_bench_args;
+  const RepairCommands repair =
+      AddRepairCommand(app, repair_request_args, repair_run_args, repair_bench_args);
 
   try {
     app.parse(argc, argv);
@@ -1365,8 +1367,9 @@ int Main(int argc, char** argv) {
   if (*bench) return CmdBench(bench_size, bench_json);
   if (*sample) return CmdSample(sample_out, sample_size, sample_shards);
   if (*drill_run) return CmdDrillRun(drill_args);
-  if (*repair_request) return CmdRepairRequest(repair_request_args);
-  if (*repair_run) return CmdRepairRun(repair_run_args);
+  if (*repair.request) return CmdRepairRequest(repair_request_args);
+  if (*repair.run) return CmdRepairRun(repair_run_args);
+  if (*repair.bench) return CmdRepairBench(repair_bench_args);
   if (*drill_bench) return CmdDrillBench(drill_bench_args);
   return 2;
 }

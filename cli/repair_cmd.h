@@ -20,9 +20,23 @@ struct RepairRunArgs {
   bool json = false;
 };
 
-// Adds `repair request` and `repair run` to `app`.
-std::pair<CLI::App*, CLI::App*> AddRepairCommand(CLI::App& app, RepairRequestArgs& request,
-                                                 RepairRunArgs& run);
+struct RepairBenchArgs {
+  std::string size = "1GiB";
+  uint32_t recoveries = 100;
+  std::string work;
+  bool json = false;
+};
+
+struct RepairCommands {
+  CLI::App* request;
+  CLI::App* run;
+  CLI::App* bench;
+};
+
+// Adds `repair request`, `repair run` and `repair bench` to `app`.
+RepairCommands AddRepairCommand(CLI::App& app, RepairRequestArgs& request, RepairRunArgs& run,
+                                RepairBenchArgs& bench);
+int CmdRepairBench(const RepairBenchArgs& args);
 int CmdRepairRequest(const RepairRequestArgs& args);
 int CmdRepairRun(const RepairRunArgs& args);
 

@@ -141,6 +141,7 @@ Result<BackupHealth> ScrubBackup(ClusterSession& session, const BackupId& id,
   out.m = m.m;
   out.t = m.t;
   out.stripes = m.stripe_count;
+  out.unit_size = m.unit_size;
   for (const auto& p : m.placement) {
     FragmentHealth h;
     h.fragment = p.fragment;

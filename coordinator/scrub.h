@@ -41,6 +41,7 @@ struct BackupHealth {
   std::string name;
   uint32_t k = 0, m = 0, t = 0;
   uint64_t stripes = 0;  // units per fragment
+  uint32_t unit_size = 0;
   std::vector<FragmentHealth> fragments;
   size_t good_fragments = 0, good_shares = 0;
   std::string state;  // "healthy", "degraded", "at risk", "lost"

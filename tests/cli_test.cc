@@ -283,5 +283,23 @@ TEST_F(CliTest, DrillBenchPrintsThroughputBesideTheMachinesLimits) {
   EXPECT_EQ(Qv("drill bench --backups 0").code, 1);
 }
 
+TEST_F(CliTest, RepairBenchPrintsScrubRepairAndRecoveryBesideTheMachinesLimits) {
+  Outcome r = Qv("repair bench --size 2MiB --recoveries 2 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["size"], 2 << 20);
+  EXPECT_EQ(j["recoveries"], 2);
+  EXPECT_GT(j["repair_s"].get<double>(), 0);
+  // The repair read k fragments' worth and rebuilt the lost site's two.
+  EXPECT_EQ(j["repair_read_bytes"].get<uint64_t>(), j["repair_rebuilt_bytes"].get<uint64_t>() * 2);
+  EXPECT_GE(j["scrub_full_bytes"].get<uint64_t>(), uint64_t{2} << 20);
+  EXPECT_GT(j["recovery_ms"].get<double>(), 0);
+  EXPECT_GT(j["machine_sha256_mb_s"].get<double>(), 0);
+  EXPECT_GT(j["machine_rs_reconstruct_mb_s"].get<double>(), 0);
+  EXPECT_GT(j["machine_disk_write_mb_s"].get<double>(), 0);
+  EXPECT_EQ(Qv("repair bench --recoveries 0").code, 2);
+  EXPECT_EQ(Qv("repair bench --size lots").code, 1);
+}
+
 }  // namespace
 }  // namespace qv
