@@ -38,6 +38,9 @@ RepairCommands AddRepairCommand(CLI::App& app, RepairRequestArgs& rq, RepairRunA
   req->add_option("--plan", rq.plan,
                   "what to rebuild where, e.g. 'fragment 0 to node-06; fragment 1 to node-07' "
                   "(default: from a scrub, with the coordinator key)");
+  req->add_option("--decommission", rq.decommission,
+                  "plan: move NODE's fragment and share to a spare, then wipe it on NODE")
+      ->excludes("--plan");
   req->add_option("--coordinator-key", rq.coordinator_key,
                   "key the default plan's scrub runs as (default: coordinator.key beside the "
                   "cluster file)");
@@ -131,7 +134,11 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
                                 FormatSeconds(sm->manifest().policy.max_request_seconds)));
   }
   RepairPlan plan;
-  if (!a.plan.empty()) {
+  if (!a.decommission.empty()) {
+    auto planned = PlanDecommission(ctx->session->config(), *sm, a.decommission);
+    if (!planned.ok()) return Fail(planned.status().WithContext("--decommission"));
+    plan = std::move(planned).value();
+  } else if (!a.plan.empty()) {
     auto parsed = ParseRepairPlan(a.plan);
     if (!parsed.ok()) return Fail(parsed.status().WithContext("--plan"));
     plan = std::move(parsed).value();
@@ -231,6 +238,7 @@ int CmdRepairRun(const RepairRunArgs& a) {
         .Field("bytes_read", report->bytes_read)
         .Field("shares_rebuilt", uint64_t{report->shares_rebuilt})
         .Field("nodes_updated", uint64_t{report->nodes_updated})
+        .Field("nodes_wiped", uint64_t{report->nodes_wiped})
         .Field("seconds", report->seconds);
     j.Key("problems").BeginArray();
     for (const auto& p : report->problems) j.String(p);
@@ -240,12 +248,13 @@ int CmdRepairRun(const RepairRunArgs& a) {
   }
   std::printf(
       "repaired %s under request %s: %s rebuilt from %s read, %zu share(s) rebuilt by share "
-      "recovery, manifest revision %u on %zu other node(s), in %.2fs\n"
+      "recovery, manifest revision %u on %zu other node(s), %zu node(s) wiped their copy, in "
+      "%.2fs\n"
       "next: qv scrub --cluster %s --backup %s\n",
       BackupIdToText(report->id).c_str(), RequestIdToText(sr->id()).substr(0, 16).c_str(),
       FormatBytes(report->bytes_rebuilt).c_str(), FormatBytes(report->bytes_read).c_str(),
-      report->shares_rebuilt, report->revision, report->nodes_updated, report->seconds,
-      Shown(a.cluster).c_str(), BackupIdToText(report->id).c_str());
+      report->shares_rebuilt, report->revision, report->nodes_updated, report->nodes_wiped,
+      report->seconds, Shown(a.cluster).c_str(), BackupIdToText(report->id).c_str());
   return 0;
 }
 

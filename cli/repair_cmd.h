@@ -10,7 +10,7 @@
 namespace qv {
 
 struct RepairRequestArgs {
-  std::string cluster, key, coordinator_key, backup, plan, purpose, ttl = "1h", out;
+  std::string cluster, key, coordinator_key, backup, plan, decommission, purpose, ttl = "1h", out;
   bool json = false;
 };
 

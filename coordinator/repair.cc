@@ -12,6 +12,46 @@
 
 namespace qv {
 
+namespace {
+
+// Cluster nodes holding nothing of the backup, and how much of it each
+// site holds.
+struct Spares {
+  std::vector<const NodeEntry*> nodes;
+  std::map<std::string, size_t> per_site;
+  // The spare on the site holding least of the backup (none, first).
+  Result<const NodeEntry*> Take(const std::string& why) {
+    auto best =
+        std::min_element(nodes.begin(), nodes.end(), [&](const NodeEntry* a, const NodeEntry* b) {
+          return per_site[a->site] < per_site[b->site];
+        });
+    if (best == nodes.end()) {
+      return FailedPrecondition(why +
+                                " and no cluster node is free to take it: add a node to the "
+                                "cluster file");
+    }
+    const NodeEntry* n = *best;
+    ++per_site[n->site];
+    nodes.erase(best);
+    return n;
+  }
+};
+
+Spares SparesOf(const ClusterConfig& config, const Manifest& m) {
+  Spares s;
+  std::set<std::string> holders;
+  for (const auto& p : m.placement) {
+    holders.insert(p.node_id);
+    ++s.per_site[p.site];
+  }
+  for (const auto& n : config.nodes) {
+    if (!holders.count(n.id)) s.nodes.push_back(&n);
+  }
+  return s;
+}
+
+}  // namespace
+
 Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest& manifest,
                               const BackupHealth& health) {
   const Manifest& m = manifest.manifest();
@@ -22,16 +62,7 @@ Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest&
                               std::to_string(health.good_shares) +
                               " good shares of t = " + std::to_string(m.t));
   }
-  std::set<std::string> holders;
-  std::map<std::string, size_t> per_site;
-  for (const auto& p : m.placement) {
-    holders.insert(p.node_id);
-    ++per_site[p.site];
-  }
-  std::vector<const NodeEntry*> spares;
-  for (const auto& n : config.nodes) {
-    if (!holders.count(n.id)) spares.push_back(&n);
-  }
+  Spares spares = SparesOf(config, m);
   RepairPlan plan;
   for (const auto& f : health.fragments) {
     if (f.data_ok && f.share_ok) continue;
@@ -39,19 +70,9 @@ Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest&
       plan.moves.push_back({f.fragment, f.node});
       continue;
     }
-    // The spare on the site holding least of the backup (none, first).
-    auto best =
-        std::min_element(spares.begin(), spares.end(), [&](const NodeEntry* a, const NodeEntry* b) {
-          return per_site[a->site] < per_site[b->site];
-        });
-    if (best == spares.end()) {
-      return FailedPrecondition("fragment " + std::to_string(f.fragment) + " on " + f.node +
-                                " is unreachable and no cluster node is free to take it: add a "
-                                "node to the cluster file");
-    }
-    ++per_site[(*best)->site];
-    plan.moves.push_back({f.fragment, (*best)->id});
-    spares.erase(best);
+    QV_ASSIGN_OR_RETURN(const NodeEntry* to, spares.Take("fragment " + std::to_string(f.fragment) +
+                                                         " on " + f.node + " is unreachable"));
+    plan.moves.push_back({f.fragment, to->id});
   }
   if (plan.moves.empty()) {
     return FailedPrecondition("backup " + BackupIdToText(m.backup_id) + " is healthy");
@@ -59,6 +80,19 @@ Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest&
   std::sort(plan.moves.begin(), plan.moves.end(),
             [](const RepairMove& a, const RepairMove& b) { return a.fragment < b.fragment; });
   return plan;
+}
+
+Result<RepairPlan> PlanDecommission(const ClusterConfig& config, const SignedManifest& manifest,
+                                    const std::string& node) {
+  const Manifest& m = manifest.manifest();
+  Spares spares = SparesOf(config, m);
+  for (const auto& p : m.placement) {
+    if (p.node_id != node) continue;
+    QV_ASSIGN_OR_RETURN(const NodeEntry* to,
+                        spares.Take("fragment " + std::to_string(p.fragment) + " leaves " + node));
+    return RepairPlan{{{p.fragment, to->id}}};
+  }
+  return NotFound("backup " + BackupIdToText(m.backup_id) + " places nothing on " + node);
 }
 
 namespace {
@@ -350,12 +384,29 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
     ++report.shares_rebuilt;
   }
   if (next.Hash() != current.Hash()) {
-    for (const auto& p : next.manifest().placement) {
-      if (plan.Find(p.fragment) != nullptr) continue;
+    // Every node of the new placement, then those the plan moved a
+    // fragment off (decommissioned): they wipe their copy.
+    std::vector<Placement> tell = next.manifest().placement;
+    for (const auto& p : m.placement) {
+      const RepairMove* mv = approved.Find(p.fragment);
+      if (mv != nullptr && mv->node_id != p.node_id) {
+        Placement gone = p;
+        gone.fragment = UINT32_MAX;  // not a new holder: told the revision
+        tell.push_back(gone);
+      }
+    }
+    for (const auto& p : tell) {
+      if (p.fragment != UINT32_MAX && plan.Find(p.fragment) != nullptr) continue;
       NodeCaller* c = open.count(p.node_id) ? session.caller(p.node_id) : nullptr;
       if (c == nullptr) {
-        report.problems.push_back(p.node_id + ": did not take revision " +
-                                  std::to_string(next.manifest().revision) + " (unreachable)");
+        report.problems.push_back(
+            p.fragment == UINT32_MAX
+                ? p.node_id +
+                      ": unreachable, so whatever it still holds of the backup is not "
+                      "wiped; run this repair again if it comes back"
+                : p.node_id + ": did not take revision " +
+                      std::to_string(next.manifest().revision) +
+                      " (unreachable); run this repair again when it is back");
         continue;
       }
       Request r;
@@ -367,7 +418,7 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
         report.problems.push_back(resp.status().message());
         continue;
       }
-      ++report.nodes_updated;
+      p.fragment == UINT32_MAX ? ++report.nodes_wiped : ++report.nodes_updated;
     }
   }
   report.seconds = (session.clock().MonotonicMs() - start) / 1000.0;

@@ -33,13 +33,20 @@ namespace qv {
 Result<RepairPlan> PlanRepair(const ClusterConfig& config, const SignedManifest& manifest,
                               const BackupHealth& health);
 
+// A plan that moves `node`'s fragment (and share) of the backup to a spare
+// chosen as PlanRepair chooses; the node wipes its copy once the spare
+// holds it. kNotFound when the backup places nothing on `node`.
+Result<RepairPlan> PlanDecommission(const ClusterConfig& config, const SignedManifest& manifest,
+                                    const std::string& node);
+
 struct RepairReport {
   BackupId id{};
   uint32_t revision = 0;       // the manifest revision now in force
   uint64_t bytes_rebuilt = 0;  // ciphertext written to new holders
   uint64_t bytes_read = 0;     // ciphertext read from sources
   size_t shares_rebuilt = 0;
-  size_t nodes_updated = 0;           // nodes that installed the revision
+  size_t nodes_updated = 0;  // nodes that installed the revision
+  size_t nodes_wiped = 0;    // nodes the plan moved a fragment off, which erased their copy
   std::vector<std::string> problems;  // nodes that could not take the revision
   double seconds = 0;
 };

@@ -345,6 +345,25 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
     return Response{};
   }
   if (next.Hash() == approved.Hash()) return Response{};  // nothing moved
+  // Decommission: the approved plan moves this node's fragment to another
+  // node, which has installed it whole (the coordinator sends this last).
+  // This node's copy is wiped, the wipe audited first.
+  bool placed_here = false;
+  for (const auto& p : got.placement) placed_here = placed_here || p.node_id == node_id_;
+  if (!placed_here) {
+    auto held = store_->Manifest(r.backup_id);
+    if (!held.ok()) return Response{};  // wiped before
+    QV_RETURN_IF_ERROR(
+        AuditDurably({"wipe",
+                      s.peer_.name,
+                      backup,
+                      g->request,
+                      "this node's fragment and share of the backup erased: revision " +
+                          std::to_string(got.revision) + " places them elsewhere",
+                      {{"revision", std::to_string(got.revision)}}}));
+    QV_RETURN_IF_ERROR(store_->Wipe(r.backup_id));
+    return Response{};
+  }
   QV_RETURN_IF_ERROR(AuditDurably(
       {"manifest-revision",
        s.peer_.name,

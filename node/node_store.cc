@@ -90,6 +90,8 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   // row, or meta.db lost) is never deleted: it is re-indexed from its own
   // signed manifest when complete and valid, else moved to quarantine/.
   QV_RETURN_IF_ERROR(s->Exec("DELETE FROM backups WHERE state = 'uploading'"));
+  // A wipe cut short (decommission, node_store_repair.cc) is finished.
+  QV_RETURN_IF_ERROR(s->FinishWipes());
   for (auto& e : fs::directory_iterator(data_dir / "staging", ec)) {
     RemoveAllQuietly(e.path());
     ++s->cleaned_;

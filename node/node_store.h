@@ -180,6 +180,12 @@ class NodeStore {
   // revision (CheckSuccessor) and still places this node's fragment here;
   // the one it replaces is kept in the folder's history/. Idempotent.
   Status InstallRevision(const BackupId& id, ByteSpan next);
+  // Decommission: this node's copy of a published backup (fragment,
+  // leaves, sealed share, manifests) removed for good. The folder is first
+  // renamed out of backups/ (so a crash never brings it back), then its row
+  // goes, then the share file is overwritten and everything deleted; Open()
+  // finishes a wipe a crash cut short.
+  Status Wipe(const BackupId& id);
   // Every manifest revision this node keeps of a backup, newest first, each
   // older one checked against the hash its successor names.
   Result<std::vector<SignedManifest>> ManifestHistory(const BackupId& id) const;
@@ -221,6 +227,7 @@ class NodeStore {
   std::filesystem::path BackupDir(const BackupId& id) const;
   Result<std::vector<SignedManifest>> HistoryIn(const std::filesystem::path& dir) const;
   Status InstallRevisionLocked(const BackupId& id, ByteSpan next);  // repair_mu_ held
+  Status FinishWipes();
 
   std::filesystem::path dir_;
   SecretBytes master_;

@@ -5,6 +5,9 @@
 // data, never a mix it cannot check: leaves before the fragment (both are
 // determined by the signed root, so old leaves never misdescribe a rebuilt
 // fragment), data before the manifest revision that names it.
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 
 #include "node/node_store.h"
@@ -233,6 +236,57 @@ Status NodeStore::Cover(const BackupId& id, std::vector<uint64_t> checked, uint6
   st.Int(5, c.last_complete);
   if (sqlite3_step(st.get()) != SQLITE_DONE) {
     return IoError(std::string("metadata database: scrub coverage: ") + sqlite3_errmsg(db_));
+  }
+  return Status::Ok();
+}
+
+Status NodeStore::Wipe(const BackupId& id) {
+  std::lock_guard<std::mutex> repair(repair_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    QV_ASSIGN_OR_RETURN(StoredBackup b, Find(id));
+    if (b.state != "published") return FailedPrecondition("backup is not published here");
+  }
+  std::error_code ec;
+  fs::create_directories(dir_ / "wiping", ec);
+  if (ec) return IoError("create " + (dir_ / "wiping").string() + ": " + ec.message());
+  QV_RETURN_IF_ERROR(FaultAt(env_.faults, "wipe-rename"));
+  const fs::path to = dir_ / "wiping" / BackupIdToText(id);
+  if (::rename(BackupDir(id).c_str(), to.c_str()) != 0) return ErrnoError("wipe " + to.string());
+  QV_RETURN_IF_ERROR(SyncDir(dir_ / "backups"));
+  QV_RETURN_IF_ERROR(SyncDir(dir_ / "wiping"));
+  QV_RETURN_IF_ERROR(FaultAt(env_.faults, "wipe-row"));
+  return FinishWipes();
+}
+
+Status NodeStore::FinishWipes() {
+  std::error_code ec;
+  for (auto& e : fs::directory_iterator(dir_ / "wiping", ec)) {
+    auto id = BackupIdFromText(e.path().filename().string());
+    if (id.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (const char* sql :
+           {"DELETE FROM backups WHERE id = ?", "DELETE FROM pending WHERE id = ?",
+            "DELETE FROM scrub_coverage WHERE id = ?"}) {
+        Stmt st(db_, sql);
+        st.Text(1, BackupIdToText(*id));
+        if (sqlite3_step(st.get()) != SQLITE_DONE) {
+          return IoError(std::string("metadata database: wipe: ") + sqlite3_errmsg(db_));
+        }
+      }
+      published_geometry_.erase(*id);
+    }
+    // The sealed share overwritten in place before it is unlinked. (It is
+    // sealed under the master key anyway; on copy-on-write file systems
+    // and flash the old blocks may survive, which the master key covers.)
+    const fs::path share = e.path() / "share.sealed";
+    if (const int fd = ::open(share.c_str(), O_WRONLY | O_CLOEXEC); fd >= 0) {
+      const Bytes zeros(4096, 0);
+      (void)!::pwrite(fd, zeros.data(), zeros.size(), 0);
+      (void)::fdatasync(fd);
+      ::close(fd);
+    }
+    RemoveAllQuietly(e.path());
   }
   return Status::Ok();
 }

@@ -78,7 +78,11 @@ TEST_F(RepairTest, ALostSiteIsRebuiltOntoSparesAndTheBackupSurvivesASecondSiteLo
   EXPECT_EQ(report->revision, 1u);
   EXPECT_EQ(report->shares_rebuilt, 2u);
   EXPECT_EQ(report->nodes_updated, 4u);
-  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  // The destroyed nodes cannot wipe what they held; the report says so.
+  ASSERT_EQ(report->problems.size(), 2u);
+  EXPECT_NE(report->problems[0].find("node-00: unreachable, so whatever it still holds"),
+            std::string::npos)
+      << report->problems[0];
   auto after = sim_->Scrub("frontier");
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->state, "healthy");
@@ -231,14 +235,40 @@ TEST_F(RepairTest, NodesRefuseEveryRepairStepWithoutACertificateOrOffThePlan) {
       << st.ToString();
 }
 
+// Decommission: a live node's fragment and share rebuilt on a spare, then
+// erased on the node itself (the wipe audited), the backup healthy
+// without it.
+TEST_F(RepairTest, ADecommissionedNodesCopyIsRebuiltElsewhereThenWiped) {
+  Open();
+  Approved("retire", "fragment 2 to node-06");
+  auto report = sim_->Repair("retire");
+  ASSERT_TRUE(report.ok()) << report.status().ToString();
+  EXPECT_EQ(report->nodes_wiped, 1u);
+  EXPECT_TRUE(report->problems.empty()) << report->problems[0];
+  EXPECT_EQ(Entries("wipe"), 1u);
+  const std::string id = BackupIdToText(sim_->Backed("frontier")->id);
+  EXPECT_FALSE(
+      std::filesystem::exists(tmp_.path() / "sim/cluster/nodes/node-02/data/backups" / id));
+  EXPECT_FALSE(std::filesystem::exists(tmp_.path() / "sim/cluster/nodes/node-02/data/wiping" / id));
+  auto h = sim_->Scrub("frontier");
+  ASSERT_TRUE(h.ok());
+  EXPECT_EQ(h->state, "healthy");
+  // node-02 may go: the backup survives losing a whole site besides.
+  ASSERT_TRUE(sim_->Destroy("node-02").ok());
+  ASSERT_TRUE(sim_->Destroy("node-00").ok());
+  ASSERT_TRUE(sim_->Destroy("node-01").ok());
+  EXPECT_TRUE(Restores("after"));
+}
+
 // A node killed at each step of taking part in a repair. After it comes
 // back, running the same approved repair again finishes it (the request
 // is not spent, and each node resumes from what it holds), and the backup
 // scrubs healthy and restores byte-identical.
+enum Scenario { kSiteLost, kInPlace, kDecommission };
 struct CrashCase {
   const char* node;
   const char* point;  // base/storage_faults.h
-  bool site_loss;     // else a corrupt fragment on node-01, repaired in place
+  Scenario scenario;  // site-a lost; a corrupt fragment on node-01; node-02 retired
 };
 
 class RepairCrashTest : public RepairTest, public ::testing::WithParamInterface<CrashCase> {};
@@ -247,12 +277,14 @@ TEST_P(RepairCrashTest, RunningTheRepairAgainFinishesIt) {
   const CrashCase c = GetParam();
   Open();
   std::string plan = "fragment 1 to node-01";
-  if (c.site_loss) {
+  if (c.scenario == kSiteLost) {
     ASSERT_TRUE(sim_->Destroy("node-00").ok());
     ASSERT_TRUE(sim_->Destroy("node-01").ok());
     plan = "fragment 0 to node-06; fragment 1 to node-07";
-  } else {
+  } else if (c.scenario == kInPlace) {
     ASSERT_TRUE(sim_->CorruptFragment("node-01", "frontier").ok());
+  } else {
+    plan = "fragment 2 to node-06";
   }
   Approved("fix", plan);
   sim_->AddFault(c.node, c.point, IoError("injected"), /*crash=*/true);
@@ -273,16 +305,18 @@ TEST_P(RepairCrashTest, RunningTheRepairAgainFinishesIt) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryStep, RepairCrashTest,
-                         ::testing::Values(CrashCase{"node-06", "begin", true},
-                                           CrashCase{"node-06", "unit-write", true},
-                                           CrashCase{"node-06", "install-files", true},
-                                           CrashCase{"node-06", "install-rename", true},
-                                           CrashCase{"node-07", "install-row", true},
-                                           CrashCase{"node-02", "revision-history", true},
-                                           CrashCase{"node-05", "revision-manifest", true},
-                                           CrashCase{"node-01", "begin", false},
-                                           CrashCase{"node-01", "install-leaves", false},
-                                           CrashCase{"node-01", "install-fragment", false}),
+                         ::testing::Values(CrashCase{"node-06", "begin", kSiteLost},
+                                           CrashCase{"node-06", "unit-write", kSiteLost},
+                                           CrashCase{"node-06", "install-files", kSiteLost},
+                                           CrashCase{"node-06", "install-rename", kSiteLost},
+                                           CrashCase{"node-07", "install-row", kSiteLost},
+                                           CrashCase{"node-02", "revision-history", kSiteLost},
+                                           CrashCase{"node-05", "revision-manifest", kSiteLost},
+                                           CrashCase{"node-01", "begin", kInPlace},
+                                           CrashCase{"node-01", "install-leaves", kInPlace},
+                                           CrashCase{"node-01", "install-fragment", kInPlace},
+                                           CrashCase{"node-02", "wipe-rename", kDecommission},
+                                           CrashCase{"node-02", "wipe-row", kDecommission}),
                          [](const auto& info) {
                            std::string n = std::string(info.param.node) + "_" + info.param.point;
                            for (char& ch : n) {

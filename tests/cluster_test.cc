@@ -698,9 +698,9 @@ TEST_F(ClusterTest, ScrubNamesCorruptAndMissingFragmentsOnRealNodes) {
 class SpareClusterTest : public ClusterTest {
  protected:
   std::string InitFlags() const override { return " --spares 2"; }
-  Outcome Repair(const std::string& id, const std::string& name) {
+  Outcome Repair(const std::string& id, const std::string& name, const std::string& flags = "") {
     Outcome r = Qv("repair request --cluster cl/cluster.toml --backup " + id +
-                   " --purpose 'site lost' --out " + name);
+                   " --purpose 'site lost' --out " + name + flags);
     EXPECT_EQ(r.code, 0) << r.err;
     std::string approvals;
     for (const char* c : {"c1", "c2", "c3"}) {
@@ -764,6 +764,26 @@ TEST_F(SpareClusterTest, ACorruptFragmentIsNamedByScrubAndFixedInPlace) {
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_NE(run.out.find("manifest revision 0"), std::string::npos) << run.out;
   EXPECT_EQ(Qv("scrub --cluster cl/cluster.toml --sample 1").code, 0);
+}
+
+TEST_F(SpareClusterTest, ADecommissionedNodesCopyMovesToASpareAndIsWipedOnTheNode) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Outcome run = Repair(id, "retire", " --decommission node-02");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_NE(run.out.find("1 node(s) wiped their copy"), std::string::npos) << run.out;
+  EXPECT_FALSE(fs::exists(dir() / "cl/nodes/node-02/data/backups" / id));
+  Outcome show = Qv("show --cluster cl/cluster.toml --backup " + id);
+  EXPECT_NE(show.out.find("fragment 2 node-02 -> node-06"), std::string::npos) << show.out;
+  EXPECT_EQ(Qv("scrub --cluster cl/cluster.toml --sample 1").code, 0);
+  Outcome audit = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(audit.code, 0) << audit.out << audit.err;
+  Kill9(2);
+  Kill9(0);
+  Kill9(1);
+  Outcome r = QuorumRestore(id, "restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
 }
 
 }  // namespace
