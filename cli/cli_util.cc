@@ -7,6 +7,8 @@
 #include <ctime>
 #include <filesystem>
 
+#include "base/file_util.h"
+
 namespace qv {
 
 namespace fs = std::filesystem;
@@ -110,13 +112,35 @@ Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& ke
   return c;
 }
 
-std::string UtcTime(int64_t t) {
+namespace {
+
+std::string FormatUnix(int64_t t, const char* format) {
   char buf[32];
   std::time_t tt = static_cast<std::time_t>(t);
   std::tm tm{};
   gmtime_r(&tt, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  std::strftime(buf, sizeof buf, format, &tm);
   return buf;
+}
+
+}  // namespace
+
+std::string UtcTime(int64_t t) { return FormatUnix(t, "%Y-%m-%d %H:%M:%S UTC"); }
+std::string Rfc3339(int64_t t) { return FormatUnix(t, "%Y-%m-%dT%H:%M:%SZ"); }
+
+Result<Certificate> LoadCertificate(const std::string& request,
+                                    const std::vector<std::string>& approvals) {
+  QV_ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(request, 1 << 16));
+  auto sr = SignedRequest::Parse(bytes);
+  if (!sr.ok()) return sr.status().WithContext(request);
+  Certificate cert{*sr, {}};
+  for (const auto& f : approvals) {
+    QV_ASSIGN_OR_RETURN(Bytes ab, ReadFileBytes(f, 1 << 16));
+    auto ap = Approval::Parse(ab);
+    if (!ap.ok()) return ap.status().WithContext(f);
+    cert.approvals.push_back(std::move(ap).value());
+  }
+  return cert;
 }
 
 Result<int64_t> ParseDuration(const std::string& text) {

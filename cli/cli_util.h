@@ -8,12 +8,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/status.h"
 #include "base/text.h"
 #include "coordinator/cluster.h"
 #include "coordinator/pipeline.h"
 #include "crypto/identity.h"
+#include "quorum/request.h"
 
 namespace qv {
 
@@ -29,7 +31,8 @@ struct Shown {
 std::string FormatSeconds(int64_t s);
 Result<uint64_t> ParseSize(const std::string& text);
 Result<int64_t> ParseDuration(const std::string& text);
-std::string UtcTime(int64_t t);
+std::string UtcTime(int64_t t);  // "2026-12-01 13:38:43 UTC"
+std::string Rfc3339(int64_t t);  // "2026-12-01T13:38:43Z"
 
 // Throttled progress on stderr, only on a terminal.
 class Progress {
@@ -47,6 +50,10 @@ class Progress {
 
 // --key, else NAME beside the cluster file.
 std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name);
+
+// A request file and approval files, as a certificate; errors name the file.
+Result<Certificate> LoadCertificate(const std::string& request,
+                                    const std::vector<std::string>& approvals);
 
 struct ClusterCtx {
   std::unique_ptr<SigningKey> key;

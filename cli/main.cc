@@ -403,18 +403,10 @@ struct RunArgs {
 };
 
 int CmdRestoreRun(const RunArgs& a) {
-  auto bytes = ReadFileBytes(a.request, 1 << 16);
-  if (!bytes.ok()) return Fail(bytes.status());
-  auto sr = SignedRequest::Parse(*bytes);
-  if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
-  Certificate cert{*sr, {}};
-  for (const auto& f : a.approvals) {
-    auto ab = ReadFileBytes(f, 1 << 16);
-    if (!ab.ok()) return Fail(ab.status());
-    auto ap = Approval::Parse(*ab);
-    if (!ap.ok()) return Fail(ap.status().WithContext(f));
-    cert.approvals.push_back(std::move(ap).value());
-  }
+  auto loaded = LoadCertificate(a.request, a.approvals);
+  if (!loaded.ok()) return Fail(loaded.status());
+  Certificate& cert = *loaded;
+  const SignedRequest* sr = &cert.request;
   const std::string secret_file = a.request_key.empty() ? a.request + ".key" : a.request_key;
   auto secret = ReadSecretFile(secret_file, 32);
   if (!secret.ok()) return Fail(secret.status());
@@ -724,15 +716,6 @@ struct ScrubArgs {
 };
 
 // Exit 0 when every backup scrubbed is healthy, 1 otherwise.
-std::string Rfc3339(int64_t t) {
-  char buf[32];
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 int CmdScrub(const ScrubArgs& a) {
   auto ctx = OpenCluster(a.cluster, a.key);
   if (!ctx.ok()) return Fail(ctx.status());

@@ -206,21 +206,13 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
 }
 
 int CmdRepairRun(const RepairRunArgs& a) {
-  auto bytes = ReadFileBytes(a.request, 1 << 16);
-  if (!bytes.ok()) return Fail(bytes.status());
-  auto sr = SignedRequest::Parse(*bytes);
-  if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
+  auto loaded = LoadCertificate(a.request, a.approvals);
+  if (!loaded.ok()) return Fail(loaded.status());
+  const Certificate& cert = *loaded;
+  const SignedRequest* sr = &cert.request;
   if (sr->request().operation != kOpRepair) {
-    return Fail(InvalidArgument(a.request + " asks to " + sr->request().operation +
+    return Fail(InvalidArgument(a.request + " asks to " + Printable(sr->request().operation) +
                                 ", not to repair (use qv restore run)"));
-  }
-  Certificate cert{*sr, {}};
-  for (const auto& f : a.approvals) {
-    auto ab = ReadFileBytes(f, 1 << 16);
-    if (!ab.ok()) return Fail(ab.status());
-    auto ap = Approval::Parse(*ab);
-    if (!ap.ok()) return Fail(ap.status().WithContext(f));
-    cert.approvals.push_back(std::move(ap).value());
   }
   auto ctx = OpenCluster(a.cluster, a.key);
   if (!ctx.ok()) return Fail(ctx.status());

@@ -51,13 +51,8 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   const std::string& peer = s.peer_.name;
   std::vector<AuditEvent> events;
   auto refuse = [&](const std::string& request, const Status& why) -> Status {
-    events.push_back({"refusal", peer, backup, request, "repair: " + why.message()});
-    Status audited = AuditDurably(events);
-    return Status(
-        StatusCode::kPermissionDenied,
-        audited.ok()
-            ? why.message()
-            : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
+    return RefuseAudited(events, {"refusal", peer, backup, request, "repair: " + why.message()},
+                         why);
   };
   auto cert = Certificate::Parse(r.payload);
   if (!cert.ok()) return refuse("", cert.status().WithContext("unreadable certificate"));

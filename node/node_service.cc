@@ -596,13 +596,7 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   const std::string& peer = s.peer_.name;
   std::vector<AuditEvent> events;
   auto refuse = [&](const std::string& kind, const std::string& request, const Status& why) {
-    events.push_back({kind, peer, backup, request, why.message()});
-    Status audited = AuditDurably(events);
-    return Status(
-        StatusCode::kPermissionDenied,
-        audited.ok()
-            ? why.message()
-            : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
+    return RefuseAudited(events, {kind, peer, backup, request, why.message()}, why);
   };
   auto cert = Certificate::Parse(r.payload);
   if (!cert.ok()) return refuse("refusal", "", cert.status().WithContext("unreadable certificate"));
@@ -713,6 +707,17 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   Response resp;
   resp.payload = std::move(sealed);
   return resp;
+}
+
+Status NodeService::RefuseAudited(std::vector<AuditEvent>& events, AuditEvent refusal,
+                                  const Status& why) {
+  events.push_back(std::move(refusal));
+  Status audited = AuditDurably(events);
+  return Status(
+      StatusCode::kPermissionDenied,
+      audited.ok()
+          ? why.message()
+          : why.message() + " (and the refusal could not be audited: " + audited.message() + ")");
 }
 
 Status NodeService::RememberDenials(const std::string& rid,

@@ -165,6 +165,9 @@ class NodeService {
   // holds another manifest under `id` (a node that lost its copy is not
   // talked into a different one).
   Status CheckIdAcrossPeers(const BackupId& id, ByteSpan manifest, const std::string& by);
+  // Appends `refusal` to `events` and commits them all: a kPermissionDenied
+  // saying `why` (and whether the refusal could not be audited).
+  Status RefuseAudited(std::vector<AuditEvent>& events, AuditEvent refusal, const Status& why);
   // Records the valid denials among `checks` of request `rid`; false (and
   // logged) when they could not be recorded.
   Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);

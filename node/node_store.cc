@@ -387,21 +387,20 @@ Status Upload::FlushDirect() {
   return s;
 }
 
-Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t deadline) {
-  if (prepared_) return FailedPrecondition("upload already prepared");
-  QV_ASSIGN_OR_RETURN(SignedManifest sm,
-                      SignedManifest::Parse(signed_manifest, &store_->coordinator_));
-  const Manifest& m = sm.manifest();
+Status Upload::CheckAgainst(const SignedManifest& sm, const Share* share) const {
+  const qv::Manifest& m = sm.manifest();
   if (m.backup_id != id_) return InvalidArgument("manifest is for another backup");
   if (fragment_ >= m.n() || m.unit_size != unit_ || m.stripe_count != stripes_) {
     return InvalidArgument("manifest geometry does not match the upload");
   }
   bool placed = false;
-  for (const auto& p : m.placement)
+  for (const auto& p : m.placement) {
     placed = placed || (p.fragment == fragment_ && p.node_id == store_->node_id_);
-  if (!placed)
+  }
+  if (!placed) {
     return PermissionDenied("manifest does not place fragment " + std::to_string(fragment_) +
                             " on " + store_->node_id_);
+  }
   if (!pending_.empty() || leaves_.size() != stripes_) {
     return Corruption("received " + std::to_string(leaves_.size()) + " of " +
                       std::to_string(stripes_) + " units");
@@ -409,8 +408,19 @@ Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t dea
   if (MerkleRoot(leaves_) != m.fragment_roots[fragment_]) {
     return Corruption("received fragment does not match the signed Merkle root");
   }
-  if (share.x != fragment_ + 1) return InvalidArgument("share index does not match the fragment");
-  QV_RETURN_IF_ERROR(VerifyShare(share, m.commitments));
+  if (share != nullptr) {
+    if (share->x != fragment_ + 1)
+      return InvalidArgument("share index does not match the fragment");
+    QV_RETURN_IF_ERROR(VerifyShare(*share, m.commitments));
+  }
+  return Status::Ok();
+}
+
+Status Upload::Prepare(ByteSpan signed_manifest, const Share& share, int64_t deadline) {
+  if (prepared_) return FailedPrecondition("upload already prepared");
+  QV_ASSIGN_OR_RETURN(SignedManifest sm,
+                      SignedManifest::Parse(signed_manifest, &store_->coordinator_));
+  QV_RETURN_IF_ERROR(CheckAgainst(sm, &share));
 
   QV_RETURN_IF_ERROR(FlushDirect());
   QV_RETURN_IF_ERROR(file_->Sync());

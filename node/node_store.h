@@ -80,6 +80,10 @@ class Upload {
   std::filesystem::path dir_;
   std::unique_ptr<File> file_;
   Status WriteUnit(ByteSpan unit);
+  // What Prepare and Install check before anything is made durable: the
+  // manifest's backup, geometry and placement, every unit received, the
+  // units' Merkle root, and (if given) the share against the commitments.
+  Status CheckAgainst(const SignedManifest& sm, const Share* share) const;
   Status FlushDirect();
   std::vector<Digest> leaves_;
   Bytes pending_;  // a unit split across Append calls

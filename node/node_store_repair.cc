@@ -108,29 +108,7 @@ Status Upload::Install(ByteSpan signed_manifest, const Share* share) {
   QV_ASSIGN_OR_RETURN(SignedManifest sm,
                       SignedManifest::Parse(signed_manifest, &store_->coordinator_));
   const qv::Manifest& m = sm.manifest();
-  if (m.backup_id != id_) return InvalidArgument("manifest is for another backup");
-  if (fragment_ >= m.n() || m.unit_size != unit_ || m.stripe_count != stripes_) {
-    return InvalidArgument("manifest geometry does not match the upload");
-  }
-  bool placed = false;
-  for (const auto& p : m.placement) {
-    placed = placed || (p.fragment == fragment_ && p.node_id == store_->node_id_);
-  }
-  if (!placed) {
-    return PermissionDenied("manifest does not place fragment " + std::to_string(fragment_) +
-                            " on " + store_->node_id_);
-  }
-  if (!pending_.empty() || leaves_.size() != stripes_) {
-    return Corruption("received " + std::to_string(leaves_.size()) + " of " +
-                      std::to_string(stripes_) + " units");
-  }
-  if (MerkleRoot(leaves_) != m.fragment_roots[fragment_]) {
-    return Corruption("rebuilt fragment does not match the signed Merkle root");
-  }
-  if (share != nullptr) {
-    if (share->x != fragment_ + 1) return InvalidArgument("share index does not match");
-    QV_RETURN_IF_ERROR(VerifyShare(*share, m.commitments));
-  }
+  QV_RETURN_IF_ERROR(CheckAgainst(sm, share));
   QV_RETURN_IF_ERROR(FlushDirect());
   QV_RETURN_IF_ERROR(file_->Sync());
   file_.reset();
