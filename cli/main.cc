@@ -312,7 +312,7 @@ int CmdApprove(const ApproveArgs& a) {
       "    name:        %s\n    size:        %s in %zu file(s)\n"
       "    created:     %s\n    manifest:    sha256 %s\n"
       "  the request, as the requester wrote it:\n"
-      "    backup name: %s%s\n    purpose:     %s\n    destination: %s\n"
+      "    backup name: %s%s\n    purpose:     %s\n    %s %s\n"
       "    requested:   %s\n    expires:     %s%s (lifetime %s, policy allows %s)\n"
       "    request id:  %s\n",
       Shown(q.requester_id).c_str(), Shown(q.operation).c_str(),
@@ -320,7 +320,7 @@ int CmdApprove(const ApproveArgs& a) {
       FormatBytes(m.plaintext_size).c_str(), m.files.size(), UtcTime(m.created_unix).c_str(),
       HexEncode(q.manifest_hash).c_str(), Shown(q.backup_name).c_str(),
       q.backup_name == Printable(m.artifact_name) ? "" : "   (DIFFERS FROM THE MANIFEST)",
-      Shown(q.purpose).c_str(),
+      Shown(q.purpose).c_str(), q.operation == kOpRepair ? "plan:       " : "destination:",
       q.destination.empty() ? "(none given)" : Shown(q.destination).c_str(),
       UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(),
       now > q.expires_unix ? "  (EXPIRED)" : "",
@@ -941,7 +941,7 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
     } else {
       const std::string skew =
           h.skew ? (*h.skew >= 0 ? "+" : "") + std::to_string(*h.skew) + " s" : "?";
-      std::printf("%-10s %-8s %-22s %-5s %6.1f ms  clock %-8s %s\n", Shown(h.id).c_str(),
+      std::printf("%-10s %-10s %-22s %-5s %6.1f ms  clock %-8s %s\n", Shown(h.id).c_str(),
                   Shown(h.site).c_str(), Shown(h.address).c_str(), h.ok ? "up" : "DOWN", h.ms,
                   skew.c_str(), Shown(h.detail).c_str());
     }

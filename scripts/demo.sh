@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job: build qv, create a local 6-node cluster across 3 "sites" on
-# 127.0.0.1, start it, back up a generated sample model over authenticated
-# channels, show that an under-approved restore is refused by every node,
-# then the whole ceremony: a signed restore request, approvals by 3 of the 5
-# custodians, a site lost (kill -9 of both its nodes), the quorum restore
-# from the other two sites, a byte-for-byte compare, and `qv audit verify`.
+# The main job: build qv, create a local cluster of 6 nodes across 3 "sites"
+# and a spare site of 2 on 127.0.0.1, start it, back up a generated sample
+# model over authenticated channels, show that an under-approved restore is
+# refused by every node, then the whole ceremony: a signed restore request,
+# approvals by 3 of the 5 custodians, a site lost (kill -9 of both its
+# nodes), the quorum restore from the other two sites, a byte-for-byte
+# compare; then healing: a scrub finds the backup at risk, an approved repair
+# rebuilds the lost site's fragments and key shares on the spare site, and a
+# second site lost still restores byte-for-byte; finally `qv audit verify`.
 # Everything happens under ./demo (recreated on each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +18,10 @@ trap '"$qv" cluster down --dir cluster >/dev/null 2>&1 || true' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "a local cluster: keys (0600), cluster file, node files"
-"$qv" cluster init --dir cluster --base-port "${QV_DEMO_PORT:-7400}"
+step "a local cluster: keys (0600), cluster file, node files (3 sites of 2, a spare site of 2)"
+"$qv" cluster init --dir cluster --spares 2 --base-port "${QV_DEMO_PORT:-7400}"
 
-step "start the six node daemons and wait for their health checks"
+step "start the eight node daemons and wait for their health checks"
 "$qv" cluster up --dir cluster
 "$qv" status --cluster cluster/cluster.toml
 
@@ -53,6 +56,35 @@ step "a third custodian approves; the remaining nodes release sealed shares"
 
 step "compare with the original"
 diff -r sample-model restored-model && echo "restored-model is byte-for-byte identical to sample-model"
+
+step "heal: a scrub proves what each node still holds, and finds the backup at risk"
+"$qv" scrub --cluster cluster/cluster.toml || true
+
+step "a repair (planned from the scrub) is requested and approved by 3 custodians"
+"$qv" repair request --cluster cluster/cluster.toml --backup "$id" \
+  --purpose "site-a lost: regain redundancy" --out repair
+for c in c1 c3 c5; do
+  "$qv" approve --cluster cluster/cluster.toml --key "cluster/custodians/$c.key" repair \
+    --out "repair.$c" --yes
+done
+
+step "the repair: fragments rebuilt from ciphertext, key shares by share recovery, on site-spare"
+"$qv" repair run --cluster cluster/cluster.toml --request repair \
+  --approval repair.c1 --approval repair.c3 --approval repair.c5
+"$qv" scrub --cluster cluster/cluster.toml --sample 1
+"$qv" show --cluster cluster/cluster.toml --backup "$id" | tail -n 10
+
+step "a second disaster: site-b is lost too (kill -9 of node-02 and node-03); restore again"
+kill -9 "$(cat cluster/nodes/node-02/node.pid)" "$(cat cluster/nodes/node-03/node.pid)"
+"$qv" restore request --cluster cluster/cluster.toml --backup "$id" \
+  --purpose "DR drill: site-b lost after the repair" --ttl 1h --out request2
+for c in c2 c3 c4; do
+  "$qv" approve --cluster cluster/cluster.toml --key "cluster/custodians/$c.key" request2 \
+    --out "request2.$c" --yes
+done
+"$qv" restore run --cluster cluster/cluster.toml --request request2 \
+  --approval request2.c2 --approval request2.c3 --approval request2.c4 --dest restored-again
+diff -r sample-model restored-again && echo "restored-again is byte-for-byte identical to sample-model"
 
 step "the audit trail: who asked, who approved, which nodes released"
 "$qv" audit log --cluster cluster/cluster.toml --backup "$id" | grep -E "release|refusal" | cut -c1-150
