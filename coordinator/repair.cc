@@ -236,15 +236,11 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
   // the certificate, their leaves checked against the signed roots. A
   // source whose unit fails its leaf later is replaced by the next one.
   std::vector<const Placement*> candidates;
-  std::vector<std::string> helpers;
-  std::vector<uint32_t> helper_x;
+  std::vector<std::pair<std::string, uint32_t>> helper_pool;  // node, share index
   for (const auto& p : m.placement) {
     if (approved.Find(p.fragment) != nullptr || !open.count(p.node_id)) continue;
     candidates.push_back(&p);
-    if (helpers.size() < m.t) {
-      helpers.push_back(p.node_id);
-      helper_x.push_back(p.fragment + 1);
-    }
+    helper_pool.emplace_back(p.node_id, p.fragment + 1);
   }
   std::vector<std::unique_ptr<FragmentSource>> sources;
   std::vector<std::vector<Digest>> leaves;  // each source's, to check every unit against
@@ -270,9 +266,9 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
                               " intact fragments outside the plan answered" + why);
   };
   while (sources.size() < m.k) QV_RETURN_IF_ERROR(add_source());
-  if (helpers.size() < m.t) {
+  if (helper_pool.size() < m.t) {
     return FailedPrecondition(
-        "only " + std::to_string(helpers.size()) +
+        "only " + std::to_string(helper_pool.size()) +
         " share holders outside the plan answered; t = " + std::to_string(m.t) + " are needed");
   }
 
@@ -338,49 +334,89 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
     if (flush && progress) progress(report.bytes_rebuilt, total);
   }
 
-  // 4. Each planned share, rebuilt on its new holder by t helpers.
-  std::vector<RecoveryId> recoveries;
-  for (const auto& mv : plan.moves) {
-    RecoveryPlan rp;
-    randombytes_buf(rp.id.data(), rp.id.size());
-    rp.helpers = helpers;
-    rp.helper_x = helper_x;
-    rp.target = mv.node_id;
-    const Bytes start_msg = EncodeRecoveryStart(rp);
-    std::vector<std::string> parties = helpers;
-    parties.push_back(mv.node_id);
-    for (const auto& node : parties) {
-      Request r;
-      r.op = Op::kShareRecoverStart;
-      r.backup_id = id;
-      r.fragment = mv.fragment;
-      r.payload = start_msg;
-      QV_RETURN_IF_ERROR(CallChecked(*session.caller(node), std::move(r)).status());
+  // 4. Each planned share, rebuilt on its new holder by t helpers, then
+  // installed with its fragment (the new holder checks the fragment
+  // against the signed root and the share against the commitments). When
+  // the commitments refuse the share, a helper lied: the recovery is run
+  // again with other helpers (every t of those that qualify, at most
+  // kMaxHelperSets sets), and the helpers in every refused set but not in
+  // the one that worked are named.
+  constexpr size_t kMaxHelperSets = 16;
+  std::vector<std::vector<size_t>> sets;  // indices into helper_pool
+  {
+    std::vector<size_t> pick(m.t);
+    for (size_t i = 0; i < m.t; ++i) pick[i] = i;
+    while (sets.size() < kMaxHelperSets) {
+      sets.push_back(pick);
+      // The next t-combination of helper_pool, in lexicographic order.
+      size_t i = m.t;
+      while (i > 0 && pick[i - 1] == helper_pool.size() - m.t + i - 1) --i;
+      if (i == 0) break;
+      ++pick[i - 1];
+      for (size_t j = i; j < m.t; ++j) pick[j] = pick[j - 1] + 1;
     }
-    for (Op op : {Op::kShareRecoverDeal, Op::kShareRecoverForward}) {
-      for (const auto& node : helpers) {
+  }
+  for (const auto& mv : plan.moves) {
+    std::vector<std::set<std::string>> refused;
+    Status last = Status::Ok();
+    bool installed = false;
+    for (const auto& set : sets) {
+      RecoveryPlan rp;
+      randombytes_buf(rp.id.data(), rp.id.size());
+      for (size_t i : set) {
+        rp.helpers.push_back(helper_pool[i].first);
+        rp.helper_x.push_back(helper_pool[i].second);
+      }
+      rp.target = mv.node_id;
+      const Bytes start_msg = EncodeRecoveryStart(rp);
+      std::vector<std::string> parties = rp.helpers;
+      parties.push_back(mv.node_id);
+      for (const auto& node : parties) {
         Request r;
-        r.op = op;
+        r.op = Op::kShareRecoverStart;
         r.backup_id = id;
-        r.payload.assign(rp.id.begin(), rp.id.end());
+        r.fragment = mv.fragment;
+        r.payload = start_msg;
         QV_RETURN_IF_ERROR(CallChecked(*session.caller(node), std::move(r)).status());
       }
+      for (Op op : {Op::kShareRecoverDeal, Op::kShareRecoverForward}) {
+        for (const auto& node : rp.helpers) {
+          Request r;
+          r.op = op;
+          r.backup_id = id;
+          r.payload.assign(rp.id.begin(), rp.id.end());
+          QV_RETURN_IF_ERROR(CallChecked(*session.caller(node), std::move(r)).status());
+        }
+      }
+      NodeCaller& c = *session.caller(mv.node_id);
+      Request r;
+      r.op = Op::kRepairInstall;
+      r.backup_id = id;
+      r.fragment = mv.fragment;
+      QV_RETURN_IF_ERROR(SendManifest(c, id, next.encoded(), &r));
+      r.payload2.assign(rp.id.begin(), rp.id.end());
+      last = CallChecked(c, std::move(r)).status();
+      if (last.code() != StatusCode::kUnauthenticated) {
+        QV_RETURN_IF_ERROR(last);
+        installed = true;
+        std::set<std::string> suspects;
+        for (const auto& bad : refused) {
+          for (const auto& h : bad) {
+            if (std::find(rp.helpers.begin(), rp.helpers.end(), h) == rp.helpers.end()) {
+              suspects.insert(h);
+            }
+          }
+        }
+        for (const auto& h : suspects) {
+          report.problems.push_back(h + ": a share recovery it helped with gave share " +
+                                    std::to_string(mv.fragment + 1) +
+                                    " a value the commitments refuse; it is suspect");
+        }
+        break;
+      }
+      refused.emplace_back(rp.helpers.begin(), rp.helpers.end());
     }
-    recoveries.push_back(rp.id);
-  }
-
-  // 5. Install: the new holders first (each checks its fragment against
-  // the signed root and its share against the commitments), then the
-  // revision everywhere else.
-  for (size_t i = 0; i < plan.moves.size(); ++i) {
-    NodeCaller& c = *session.caller(plan.moves[i].node_id);
-    Request r;
-    r.op = Op::kRepairInstall;
-    r.backup_id = id;
-    r.fragment = plan.moves[i].fragment;
-    QV_RETURN_IF_ERROR(SendManifest(c, id, next.encoded(), &r));
-    r.payload2.assign(recoveries[i].begin(), recoveries[i].end());
-    QV_RETURN_IF_ERROR(CallChecked(c, std::move(r)).status());
+    if (!installed) return last;
     ++report.shares_rebuilt;
   }
   if (next.Hash() != current.Hash()) {

@@ -316,7 +316,8 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
       // The new holder checks what the helpers sent against the signed
       // commitments before it keeps anything.
       if (Status v = VerifyShare(sh, got.commitments); !v.ok()) {
-        s.upload_.reset();
+        // The upload stays: the coordinator may rebuild the share again
+        // with other helpers.
         Audit({"alert", s.peer_.name, backup, g->request,
                "rebuilt share " + std::to_string(sh.x) +
                    " does not match the commitments: a helper sent a wrong value"});
