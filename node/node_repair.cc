@@ -342,13 +342,34 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
   }
   if (next.Hash() == approved.Hash()) return Response{};  // nothing moved
   // Decommission: the approved plan moves this node's fragment to another
-  // node, which has installed it whole (the coordinator sends this last).
-  // This node's copy is wiped, the wipe audited first.
+  // node. This node asks that node itself whether it holds the fragment
+  // under this revision (the coordinator's word is not enough: wiping
+  // first would lose a fragment and a share), then wipes its own copy, the
+  // wipe audited first.
   bool placed_here = false;
   for (const auto& p : got.placement) placed_here = placed_here || p.node_id == node_id_;
   if (!placed_here) {
     auto held = store_->Manifest(r.backup_id);
     if (!held.ok()) return Response{};  // wiped before
+    const Digest want = next.Hash();
+    for (const auto& p : approved.manifest().placement) {
+      if (p.node_id != node_id_) continue;
+      const RepairMove* mv = g->plan.Find(p.fragment);
+      const NodeEntry* to = mv == nullptr ? nullptr : cluster_.FindNode(mv->node_id);
+      if (to == nullptr || !opt_.peers) {
+        return FailedPrecondition("cannot confirm the new holder of fragment " +
+                                  std::to_string(p.fragment) + "; nothing is wiped");
+      }
+      Request ask;
+      ask.op = Op::kGetManifestHash;
+      ask.backup_id = r.backup_id;
+      auto answer = opt_.peers(*to, ask);
+      if (!answer.ok() || !answer->ToStatus().ok() || answer->payload.size() != want.size() ||
+          !std::equal(want.begin(), want.end(), answer->payload.begin())) {
+        return FailedPrecondition(to->id + " does not hold fragment " + std::to_string(p.fragment) +
+                                  " under this revision yet; nothing is wiped");
+      }
+    }
     QV_RETURN_IF_ERROR(
         AuditDurably({"wipe",
                       s.peer_.name,

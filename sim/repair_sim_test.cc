@@ -3,6 +3,8 @@
 // the refusals that keep a repair to what a quorum approved.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "base/temp_dir.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/repair.h"
@@ -281,6 +283,48 @@ TEST_F(RepairTest, ADecommissionedNodesCopyIsRebuiltElsewhereThenWiped) {
   ASSERT_TRUE(sim_->Destroy("node-00").ok());
   ASSERT_TRUE(sim_->Destroy("node-01").ok());
   EXPECT_TRUE(Restores("after"));
+}
+
+// A node wipes its copy only once the new holder itself says it holds the
+// fragment under the new revision: a coordinator that sends the wipe first
+// (a bug, or a hostile key holder with an approved plan) wipes nothing.
+TEST_F(RepairTest, ANodeWipesNothingBeforeTheNewHolderHasItsFragment) {
+  Open();
+  Approved("retire", "fragment 2 to node-06");
+  auto cert = sim_->CertificateOf("retire");
+  ASSERT_TRUE(cert.ok());
+  auto session = sim_->Session("coordinator");
+  ASSERT_TRUE(session.ok());
+  const BackupId id = sim_->Backed("frontier")->id;
+  NodeCaller* n2 = (*session)->caller("node-02");
+  Request open;
+  open.op = Op::kRepairOpen;
+  open.backup_id = id;
+  open.payload = cert->Encode();
+  ASSERT_TRUE(CallChecked(*n2, std::move(open)).ok());
+  std::vector<std::string> problems;
+  auto current = (*session)->Manifest(id, &problems);
+  ASSERT_TRUE(current.ok());
+  auto planned = ApplyRepairPlan(*current, *ParseRepairPlan("fragment 2 to node-06"),
+                                 [&](const std::string& n) -> std::optional<std::string> {
+                                   const NodeEntry* e = sim_->cluster().FindNode(n);
+                                   if (e == nullptr) return std::nullopt;
+                                   return e->site;
+                                 });
+  ASSERT_TRUE(planned.ok());
+  auto next = SignedManifest::Sign(*planned, **sim_->Key("coordinator"));
+  ASSERT_TRUE(next.ok());
+  Request wipe;
+  wipe.op = Op::kRepairInstall;
+  wipe.backup_id = id;
+  wipe.payload = next->encoded();
+  Status st = CallChecked(*n2, std::move(wipe)).status();
+  EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition) << st.ToString();
+  EXPECT_NE(st.message().find("node-06 does not hold fragment 2 under this revision yet"),
+            std::string::npos)
+      << st.ToString();
+  EXPECT_EQ(Entries("wipe"), 0u);
+  EXPECT_EQ(sim_->Scrub("frontier")->state, "healthy");
 }
 
 // A node killed at each step of taking part in a repair. After it comes
