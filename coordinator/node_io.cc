@@ -59,22 +59,7 @@ class RemoteSink : public FragmentSink {
     Request r;
     r.op = Op::kPrepare;
     r.backup_id = id_;
-    // A manifest larger than a page goes ahead in pieces; the prepare then
-    // carries none.
-    const Bytes& m = manifest.encoded();
-    if (m.size() > kManifestPage) {
-      for (size_t at = 0; at < m.size(); at += kManifestPage) {
-        Request piece;
-        piece.op = Op::kManifestData;
-        piece.backup_id = id_;
-        piece.payload.assign(
-            m.begin() + static_cast<std::ptrdiff_t>(at),
-            m.begin() + static_cast<std::ptrdiff_t>(std::min(m.size(), at + kManifestPage)));
-        QV_RETURN_IF_ERROR(CallChecked(*caller_, std::move(piece)).status());
-      }
-    } else {
-      r.payload = m;
-    }
+    QV_RETURN_IF_ERROR(AttachManifest(*caller_, id_, manifest.encoded(), &r));
     r.a = static_cast<uint64_t>(deadline);
     // Sealed to the node's own key: the request, the channel's buffers and
     // the node's decoder only ever hold the share encrypted.
@@ -450,6 +435,23 @@ Result<Response> FetchManifestPages(NodeCaller& c, const BackupId& id) {
 
 }  // namespace
 
+Status AttachManifest(NodeCaller& caller, const BackupId& id, const Bytes& m, Request* request) {
+  if (m.size() <= kManifestPage) {
+    request->payload = m;
+    return Status::Ok();
+  }
+  for (size_t at = 0; at < m.size(); at += kManifestPage) {
+    Request piece;
+    piece.op = Op::kManifestData;
+    piece.backup_id = id;
+    piece.payload.assign(
+        m.begin() + static_cast<std::ptrdiff_t>(at),
+        m.begin() + static_cast<std::ptrdiff_t>(std::min(m.size(), at + kManifestPage)));
+    QV_RETURN_IF_ERROR(CallChecked(caller, std::move(piece)).status());
+  }
+  return Status::Ok();
+}
+
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,
                                      const PublicKey& coordinator,
                                      std::vector<std::string>* problems) {
@@ -471,14 +473,13 @@ Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, co
     // same revision are a conflict.
     if (!chosen || sm->manifest().revision > chosen->manifest().revision) {
       if (chosen) {
-        problems->push_back("a node holds revision " +
-                            std::to_string(chosen->manifest().revision) + " of the manifest");
+        problems->push_back("a node holds revision " + std::to_string(chosen->manifest().revision) +
+                            " of the manifest");
       }
       chosen = std::move(sm).value();
     } else if (sm->manifest().revision < chosen->manifest().revision) {
-      problems->push_back(c->name() + " holds revision " +
-                          std::to_string(sm->manifest().revision) + " of the manifest, not " +
-                          std::to_string(chosen->manifest().revision));
+      problems->push_back(c->name() + " holds revision " + std::to_string(sm->manifest().revision) +
+                          " of the manifest, not " + std::to_string(chosen->manifest().revision));
     } else if (chosen->encoded() != sm->encoded()) {
       return Unauthenticated(c->name() + " holds a different validly signed manifest");
     }

@@ -59,6 +59,12 @@ void SendReceipts(const std::vector<NodeCaller*>& callers, const BackupId& backu
                   const ReleaseReceipt& receipt, std::vector<std::string>* problems,
                   Executor* executor = ThreadExecutor::Default());
 
+// `manifest` for `request` (a prepare or a repair install): in its payload
+// when it fits one page, else sent ahead to `caller` in kManifestData
+// pieces (the request then carries none).
+Status AttachManifest(NodeCaller& caller, const BackupId& id, const Bytes& manifest,
+                      Request* request);
+
 // The signed manifest from the first caller that has a valid one; every
 // caller's copy that parses must match it byte for byte.
 Result<SignedManifest> FetchManifest(const std::vector<NodeCaller*>& callers, const BackupId& id,

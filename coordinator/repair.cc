@@ -100,23 +100,6 @@ namespace {
 // Units streamed to a new holder per message.
 constexpr uint64_t kSendBytes = 4u << 20;
 
-Status SendManifest(NodeCaller& c, const BackupId& id, const Bytes& m, Request* install) {
-  if (m.size() <= kManifestPage) {
-    install->payload = m;
-    return Status::Ok();
-  }
-  for (size_t at = 0; at < m.size(); at += kManifestPage) {
-    Request piece;
-    piece.op = Op::kManifestData;
-    piece.backup_id = id;
-    piece.payload.assign(
-        m.begin() + static_cast<std::ptrdiff_t>(at),
-        m.begin() + static_cast<std::ptrdiff_t>(std::min(m.size(), at + kManifestPage)));
-    QV_RETURN_IF_ERROR(CallChecked(c, std::move(piece)).status());
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
@@ -393,7 +376,7 @@ Result<RepairReport> RunRepair(ClusterSession& session, const Certificate& cert,
       r.op = Op::kRepairInstall;
       r.backup_id = id;
       r.fragment = mv.fragment;
-      QV_RETURN_IF_ERROR(SendManifest(c, id, next.encoded(), &r));
+      QV_RETURN_IF_ERROR(AttachManifest(c, id, next.encoded(), &r));
       r.payload2.assign(rp.id.begin(), rp.id.end());
       last = CallChecked(c, std::move(r)).status();
       if (last.code() != StatusCode::kUnauthenticated) {

@@ -107,11 +107,7 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   in.known_deniers = &*known;
   std::vector<ApprovalCheck> checks;
   auto verdict = VerifyCertificate(*cert, in, &checks);
-  for (const ApprovalCheck& c : checks) {
-    events.push_back({"approval", peer, backup, rid,
-                      "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
-                          " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
-  }
+  AppendApprovalEvents(checks, peer, backup, rid, &events);
   if (Status kept = RememberDenials(rid, checks); !kept.ok()) return refuse(rid, kept);
   if (!verdict.ok() && !opt_.test_skip_quorum_check) return refuse(rid, verdict.status());
   auto plan = ParseRepairPlan(q.destination);

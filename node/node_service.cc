@@ -636,13 +636,7 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   in.known_deniers = &*known;
   std::vector<ApprovalCheck> checks;
   auto verdict = VerifyCertificate(*cert, in, &checks);
-  // Each approval as it was judged: no entry says a custodian approved
-  // something they did not sign.
-  for (const ApprovalCheck& c : checks) {
-    events.push_back({"approval", peer, backup, rid,
-                      "custodian=" + c.custodian + " decision=" + (c.approve ? "approve" : "deny") +
-                          " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
-  }
+  AppendApprovalEvents(checks, peer, backup, rid, &events);
   // Denials are kept whatever the verdict: one left out of a later
   // certificate for this request still vetoes it here.
   if (Status kept = RememberDenials(rid, checks); !kept.ok()) {
@@ -707,6 +701,19 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   Response resp;
   resp.payload = std::move(sealed);
   return resp;
+}
+
+// Each approval as it was judged: no entry says a custodian approved
+// something they did not sign.
+void AppendApprovalEvents(const std::vector<ApprovalCheck>& checks, const std::string& peer,
+                          const std::string& backup, const std::string& rid,
+                          std::vector<AuditEvent>* events) {
+  for (const ApprovalCheck& c : checks) {
+    events->push_back({"approval", peer, backup, rid,
+                       "custodian=" + c.custodian +
+                           " decision=" + (c.approve ? "approve" : "deny") +
+                           " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
+  }
 }
 
 Status NodeService::RefuseAudited(std::vector<AuditEvent>& events, AuditEvent refusal,

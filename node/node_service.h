@@ -78,6 +78,11 @@ struct NodeServiceOptions {
 // (crypto/secretbox.h): the request id and the node it is presented to.
 std::string ReleaseRetryContext(const RequestId& request, const std::string& node_id);
 
+// One "approval" audit event per check, with its verdict.
+void AppendApprovalEvents(const std::vector<ApprovalCheck>& checks, const std::string& peer,
+                          const std::string& backup, const std::string& rid,
+                          std::vector<AuditEvent>* events);
+
 // Where log lines go. The default writes to stderr.
 using LogSink = std::function<void(const std::string& line)>;
 

@@ -11,20 +11,14 @@
 #include "crypto/sha256.h"
 #include "erasure/reed_solomon.h"
 #include "manifest/repair_plan.h"
+#include "sim/bench_util.h"
 #include "sim/simulation.h"
 
 namespace qv::sim {
 
 namespace fs = std::filesystem;
-using Steady = std::chrono::steady_clock;
 
 namespace {
-
-double Since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
-}
-
-double MbPerS(uint64_t bytes, double s) { return s > 0 ? static_cast<double>(bytes) / s / 1e6 : 0; }
 
 double Sha256MbPerS() {
   const Bytes buf(1 << 20, 0x5a);
@@ -79,12 +73,6 @@ double DiskWriteMbPerS(const fs::path& dir) {
   std::error_code ec;
   fs::remove(f, ec);
   return MbPerS(n, s);
-}
-
-uint64_t PeakRss() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
 }
 
 Topology WithSpares() {

@@ -9,18 +9,14 @@
 #include <nlohmann/json.hpp>
 
 #include "crypto/identity.h"
+#include "sim/bench_util.h"
 #include "sim/simulation.h"
 
 namespace qv::sim {
 
 namespace fs = std::filesystem;
-using Steady = std::chrono::steady_clock;
 
 namespace {
-
-double Since(Steady::time_point t) {
-  return std::chrono::duration<double>(Steady::now() - t).count();
-}
 
 // Write-and-fdatasync of one small block, as each durable step of a node
 // does at least once, for about half a second.
@@ -54,12 +50,6 @@ double VerifiesPerSecond() {
     ++n;
   }
   return static_cast<double>(n) / Since(start);
-}
-
-uint64_t PeakRss() {
-  rusage u{};
-  ::getrusage(RUSAGE_SELF, &u);
-  return static_cast<uint64_t>(u.ru_maxrss) * 1024;
 }
 
 }  // namespace
