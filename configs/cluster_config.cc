@@ -124,8 +124,8 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::str
        << e.description();
     return InvalidArgument(os.str());
   }
-  QV_RETURN_IF_ERROR(
-      OnlyKeys(root, {"cluster", "sites", "nodes", "custodians", "requesters"}, source, ""));
+  QV_RETURN_IF_ERROR(OnlyKeys(
+      root, {"cluster", "sites", "nodes", "custodians", "requesters", "enrollments"}, source, ""));
   ClusterConfig c;
   const toml::table* cl = root["cluster"].as_table();
   if (cl == nullptr) return Bad(source, "cluster", "missing [cluster] table");
@@ -170,6 +170,25 @@ Result<ClusterConfig> ClusterConfig::Parse(std::string_view text, const std::str
   }
   QV_ASSIGN_OR_RETURN(c.custodians, Principals(root, "custodians", source));
   QV_ASSIGN_OR_RETURN(c.requesters, Principals(root, "requesters", source));
+  if (const toml::node* e = root.get("enrollments"); e != nullptr) {
+    const toml::array* arr = e->as_array();
+    if (arr == nullptr) return Bad(source, "enrollments", "not a list of tables");
+    if (arr->size() > 255) return Bad(source, "enrollments", "more than 255");
+    for (size_t i = 0; i < arr->size(); ++i) {
+      const std::string where = "enrollments[" + std::to_string(i) + "]";
+      const toml::table* t2 = (*arr)[i].as_table();
+      if (t2 == nullptr) return Bad(source, where, "not a table");
+      QV_RETURN_IF_ERROR(OnlyKeys(*t2, {"certificate"}, source, where));
+      QV_ASSIGN_OR_RETURN(std::string hex, Str(*t2, "certificate", source, where));
+      if (hex.size() > 2 * kMaxEnrollmentBytes) {
+        return Bad(source, where + ".certificate",
+                   "longer than " + std::to_string(kMaxEnrollmentBytes) + " bytes");
+      }
+      auto bytes = HexDecode(hex);
+      if (!bytes.ok()) return Bad(source, where + ".certificate", bytes.status().message());
+      c.enrollments.push_back(std::move(*bytes));
+    }
+  }
   QV_RETURN_IF_ERROR(c.Validate(source));
   return c;
 }
@@ -296,6 +315,13 @@ std::string ClusterConfig::ToToml() const {
   for (const auto& r : requesters) {
     o << "\n[[requesters]]\nid = " << Quoted(r.id) << "\npublic_key = \""
       << PublicKeyToText(r.public_key) << "\"\n";
+  }
+  if (!enrollments.empty()) {
+    o << "\n# Each node after the first membership, enrolled by a quorum of custodians:\n"
+         "# the certificate every node checks before it pins the node's key.\n";
+  }
+  for (const auto& e : enrollments) {
+    o << "\n[[enrollments]]\ncertificate = \"" << HexEncode(e) << "\"\n";
   }
   return o.str();
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "base/bytes.h"
 #include "base/status.h"
 #include "crypto/identity.h"
 
@@ -34,6 +35,9 @@ struct Principal {  // a custodian or requester
   PublicKey public_key{};
 };
 
+// The largest enrollment certificate a cluster file may carry.
+inline constexpr size_t kMaxEnrollmentBytes = 64 * 1024;
+
 struct ClusterConfig {
   std::string name;
   PublicKey coordinator{};
@@ -44,6 +48,10 @@ struct ClusterConfig {
   uint32_t k = 4, m = 2, t = 3, quorum = 3;
   // Longest lifetime a restore request may have (optional, default 24 h).
   uint32_t max_request_seconds = 86400;
+  // Certificates that enrolled nodes after the first membership, in order
+  // ([[enrollments]] certificate = "hex"); checked by quorum/enrollment.h,
+  // not here.
+  std::vector<Bytes> enrollments;
 
   const NodeEntry* FindNode(std::string_view id) const;
   // The node whose key this is, if any.

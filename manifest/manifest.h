@@ -76,6 +76,8 @@ struct Policy {
 // Operations a policy can gate.
 inline constexpr std::string_view kOpRestore = "restore";
 inline constexpr std::string_view kOpRepair = "repair";
+// Not a backup operation: enrolling a node key in the cluster (quorum/enrollment.h).
+inline constexpr std::string_view kOpEnroll = "enroll";
 inline const std::vector<std::string>& AllQuorumOps();
 
 struct Manifest {

@@ -67,7 +67,7 @@ Status QuorumRequest::Validate() const {
     }
   }
   const auto& ops = AllQuorumOps();
-  if (std::find(ops.begin(), ops.end(), operation) == ops.end()) {
+  if (operation != kOpEnroll && std::find(ops.begin(), ops.end(), operation) == ops.end()) {
     return bad("operation", "unknown operation \"" + operation + "\"");
   }
   if (requester_id.empty() || requester_id.size() > 128) return bad("requester", "1..128 bytes");

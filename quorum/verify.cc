@@ -49,6 +49,38 @@ std::string Describe(const ApprovalCheck& c) {
 
 }  // namespace
 
+Status CheckRequester(const QuorumRequest& q, const std::vector<Principal>& requesters) {
+  const Principal* requester = nullptr;
+  for (const auto& r : requesters) {
+    if (r.public_key == q.requester_key) requester = &r;
+  }
+  if (requester == nullptr) {
+    return Refuse("requester " + Printable(q.requester_id) + " is not listed in the cluster file");
+  }
+  if (requester->id != q.requester_id) {
+    return Refuse("request names requester " + Printable(q.requester_id) + " but is signed by " +
+                  requester->id);
+  }
+
+  return Status::Ok();
+}
+
+Status CheckTimes(const QuorumRequest& q, uint32_t max_request_seconds, const VerifyInput& in) {
+  // Times: bounded skew both ways, and no request may outlive the policy.
+  if (q.created_unix > in.now + in.max_skew) {
+    return Refuse("request is dated " + std::to_string(q.created_unix - in.now) +
+                  " s in the future");
+  }
+  if (in.now > q.expires_unix + in.max_skew) {
+    return Refuse("request expired " + std::to_string(in.now - q.expires_unix) + " s ago");
+  }
+  if (q.expires_unix - q.created_unix > int64_t{max_request_seconds}) {
+    return Refuse("request lifetime " + std::to_string(q.expires_unix - q.created_unix) +
+                  " s exceeds the policy's " + std::to_string(max_request_seconds) + " s");
+  }
+  return Status::Ok();
+}
+
 Status CheckRequest(const SignedRequest& request, const VerifyInput& in) {
   if (in.manifest == nullptr || in.requesters == nullptr) return Internal("incomplete input");
   const QuorumRequest& q = request.request();
@@ -76,37 +108,20 @@ Status CheckRequest(const SignedRequest& request, const VerifyInput& in) {
     return Refuse("request names backup \"" + Printable(q.backup_name) +
                   "\" but its signed manifest names \"" + Printable(m.artifact_name) + "\"");
   }
-  const Principal* requester = nullptr;
-  for (const auto& r : *in.requesters) {
-    if (r.public_key == q.requester_key) requester = &r;
-  }
-  if (requester == nullptr) {
-    return Refuse("requester " + Printable(q.requester_id) + " is not listed in the cluster file");
-  }
-  if (requester->id != q.requester_id) {
-    return Refuse("request names requester " + Printable(q.requester_id) + " but is signed by " +
-                  requester->id);
-  }
-
-  // Times: bounded skew both ways, and no request may outlive the policy.
-  if (q.created_unix > in.now + in.max_skew) {
-    return Refuse("request is dated " + std::to_string(q.created_unix - in.now) +
-                  " s in the future");
-  }
-  if (in.now > q.expires_unix + in.max_skew) {
-    return Refuse("request expired " + std::to_string(in.now - q.expires_unix) + " s ago");
-  }
-  if (q.expires_unix - q.created_unix > int64_t{policy.max_request_seconds}) {
-    return Refuse("request lifetime " + std::to_string(q.expires_unix - q.created_unix) +
-                  " s exceeds the policy's " + std::to_string(policy.max_request_seconds) + " s");
-  }
-  return Status::Ok();
+  QV_RETURN_IF_ERROR(CheckRequester(q, *in.requesters));
+  return CheckTimes(q, policy.max_request_seconds, in);
 }
 
 Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in,
                                   std::vector<ApprovalCheck>* checks_out) {
   if (in.manifest == nullptr || in.requesters == nullptr) return Internal("incomplete input");
-  const Policy& policy = in.manifest->manifest().policy;
+  return VerifyApprovals(cert, in.manifest->manifest().policy, in, CheckRequest(cert.request, in),
+                         checks_out);
+}
+
+Result<Verdict> VerifyApprovals(const Certificate& cert, const Policy& policy,
+                                const VerifyInput& in, const Status& request_checked,
+                                std::vector<ApprovalCheck>* checks_out) {
   // Every approval is judged first, so a caller can log each one with its
   // result even when the request itself is refused.
   std::vector<ApprovalCheck> checks;
@@ -114,7 +129,7 @@ Result<Verdict> VerifyCertificate(const Certificate& cert, const VerifyInput& in
     checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in)});
   }
   if (checks_out != nullptr) *checks_out = checks;
-  QV_RETURN_IF_ERROR(CheckRequest(cert.request, in));
+  QV_RETURN_IF_ERROR(request_checked);
 
   // Any bad approval refuses the whole certificate: it is either a mistake
   // to fix or an attempt to forge one, and both deserve a reason. Every bad

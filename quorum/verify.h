@@ -63,6 +63,19 @@ Status CheckRequest(const SignedRequest& request, const VerifyInput& in);
 Result<Verdict> VerifyCertificate(const Certificate& certificate, const VerifyInput& in,
                                   std::vector<ApprovalCheck>* checks = nullptr);
 
+// The parts of the above that do not depend on what the request is about,
+// for requests about something other than a backup (quorum/enrollment.h).
+// The request's requester must be listed (by key, under the id it names).
+Status CheckRequester(const QuorumRequest& q, const std::vector<Principal>& requesters);
+// Created no later than now + skew, not expired, lifetime within the limit.
+Status CheckTimes(const QuorumRequest& q, uint32_t max_request_seconds, const VerifyInput& in);
+// The approvals under `policy` (in.manifest and in.requesters unused):
+// `request_checked` is the verdict on the request itself, returned after
+// every approval has been judged (so `checks` is filled either way).
+Result<Verdict> VerifyApprovals(const Certificate& certificate, const Policy& policy,
+                                const VerifyInput& in, const Status& request_checked,
+                                std::vector<ApprovalCheck>* checks = nullptr);
+
 }  // namespace qv
 
 #endif  // QV_QUORUM_VERIFY_H_
