@@ -26,6 +26,7 @@
 #include "base/text.h"
 #include "cli/cli_util.h"
 #include "cli/drill_cmd.h"
+#include "cli/enroll_cmd.h"
 #include "cli/repair_cmd.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
@@ -281,6 +282,9 @@ int CmdApprove(const ApproveArgs& a) {
   if (!cluster.ok()) return Fail(cluster.status());
   auto key = SigningKey::Load(a.key);
   if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  if (sr->request().operation == kOpEnroll) {
+    return CmdApproveEnrollment(*sr, {a.cluster, a.key, a.as, a.out, a.note, a.deny, a.yes});
+  }
   const QuorumRequest& q = sr->request();
   // The custodian reads the backup as its signed manifest describes it, not
   // as the requester does: the manifest must verify under the pinned
@@ -1253,7 +1257,8 @@ int Main(int argc, char** argv) {
   status->add_option("--key", status_key, "coordinator key (default: beside the cluster file)");
   status->add_flag("--json", status_json, "machine-readable output");
 
-  auto* cluster = app.add_subcommand("cluster", "Create, start and stop a local cluster");
+  auto* cluster =
+      app.add_subcommand("cluster", "Create, start and stop a local cluster; enroll nodes");
   cluster->require_subcommand(1);
   std::string cl_dir;
   LocalClusterOptions cl_opt;
@@ -1273,6 +1278,11 @@ int Main(int argc, char** argv) {
   cl_init->footer(
       "Defaults: 3 sites x 2 nodes, k=4 m=2 t=3: losing any site still restores,\n"
       "and one site's shares reveal nothing.");
+  AddNodeArgs add_node_args;
+  EnrollRequestArgs enroll_request_args;
+  EnrollRunArgs enroll_run_args;
+  const EnrollCommands enroll_cmds =
+      AddEnrollCommands(*cluster, add_node_args, enroll_request_args, enroll_run_args);
   auto* cl_up =
       cluster->add_subcommand("up", "Start every node in the background, wait for health");
   cl_up->add_option("--dir", cl_dir, "cluster folder")->required();
@@ -1341,6 +1351,9 @@ int Main(int argc, char** argv) {
   if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
   if (*status) return CmdStatus(status_cluster, status_key, status_json);
   if (*cl_init) return CmdClusterInit(cl_dir, cl_opt);
+  if (*enroll_cmds.add_node) return CmdAddNode(add_node_args);
+  if (*enroll_cmds.request) return CmdEnrollRequest(enroll_request_args);
+  if (*enroll_cmds.run) return CmdEnrollRun(enroll_run_args);
   if (*cl_up) return CmdClusterUp(cl_dir);
   if (*cl_down) return CmdClusterDown(cl_dir);
   if (*node_run) {

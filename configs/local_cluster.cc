@@ -22,6 +22,32 @@ Result<PublicKey> NewKey(const fs::path& path) {
 
 }  // namespace
 
+Result<NodeEntry> InitLocalNode(const fs::path& dir, const std::string& id, const std::string& site,
+                                const std::string& host, uint16_t port) {
+  if (id.empty() || id.size() > 64 ||
+      id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") !=
+          std::string::npos ||
+      id[0] == '.') {
+    return InvalidArgument("--id: 1..64 letters, digits, '-', '_' or '.', not starting with '.'");
+  }
+  if (site.empty() || site.find(' ') != std::string::npos || host.empty() ||
+      host.find(' ') != std::string::npos || port == 0) {
+    return InvalidArgument("a node needs a site and a host without spaces, and a port");
+  }
+  const fs::path nd = dir / "nodes" / id;
+  std::error_code ec;
+  if (fs::exists(nd, ec)) return AlreadyExists(nd.string() + " already exists");
+  fs::create_directories(nd / "data", ec);
+  if (ec) return IoError(nd.string() + ": " + ec.message());
+  NodeEntry e{id, site, host, port, {}};
+  QV_ASSIGN_OR_RETURN(e.public_key, NewKey(nd / "node.key"));
+  SecretBytes master = SecretBytes::Random(32);
+  QV_RETURN_IF_ERROR(WriteFileAtomic(nd / "master.key", master.span(), 0600));
+  const NodeConfig nf{id, "data", "node.key", "master.key", "../../cluster.toml"};
+  QV_RETURN_IF_ERROR(WriteFileAtomic(NodeConfigPath(dir, id), AsBytes(nf.ToToml()), 0644));
+  return e;
+}
+
 Result<ClusterConfig> InitLocalCluster(const fs::path& dir, const LocalClusterOptions& o) {
   std::error_code ec;
   if (fs::exists(dir, ec) && !fs::is_empty(dir, ec)) {

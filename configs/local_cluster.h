@@ -36,6 +36,13 @@ struct LocalClusterOptions {
 Result<ClusterConfig> InitLocalCluster(const std::filesystem::path& dir,
                                        const LocalClusterOptions& options);
 
+// A new node's files in a local cluster folder (DIR/nodes/ID/: node.key,
+// master.key, node.toml, data/), for a node to be enrolled (qv cluster
+// enroll). Writes nothing to the cluster file. Returns the node's entry:
+// what an enrollment request names.
+Result<NodeEntry> InitLocalNode(const std::filesystem::path& dir, const std::string& id,
+                                const std::string& site, const std::string& host, uint16_t port);
+
 std::filesystem::path NodeConfigPath(const std::filesystem::path& dir, const std::string& node_id);
 
 }  // namespace qv

@@ -312,6 +312,30 @@ size_t ClusterSession::PostDenial(const Certificate& denials, std::vector<std::s
   return recorded;
 }
 
+std::vector<ClusterSession::EnrollOutcome> ClusterSession::PostEnrollment(
+    const Certificate& enrollment) {
+  std::vector<EnrollOutcome> out;
+  const Bytes payload = enrollment.Encode();
+  for (size_t i = 0; i < clients_.size(); ++i) {
+    EnrollOutcome o{config_.nodes[i].id, Status::Ok(), ""};
+    if (!clients_[i]) {
+      o.status = IoError(config_.nodes[i].id + " is unreachable");
+    } else {
+      Request r;
+      r.op = Op::kEnroll;
+      r.payload = payload;
+      auto resp = CallChecked(*clients_[i], r);
+      if (resp.ok()) {
+        o.message = resp->message;
+      } else {
+        o.status = resp.status();
+      }
+    }
+    out.push_back(std::move(o));
+  }
+  return out;
+}
+
 NodeCaller* ClusterSession::caller(const std::string& id) {
   const NodeEntry* n = config_.FindNode(id);
   return n == nullptr ? nullptr : caller(static_cast<size_t>(n - config_.nodes.data()));

@@ -85,6 +85,15 @@ class ClusterSession {
   // only) to every reachable node, which keep them as vetoes. Returns how
   // many nodes recorded them; `problems` names the others.
   size_t PostDenial(const Certificate& denials, std::vector<std::string>* problems);
+  // Presents an enrollment certificate (quorum/enrollment.h) to every
+  // node; each verifies it itself. One outcome per node of the cluster, in
+  // order: "enrolled", "already enrolled", or why not (unreachable, refused).
+  struct EnrollOutcome {
+    std::string node;
+    Status status;
+    std::string message;
+  };
+  std::vector<EnrollOutcome> PostEnrollment(const Certificate& enrollment);
   // The connection to node i of the cluster file, or nullptr if unreachable.
   NodeCaller* caller(size_t i) { return clients_[i].get(); }
   // The connection to the node named `id`, or nullptr.

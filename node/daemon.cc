@@ -44,7 +44,10 @@ class Timers {
         while (Wait(std::chrono::seconds(s))) (void)node_->SelfScrub();
       });
     }
-    for (const auto& n : node_->cluster().nodes) {
+    // The peers known at start (a node enrolled later is witnessed from
+    // the next start on); the snapshot outlives the threads.
+    members_ = node_->cluster();
+    for (const auto& n : members_->nodes) {
       if (n.id == node_->self().id) continue;
       threads_.emplace_back([this, &n] {
         while (Wait()) node_->WitnessRound(n, &stopping_);
@@ -76,6 +79,7 @@ class Timers {
   }
 
   Node* node_;
+  std::shared_ptr<const ClusterConfig> members_;  // peers witnessed
   const int cancel_fd_;
   const uint32_t interval_;
   std::mutex mu_;

@@ -148,6 +148,8 @@ std::string_view OpName(Op op) {
       return "get-manifest-history";
     case Op::kScrubCoverage:
       return "scrub-coverage";
+    case Op::kEnroll:
+      return "enroll";
   }
   return "unknown";
 }
@@ -185,7 +187,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kScrubCoverage)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kEnroll)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

@@ -80,6 +80,8 @@ enum class Op : uint8_t {
   kGetManifestHistory,   // backup_id, a = revisions to skip (newest first) -> payload = that
                          //   revision's signed manifest, message = how many are kept
   kScrubCoverage,        // backup_id -> payload = EncodeCoverage (node/scrub_wire.h)
+  kEnroll,               // payload = certificate enrolling a node key (quorum/enrollment.h)
+                         //   -> message = "enrolled" or "already enrolled"
 };
 
 // Scrub bounds: indices challenged per message, and units sent whole.

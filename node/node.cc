@@ -4,10 +4,52 @@
 #include <sys/stat.h>
 
 #include "crypto/secret.h"
+#include "quorum/enrollment.h"
 
 namespace qv {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// The cluster file against what this node remembers (quorum/enrollment.h):
+// its enrollments re-verified as a chain, its first membership the one this
+// node recorded when it first started (recorded now if this is that start),
+// and the enrollments this node accepted since applied where the file does
+// not carry them yet. A file that forks from what the node accepted, or
+// lists a node no quorum enrolled, is refused: the node does not start.
+Status CheckMembership(NodeStore& store, ClusterConfig& cluster, const std::string& file) {
+  auto first = CheckEnrollments(cluster);
+  if (!first.ok()) return first.status().WithContext(file);
+  QV_ASSIGN_OR_RETURN(std::optional<Digest> recorded, store.FirstMembership());
+  if (!recorded) {
+    QV_RETURN_IF_ERROR(store.SetFirstMembership(*first));
+  } else if (*recorded != *first) {
+    return PermissionDenied(
+        file +
+        ": its nodes are not the membership this node first started in, and no quorum "
+        "enrolled the difference; a node joins only through qv cluster enroll");
+  }
+  QV_ASSIGN_OR_RETURN(std::vector<Bytes> kept, store.Enrollments());
+  for (size_t i = 0; i < kept.size(); ++i) {
+    auto mine = Certificate::Parse(kept[i]);
+    if (!mine.ok()) return mine.status().WithContext("enrollment " + std::to_string(i + 1));
+    if (i < cluster.enrollments.size()) {
+      auto theirs = Certificate::Parse(cluster.enrollments[i]);
+      if (!theirs.ok() || theirs->request.id() != mine->request.id()) {
+        return PermissionDenied(file + ": enrollment " + std::to_string(i + 1) +
+                                " is not the one this node accepted");
+      }
+      continue;
+    }
+    auto next = ApplyEnrollment(cluster, kept[i]);
+    if (!next.ok()) return next.status().WithContext("enrollment " + std::to_string(i + 1));
+    cluster = std::move(*next);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
 
 Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig cluster, NodeEnv env,
                                          const std::string& source) {
@@ -52,6 +94,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig clu
                       NodeStore::Open(nc.data_dir, std::move(master), nc.id, cluster.coordinator,
                                       rebuild ? &hints : nullptr,
                                       NodeStoreEnv{node->env_.clock, node->env_.faults}));
+  QV_RETURN_IF_ERROR(CheckMembership(*node->store_, cluster, nc.cluster_file.string()));
   NodeServiceOptions so;
   so.audit = node->audit_.get();
   so.clock = node->env_.clock;
@@ -70,6 +113,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig clu
   node->cluster_ = std::move(cluster);
   const std::string loaded =
       "cluster=" + node->cluster_.name + " nodes=" + std::to_string(node->cluster_.nodes.size()) +
+      " enrolled=" + std::to_string(node->cluster_.enrollments.size()) +
       " cleaned_interrupted_uploads=" + std::to_string(node->store_->cleaned_on_open());
   node->service_->Log("event=config-load " + loaded);
   for (const auto& line : node->store_->recovery()) {

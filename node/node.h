@@ -4,8 +4,11 @@
 // signals and timers that call Tick() and WitnessRound(); tests and sim/
 // drive the very same object in one process.
 //
-// Open() refuses a node id the cluster file does not list and a key file
-// that is not the key the cluster file pins for it, rebuilds a lost
+// Open() refuses a node id the cluster file does not list, a key file
+// that is not the key the cluster file pins for it, and a cluster file whose
+// nodes are not the membership this node first started in plus nodes
+// enrolled by a quorum (quorum/enrollment.h; enrollments this node accepted
+// that the file lacks are applied), rebuilds a lost
 // metadata database from the backups' signed manifests and the audit log,
 // removes what interrupted uploads left, and audits the config load and
 // any recovery. Close() audits the stop and signs a checkpoint; a Node
@@ -61,7 +64,8 @@ class Node {
 
   NodeService& service() { return *service_; }
   const NodeEntry& self() const { return self_; }
-  const ClusterConfig& cluster() const { return cluster_; }
+  // The cluster as the node knows it now (NodeService::cluster()).
+  std::shared_ptr<const ClusterConfig> cluster() const { return service_->cluster(); }
   const SigningKey& key() const { return *key_; }
   const NodeConfig& config() const { return config_; }
   const AuditLog& audit() const { return *audit_; }

@@ -41,7 +41,8 @@ bool SamePlacement(const std::vector<Placement>& a, const std::vector<Placement>
 }  // namespace
 
 std::optional<std::string> NodeService::SiteOf(const std::string& node) const {
-  const NodeEntry* n = cluster_.FindNode(node);
+  const auto members = cluster();
+  const NodeEntry* n = members->FindNode(node);
   if (n == nullptr) return std::nullopt;
   return n->site;
 }
@@ -72,8 +73,7 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   // coordinator sends. CheckRequest holds it to the request's hash.
   auto held = store_->Manifest(r.backup_id);
   const bool holds = held.ok();
-  auto sm =
-      SignedManifest::Parse(holds ? ByteSpan(*held) : ByteSpan(r.payload2), &cluster_.coordinator);
+  auto sm = SignedManifest::Parse(holds ? ByteSpan(*held) : ByteSpan(r.payload2), &coordinator_);
   if (!sm.ok()) return refuse(rid, sm.status().WithContext("manifest"));
   std::optional<SignedManifest> installed;  // this repair's revision, already held here
   if (holds && sm->Hash() != q.manifest_hash && sm->manifest().revision > 0 &&
@@ -84,7 +84,7 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
     if (!before) {
       // A new holder keeps no history: the coordinator's copy, if it is
       // the one the request names.
-      auto sent = SignedManifest::Parse(r.payload2, &cluster_.coordinator);
+      auto sent = SignedManifest::Parse(r.payload2, &coordinator_);
       if (sent.ok() && sent->Hash() == q.manifest_hash) before = std::move(sent).value();
     }
     if (before) {
@@ -99,7 +99,7 @@ Result<Response> NodeService::RepairOpen(Session& s, const Request& r) {
   in.operation = kOpRepair;
   in.backup_id = r.backup_id;
   in.manifest = &*sm;
-  in.requesters = &cluster_.requesters;
+  in.requesters = &requesters_;
   in.now = opt_.clock->NowUnix();
   in.max_skew = opt_.max_skew;
   auto known = store_->Denials(rid);
@@ -187,7 +187,7 @@ Result<Response> NodeService::ShareRecoverStart(Session& s, const Request& r) {
   }
   // Helpers: t nodes that hold shares under the manifest the certificate
   // names, each at its own index, none whose share the plan rebuilds.
-  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(g->manifest, &cluster_.coordinator));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(g->manifest, &coordinator_));
   const Manifest& m = sm.manifest();
   if (plan.helpers.size() != m.t) {
     return InvalidArgument("a share recovery takes exactly t = " + std::to_string(m.t) +
@@ -242,7 +242,8 @@ Result<Response> NodeService::ShareRecoverDeal(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(auto outgoing, recoveries_->TakeOutgoing(id));
   if (!opt_.peers) return FailedPrecondition("this node cannot reach its peers");
   for (auto& [node, value] : outgoing) {
-    const NodeEntry* n = cluster_.FindNode(node);
+    const auto members = cluster();
+    const NodeEntry* n = members->FindNode(node);
     if (n == nullptr) return InvalidArgument(Printable(node) + " is not a cluster node");
     Request q;
     q.op = Op::kShareSummand;
@@ -261,7 +262,8 @@ Result<Response> NodeService::ShareRecoverForward(Session& s, const Request& r) 
   QV_ASSIGN_OR_RETURN(RecoveryId id, RecoveryIdOf(r.payload));
   QV_ASSIGN_OR_RETURN(auto partial, recoveries_->TakePartial(id));
   if (!opt_.peers) return FailedPrecondition("this node cannot reach its peers");
-  const NodeEntry* n = cluster_.FindNode(partial.first);
+  const auto members = cluster();
+  const NodeEntry* n = members->FindNode(partial.first);
   if (n == nullptr) return InvalidArgument(Printable(partial.first) + " is not a cluster node");
   Request q;
   q.op = Op::kSharePartial;
@@ -289,9 +291,8 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(const Session::RepairGrant* g, Grant(s, r.backup_id));
   const Bytes incoming = r.payload.empty() ? std::move(s.manifest_) : r.payload;
   s.manifest_ = Bytes();
-  QV_ASSIGN_OR_RETURN(SignedManifest next, SignedManifest::Parse(incoming, &cluster_.coordinator));
-  QV_ASSIGN_OR_RETURN(SignedManifest approved,
-                      SignedManifest::Parse(g->manifest, &cluster_.coordinator));
+  QV_ASSIGN_OR_RETURN(SignedManifest next, SignedManifest::Parse(incoming, &coordinator_));
+  QV_ASSIGN_OR_RETURN(SignedManifest approved, SignedManifest::Parse(g->manifest, &coordinator_));
   // Exactly the manifest the approved plan gives: the coordinator cannot
   // slip in another placement.
   QV_ASSIGN_OR_RETURN(Manifest want, ApplyRepairPlan(approved, g->plan, [&](const std::string& n) {
@@ -351,7 +352,8 @@ Result<Response> NodeService::RepairInstall(Session& s, const Request& r) {
     for (const auto& p : approved.manifest().placement) {
       if (p.node_id != node_id_) continue;
       const RepairMove* mv = g->plan.Find(p.fragment);
-      const NodeEntry* to = mv == nullptr ? nullptr : cluster_.FindNode(mv->node_id);
+      const auto members = cluster();
+      const NodeEntry* to = mv == nullptr ? nullptr : members->FindNode(mv->node_id);
       if (to == nullptr || !opt_.peers) {
         return FailedPrecondition("cannot confirm the new holder of fragment " +
                                   std::to_string(p.fragment) + "; nothing is wiped");

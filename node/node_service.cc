@@ -63,6 +63,10 @@ bool Allowed(PeerRole role, Op op) {
     // custodian itself, the requester, a node) may carry them.
     case Op::kPostDenial:
       return role != PeerRole::kUnknown;
+    // Enrollment: the custodians' signatures are the authority; whoever
+    // runs ceremonies (the coordinator or a requester) carries them.
+    case Op::kEnroll:
+      return role == PeerRole::kCoordinator || role == PeerRole::kRequester;
   }
   return false;
 }
@@ -81,7 +85,7 @@ std::string Timestamp(const Clock& clock) {
 NodeService::NodeService(NodeStore* store, ClusterConfig cluster, std::string node_id, LogSink log,
                          NodeServiceOptions options)
     : store_(store),
-      cluster_(std::move(cluster)),
+      cluster_(std::make_shared<const ClusterConfig>(std::move(cluster))),
       node_id_(std::move(node_id)),
       log_(std::move(log)),
       opt_(options) {
@@ -91,7 +95,9 @@ NodeService::NodeService(NodeStore* store, ClusterConfig cluster, std::string no
     if (pub.ok()) x25519_public_ = *pub;
   }
   if (!log_) log_ = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
-  PinKeys();
+  coordinator_ = cluster_->coordinator;
+  requesters_ = cluster_->requesters;
+  pinned_ = PinKeys(*cluster_);
   recoveries_ = std::make_unique<ShareRecoveries>(node_id_);
 }
 
@@ -179,7 +185,7 @@ void NodeService::Settle(const PeerCall& call) {
   for (const auto& p : *pending) {
     const std::string backup = BackupIdToText(p.id);
     auto encoded = store_->StoredManifest(p.id);
-    auto sm = encoded.ok() ? SignedManifest::Parse(*encoded, &cluster_.coordinator)
+    auto sm = encoded.ok() ? SignedManifest::Parse(*encoded, &coordinator_)
                            : Result<SignedManifest>(encoded.status());
     if (!sm.ok()) continue;  // re-indexing vouched for it; a later round retries
     // Our own promise first (past the deadline), so that what we tell peers
@@ -190,7 +196,8 @@ void NodeService::Settle(const PeerCall& call) {
     bool committed = false;
     for (const auto& place : sm->manifest().placement) {
       if (place.node_id == node_id_) continue;
-      const NodeEntry* peer = cluster_.FindNode(place.node_id);
+      const auto members = cluster();
+      const NodeEntry* peer = members->FindNode(place.node_id);
       if (peer == nullptr) {
         all_promised = false;
         continue;
@@ -263,7 +270,8 @@ void NodeService::NotePeerClock(const std::string& peer, std::optional<int64_t> 
     // few peers with wrong clocks, or few peers reachable, decide nothing.
     size_t off = 0;
     for (const auto& [p, k] : skews_) off += k > opt_.max_skew || k < -opt_.max_skew;
-    const size_t peers = cluster_.nodes.size() > 0 ? cluster_.nodes.size() - 1 : 0;
+    const auto members = cluster();
+    const size_t peers = members->nodes.size() > 0 ? members->nodes.size() - 1 : 0;
     std::string problem;
     if (peers > 0 && 2 * off > peers) {
       problem = "this node's clock disagrees with " + std::to_string(off) + " of its " +
@@ -289,7 +297,13 @@ std::string NodeService::ClockProblem() const {
   return clock_problem_;
 }
 
+std::shared_ptr<const ClusterConfig> NodeService::cluster() const {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
+  return cluster_;
+}
+
 PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
+  std::lock_guard<std::mutex> lock(cluster_mu_);
   auto it = pinned_.find(remote);
   if (it != pinned_.end()) return it->second;
   return {PeerRole::kUnknown, "unknown:" + HexEncode(ByteSpan(remote.data(), 8))};
@@ -299,20 +313,22 @@ PeerInfo NodeService::Identify(const noise::DhPublic& remote) const {
 // connection cost 1.5 ms a handshake in a 100-node cluster. The first
 // party listed for a key wins, in the order coordinator, nodes, requesters,
 // custodians (a key listed twice is refused by the cluster file anyway).
-void NodeService::PinKeys() {
+std::map<noise::DhPublic, PeerInfo> NodeService::PinKeys(const ClusterConfig& cluster) const {
+  std::map<noise::DhPublic, PeerInfo> pinned;
   auto pin = [&](const PublicKey& pk, PeerInfo who) {
-    if (auto x = X25519PublicFromEd25519(pk); x.ok()) pinned_.emplace(*x, std::move(who));
+    if (auto x = X25519PublicFromEd25519(pk); x.ok()) pinned.emplace(*x, std::move(who));
   };
-  pin(cluster_.coordinator, {PeerRole::kCoordinator, "coordinator", cluster_.coordinator});
-  for (const auto& n : cluster_.nodes) {
+  pin(cluster.coordinator, {PeerRole::kCoordinator, "coordinator", cluster.coordinator});
+  for (const auto& n : cluster.nodes) {
     if (n.id != node_id_) pin(n.public_key, {PeerRole::kNode, n.id, n.public_key});
   }
-  for (const auto& r : cluster_.requesters) {
+  for (const auto& r : cluster.requesters) {
     pin(r.public_key, {PeerRole::kRequester, r.id, r.public_key});
   }
-  for (const auto& c : cluster_.custodians) {
+  for (const auto& c : cluster.custodians) {
     pin(c.public_key, {PeerRole::kCustodian, "custodian:" + c.id, c.public_key});
   }
+  return pinned;
 }
 
 Response NodeService::Handle(Session& s, const Request& r) {
@@ -476,11 +492,13 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return Release(s, r);
     case Op::kPostDenial:
       return PostDenial(s, r);
+    case Op::kEnroll:
+      return Enroll(s, r);
     case Op::kScrub:
       return Scrub(s, r);
     case Op::kScrubCoverage: {
       QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
-      QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+      QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
       QV_ASSIGN_OR_RETURN(ScrubCoverage c, store_->Coverage(r.backup_id));
       resp.payload = EncodeCoverage(c, sm.manifest().stripe_count);
       return resp;
@@ -525,7 +543,8 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       std::string by;
       bool self = false;
       for (const auto& id : rc.released_by) {
-        if (cluster_.FindNode(id) == nullptr) {
+        const auto members = cluster();
+        if (members->FindNode(id) == nullptr) {
           return InvalidArgument("receipt names " + Printable(id) + ", not a node of the cluster");
         }
         self |= id == node_id_;
@@ -621,14 +640,14 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   }
   auto encoded = store_->Manifest(r.backup_id);
   if (!encoded.ok()) return refuse("refusal", rid, encoded.status());
-  auto sm = SignedManifest::Parse(*encoded, &cluster_.coordinator);
+  auto sm = SignedManifest::Parse(*encoded, &coordinator_);
   if (!sm.ok()) return refuse("refusal", rid, sm.status().WithContext("stored manifest"));
   const int64_t now = opt_.clock->NowUnix();
   VerifyInput in;
   in.operation = kOpRestore;
   in.backup_id = r.backup_id;
   in.manifest = &*sm;
-  in.requesters = &cluster_.requesters;
+  in.requesters = &requesters_;
   in.now = now;
   in.max_skew = opt_.max_skew;
   auto known = store_->Denials(rid);
@@ -754,12 +773,12 @@ Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
   }
   const std::string rid = RequestIdToText(cert.request.id());
   QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
-  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
   VerifyInput in;
   in.operation = cert.request.request().operation == kOpRepair ? kOpRepair : kOpRestore;
   in.backup_id = r.backup_id;
   in.manifest = &sm;
-  in.requesters = &cluster_.requesters;
+  in.requesters = &requesters_;
   in.now = opt_.clock->NowUnix();
   in.max_skew = opt_.max_skew;
   std::vector<ApprovalCheck> checks;
@@ -785,7 +804,7 @@ Result<Response> NodeService::PostDenial(Session& s, const Request& r) {
 Result<Response> NodeService::Scrub(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(ScrubChallenge c, DecodeScrubChallenge(r.payload));
   QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(r.backup_id));
-  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &cluster_.coordinator));
+  QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
   if (c.items.size() * uint64_t{sm.manifest().unit_size} > kScrubMaxReadBytes) {
     return InvalidArgument("a challenge may read at most " +
                            std::to_string(kScrubMaxReadBytes >> 20) + " MiB of the fragment");
@@ -866,14 +885,15 @@ Result<Response> NodeService::Scrub(Session& s, const Request& r) {
 Status NodeService::CheckIdAcrossPeers(const BackupId& id, ByteSpan manifest,
                                        const std::string& by) {
   if (!opt_.peers) return Status::Ok();
-  auto sm = SignedManifest::Parse(manifest, &cluster_.coordinator);
+  auto sm = SignedManifest::Parse(manifest, &coordinator_);
   if (!sm.ok()) return Status::Ok();  // refused when the upload is prepared
   const Digest manifest_hash = Sha256Of(manifest);
   std::vector<const NodeEntry*> peers;
   size_t self = 0;
+  const auto members = cluster();  // held while `n` is used
   for (const auto& p : sm->manifest().placement) {
     if (p.node_id == node_id_) self = peers.size();
-    const NodeEntry* n = cluster_.FindNode(p.node_id);
+    const NodeEntry* n = members->FindNode(p.node_id);
     if (n != nullptr && n->id != node_id_) peers.push_back(n);
   }
   const size_t enough = size_t{sm->manifest().m} + 1;

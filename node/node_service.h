@@ -149,9 +149,17 @@ class NodeService {
   // Why this node does not trust its clock now; empty when it does.
   std::string ClockProblem() const;
   const std::string& node_id() const { return node_id_; }
+  // The cluster as this node knows it now: the cluster file's, plus nodes
+  // enrolled since it started (kEnroll). A snapshot: it never changes, a
+  // later enrollment gives a new one.
+  std::shared_ptr<const ClusterConfig> cluster() const;
 
  private:
-  void PinKeys();
+  std::map<noise::DhPublic, PeerInfo> PinKeys(const ClusterConfig& cluster) const;
+  // kEnroll (node/node_enroll.cc): the certificate verified against the
+  // cluster as it is now, recorded (NodeStore::AddEnrollment) and audited,
+  // then the new node's key pinned.
+  Result<Response> Enroll(Session& s, const Request& r);
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
@@ -177,7 +185,12 @@ class NodeService {
   // logged) when they could not be recorded.
   Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);
   NodeStore* store_;
-  const ClusterConfig cluster_;
+  mutable std::mutex cluster_mu_;
+  std::shared_ptr<const ClusterConfig> cluster_;  // guarded by cluster_mu_
+  std::mutex enroll_mu_;                          // one enrollment at a time
+  // What enrollment never changes, read without the lock.
+  PublicKey coordinator_{};
+  std::vector<Principal> requesters_;
   const std::string node_id_;
   LogSink log_;
   NodeServiceOptions opt_;
@@ -195,7 +208,7 @@ class NodeService {
   std::map<std::string, int64_t> skews_;         // peer -> skew; guarded by clock_mu_
   std::map<std::string, int64_t> skew_alerted_;  // peer -> skew last alerted on
   std::string clock_problem_;                    // guarded by clock_mu_
-  std::map<noise::DhPublic, PeerInfo> pinned_;   // X25519 form -> party; set once
+  std::map<noise::DhPublic, PeerInfo> pinned_;   // X25519 form -> party; cluster_mu_
   std::unique_ptr<ShareRecoveries> recoveries_;  // set once; thread-safe
 };
 

@@ -18,6 +18,7 @@
 #include "coordinator/pipeline.h"
 #include "crypto/secretbox.h"
 #include "crypto/vss.h"
+#include "quorum/enrollment.h"
 #include "quorum/request.h"
 
 namespace qv {
@@ -802,6 +803,64 @@ TEST_F(InProcessClusterTest, IdentifyMapsPinnedKeysToRoles) {
   EXPECT_EQ(services_[0]->Identify(x(cluster_.nodes[3].public_key)).name, "node-03");
   EXPECT_EQ(services_[0]->Identify(x(cluster_.custodians[0].public_key)).role,
             PeerRole::kCustodian);
+}
+
+// An enrollment certificate for node `id` (a fresh key) into `members`,
+// approved by `approvers`.
+Bytes EnrollmentFor(const fs::path& c, const ClusterConfig& members, const std::string& id,
+                    const std::vector<std::string>& approvers, PublicKey* key) {
+  auto node_key = std::move(SigningKey::Generate()).value();
+  *key = node_key->public_key();
+  NodeEntry n{id, "site-c", "127.0.0.1", 7499, *key};
+  auto op = std::move(SigningKey::Load(c / "operator.key")).value();
+  const int64_t now = std::time(nullptr);
+  QuorumRequest q = EnrollmentRequest(members, n, members.requesters[0], "spare", now, now + 600);
+  randombytes_buf(q.nonce.data(), q.nonce.size());
+  SignedRequest sr = std::move(SignedRequest::Sign(q, *op)).value();
+  Certificate cert{sr, {}};
+  for (const auto& a : approvers) {
+    auto k = std::move(SigningKey::Load(c / "custodians" / (a + ".key"))).value();
+    cert.approvals.push_back(*Approval::Sign(sr, *k, a, true, "", now));
+  }
+  return cert.Encode();
+}
+
+TEST_F(InProcessClusterTest, ANodePinsAnEnrolledKeyOnlyWithAQuorumForItsMembership) {
+  NodeService& node = *services_[0];
+  const fs::path c = tmp_.path() / "c";
+  PublicKey key{};
+  auto x = [](const PublicKey& pk) { return *X25519PublicFromEd25519(pk); };
+  Request r;
+  r.op = Op::kEnroll;
+  // Below quorum: refused, the key stays unknown.
+  r.payload = EnrollmentFor(c, cluster_, "node-06", {"c1", "c2"}, &key);
+  NodeService::Session op(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Response below = node.Handle(op, r);
+  EXPECT_EQ(below.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(node.Identify(x(key)).role, PeerRole::kUnknown);
+  // A custodian cannot carry it (only those who run ceremonies do).
+  r.payload = EnrollmentFor(c, cluster_, "node-06", {"c1", "c2", "c3"}, &key);
+  NodeService::Session custodian(PeerInfo{PeerRole::kCustodian, "custodian:c1"});
+  EXPECT_EQ(node.Handle(custodian, r).ToStatus().code(), StatusCode::kPermissionDenied);
+  // A quorum: pinned as a node, kept across a restart of the service.
+  Response ok = node.Handle(op, r);
+  ASSERT_TRUE(ok.ToStatus().ok()) << ok.message;
+  EXPECT_EQ(ok.message, "enrolled");
+  EXPECT_EQ(node.Identify(x(key)).role, PeerRole::kNode);
+  EXPECT_EQ(node.cluster()->nodes.size(), 7u);
+  EXPECT_EQ(node.Handle(op, r).message, "already enrolled");
+  auto kept = stores_[0]->Enrollments();
+  ASSERT_TRUE(kept.ok());
+  ASSERT_EQ(kept->size(), 1u);
+  EXPECT_EQ((*kept)[0], r.payload);
+  // Another certificate approved against the membership before it: stale.
+  PublicKey other{};
+  r.payload = EnrollmentFor(c, cluster_, "node-07", {"c1", "c2", "c3"}, &other);
+  Response stale = node.Handle(op, r);
+  EXPECT_EQ(stale.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(stale.message.find("another membership"), std::string::npos) << stale.message;
+  EXPECT_EQ(node.Identify(x(other)).role, PeerRole::kUnknown);
 }
 
 }  // namespace

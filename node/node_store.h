@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -211,6 +212,14 @@ class NodeStore {
   // Counts one more presentation of a spent request, durably; returns the
   // count, or kFailedPrecondition once `max_retries` were counted.
   Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);
+  // Cluster membership (quorum/enrollment.h): the digest of the first
+  // membership this node started in, and the enrollment certificates it
+  // accepted since, in order. Files under DATA/membership/, each written
+  // atomically and durably, so they outlive a lost meta.db.
+  Result<std::optional<Digest>> FirstMembership() const;
+  Status SetFirstMembership(const Digest& digest);
+  Result<std::vector<Bytes>> Enrollments() const;
+  Status AddEnrollment(ByteSpan certificate);
   // How many leftovers Open() removed (interrupted uploads, unknown folders).
   int cleaned_on_open() const { return cleaned_; }
   // What Open() re-indexed or quarantined, one line each.

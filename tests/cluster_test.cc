@@ -786,5 +786,132 @@ TEST_F(SpareClusterTest, ADecommissionedNodesCopyMovesToASpareAndIsWipedOnTheNod
   ExpectSameTree(dir() / "model", dir() / "restored");
 }
 
+// Node replacement, the enrollment half: a new node's key joins the cluster
+// only through a quorum of custodians that every node checks; a cluster file
+// edited to list it without one stops the node that reads it.
+class EnrollClusterTest : public ClusterTest {
+ protected:
+  Outcome Approve(const std::string& req, const std::string& custodian) {
+    return Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/" + custodian + ".key " +
+              req + " --out " + req + "." + custodian);
+  }
+  // node run for node `i`, bounded: a node that should refuse to start and
+  // does not is killed after 20 s (and the test fails on its exit code).
+  Outcome StartAlone(int i) {
+    const std::string cmd = "cd '" + dir().string() + "' && timeout 20 '" + qv_ +
+                            "' node run --config cl/nodes/" + NodeId(i) +
+                            "/node.toml >alone.out 2>&1 </dev/null";
+    const int rc = std::system(cmd.c_str());
+    return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, "", Slurp(dir() / "alone.out")};
+  }
+};
+
+TEST_F(EnrollClusterTest, ANewNodeJoinsOnlyByQuorumAndTakesADecommissionedNodesPlace) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  const std::string port = std::to_string(base_port_ + 6);
+  Outcome add = Qv("cluster add-node --dir cl --id node-06 --site site-c --port " + port);
+  ASSERT_EQ(add.code, 0) << add.err;
+  ASSERT_NE(add.out.find("ed25519:"), std::string::npos) << add.out;
+  const std::string key = add.out.substr(add.out.find("ed25519:"), 8 + 64);
+  const std::string original = Slurp(dir() / "cl/cluster.toml");
+
+  // Attack: the cluster file edited to pin the new key without a quorum.
+  // A node that reads it refuses to start, naming why.
+  Kill9(0);
+  std::ofstream(dir() / "cl/cluster.toml", std::ios::app)
+      << "\n[[nodes]]\nid = \"node-06\"\nsite = \"site-c\"\nhost = \"127.0.0.1\"\nport = " << port
+      << "\npublic_key = \"" << key << "\"\n";
+  Outcome forged = StartAlone(0);
+  EXPECT_EQ(forged.code, 1) << forged.err;
+  EXPECT_NE(forged.err.find("no quorum enrolled the difference"), std::string::npos) << forged.err;
+  std::ofstream(dir() / "cl/cluster.toml", std::ios::trunc) << original;
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+
+  // Below quorum: nothing is sent, the file is unchanged.
+  Outcome req =
+      Qv("cluster enroll request --cluster cl/cluster.toml --node-id node-06 --site "
+         "site-c --address 127.0.0.1:" +
+         port + " --node-key " + key + " --purpose 'replace node-02' --out enroll.req");
+  ASSERT_EQ(req.code, 0) << req.err;
+  for (const char* c : {"c1", "c2", "c3"}) ASSERT_EQ(Approve("enroll.req", c).code, 0);
+  Outcome few =
+      Qv("cluster enroll run --cluster cl/cluster.toml --request enroll.req --approval "
+         "enroll.req.c1 --approval enroll.req.c2");
+  EXPECT_EQ(few.code, 1);
+  EXPECT_NE(few.err.find("below quorum: 2 of 3"), std::string::npos) << few.err;
+  EXPECT_EQ(Slurp(dir() / "cl/cluster.toml"), original);
+  // The same short certificate sent straight to a node, past qv's own
+  // check: the node refuses it and audits the refusal.
+  {
+    auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "enroll.req", 1 << 16));
+    ASSERT_TRUE(sr.ok());
+    Certificate cert{*sr, {}};
+    for (const char* c : {"c1", "c2"}) {
+      auto a = Approval::Parse(*ReadFileBytes(dir() / ("enroll.req." + std::string(c)), 1 << 16));
+      ASSERT_TRUE(a.ok());
+      cert.approvals.push_back(*a);
+    }
+    auto op = SigningKey::Load(dir() / "cl/operator.key");
+    auto client = NodeClient::Connect(cluster_.nodes[3], **op);
+    ASSERT_TRUE(client.ok()) << client.status().ToString();
+    Request r;
+    r.op = Op::kEnroll;
+    r.payload = cert.Encode();
+    auto resp = (*client)->Call(r);
+    ASSERT_TRUE(resp.ok());
+    EXPECT_EQ(resp->ToStatus().code(), StatusCode::kPermissionDenied);
+    EXPECT_NE(resp->message.find("below quorum: 2 of 3"), std::string::npos) << resp->message;
+    Outcome log = Qv("audit log --cluster cl/cluster.toml");
+    EXPECT_NE(log.out.find("enroll: below quorum: 2 of 3"), std::string::npos) << log.out;
+  }
+
+  // A quorum: every node checks it and pins the key; the file carries it.
+  Outcome run =
+      Qv("cluster enroll run --cluster cl/cluster.toml --request enroll.req --approval "
+         "enroll.req.c1 --approval enroll.req.c2 --approval enroll.req.c3");
+  ASSERT_EQ(run.code, 0) << run.err << run.out;
+  EXPECT_NE(run.out.find("node node-06 enrolled by 6 of 6 nodes"), std::string::npos) << run.out;
+  auto updated = ClusterConfig::Load(dir() / "cl/cluster.toml");
+  ASSERT_TRUE(updated.ok()) << updated.status().ToString();
+  ASSERT_EQ(updated->nodes.size(), 7u);
+  EXPECT_EQ(updated->enrollments.size(), 1u);
+  // Presented again: already enrolled everywhere, nothing changes.
+  Outcome again =
+      Qv("cluster enroll run --cluster cl/cluster.toml --request enroll.req --approval "
+         "enroll.req.c1 --approval enroll.req.c2 --approval enroll.req.c3");
+  EXPECT_EQ(again.code, 1);
+  EXPECT_NE(again.err.find("another membership"), std::string::npos) << again.err;
+
+  nodes_ = 7;
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  // A node restarted reads the certificate from the file and starts.
+  Kill9(1);
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+
+  // The new node takes node-02's place; node-02's copy is wiped.
+  Outcome rq = Qv("repair request --cluster cl/cluster.toml --backup " + id +
+                  " --decommission node-02 --purpose 'retire node-02' --out retire");
+  ASSERT_EQ(rq.code, 0) << rq.err;
+  std::string approvals;
+  for (const char* c : {"c1", "c2", "c3"}) {
+    ASSERT_EQ(Approve("retire", c).code, 0);
+    approvals += std::string(" --approval retire.") + c;
+  }
+  Outcome fix = Qv("repair run --cluster cl/cluster.toml --request retire" + approvals);
+  ASSERT_EQ(fix.code, 0) << fix.err << fix.out;
+  Outcome show = Qv("show --cluster cl/cluster.toml --backup " + id);
+  EXPECT_NE(show.out.find("fragment 2 node-02 -> node-06"), std::string::npos) << show.out;
+  Outcome audit = Qv("audit verify --cluster cl/cluster.toml");
+  EXPECT_EQ(audit.code, 0) << audit.out << audit.err;
+  EXPECT_NE(Slurp(dir() / "cl/nodes/node-03/node.log").find("event=enroll node=node-06"),
+            std::string::npos);
+  Kill9(2);
+  Kill9(0);
+  Outcome r = QuorumRestore(id, "restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
+}
+
 }  // namespace
 }  // namespace qv
