@@ -233,5 +233,25 @@ TEST_F(EnrollmentTest, FileEditedAroundTheCertificatesIsRefused) {
   EXPECT_NE(*d, MembershipDigest(cluster_));
 }
 
+PublicKey SeededKey(uint8_t seed) {
+  SecretBytes s = SecretBytes::Random(32);
+  std::fill(s.data(), s.data() + 32, seed);
+  return std::move(SigningKey::FromSeed(s)).value()->public_key();
+}
+
+TEST(EnrollmentFormatTest, MembershipDigestAndEnrollmentTextArePinned) {
+  ClusterConfig c;
+  c.name = "prod";
+  c.coordinator = SeededKey(1);
+  c.sites = {"a", "b"};
+  c.nodes = {{"n0", "a", "10.0.0.1", 7000, SeededKey(2)},
+             {"n1", "b", "10.0.0.2", 7001, SeededKey(3)}};
+  EXPECT_EQ(HexEncode(MembershipDigest(c)),
+            "cda982ba930ca7a44e6a5b7862a83c0ebc46f09d4c349abc7c3f9f3f3aaa5a4d");
+  EXPECT_EQ(EnrollmentText({"n2", "b", "10.0.0.3", 7002, SeededKey(4)}),
+            "node n2 site b at 10.0.0.3:7002 key "
+            "ed25519:ca93ac1705187071d67b83c7ff0efe8108e8ec4530575d7726879333dbdabe7c");
+}
+
 }  // namespace
 }  // namespace qv
