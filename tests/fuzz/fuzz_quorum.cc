@@ -1,4 +1,4 @@
-// libFuzzer target: quorum requests, approvals and certificates, and the
+// libFuzzer target: quorum requests, approvals, certificates, enrollment text, and the
 // audit-log wire forms, from untrusted bytes. Parsing must never crash, and
 // whatever parses must re-encode to bytes that parse to the same record.
 // The display-text rules (base/text.h) on the same bytes: what Printable
@@ -6,11 +6,11 @@
 // backslash is printed unchanged.
 #include <cstddef>
 #include <cstdint>
-
 #include <string_view>
 
 #include "base/text.h"
 #include "node/audit_log.h"
+#include "quorum/enrollment.h"
 #include "quorum/request.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -33,6 +33,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (auto c = qv::Certificate::Parse(in); c.ok()) {
     if (!qv::Certificate::Parse(c->Encode()).ok()) __builtin_trap();
+  }
+  // An enrollment's node text has one spelling: what parses prints back
+  // byte for byte.
+  if (auto n = qv::ParseEnrollmentText(text); n.ok()) {
+    if (qv::EnrollmentText(*n) != text) __builtin_trap();
   }
   (void)qv::DecodeEntries(in);
   (void)qv::DecodeCheckpoints(in);
