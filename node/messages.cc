@@ -150,6 +150,12 @@ std::string_view OpName(Op op) {
       return "scrub-coverage";
     case Op::kEnroll:
       return "enroll";
+    case Op::kSubmitRequest:
+      return "submit-request";
+    case Op::kListPending:
+      return "list-pending";
+    case Op::kPostApproval:
+      return "post-approval";
   }
   return "unknown";
 }
@@ -187,7 +193,7 @@ Result<Request> DecodeRequest(Bytes&& message) {
     return InvalidArgument("protocol version " + std::to_string(r.version) + " not supported");
   }
   const auto op = static_cast<uint8_t>(r.op);
-  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kEnroll)) {
+  if (op < static_cast<uint8_t>(Op::kHealth) || op > static_cast<uint8_t>(Op::kPostApproval)) {
     return InvalidArgument("unknown request " + std::to_string(op));
   }
   message.resize(payload_len);  // the buffer becomes the payload, in place

@@ -82,6 +82,11 @@ enum class Op : uint8_t {
   kScrubCoverage,        // backup_id -> payload = EncodeCoverage (node/scrub_wire.h)
   kEnroll,               // payload = certificate enrolling a node key (quorum/enrollment.h)
                          //   -> message = "enrolled" or "already enrolled"
+  // The ceremony through the cluster (issue 16, node/pending.h).
+  kSubmitRequest,  // backup_id, payload = a signed restore request, kept as pending
+  kListPending,    // payload empty (all) or a 32-byte request id -> payload =
+                   //   EncodePendingList; a custodian sees those it may approve
+  kPostApproval,   // backup_id, payload = the custodian's own approval or denial
 };
 
 // Scrub bounds: indices challenged per message, and units sent whole.

@@ -20,7 +20,9 @@ bool Allowed(PeerRole role, Op op) {
   switch (op) {
     case Op::kHealth:
       return role != PeerRole::kUnknown;
+    // Custodians read the signed manifest of what they are asked to approve.
     case Op::kGetManifest:
+      return role != PeerRole::kUnknown;
     case Op::kListBackups:
     case Op::kGetLeaves:
     case Op::kGetAudit:
@@ -67,6 +69,15 @@ bool Allowed(PeerRole role, Op op) {
     // runs ceremonies (the coordinator or a requester) carries them.
     case Op::kEnroll:
       return role == PeerRole::kCoordinator || role == PeerRole::kRequester;
+    // The ceremony through the cluster: requesters submit, custodians post
+    // their own votes, both list.
+    case Op::kSubmitRequest:
+      return role == PeerRole::kRequester;
+    case Op::kListPending:
+      return role == PeerRole::kRequester || role == PeerRole::kCustodian ||
+             role == PeerRole::kCoordinator;
+    case Op::kPostApproval:
+      return role == PeerRole::kCustodian;
   }
   return false;
 }
@@ -494,6 +505,12 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       return PostDenial(s, r);
     case Op::kEnroll:
       return Enroll(s, r);
+    case Op::kSubmitRequest:
+      return SubmitRequest(s, r);
+    case Op::kListPending:
+      return ListPending(s, r);
+    case Op::kPostApproval:
+      return PostApproval(s, r);
     case Op::kScrub:
       return Scrub(s, r);
     case Op::kScrubCoverage: {

@@ -69,6 +69,12 @@ struct NodeServiceOptions {
   // quorum check's verdict ignored, so the drills that rehearse it must
   // FAIL. No config file, flag or environment variable sets it.
   bool test_skip_quorum_check = false;
+  // Submissions and votes one pinned peer may post per minute (issue 16).
+  uint32_t max_posts_per_minute = 30;
+  // Called (outside any lock) for each request newly kept as pending, with
+  // its id and a one-line summary (no secrets); the daemon runs the node
+  // config's on_pending command with them.
+  std::function<void(const std::string& id, const std::string& summary)> on_pending;
   // Tests only: answers scrub challenges from the stored leaf hashes, not
   // the data (a node that lost its fragment but kept its leaves).
   bool test_scrub_from_leaves = false;
@@ -160,6 +166,16 @@ class NodeService {
   // cluster as it is now, recorded (NodeStore::AddEnrollment) and audited,
   // then the new node's key pinned.
   Result<Response> Enroll(Session& s, const Request& r);
+  // The ceremony through the cluster (node/node_ceremony.cc).
+  Result<Response> SubmitRequest(Session& s, const Request& r);
+  Result<Response> ListPending(Session& s, const Request& r);
+  Result<Response> PostApproval(Session& s, const Request& r);
+  // The backup's signed manifest and the request checked against it as a
+  // release would check it (CheckRequest), at this node's clock.
+  Status CheckPendingRequest(const SignedRequest& request, SignedManifest* manifest) const;
+  // kPermissionDenied once `peer` posted kMaxPostsPerMinute times in the
+  // last minute (the first refusal each minute is audited by Handle).
+  Status RateLimit(const std::string& peer);
   Result<Response> Dispatch(Session& s, const Request& r);
   Result<Response> Release(Session& s, const Request& r);
   Result<Response> PostDenial(Session& s, const Request& r);
@@ -188,6 +204,8 @@ class NodeService {
   mutable std::mutex cluster_mu_;
   std::shared_ptr<const ClusterConfig> cluster_;  // guarded by cluster_mu_
   std::mutex enroll_mu_;                          // one enrollment at a time
+  std::mutex posts_mu_;
+  std::map<std::string, std::vector<int64_t>> posts_;  // peer -> post times; posts_mu_
   // What enrollment never changes, read without the lock.
   PublicKey coordinator_{};
   std::vector<Principal> requesters_;

@@ -28,10 +28,6 @@ constexpr size_t kDirectBuffer = 4u << 20;
 constexpr uint64_t kMaxFetch = 16u << 20;
 constexpr size_t kGeometryCache = 4096;
 
-Status SqlError(sqlite3* db, const std::string& what) {
-  return IoError("metadata database: " + what + ": " + sqlite3_errmsg(db));
-}
-
 // RAII prepared statement.
 
 }  // namespace
@@ -78,6 +74,14 @@ Result<std::unique_ptr<NodeStore>> NodeStore::Open(const fs::path& data_dir, Sec
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS pending(id TEXT PRIMARY KEY, deadline INTEGER NOT NULL, "
               "promised INTEGER NOT NULL)"));
+  // Restore requests submitted through the cluster and the votes posted
+  // for them (issue 16, node/pending.h), until they expire.
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS ceremony(id TEXT PRIMARY KEY, backup TEXT NOT NULL, "
+              "request BLOB NOT NULL, received INTEGER NOT NULL, expires INTEGER NOT NULL)"));
+  QV_RETURN_IF_ERROR(
+      s->Exec("CREATE TABLE IF NOT EXISTS ceremony_votes(request TEXT NOT NULL, custodian TEXT NOT "
+              "NULL, approval BLOB NOT NULL, PRIMARY KEY(request, custodian))"));
   // Where scrubs have reached in each backup's fragment (issue 15).
   QV_RETURN_IF_ERROR(
       s->Exec("CREATE TABLE IF NOT EXISTS scrub_coverage(id TEXT PRIMARY KEY, cursor INTEGER NOT "

@@ -33,6 +33,7 @@
 #include "crypto/sha256.h"
 #include "crypto/vss.h"
 #include "manifest/manifest.h"
+#include "node/pending.h"
 #include "node/scrub_wire.h"
 
 struct sqlite3;
@@ -212,6 +213,18 @@ class NodeStore {
   // Counts one more presentation of a spent request, durably; returns the
   // count, or kFailedPrecondition once `max_retries` were counted.
   Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);
+  // Restore requests submitted through the cluster (node/pending.h), kept
+  // until `expires`. Taking one already kept changes nothing;
+  // kFailedPrecondition when kMaxPendingRequests unexpired ones are kept.
+  Status AddPending(const std::string& id, const BackupId& backup, ByteSpan request, int64_t now,
+                    int64_t expires);
+  // A custodian's vote (an encoded approval or denial) on a kept request;
+  // a later vote replaces the custodian's earlier one. kNotFound when the
+  // request is not kept.
+  Status AddPendingVote(const std::string& id, const std::string& custodian, ByteSpan approval);
+  // Unexpired kept requests (expiry after `now`), oldest first, at most
+  // kMaxPendingList and about kMaxPendingListBytes; with `id`, only that one.
+  Result<std::vector<PendingEntry>> PendingRequests(int64_t now, const std::string& id = "") const;
   // Cluster membership (quorum/enrollment.h): the digest of the first
   // membership this node started in, and the enrollment certificates it
   // accepted since, in order. Files under DATA/membership/, each written

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "base/bytes.h"
+#include "base/status.h"
 
 namespace qv {
 
@@ -37,6 +38,10 @@ class Stmt {
   // A blob of exactly N bytes; any other size (a hand-edited row) reads as
   // zeros, so integrity checks downstream name the row instead of this code
   // trusting its length.
+  Bytes ColBlob(int c) {
+    const auto* p = static_cast<const uint8_t*>(sqlite3_column_blob(s_, c));
+    return p == nullptr ? Bytes() : Bytes(p, p + sqlite3_column_bytes(s_, c));
+  }
   template <size_t N>
   std::array<uint8_t, N> ColFixed(int c) {
     std::array<uint8_t, N> a{};
@@ -50,6 +55,11 @@ class Stmt {
  private:
   sqlite3_stmt* s_ = nullptr;
 };
+
+// An error naming what was being done and SQLite's reason.
+inline Status SqlError(sqlite3* db, const std::string& what) {
+  return IoError("metadata database: " + what + ": " + sqlite3_errmsg(db));
+}
 
 }  // namespace qv
 
