@@ -24,6 +24,7 @@
 #include "base/file_util.h"
 #include "base/json.h"
 #include "base/text.h"
+#include "cli/ceremony_cmd.h"
 #include "cli/cli_util.h"
 #include "cli/drill_cmd.h"
 #include "cli/enroll_cmd.h"
@@ -31,6 +32,7 @@
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
+#include "coordinator/ceremony.h"
 #include "coordinator/cluster.h"
 #include "coordinator/local_cluster_ctl.h"
 #include "coordinator/local_store.h"
@@ -170,6 +172,7 @@ int CmdBackup(const BackupArgs& a) {
 
 struct RequestArgs {
   std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
+  bool submit = false;     // also post it to the nodes (the ceremony through the cluster)
   int64_t valid_from = 0;  // unix seconds; 0 = now
 };
 
@@ -237,11 +240,22 @@ int CmdRestoreRequest(const RequestArgs& a) {
       Shown(requester_id).c_str(), Shown(q.purpose).c_str(), UtcTime(q.created_unix).c_str(),
       UtcTime(q.expires_unix).c_str(), Shown(a.out).c_str(), Shown(manifest_file).c_str(),
       Shown(a.out + ".key").c_str(), Shown(a.out).c_str());
-  return 0;
+  if (!a.submit) return 0;
+  problems.clear();
+  const size_t kept = SubmitRequest(*ctx->session, *sr, &problems);
+  for (const auto& p : problems) Warn(p);
+  std::printf(
+      "submitted to %zu of %zu nodes: custodians see it with  qv pending  and approve with  qv "
+      "approve --request %s\nthen:  qv restore run --cluster CLUSTER.toml --request %s --dest "
+      "OUT\n",
+      kept, ctx->session->config().nodes.size(), RequestIdToText(sr->id()).substr(0, 16).c_str(),
+      Shown(a.out).c_str());
+  return kept > 0 ? 0 : 1;
 }
 
 struct ApproveArgs {
   std::string cluster, key, as, request, manifest, out, note;
+  std::string request_id;  // through the cluster instead of files
   bool deny = false, yes = false;
 };
 
@@ -273,32 +287,54 @@ Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
 }
 
 int CmdApprove(const ApproveArgs& a) {
-  auto bytes = ReadFileBytes(a.request, 1 << 16);
-  if (!bytes.ok()) return Fail(bytes.status());
-  auto sr = SignedRequest::Parse(*bytes);
-  if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
-  if (fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
+  if (a.request.empty() == a.request_id.empty()) {
+    return Fail(InvalidArgument(
+        "give a request file, or --request ID to take it from the cluster's nodes"));
+  }
+  if (a.request_id.empty() && a.out.empty()) {
+    return Fail(InvalidArgument("--out: the approval file to write (the file flow)"));
+  }
+  if (!a.out.empty() && fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
   auto cluster = ClusterConfig::Load(a.cluster);
   if (!cluster.ok()) return Fail(cluster.status());
   auto key = SigningKey::Load(a.key);
   if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  if (sr->request().operation == kOpEnroll) {
-    return CmdApproveEnrollment(*sr, {a.cluster, a.key, a.as, a.out, a.note, a.deny, a.yes});
+  // Through the cluster: the request, its votes so far and the backup's
+  // signed manifest come from the nodes, and the vote goes back to them.
+  std::unique_ptr<ClusterSession> session;
+  Result<SignedRequest> sr = InvalidArgument("no request");
+  Result<SignedManifest> sm = InvalidArgument("no manifest");
+  if (!a.request_id.empty()) {
+    auto opened = ClusterSession::Open(*cluster, key->get());
+    if (!opened.ok()) return Fail(opened.status());
+    session = std::move(opened).value();
+    auto fetched = FetchRequest(*session, a.request_id);
+    if (!fetched.ok()) return Fail(fetched.status());
+    sr = fetched->certificate.request;
+    sm = std::move(fetched->manifest);
+  } else {
+    auto bytes = ReadFileBytes(a.request, 1 << 16);
+    if (!bytes.ok()) return Fail(bytes.status());
+    sr = SignedRequest::Parse(*bytes);
+    if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
+    if (sr->request().operation == kOpEnroll) {
+      return CmdApproveEnrollment(*sr, {a.cluster, a.key, a.as, a.out, a.note, a.deny, a.yes});
+    }
+    // The custodian reads the backup as its signed manifest describes it,
+    // not as the requester does: the manifest must verify under the pinned
+    // coordinator key and be exactly the one the request names.
+    const std::string manifest_file = a.manifest.empty() ? a.request + ".manifest" : a.manifest;
+    auto mbytes = ReadFileBytes(manifest_file, kMaxManifestSize);
+    if (!mbytes.ok()) {
+      return Fail(mbytes.status().WithContext(
+          "the signed manifest (qv restore request writes it beside the request; --manifest)"));
+    }
+    sm = SignedManifest::Parse(*mbytes, &cluster->coordinator);
+    if (!sm.ok()) return Fail(sm.status().WithContext(manifest_file));
   }
   const QuorumRequest& q = sr->request();
-  // The custodian reads the backup as its signed manifest describes it, not
-  // as the requester does: the manifest must verify under the pinned
-  // coordinator key and be exactly the one the request names.
-  const std::string manifest_file = a.manifest.empty() ? a.request + ".manifest" : a.manifest;
-  auto mbytes = ReadFileBytes(manifest_file, kMaxManifestSize);
-  if (!mbytes.ok()) {
-    return Fail(mbytes.status().WithContext(
-        "the signed manifest (qv restore request writes it beside the request; --manifest)"));
-  }
-  auto sm = SignedManifest::Parse(*mbytes, &cluster->coordinator);
-  if (!sm.ok()) return Fail(sm.status().WithContext(manifest_file));
   if (sm->Hash() != q.manifest_hash || sm->manifest().backup_id != q.backup_id) {
-    return Fail(PermissionDenied(manifest_file + " is not the manifest the request names"));
+    return Fail(PermissionDenied("the signed manifest is not the one the request names"));
   }
   const Manifest& m = sm->manifest();
   const Custodian* me = m.policy.FindByKey((*key)->public_key());
@@ -344,18 +380,28 @@ int CmdApprove(const ApproveArgs& a) {
   }
   auto ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
-  if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
-  std::printf("%s signed %s of request %s: %s\n", Shown(as).c_str(),
+  if (!a.out.empty()) {
+    if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
+  }
+  std::printf("%s signed %s of request %s%s%s\n", Shown(as).c_str(),
               a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
-              Shown(a.out).c_str());
+              a.out.empty() ? "" : ": ", a.out.empty() ? "" : Shown(a.out).c_str());
+  if (session != nullptr) {
+    std::vector<std::string> problems;
+    const size_t kept = PostVote(*session, *ap, q.backup_id, &problems);
+    for (const auto& p : session->problems()) Warn(p);
+    for (const auto& p : problems) Warn(p);
+    std::printf("posted to %zu of %zu nodes\n", kept, cluster->nodes.size());
+    return kept > 0 ? 0 : 1;
+  }
   if (!a.deny) return 0;
   // A denial is a veto; posted to the nodes, it cannot be left out of a
   // certificate by the requester. The file stays for air-gapped sites.
-  auto session = ClusterSession::Open(*cluster, key->get());
+  auto denial_session = ClusterSession::Open(*cluster, key->get());
   std::vector<std::string> problems;
   const size_t recorded =
-      session.ok() ? (*session)->PostDenial(Certificate{*sr, {*ap}}, &problems) : 0;
-  if (!session.ok()) problems.push_back(session.status().message());
+      denial_session.ok() ? (*denial_session)->PostDenial(Certificate{*sr, {*ap}}, &problems) : 0;
+  if (!denial_session.ok()) problems.push_back(denial_session.status().message());
   for (const auto& p : problems) Warn(p);
   std::printf("the denial is recorded by %zu of %zu nodes%s\n", recorded, cluster->nodes.size(),
               recorded == 0 ? " (give the denial file to the operators)" : "");
@@ -407,10 +453,33 @@ struct RunArgs {
 };
 
 int CmdRestoreRun(const RunArgs& a) {
-  auto loaded = LoadCertificate(a.request, a.approvals);
+  auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
+  if (!ctx.ok()) return Fail(ctx.status());
+  // Without approval files, the votes custodians posted to the nodes.
+  Result<Certificate> loaded = InvalidArgument("no certificate");
+  if (!a.approvals.empty()) {
+    loaded = LoadCertificate(a.request, a.approvals);
+  } else {
+    const bool file = fs::exists(a.request);
+    std::string id = a.request;
+    if (file) {
+      auto c = LoadCertificate(a.request, {});
+      if (!c.ok()) return Fail(c.status());
+      id = RequestIdToText(c->request.id());
+    }
+    auto fetched = FetchRequest(*ctx->session, id);
+    if (!fetched.ok()) {
+      return Fail(fetched.status().WithContext("no --approval files given, and the nodes"));
+    }
+    loaded = std::move(fetched->certificate);
+  }
   if (!loaded.ok()) return Fail(loaded.status());
   Certificate& cert = *loaded;
   const SignedRequest* sr = &cert.request;
+  if (a.request_key.empty() && !fs::exists(a.request)) {
+    return Fail(InvalidArgument(
+        "--request-key: the request's one-time secret (REQUEST.key, beside the request file)"));
+  }
   const std::string secret_file = a.request_key.empty() ? a.request + ".key" : a.request_key;
   auto secret = ReadSecretFile(secret_file, 32);
   if (!secret.ok()) return Fail(secret.status());
@@ -418,8 +487,6 @@ int CmdRestoreRun(const RunArgs& a) {
   if (!BoxKeyMatches(reply)) {
     return Fail(InvalidArgument(secret_file + " is not the one-time key of " + a.request));
   }
-  auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
-  if (!ctx.ok()) return Fail(ctx.status());
   std::vector<std::string> notes;
   auto writer = NewFolderWriter(a.dest, &notes);
   for (const auto& n : notes) Warn(n);
@@ -1160,6 +1227,8 @@ int Main(int argc, char** argv) {
   r_request
       ->add_option("--out", rq.out, "request file to write; its one-time secret goes to OUT.key")
       ->required();
+  r_request->add_flag("--submit", rq.submit,
+                      "also post it to the nodes: custodians find it with qv pending");
   r_request->footer(
       "Writes OUT (public: give it to custodians) and OUT.key (0600: the one-time secret that\n"
       "opens released shares; never send it). Example:\n"
@@ -1171,10 +1240,14 @@ int Main(int argc, char** argv) {
   r_run->add_option("--cluster", rr.cluster, "cluster file")->required();
   r_run->add_option("--key", rr.key,
                     "identity for the node channels (default: operator.key beside the cluster)");
-  r_run->add_option("--request", rr.request, "request file from qv restore request")->required();
-  r_run->add_option("--request-key", rr.request_key, "its one-time secret (default: REQUEST.key)");
-  r_run->add_option("--approval", rr.approvals, "approval files from qv approve (repeatable)")
+  r_run
+      ->add_option("--request", rr.request,
+                   "request file from qv restore request, or (with --request-key) its id")
       ->required();
+  r_run->add_option("--request-key", rr.request_key, "its one-time secret (default: REQUEST.key)");
+  r_run->add_option("--approval", rr.approvals,
+                    "approval files from qv approve (repeatable; none: the approvals custodians "
+                    "posted to the nodes)");
   r_run->add_option("--dest", rr.dest, "new folder to restore into (must not exist)")->required();
   r_run->add_flag("--json", rr.json, "machine-readable output");
   r_run->footer(
@@ -1191,11 +1264,16 @@ int Main(int argc, char** argv) {
       ->required();
   approve->add_option("--key", ap.key, "custodian key")->required();
   approve->add_option("--as", ap.as, "custodian id (default: the policy's name for --key)");
-  approve->add_option("request", ap.request, "request file")->required();
+  approve->add_option("file", ap.request, "request file (the file flow)");
+  approve->add_option("--request", ap.request_id,
+                      "a request id (or 8+ characters of it) pending on the nodes (qv pending): "
+                      "fetched from them, and the vote posted back");
   approve->add_option("--manifest", ap.manifest,
                       "the backup's signed manifest (default: REQUEST.manifest, written by qv "
                       "restore request)");
-  approve->add_option("--out", ap.out, "approval file to write")->required();
+  approve->add_option("--out", ap.out,
+                      "approval file to write (required for a request file; optional with "
+                      "--request)");
   approve->add_flag("--deny", ap.deny, "sign a refusal instead");
   approve->add_option("--note", ap.note, "a remark recorded with the decision");
   approve->add_flag("--yes", ap.yes, "do not ask for confirmation on a terminal");
@@ -1278,6 +1356,8 @@ int Main(int argc, char** argv) {
   cl_init->footer(
       "Defaults: 3 sites x 2 nodes, k=4 m=2 t=3: losing any site still restores,\n"
       "and one site's shares reveal nothing.");
+  PendingArgs pending_args;
+  CLI::App* pending = AddPendingCommand(app, pending_args);
   AddNodeArgs add_node_args;
   EnrollRequestArgs enroll_request_args;
   EnrollRunArgs enroll_run_args;
@@ -1350,6 +1430,7 @@ int Main(int argc, char** argv) {
   if (*scrub) return CmdScrub(sc);
   if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
   if (*status) return CmdStatus(status_cluster, status_key, status_json);
+  if (*pending) return CmdPending(pending_args);
   if (*cl_init) return CmdClusterInit(cl_dir, cl_opt);
   if (*enroll_cmds.add_node) return CmdAddNode(add_node_args);
   if (*enroll_cmds.request) return CmdEnrollRequest(enroll_request_args);

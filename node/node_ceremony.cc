@@ -91,10 +91,12 @@ Result<Response> NodeService::ListPending(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(auto all, store_->PendingRequests(opt_.clock->NowUnix(), only));
   std::vector<PendingEntry> shown;
   for (auto& e : all) {
+    auto sr = SignedRequest::Parse(e.request);
+    if (!sr.ok()) continue;
+    // A request used for a release here waits for nobody any more.
+    if (store_->Spent(RequestIdToText(sr->id()), sr->request().backup_id)) continue;
     if (s.peer().role == PeerRole::kCustodian) {
       // A custodian sees what waits for it: requests its key may approve.
-      auto sr = SignedRequest::Parse(e.request);
-      if (!sr.ok()) continue;
       auto encoded = store_->Manifest(sr->request().backup_id);
       auto sm = encoded.ok() ? SignedManifest::Parse(*encoded, &coordinator_)
                              : Result<SignedManifest>(encoded.status());

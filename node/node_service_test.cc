@@ -863,5 +863,28 @@ TEST_F(InProcessClusterTest, ANodePinsAnEnrolledKeyOnlyWithAQuorumForItsMembersh
   EXPECT_EQ(node.Identify(x(other)).role, PeerRole::kUnknown);
 }
 
+TEST_F(InProcessClusterTest, PendingRequestsExpireWithTheRequestAndVotesNeedARequest) {
+  NodeStore& store = *stores_[0];
+  BackupId b{};
+  b.fill(7);
+  const Bytes request = {1, 2, 3};
+  EXPECT_EQ(store.AddPendingVote("r1", "c1", AsBytes("vote")).code(), StatusCode::kNotFound);
+  ASSERT_TRUE(store.AddPending("r1", b, request, 1000, 2000).ok());
+  ASSERT_TRUE(store.AddPending("r1", b, request, 1001, 2000).ok());  // kept once
+  ASSERT_TRUE(store.AddPendingVote("r1", "c1", AsBytes("yes")).ok());
+  ASSERT_TRUE(store.AddPendingVote("r1", "c1", Bytes({2})).ok());  // replaces
+  auto live = store.PendingRequests(1500);
+  ASSERT_TRUE(live.ok());
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].received, 1000);
+  ASSERT_EQ((*live)[0].approvals.size(), 1u);
+  EXPECT_EQ((*live)[0].approvals[0], Bytes({2}));
+  EXPECT_TRUE(store.PendingRequests(2001)->empty());
+  // A later submission deletes what expired, votes included.
+  ASSERT_TRUE(store.AddPending("r2", b, request, 3000, 4000).ok());
+  EXPECT_EQ(store.AddPendingVote("r1", "c2", AsBytes("late")).code(), StatusCode::kNotFound);
+  ASSERT_EQ(store.PendingRequests(0)->size(), 1u);
+}
+
 }  // namespace
 }  // namespace qv

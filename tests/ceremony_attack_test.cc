@@ -590,10 +590,10 @@ TEST_F(CeremonyAttackTest, ListAndStatusSayWhyNothingAnswered) {
 TEST_F(CeremonyAttackTest, ADenialLeftOutOfTheCertificateStillVetoesTheRequest) {
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
-  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
-               " --purpose test --out req")
-                .code,
-            0);
+  ASSERT_EQ(
+      Qv("restore request --cluster cl/cluster.toml --backup " + id + " --purpose test --out req")
+          .code,
+      0);
   for (const char* c : {"c1", "c2", "c3"}) {
     ASSERT_EQ(Qv(std::string("approve --yes --cluster cl/cluster.toml --key cl/custodians/") + c +
                  ".key req --out req." + c)
@@ -607,8 +607,9 @@ TEST_F(CeremonyAttackTest, ADenialLeftOutOfTheCertificateStillVetoesTheRequest) 
     ASSERT_EQ(d.code, 0) << d.err;
     EXPECT_NE(d.out.find("the denial is recorded by 6 of 6 nodes"), std::string::npos) << d.out;
   }
-  Outcome run = Qv("restore run --cluster cl/cluster.toml --request req --approval req.c1 "
-                   "--approval req.c2 --approval req.c3 --dest out");
+  Outcome run =
+      Qv("restore run --cluster cl/cluster.toml --request req --approval req.c1 "
+         "--approval req.c2 --approval req.c3 --dest out");
   EXPECT_NE(run.code, 0);
   EXPECT_NE(run.err.find("denied by c4 (earlier), c5 (earlier)"), std::string::npos) << run.err;
   EXPECT_FALSE(fs::exists(dir() / "out"));
@@ -634,6 +635,118 @@ TEST_F(CeremonyAttackTest, ADenialLeftOutOfTheCertificateStillVetoesTheRequest) 
   auto resp = (*c)->Call(post);
   ASSERT_TRUE(resp.ok());
   EXPECT_NE(resp->message.find("unknown custodian"), std::string::npos) << resp->message;
+}
+
+// The ceremony through the cluster (issue 16): submitted, listed and
+// approved by three custodians from their own keys, restored by id with no
+// files passed around; the file flow still works beside it.
+TEST_F(CeremonyAttackTest, TheWholeCeremonyRunsThroughTheCluster) {
+  ASSERT_EQ(Qv("sample --out model --size 1MiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Outcome sub = Qv("restore request --cluster cl/cluster.toml --backup " + id +
+                   " --purpose 'DR drill' --destination dr-site --out req --submit");
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  EXPECT_NE(sub.out.find("submitted to 6 of 6 nodes"), std::string::npos) << sub.out;
+  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
+  ASSERT_TRUE(sr.ok());
+  const std::string rid = RequestIdToText(sr->id());
+  for (const char* c : {"c1", "c2", "c3"}) {
+    const std::string key = std::string(" --key cl/custodians/") + c + ".key";
+    Outcome list = Qv("pending --cluster cl/cluster.toml --json" + key);
+    ASSERT_EQ(list.code, 0) << list.err;
+    auto j = nlohmann::json::parse(list.out);
+    ASSERT_EQ(j.size(), 1u) << list.out;
+    EXPECT_EQ(j[0]["request_id"], rid);
+    EXPECT_EQ(j[0]["purpose"], "DR drill");
+    EXPECT_EQ(j[0]["destination"], "dr-site");
+    EXPECT_EQ(j[0]["requester"], "operator");
+    Outcome ok =
+        Qv("approve --yes --cluster cl/cluster.toml" + key + " --request " + rid.substr(0, 12));
+    ASSERT_EQ(ok.code, 0) << ok.err;
+    EXPECT_NE(ok.out.find("posted to 6 of 6 nodes"), std::string::npos) << ok.out;
+    EXPECT_NE(ok.err.find("purpose:     DR drill"), std::string::npos) << ok.err;
+  }
+  Outcome shown = Qv("pending --cluster cl/cluster.toml --key cl/custodians/c4.key");
+  EXPECT_NE(shown.out.find("approvals:   3 of 3: c1, c2, c3"), std::string::npos) << shown.out;
+  Outcome run = Qv("restore run --cluster cl/cluster.toml --request req --dest restored");
+  ASSERT_EQ(run.code, 0) << run.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
+  // Spent: it waits for nobody any more.
+  Outcome after = Qv("pending --cluster cl/cluster.toml --key cl/custodians/c4.key");
+  EXPECT_NE(after.out.find("no pending requests"), std::string::npos) << after.out;
+  // The file flow, unchanged, beside it.
+  Outcome file = QuorumRestore(id, "restored-by-files");
+  ASSERT_EQ(file.code, 0) << file.err;
+  ExpectSameTree(dir() / "model", dir() / "restored-by-files");
+}
+
+TEST_F(CeremonyAttackTest, PendingRequestsAndVotesFromTheWrongKeysOrFloodsAreRefusedAndAudited) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
+               " --purpose drill --out req --submit")
+                .code,
+            0);
+  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
+  ASSERT_TRUE(sr.ok());
+  auto call = [&](const std::string& key, Request r) {
+    auto k = SigningKey::Load(dir() / key);
+    auto c = NodeClient::Connect(cluster_.nodes[2], **k);
+    EXPECT_TRUE(c.ok());
+    auto resp = (*c)->Call(r);
+    EXPECT_TRUE(resp.ok());
+    return *resp;
+  };
+  // A request by a requester the cluster file does not list, carried by
+  // the operator: refused (requests come only from their own requester, and
+  // that one is not listed anyway).
+  auto stranger = std::move(SigningKey::Generate()).value();
+  QuorumRequest q = sr->request();
+  q.requester_key = stranger->public_key();
+  q.requester_id = "mallory";
+  Request submit;
+  submit.op = Op::kSubmitRequest;
+  submit.backup_id = q.backup_id;
+  submit.payload = SignedRequest::Sign(q, *stranger)->encoded();
+  Response r1 = call("cl/operator.key", submit);
+  EXPECT_EQ(r1.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(r1.message.find("only its own"), std::string::npos) << r1.message;
+  // An approval signed by a key that is no custodian, posted by custodian
+  // c1 under c1's name: refused, whoever carries it.
+  Request vote;
+  vote.op = Op::kPostApproval;
+  vote.backup_id = q.backup_id;
+  vote.payload = Approval::Sign(*sr, *stranger, "c1", true, "", std::time(nullptr))->Encode();
+  Response r2 = call("cl/custodians/c1.key", vote);
+  EXPECT_EQ(r2.ToStatus().code(), StatusCode::kPermissionDenied);
+  // The requester cannot post votes at all, not even genuine ones.
+  auto c2 = SigningKey::Load(dir() / "cl/custodians/c2.key");
+  vote.payload = Approval::Sign(*sr, **c2, "c2", true, "", std::time(nullptr))->Encode();
+  EXPECT_EQ(call("cl/operator.key", vote).ToStatus().code(), StatusCode::kPermissionDenied);
+  // None of it counted.
+  Outcome list = Qv("pending --cluster cl/cluster.toml --key cl/custodians/c3.key");
+  EXPECT_NE(list.out.find("approvals:   0 of 3"), std::string::npos) << list.out;
+  // A flood of submissions from one requester: 30 a minute, then refused;
+  // the first refusal is audited, the rest only logged.
+  submit.payload = sr->encoded();
+  int refused = 0;
+  for (int i = 0; i < 40; ++i) {
+    refused += call("cl/operator.key", submit).message.find("rate limit") != std::string::npos;
+  }
+  EXPECT_GE(refused, 9);
+  int audited = 0;
+  for (const auto& e : AuditOf(2)) {
+    audited += e.event.kind == "refusal" && e.event.detail.find("rate limit") != std::string::npos;
+  }
+  EXPECT_EQ(audited, 1);
+  int refusals = 0;
+  for (const auto& e : AuditOf(2)) {
+    refusals += e.event.kind == "refusal" &&
+                (e.event.detail.find("only its own") != std::string::npos ||
+                 e.event.detail.find("unknown custodian") != std::string::npos ||
+                 e.event.detail.find("post-approval is not allowed") != std::string::npos);
+  }
+  EXPECT_GE(refusals, 3);
 }
 
 }  // namespace
