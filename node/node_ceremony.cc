@@ -45,6 +45,21 @@ Status NodeService::CheckPendingRequest(const SignedRequest& sr, SignedManifest*
   return CheckRequest(sr, in);
 }
 
+Status NodeService::AwaitsCustodian(const Session& s, const BackupId& backup) const {
+  QV_ASSIGN_OR_RETURN(auto kept, store_->PendingRequests(opt_.clock->NowUnix()));
+  for (const auto& e : kept) {
+    auto sr = SignedRequest::Parse(e.request);
+    if (!sr.ok() || sr->request().backup_id != backup) continue;
+    if (store_->Spent(RequestIdToText(sr->id()), backup)) continue;
+    QV_ASSIGN_OR_RETURN(Bytes encoded, store_->Manifest(backup));
+    QV_ASSIGN_OR_RETURN(SignedManifest sm, SignedManifest::Parse(encoded, &coordinator_));
+    if (sm.manifest().policy.FindByKey(s.peer().key) != nullptr) return Status::Ok();
+  }
+  return PermissionDenied(
+      "a custodian reads a backup's manifest only while a request about it "
+      "waits for its approval");
+}
+
 Result<Response> NodeService::SubmitRequest(Session& s, const Request& r) {
   QV_ASSIGN_OR_RETURN(SignedRequest sr, SignedRequest::Parse(r.payload));
   const QuorumRequest& q = sr.request();

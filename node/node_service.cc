@@ -20,7 +20,8 @@ bool Allowed(PeerRole role, Op op) {
   switch (op) {
     case Op::kHealth:
       return role != PeerRole::kUnknown;
-    // Custodians read the signed manifest of what they are asked to approve.
+    // Custodians read the signed manifest of what they are asked to
+    // approve, and nothing else (AwaitsCustodian).
     case Op::kGetManifest:
       return role != PeerRole::kUnknown;
     case Op::kListBackups:
@@ -446,6 +447,7 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       QV_RETURN_IF_ERROR(store_->Abort(r.backup_id));
       return resp;
     case Op::kGetManifest: {
+      if (s.peer_.role == PeerRole::kCustodian) QV_RETURN_IF_ERROR(AwaitsCustodian(s, r.backup_id));
       if (r.b == 0) {
         QV_ASSIGN_OR_RETURN(resp.payload, store_->Manifest(r.backup_id));
         return resp;

@@ -173,6 +173,9 @@ class NodeService {
   // The backup's signed manifest and the request checked against it as a
   // release would check it (CheckRequest), at this node's clock.
   Status CheckPendingRequest(const SignedRequest& request, SignedManifest* manifest) const;
+  // Ok when a request about `backup` is pending here (unspent, unexpired)
+  // and the backup's policy lists the session's custodian key.
+  Status AwaitsCustodian(const Session& s, const BackupId& backup) const;
   // kPermissionDenied once `peer` posted kMaxPostsPerMinute times in the
   // last minute (the first refusal each minute is audited by Handle).
   Status RateLimit(const std::string& peer);

@@ -221,7 +221,8 @@ TEST_F(ClusterTest, AnImpostorKeyGetsNothingAndAWrongNodeKeyIsNotTrusted) {
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_NE(Slurp(dir() / "cl/nodes/node-00/node.log").find("event=refused"), std::string::npos);
   // A custodian key is pinned in the cluster file but is not a node peer:
-  // it may check health and post its denials, and gets nothing else.
+  // it may check health, post its denials and votes, and read a manifest
+  // only while a request about it waits for its approval (none here).
   auto custodian = SigningKey::Load(dir() / "cl/custodians/c1.key");
   auto cc = NodeClient::Connect(cluster_.nodes[0], **custodian);
   ASSERT_TRUE(cc.ok());
