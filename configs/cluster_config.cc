@@ -1,6 +1,7 @@
 #include "configs/cluster_config.h"
 
 #include <toml++/toml.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
@@ -342,6 +343,9 @@ std::string NodeConfig::ToToml() const {
     << "\nidle_timeout_ms = " << idle_timeout_ms << "\nmessage_timeout_ms = " << message_timeout_ms
     << "\nmax_unauthenticated_connections = " << max_unauthenticated_connections
     << "\nmax_unauthenticated_per_address = " << max_unauthenticated_per_address << "\n";
+  if (!on_pending_command.empty()) {
+    o << "on_pending_command = " << Quoted(on_pending_command.string()) << "\n";
+  }
   return o.str();
 }
 
@@ -359,14 +363,14 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
   const toml::table* n = root["node"].as_table();
   if (n == nullptr) return Bad(source, "node", "missing [node] table");
-  QV_RETURN_IF_ERROR(
-      OnlyKeys(*n,
-               {"id", "data_dir", "key_file", "master_key_file", "cluster_file",
-                "handshake_timeout_ms", "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every",
-                "witness_interval_ms", "witness_max_entries", "witness_max_ms",
-                "message_timeout_ms", "max_unauthenticated_connections",
-                "max_unauthenticated_per_address", "self_scrub_interval_s", "self_scrub_permille"},
-               source, "node"));
+  QV_RETURN_IF_ERROR(OnlyKeys(
+      *n,
+      {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
+       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms",
+       "witness_max_entries", "witness_max_ms", "message_timeout_ms",
+       "max_unauthenticated_connections", "max_unauthenticated_per_address",
+       "self_scrub_interval_s", "self_scrub_permille", "on_pending_command"},
+      source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
   auto resolve = [&](const std::string& p) {
@@ -406,6 +410,14 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "self_scrub_permille", source, "node", 1, 1000, &c.self_scrub_permille));
   std::error_code ec;
+  if (n->contains("on_pending_command")) {
+    QV_ASSIGN_OR_RETURN(std::string cmd, Str(*n, "on_pending_command", source, "node"));
+    c.on_pending_command = resolve(cmd);
+    if (::access(c.on_pending_command.c_str(), X_OK) != 0) {
+      return Bad(source, "node.on_pending_command",
+                 c.on_pending_command.string() + " is not an executable program");
+    }
+  }
   for (const auto& [field, p] :
        std::vector<std::pair<std::string, fs::path>>{{"node.key_file", c.key_file},
                                                      {"node.master_key_file", c.master_key_file},

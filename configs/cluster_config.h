@@ -93,6 +93,11 @@ struct NodeConfig {
   // (issue 15). Findings are logged and audited as alerts.
   uint32_t self_scrub_interval_s = 3600;
   uint32_t self_scrub_permille = 10;
+  // Optional: a program run (no shell) for each restore request newly
+  // submitted to this node, as PROGRAM REQUEST_ID SUMMARY, e.g. to send
+  // mail (issue 16). Never given secrets. Killed after 30 s; at most 8 run
+  // at once (more are skipped and logged).
+  std::filesystem::path on_pending_command = {};
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

@@ -1,11 +1,15 @@
 #include "node/daemon.h"
 
+#include <signal.h>
+#include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <set>
@@ -104,6 +108,60 @@ NodeEnv::Dialer SocketDialer(int cancel_fd) {
   };
 }
 
+// Runs the node config's on_pending program (no shell) as PROGRAM ID
+// SUMMARY, on a thread that reaps it and kills it after 30 s; at most 8 at
+// once. Its output goes to the node's own stderr (the node log).
+class PendingHook {
+ public:
+  explicit PendingHook(fs::path program) : program_(std::move(program)) {}
+  ~PendingHook() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return running_ == 0; });
+  }
+  void operator()(const std::string& id, const std::string& summary, NodeService* log) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (running_ >= 8) {
+        log->Log("event=on-pending-skipped request=" + id + " reason=\"8 hooks still running\"");
+        return;
+      }
+      ++running_;
+    }
+    std::thread([this, id, summary, log] {
+      std::vector<std::string> args = {program_.string(), id, summary};
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      char* envp[] = {const_cast<char*>("PATH=/usr/local/bin:/usr/bin:/bin"), nullptr};
+      pid_t pid = -1;
+      const int rc = ::posix_spawn(&pid, program_.c_str(), nullptr, nullptr, argv.data(), envp);
+      int status = 0;
+      std::string outcome = rc == 0 ? "" : std::string("spawn failed: ") + std::strerror(rc);
+      for (int waited = 0; rc == 0 && outcome.empty(); ++waited) {
+        if (::waitpid(pid, &status, WNOHANG) == pid) {
+          outcome = "exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        } else if (waited >= 300) {
+          ::kill(pid, SIGKILL);
+          ::waitpid(pid, &status, 0);
+          outcome = "killed after 30 s";
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+      }
+      log->Log("event=on-pending request=" + id + " outcome=\"" + outcome + "\"");
+      std::lock_guard<std::mutex> lock(mu_);
+      --running_;
+      cv_.notify_all();
+    }).detach();
+  }
+
+ private:
+  const fs::path program_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  int running_ = 0;  // guarded by mu_
+};
+
 class Fd {
  public:
   explicit Fd(int fd) : fd_(fd) {}
@@ -127,9 +185,18 @@ Status RunNodeDaemon(const fs::path& node_config) {
   const Fd cancel(::eventfd(0, EFD_CLOEXEC));
   NodeEnv env;
   env.dial = SocketDialer(cancel.get());
+  std::unique_ptr<PendingHook> hook;
+  NodeService* service_for_log = nullptr;
+  if (!nc.on_pending_command.empty()) {
+    hook = std::make_unique<PendingHook>(nc.on_pending_command);
+    env.on_pending = [&hook, &service_for_log](const std::string& id, const std::string& summary) {
+      if (service_for_log != nullptr) (*hook)(id, summary, service_for_log);
+    };
+  }
   QV_ASSIGN_OR_RETURN(auto opened, Node::Open(nc, std::move(cluster), env, node_config.string()));
   Node& node = *opened;
   NodeService& service = node.service();
+  service_for_log = &service;
   ServerOptions opt;
   opt.host = node.self().host;
   opt.port = node.self().port;

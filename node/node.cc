@@ -106,6 +106,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig clu
   };
   so.max_skew = nc.clock_skew_seconds;
   so.identity = node->key_.get();
+  so.on_pending = node->env_.on_pending;
   so.test_skip_quorum_check = node->env_.test_skip_quorum_check;
   so.test_scrub_from_leaves = node->env_.test_scrub_from_leaves;
   node->service_ =

@@ -49,6 +49,8 @@ struct NodeEnv {
       const NodeEntry& peer, const SigningKey& as, std::chrono::milliseconds budget)>;
   Dialer dial;
   StorageFaults* faults = nullptr;
+  // Told of each restore request newly submitted (NodeServiceOptions).
+  std::function<void(const std::string& id, const std::string& summary)> on_pending;
   bool test_skip_quorum_check = false;  // see NodeServiceOptions; tests only
   bool test_scrub_from_leaves = false;  // see NodeServiceOptions; tests only
 };

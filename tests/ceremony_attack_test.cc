@@ -749,5 +749,44 @@ TEST_F(CeremonyAttackTest, PendingRequestsAndVotesFromTheWrongKeysOrFloodsAreRef
   EXPECT_GE(refusals, 3);
 }
 
+// A node config's on_pending program runs for each new pending request
+// with its id and summary as arguments: never through a shell, so a
+// requester's words cannot run commands on the node.
+TEST_F(CeremonyAttackTest, TheOnPendingProgramGetsTheIdAndSummaryAndNoShell) {
+  const fs::path hook = dir() / "hook.sh";
+  std::ofstream(hook) << "#!/bin/sh\nprintf '%s\\n%s\\n' \"$1\" \"$2\" > \"" << dir().string()
+                      << "/hook.$$\"\n";
+  fs::permissions(hook, fs::perms::owner_all);
+  RestartNodesWith("on_pending_command = \"" + hook.string() + "\"\n");
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  Outcome sub =
+      Qv("restore request --cluster cl/cluster.toml --backup " + id + " --purpose 'drill $(touch " +
+         (dir() / "pwned").string() + ")' --out req --submit");
+  ASSERT_EQ(sub.code, 0) << sub.err;
+  auto sr = SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16));
+  ASSERT_TRUE(sr.ok());
+  int calls = 0;
+  for (int wait = 0; wait < 100 && calls < 6; ++wait) {
+    calls = 0;
+    for (auto& e : fs::directory_iterator(dir())) {
+      calls += e.path().filename().string().rfind("hook.", 0) == 0 &&
+               e.path().extension() != ".sh" &&
+               Slurp(e.path()).find(RequestIdToText(sr->id()) + "\nrestore of " + id) == 0;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(calls, 6);  // once per node
+  EXPECT_FALSE(fs::exists(dir() / "pwned"));
+  // The node logs each run's outcome once the program has exited.
+  bool logged = false;
+  for (int wait = 0; wait < 100 && !logged; ++wait) {
+    logged = Slurp(dir() / "cl/nodes/node-00/node.log").find("event=on-pending request=") !=
+             std::string::npos;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(logged);
+}
+
 }  // namespace
 }  // namespace qv
