@@ -346,6 +346,10 @@ std::string NodeConfig::ToToml() const {
   if (!on_pending_command.empty()) {
     o << "on_pending_command = " << Quoted(on_pending_command.string()) << "\n";
   }
+  if (!metrics_file.empty()) {
+    o << "metrics_file = " << Quoted(metrics_file.string())
+      << "\nmetrics_interval_s = " << metrics_interval_s << "\n";
+  }
   return o.str();
 }
 
@@ -363,14 +367,28 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(OnlyKeys(root, {"node"}, source, ""));
   const toml::table* n = root["node"].as_table();
   if (n == nullptr) return Bad(source, "node", "missing [node] table");
-  QV_RETURN_IF_ERROR(OnlyKeys(
-      *n,
-      {"id", "data_dir", "key_file", "master_key_file", "cluster_file", "handshake_timeout_ms",
-       "idle_timeout_ms", "clock_skew_seconds", "checkpoint_every", "witness_interval_ms",
-       "witness_max_entries", "witness_max_ms", "message_timeout_ms",
-       "max_unauthenticated_connections", "max_unauthenticated_per_address",
-       "self_scrub_interval_s", "self_scrub_permille", "on_pending_command"},
-      source, "node"));
+  QV_RETURN_IF_ERROR(OnlyKeys(*n,
+                              {"id",
+                               "data_dir",
+                               "key_file",
+                               "master_key_file",
+                               "cluster_file",
+                               "handshake_timeout_ms",
+                               "idle_timeout_ms",
+                               "clock_skew_seconds",
+                               "checkpoint_every",
+                               "witness_interval_ms",
+                               "witness_max_entries",
+                               "witness_max_ms",
+                               "message_timeout_ms",
+                               "max_unauthenticated_connections",
+                               "max_unauthenticated_per_address",
+                               "self_scrub_interval_s",
+                               "self_scrub_permille",
+                               "on_pending_command",
+                               "metrics_file",
+                               "metrics_interval_s"},
+                              source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
   auto resolve = [&](const std::string& p) {
@@ -410,6 +428,12 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "self_scrub_permille", source, "node", 1, 1000, &c.self_scrub_permille));
   std::error_code ec;
+  if (n->contains("metrics_file")) {
+    QV_ASSIGN_OR_RETURN(std::string f, Str(*n, "metrics_file", source, "node"));
+    c.metrics_file = resolve(f);
+  }
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "metrics_interval_s", source, "node", 1, 3600, &c.metrics_interval_s));
   if (n->contains("on_pending_command")) {
     QV_ASSIGN_OR_RETURN(std::string cmd, Str(*n, "on_pending_command", source, "node"));
     c.on_pending_command = resolve(cmd);

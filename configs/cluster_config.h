@@ -98,6 +98,10 @@ struct NodeConfig {
   // mail (issue 16). Never given secrets. Killed after 30 s; at most 8 run
   // at once (more are skipped and logged).
   std::filesystem::path on_pending_command = {};
+  // Optional: where to write Prometheus text-format metrics (atomically,
+  // for node_exporter's textfile collector), and how often.
+  std::filesystem::path metrics_file = {};
+  uint32_t metrics_interval_s = 15;
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

@@ -42,6 +42,17 @@ class Timers {
     threads_.emplace_back([this] {
       while (Wait()) node_->Tick();
     });
+    // Metrics for node_exporter's textfile collector, replaced atomically.
+    if (const fs::path f = node_->config().metrics_file; !f.empty()) {
+      const uint32_t every = node_->config().metrics_interval_s;
+      threads_.emplace_back([this, f, every] {
+        do {
+          if (Status st = WriteFileAtomic(f, AsBytes(node_->MetricsText()), 0644); !st.ok()) {
+            node_->service().Log("event=metrics-failed detail=\"" + st.message() + "\"");
+          }
+        } while (Wait(std::chrono::seconds(every)));
+      });
+    }
     // The node's own disk, on a slower clock of its own.
     if (const uint32_t s = node_->config().self_scrub_interval_s; s > 0) {
       threads_.emplace_back([this, s] {

@@ -243,6 +243,25 @@ void Node::WitnessRound(const NodeEntry& peer, const std::atomic<bool>* stop) {
       out.kind == WitnessOutcome::Kind::kUnchanged) {
     alerted = out.alert() ? out.detail : "";
   }
+  if (out.kind == WitnessOutcome::Kind::kWitnessed ||
+      out.kind == WitnessOutcome::Kind::kUnchanged) {
+    service_->metrics().Witnessed(peer.id, env_.clock->NowUnix());
+  }
+}
+
+std::string Node::MetricsText() {
+  Metrics::Gauges g;
+  g.now = env_.clock->NowUnix();
+  for (const auto& b : store_->List()) {
+    (b.state == "published" ? g.backups_published : g.backups_prepared) += 1;
+  }
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(config_.data_dir / "backups", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) g.stored_bytes += it->file_size(ec);
+  }
+  if (auto p = store_->PendingRequests(g.now); p.ok()) g.pending_requests = p->size();
+  return service_->metrics().Text(config_.id, g);
 }
 
 void Node::Close(const Status& why) {

@@ -85,6 +85,9 @@ class Node {
   // share against the Feldman commitments. Logged and audited as one
   // "self-scrub" entry; each problem as an alert. Returns the problems.
   std::vector<std::string> SelfScrub();
+  // The node's metrics as Prometheus text (node/metrics.h), with its
+  // backups, stored bytes and pending requests read now.
+  std::string MetricsText();
   // A clean stop: refusals flushed, the stop audited (with `why`), a
   // checkpoint signed. Call once, after the last request.
   void Close(const Status& why);

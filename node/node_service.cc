@@ -361,6 +361,8 @@ Response NodeService::Handle(Session& s, const Request& r) {
   char dur[32];
   std::snprintf(dur, sizeof dur, "%.2f", ms);
   const uint64_t bytes = r.payload.size() + resp.payload.size();
+  metrics_.Count(OpName(r.op), out.ok() ? Status::Ok() : out.status(), r.payload.size(),
+                 resp.payload.size(), ms);
   // Share bytes are counted but never printed; neither is any payload.
   Log("peer=" + s.peer_.name + " req=" + std::string(OpName(r.op)) +
       " backup=" + BackupIdToText(r.backup_id) + " bytes=" + std::to_string(bytes) + " outcome=" +

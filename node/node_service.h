@@ -34,6 +34,7 @@
 #include "manifest/repair_plan.h"
 #include "node/audit_log.h"
 #include "node/messages.h"
+#include "node/metrics.h"
 #include "node/node_store.h"
 #include "node/share_recovery.h"
 #include "quorum/request.h"
@@ -159,6 +160,8 @@ class NodeService {
   // enrolled since it started (kEnroll). A snapshot: it never changes, a
   // later enrollment gives a new one.
   std::shared_ptr<const ClusterConfig> cluster() const;
+  // Counters of what this node handled (node/metrics.h).
+  Metrics& metrics() { return metrics_; }
 
  private:
   std::map<noise::DhPublic, PeerInfo> PinKeys(const ClusterConfig& cluster) const;
@@ -204,6 +207,7 @@ class NodeService {
   // logged) when they could not be recorded.
   Status RememberDenials(const std::string& rid, const std::vector<ApprovalCheck>& checks);
   NodeStore* store_;
+  Metrics metrics_;
   mutable std::mutex cluster_mu_;
   std::shared_ptr<const ClusterConfig> cluster_;  // guarded by cluster_mu_
   std::mutex enroll_mu_;                          // one enrollment at a time

@@ -16,6 +16,8 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
 #include <sstream>
 #include <thread>
 
@@ -912,6 +914,84 @@ TEST_F(EnrollClusterTest, ANewNodeJoinsOnlyByQuorumAndTakesADecommissionedNodesP
   Outcome r = QuorumRestore(id, "restored");
   ASSERT_EQ(r.code, 0) << r.err;
   ExpectSameTree(dir() / "model", dir() / "restored");
+}
+
+// Problems with `text` as Prometheus text exposition format 0.0.4: every
+// line a HELP, a TYPE (once per metric, before its samples, of a known
+// type) or a sample `name{label="value",...} number`; none when it is good.
+std::vector<std::string> PrometheusProblems(const std::string& text) {
+  static const std::regex comment(R"(# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*))");
+  static const std::regex sample(
+      R"(([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")"
+      R"((?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?))");
+  std::vector<std::string> problems;
+  std::map<std::string, std::string> types;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::smatch m;
+    if (std::regex_match(line, m, comment)) {
+      if (m[1] == "TYPE") {
+        static const std::set<std::string> known = {"counter", "gauge", "summary", "histogram",
+                                                    "untyped"};
+        if (!known.count(m[3])) problems.push_back("unknown type: " + line);
+        if (!types.emplace(m[2], m[3]).second) problems.push_back("second TYPE: " + line);
+      }
+    } else if (std::regex_match(line, m, sample)) {
+      std::string name = m[1];
+      for (const char* suffix : {"_sum", "_count"}) {
+        const std::string sfx = suffix;
+        if (!types.count(name) && name.size() > sfx.size() &&
+            name.compare(name.size() - sfx.size(), sfx.size(), sfx) == 0) {
+          name = name.substr(0, name.size() - sfx.size());
+        }
+      }
+      if (!types.count(name)) problems.push_back("sample before its TYPE: " + line);
+    } else {
+      problems.push_back("not exposition format: " + line);
+    }
+  }
+  if (!text.empty() && text.back() != '\n') problems.push_back("no final newline");
+  return problems;
+}
+
+TEST(PrometheusFormatTest, TheCheckerRefusesWhatIsNotTheFormat) {
+  EXPECT_TRUE(PrometheusProblems("# HELP a b\n# TYPE a counter\na{x=\"1\"} 2\n").empty());
+  for (const char* bad :
+       {"a 1\n", "# TYPE a counter\na{x=1} 2\n", "# TYPE a counter\na 1 2 3\n",
+        "# TYPE a count\na 1\n", "# TYPE a gauge\n# TYPE a gauge\na 1\n", "# TYPE a gauge\na 1"}) {
+    EXPECT_FALSE(PrometheusProblems(bad).empty()) << bad;
+  }
+}
+
+TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormat) {
+  RestartNodesWith("metrics_file = \"metrics.prom\"\nmetrics_interval_s = 1\n");
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
+  const fs::path f = dir() / "cl/nodes/node-01/metrics.prom";
+  std::string text;
+  for (int wait = 0; wait < 100; ++wait) {
+    text = Slurp(f);
+    if (text.find("qv_release_seconds_count{node=\"node-01\"} 1") != std::string::npos &&
+        text.find("qv_witness_lag_seconds{") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_NE(text.find("qv_release_seconds_count{node=\"node-01\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("qv_requests_total{node=\"node-01\",kind=\"release\",outcome=\"ok\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("qv_backups{node=\"node-01\",state=\"published\"} 1"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("qv_witness_lag_seconds{node=\"node-01\",peer=\"node-00\"}"),
+            std::string::npos)
+      << text;
+  const auto problems = PrometheusProblems(text);
+  EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text;
+  // No secret or payload reaches it: only names, counts and sizes.
+  EXPECT_EQ(text.find(id), std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,51 @@
+// A node's counters, written as Prometheus text exposition format (0.0.4)
+// for node_exporter's textfile collector (issue 16): requests by kind and
+// outcome, refusals by reason, bytes received and served, release latency,
+// backups held, and witness lag per peer. Thread-safe; values only, never a
+// payload, key or secret.
+#ifndef QV_NODE_METRICS_H_
+#define QV_NODE_METRICS_H_
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+
+namespace qv {
+
+class Metrics {
+ public:
+  // One request handled: its kind (OpName), outcome, bytes in and out, and
+  // how long it took.
+  void Count(std::string_view op, const Status& outcome, uint64_t bytes_in, uint64_t bytes_out,
+             double ms);
+  // A witness round with `peer` ended at `unix` (its log compared or caught up).
+  void Witnessed(const std::string& peer, int64_t unix);
+
+  struct Gauges {
+    int64_t now = 0;
+    uint64_t backups_published = 0, backups_prepared = 0, pending_requests = 0;
+    uint64_t stored_bytes = 0;  // fragment and leaf files of the backups held
+  };
+  // The whole exposition, `node` as a label on every sample.
+  std::string Text(const std::string& node, const Gauges& gauges) const;
+
+  // "ok", "permission_denied", ...: the outcome label of a status.
+  static std::string_view OutcomeLabel(const Status& s);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, uint64_t> requests_;  // (op, outcome)
+  std::map<std::string, uint64_t> refusals_;                          // by op: permission_denied
+  std::map<std::string, uint64_t> bytes_in_, bytes_out_;              // by op
+  uint64_t releases_ = 0;
+  double release_seconds_ = 0;
+  std::map<std::string, int64_t> witnessed_;  // peer -> unix time of the last round
+};
+
+}  // namespace qv
+
+#endif  // QV_NODE_METRICS_H_
