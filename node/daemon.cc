@@ -47,7 +47,11 @@ class Timers {
       const uint32_t every = node_->config().metrics_interval_s;
       threads_.emplace_back([this, f, every] {
         do {
-          if (Status st = WriteFileAtomic(f, AsBytes(node_->MetricsText()), 0644); !st.ok()) {
+          Status st = WriteFileAtomic(f, AsBytes(node_->MetricsText()), 0644);
+          // Readable by node_exporter's user despite the node's umask 077:
+          // counts and sizes only, nothing secret.
+          if (st.ok() && ::chmod(f.c_str(), 0644) != 0) st = IoError("chmod " + f.string());
+          if (!st.ok()) {
             node_->service().Log("event=metrics-failed detail=\"" + st.message() + "\"");
           }
         } while (Wait(std::chrono::seconds(every)));

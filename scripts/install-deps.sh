@@ -8,6 +8,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libsodium-dev libssl-dev libisal-dev libasio-dev libboost-serialization-dev
   libsqlite3-dev libcli11-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev
+  systemd  # systemd-analyze verify checks configs/systemd (tests/cli_test.cc)
 )
 
 missing=()

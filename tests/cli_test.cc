@@ -301,5 +301,39 @@ TEST_F(CliTest, RepairBenchPrintsScrubRepairAndRecoveryBesideTheMachinesLimits) 
   EXPECT_EQ(Qv("repair bench --size lots").code, 1);
 }
 
+// configs/systemd's node unit, as systemd-analyze verify reads it (with
+// ExecStart pointing at the built qv). verify exits 0 on unknown keys, so
+// any word it prints is a failure too; a misspelt key shows the check bites.
+TEST_F(CliTest, TheSystemdUnitVerifiesCleanly) {
+  if (std::system("command -v systemd-analyze >/dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "systemd-analyze is not installed here";
+  }
+  const std::string unit =
+      Slurp(fs::path(QV_SOURCE_DIR) / "configs/systemd/quorumvault-node@.service");
+  ASSERT_NE(unit.find("ExecStart=/usr/local/bin/qv node run"), std::string::npos);
+  auto verify = [&](const std::string& text, const std::string& instance) {
+    const fs::path f = dir_ / ("quorumvault-node@" + instance + ".service");
+    std::string t = text;
+    t.replace(t.find("/usr/local/bin/qv"), 17, qv_);
+    std::ofstream(f) << t;
+    const std::string cmd = "systemd-analyze verify --man=no '" + f.string() + "' >'" +
+                            (dir_ / "verify.out").string() + "' 2>&1";
+    const int rc = std::system(cmd.c_str());
+    return Outcome{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, Slurp(dir_ / "verify.out"), ""};
+  };
+  Outcome good = verify(unit, "node-00");
+  EXPECT_EQ(good.code, 0) << good.out;
+  EXPECT_EQ(good.out, "");
+  for (const char* key : {"NoNewPrivileges=yes", "ProtectSystem=strict", "User=quorumvault",
+                          "CapabilityBoundingSet=\n", "MemoryDenyWriteExecute=yes"}) {
+    EXPECT_NE(unit.find(key), std::string::npos) << key;
+  }
+  std::string typo = unit;
+  typo.replace(typo.find("ProtectSystem="), 14, "ProtectSystm=");
+  EXPECT_NE(verify(typo, "node-01").out, "");
+  const std::string users = Slurp(fs::path(QV_SOURCE_DIR) / "configs/systemd/quorumvault.conf");
+  EXPECT_NE(users.find("\nu quorumvault "), std::string::npos);
+}
+
 }  // namespace
 }  // namespace qv
