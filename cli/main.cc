@@ -997,8 +997,20 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
   int down = 0;
   JsonWriter j;
   j.BeginArray();
+  // The cluster at a glance, from what each node says of itself.
+  uint64_t published = 0, prepared = 0, stored = 0, alerts = 0, pending = 0;
+  int64_t witnessed = 0;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
   for (const auto& h : health) {
     down += !h.ok;
+    if (h.stats) {
+      published = std::max(published, h.stats->backups_published);
+      prepared = std::max(prepared, h.stats->backups_prepared);
+      pending = std::max(pending, h.stats->pending_requests);
+      stored += h.stats->stored_bytes;
+      alerts += h.stats->alerts;
+      witnessed = std::max(witnessed, h.stats->last_witness);
+    }
     if (json) {
       j.BeginObject()
           .Field("node", h.id)
@@ -1008,6 +1020,17 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
           .Field("detail", h.detail)
           .Field("ms", h.ms);
       if (h.skew) j.Key("clock_skew_s").Int(*h.skew);
+      if (h.stats) {
+        j.Field("backups_published", h.stats->backups_published)
+            .Field("backups_committing", h.stats->backups_prepared)
+            .Field("stored_bytes", h.stats->stored_bytes)
+            .Field("free_bytes", h.stats->free_bytes)
+            .Field("pending_requests", h.stats->pending_requests)
+            .Field("audit_alerts", h.stats->alerts);
+        if (h.stats->last_witness > 0) {
+          j.Field("last_witness", Rfc3339(h.stats->last_witness));
+        }
+      }
       j.EndObject();
     } else {
       const std::string skew =
@@ -1015,7 +1038,31 @@ int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
       std::printf("%-10s %-10s %-22s %-5s %6.1f ms  clock %-8s %s\n", Shown(h.id).c_str(),
                   Shown(h.site).c_str(), Shown(h.address).c_str(), h.ok ? "up" : "DOWN", h.ms,
                   skew.c_str(), Shown(h.detail).c_str());
+      if (h.stats) {
+        std::printf(
+            "           %llu backup(s)%s, %s stored, %s free, %llu pending, %llu alert(s)\n",
+            static_cast<unsigned long long>(h.stats->backups_published),
+            h.stats->backups_prepared == 0
+                ? ""
+                : (" (+" + std::to_string(h.stats->backups_prepared) + " committing)").c_str(),
+            FormatBytes(h.stats->stored_bytes).c_str(), FormatBytes(h.stats->free_bytes).c_str(),
+            static_cast<unsigned long long>(h.stats->pending_requests),
+            static_cast<unsigned long long>(h.stats->alerts));
+      }
     }
+  }
+  if (!json) {
+    std::printf(
+        "cluster %s: %zu of %zu nodes up; %llu backup(s)%s; %s stored in all; %llu pending "
+        "request(s); last witness round %s; %llu audit alert(s)%s\n",
+        Shown(ctx->session->config().name).c_str(), health.size() - down, health.size(),
+        static_cast<unsigned long long>(published),
+        prepared == 0 ? "" : (" (+" + std::to_string(prepared) + " committing)").c_str(),
+        FormatBytes(stored).c_str(), static_cast<unsigned long long>(pending),
+        witnessed == 0 ? "never"
+                       : (FormatSeconds(std::max<int64_t>(0, now - witnessed)) + " ago").c_str(),
+        static_cast<unsigned long long>(alerts),
+        alerts == 0 ? "" : " (qv audit log --cluster FILE shows them)");
   }
   j.EndArray();
   if (json) std::printf("%s\n", j.str().c_str());

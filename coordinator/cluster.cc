@@ -267,7 +267,7 @@ std::vector<NodeHealth> ClusterSession::Health() {
   for (size_t i = 0; i < config_.nodes.size(); ++i) {
     const auto& n = config_.nodes[i];
     NodeHealth h{n.id,           n.site, n.host + ":" + std::to_string(n.port), false, "",
-                 connect_ms_[i], {}};
+                 connect_ms_[i], {}, {}};
     if (!clients_[i]) {
       h.detail = "unreachable";
       for (const auto& p : problems_) {
@@ -282,9 +282,14 @@ std::vector<NodeHealth> ClusterSession::Health() {
       h.ms = env_.clock->MonotonicMs() - start;
       h.ok = resp.ok();
       h.detail = resp.ok() ? Printable(resp->message) : resp.status().message();
-      if (resp.ok() && resp->payload.size() == 8) {
+      // The node's clock, then (nodes since issue 16) its stats.
+      if (resp.ok() && resp->payload.size() >= 8) {
         const auto theirs = static_cast<int64_t>(GetU64BE(resp->payload.data()));
         if (PlausibleUnix(theirs) && PlausibleUnix(before)) h.skew = theirs - before;
+        if (resp->payload.size() > 8) {
+          auto stats = DecodeNodeStats(ByteSpan(resp->payload).subspan(8));
+          if (stats.ok()) h.stats = *stats;
+        }
       }
     }
     out.push_back(h);

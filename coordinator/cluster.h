@@ -18,6 +18,7 @@
 #include "configs/cluster_config.h"
 #include "coordinator/node_io.h"
 #include "coordinator/pipeline.h"
+#include "node/metrics.h"
 #include "node/node_client.h"
 #include "quorum/request.h"
 
@@ -30,6 +31,8 @@ struct NodeHealth {
   double ms = 0;
   // The node's clock minus this machine's, in seconds, when it answered.
   std::optional<int64_t> skew;
+  // What the node says of itself (node/metrics.h), when it answered.
+  std::optional<NodeStats> stats;
 };
 
 // The order to read fragments in, given each one's connect-and-handshake

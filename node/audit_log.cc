@@ -182,6 +182,16 @@ Result<std::vector<std::string>> AuditLog::BackupsStored() const {
   return out;
 }
 
+Result<uint64_t> AuditLog::CountKind(const std::string& kind) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt st(db_, "SELECT COUNT(*) FROM audit WHERE kind = ?");
+  st.Text(1, kind);
+  if (sqlite3_step(st.get()) != SQLITE_ROW) {
+    return IoError(std::string("audit log: ") + sqlite3_errmsg(db_));
+  }
+  return static_cast<uint64_t>(sqlite3_column_int64(st.get(), 0));
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> AuditLog::RequestsReleased() const {
   std::lock_guard<std::mutex> lock(mu_);
   Stmt st(db_, "SELECT DISTINCT request, backup FROM audit WHERE kind IN ('release', 'retry')");

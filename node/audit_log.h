@@ -54,6 +54,8 @@ class AuditLog {
   // Backup ids (hex) this log recorded as stored (published); a hint for
   // re-indexing a node whose metadata database is gone.
   Result<std::vector<std::string>> BackupsStored() const;
+  // How many entries of `kind` ("alert", ...) the log holds.
+  Result<uint64_t> CountKind(const std::string& kind) const;
   // (request id, backup id), hex, of every request this log recorded as
   // released: spent request ids a node must not lose with its database.
   Result<std::vector<std::pair<std::string, std::string>>> RequestsReleased() const;

@@ -1,6 +1,9 @@
 #include "node/metrics.h"
 
+#include <algorithm>
 #include <cstdio>
+
+#include "base/wire.h"
 
 namespace qv {
 
@@ -34,6 +37,37 @@ std::string Number(double v) {
 }
 
 }  // namespace
+
+Bytes EncodeNodeStats(const NodeStats& s) {
+  WireWriter w;
+  w.U32(1).I64(s.now).U64(s.backups_published).U64(s.backups_prepared).U64(s.pending_requests);
+  w.U64(s.stored_bytes).U64(s.free_bytes).U64(s.alerts).I64(s.last_witness);
+  return w.Take();
+}
+
+Result<NodeStats> DecodeNodeStats(ByteSpan in) {
+  WireReader r(in);
+  QV_ASSIGN_OR_RETURN(uint32_t version, r.U32());
+  if (version != 1) return InvalidArgument("node stats version " + std::to_string(version));
+  NodeStats s;
+  QV_ASSIGN_OR_RETURN(s.now, r.I64());
+  QV_ASSIGN_OR_RETURN(s.backups_published, r.U64());
+  QV_ASSIGN_OR_RETURN(s.backups_prepared, r.U64());
+  QV_ASSIGN_OR_RETURN(s.pending_requests, r.U64());
+  QV_ASSIGN_OR_RETURN(s.stored_bytes, r.U64());
+  QV_ASSIGN_OR_RETURN(s.free_bytes, r.U64());
+  QV_ASSIGN_OR_RETURN(s.alerts, r.U64());
+  QV_ASSIGN_OR_RETURN(s.last_witness, r.I64());
+  QV_RETURN_IF_ERROR(r.ExpectEnd());
+  return s;
+}
+
+int64_t Metrics::LastWitnessed() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  int64_t last = 0;
+  for (const auto& [peer, t] : witnessed_) last = std::max(last, t);
+  return last;
+}
 
 std::string_view Metrics::OutcomeLabel(const Status& s) {
   switch (s.code()) {
@@ -112,6 +146,10 @@ std::string Metrics::Text(const std::string& node, const Gauges& g) const {
   out += "qv_backups{" + n + ",state=\"prepared\"} " + std::to_string(g.backups_prepared) + "\n";
   Header(out, "qv_stored_bytes", "gauge", "Bytes of fragments and leaf hashes this node holds.");
   out += "qv_stored_bytes{" + n + "} " + std::to_string(g.stored_bytes) + "\n";
+  Header(out, "qv_free_bytes", "gauge", "Free bytes on the file system of the data folder.");
+  out += "qv_free_bytes{" + n + "} " + std::to_string(g.free_bytes) + "\n";
+  Header(out, "qv_audit_alerts", "gauge", "Alert entries in this node's audit log.");
+  out += "qv_audit_alerts{" + n + "} " + std::to_string(g.alerts) + "\n";
   Header(out, "qv_pending_requests", "gauge", "Restore requests waiting for custodians here.");
   out += "qv_pending_requests{" + n + "} " + std::to_string(g.pending_requests) + "\n";
   Header(out, "qv_witness_lag_seconds", "gauge",

@@ -12,9 +12,24 @@
 #include <string>
 #include <string_view>
 
+#include "base/bytes.h"
 #include "base/status.h"
 
 namespace qv {
+
+// What a node tells `qv status` about itself (in its health answer) and
+// writes as gauges. Wire form (base/wire.h): u32 version 1, then every
+// field in order as u64 (now and last_witness as i64).
+struct NodeStats {
+  int64_t now = 0;
+  uint64_t backups_published = 0, backups_prepared = 0, pending_requests = 0;
+  uint64_t stored_bytes = 0;  // fragment, leaf and manifest files of the backups held
+  uint64_t free_bytes = 0;    // on the file system of the node's data folder
+  uint64_t alerts = 0;        // alert entries in the node's audit log
+  int64_t last_witness = 0;   // when a witness round last ended (0: none yet)
+};
+Bytes EncodeNodeStats(const NodeStats& stats);
+Result<NodeStats> DecodeNodeStats(ByteSpan encoded);
 
 class Metrics {
  public:
@@ -24,12 +39,10 @@ class Metrics {
              double ms);
   // A witness round with `peer` ended at `unix` (its log compared or caught up).
   void Witnessed(const std::string& peer, int64_t unix);
+  // When the last witness round with any peer ended (0: none yet).
+  int64_t LastWitnessed() const;
 
-  struct Gauges {
-    int64_t now = 0;
-    uint64_t backups_published = 0, backups_prepared = 0, pending_requests = 0;
-    uint64_t stored_bytes = 0;  // fragment and leaf files of the backups held
-  };
+  using Gauges = NodeStats;
   // The whole exposition, `node` as a label on every sample.
   std::string Text(const std::string& node, const Gauges& gauges) const;
 

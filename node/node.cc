@@ -249,20 +249,7 @@ void Node::WitnessRound(const NodeEntry& peer, const std::atomic<bool>* stop) {
   }
 }
 
-std::string Node::MetricsText() {
-  Metrics::Gauges g;
-  g.now = env_.clock->NowUnix();
-  for (const auto& b : store_->List()) {
-    (b.state == "published" ? g.backups_published : g.backups_prepared) += 1;
-  }
-  std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(config_.data_dir / "backups", ec);
-       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (it->is_regular_file(ec)) g.stored_bytes += it->file_size(ec);
-  }
-  if (auto p = store_->PendingRequests(g.now); p.ok()) g.pending_requests = p->size();
-  return service_->metrics().Text(config_.id, g);
-}
+std::string Node::MetricsText() { return service_->metrics().Text(config_.id, service_->Stats()); }
 
 void Node::Close(const Status& why) {
   service_->FlushRefusals(/*all=*/true);

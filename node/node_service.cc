@@ -343,6 +343,23 @@ std::map<noise::DhPublic, PeerInfo> NodeService::PinKeys(const ClusterConfig& cl
   return pinned;
 }
 
+NodeStats NodeService::Stats() {
+  NodeStats g;
+  g.now = opt_.clock->NowUnix();
+  for (const auto& b : store_->List()) {
+    (b.state == "published" ? g.backups_published : g.backups_prepared) += 1;
+  }
+  const StoreUsage usage = store_->Usage();
+  g.stored_bytes = usage.stored_bytes;
+  g.free_bytes = usage.free_bytes;
+  if (auto p = store_->PendingRequests(g.now); p.ok()) g.pending_requests = p->size();
+  if (opt_.audit != nullptr) {
+    if (auto a = opt_.audit->CountKind("alert"); a.ok()) g.alerts = *a;
+  }
+  g.last_witness = metrics_.LastWitnessed();
+  return g;
+}
+
 Response NodeService::Handle(Session& s, const Request& r) {
   const double start = opt_.clock->MonotonicMs();
   Result<Response> out =
@@ -379,6 +396,7 @@ Result<Response> NodeService::Dispatch(Session& s, const Request& r) {
       AppendU64BE(resp.payload, static_cast<uint64_t>(opt_.clock->NowUnix()));
       // What start-up recovered or set aside stays visible to operators.
       for (const auto& line : store_->recovery()) resp.message += "; " + line;
+      AppendBytes(resp.payload, EncodeNodeStats(Stats()));
       return resp;
     case Op::kBeginFragment: {
       if (s.upload_)

@@ -160,6 +160,9 @@ class NodeService {
   // enrolled since it started (kEnroll). A snapshot: it never changes, a
   // later enrollment gives a new one.
   std::shared_ptr<const ClusterConfig> cluster() const;
+  // This node's backups, disk, pending requests, alerts and witnessing,
+  // read now (what its health answer carries).
+  NodeStats Stats();
   // Counters of what this node handled (node/metrics.h).
   Metrics& metrics() { return metrics_; }
 

@@ -97,6 +97,11 @@ class Upload {
   bool prepared_ = false;
 };
 
+struct StoreUsage {
+  uint64_t stored_bytes = 0;  // files of the backups held (fragments, leaves, manifests)
+  uint64_t free_bytes = 0;    // free on the data folder's file system (for this user)
+};
+
 struct StoredBackup {
   BackupId id{};
   uint32_t fragment = 0;
@@ -213,6 +218,8 @@ class NodeStore {
   // Counts one more presentation of a spent request, durably; returns the
   // count, or kFailedPrecondition once `max_retries` were counted.
   Result<uint32_t> CountRetry(const std::string& request_id, uint32_t max_retries);
+  // Disk use now (a walk of backups/; statvfs of the data folder).
+  StoreUsage Usage() const;
   // Restore requests submitted through the cluster (node/pending.h), kept
   // until `expires`. Taking one already kept changes nothing;
   // kFailedPrecondition when kMaxPendingRequests unexpired ones are kept.

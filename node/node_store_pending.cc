@@ -1,13 +1,29 @@
-// NodeStore: restore requests kept for the ceremony through the cluster
+// NodeStore: disk use, and restore requests kept for the ceremony through the cluster
 // (node_store.h, node/pending.h). Rows in meta.db's ceremony and
 // ceremony_votes tables; expired ones are deleted as new ones arrive, so
 // the tables stay within kMaxPendingRequests requests and kMaxApprovals
 // votes each.
+#include <sys/statvfs.h>
+
 #include "node/node_store.h"
 #include "node/sqlite_stmt.h"
 #include "quorum/request.h"
 
 namespace qv {
+
+namespace fs = std::filesystem;
+
+StoreUsage NodeStore::Usage() const {
+  StoreUsage u;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir_ / "backups", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) u.stored_bytes += it->file_size(ec);
+  }
+  struct statvfs v {};
+  if (::statvfs(dir_.c_str(), &v) == 0) u.free_bytes = uint64_t{v.f_bavail} * v.f_frsize;
+  return u;
+}
 
 Status NodeStore::AddPending(const std::string& id, const BackupId& backup, ByteSpan request,
                              int64_t now, int64_t expires) {

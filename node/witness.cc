@@ -45,7 +45,7 @@ WitnessOutcome Witness::CheckPeer(const NodeEntry& peer, NodeCaller& caller,
     auto resp = CallChecked(caller, h);
     const int64_t after = clock_->NowUnix();
     if (!resp.ok()) return With(out, Kind::kUnreachable, resp.status().message());
-    if (resp->payload.size() == 8 && after - before <= kMaxClockRoundTrip) {
+    if (resp->payload.size() >= 8 && after - before <= kMaxClockRoundTrip) {
       const auto theirs = static_cast<int64_t>(GetU64BE(resp->payload.data()));
       // Bounded readings only: no subtraction below can overflow.
       if (PlausibleUnix(theirs) && PlausibleUnix(before) && PlausibleUnix(after)) {

@@ -964,7 +964,7 @@ TEST(PrometheusFormatTest, TheCheckerRefusesWhatIsNotTheFormat) {
   }
 }
 
-TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormat) {
+TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormatAndStatusSummarizesThem) {
   RestartNodesWith("metrics_file = \"metrics.prom\"\nmetrics_interval_s = 1\n");
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
@@ -992,6 +992,20 @@ TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormat) {
   EXPECT_TRUE(problems.empty()) << problems.front() << "\n" << text;
   // No secret or payload reaches it: only names, counts and sizes.
   EXPECT_EQ(text.find(id), std::string::npos);
+  // qv status says the same at a glance.
+  Outcome st = Qv("status --cluster cl/cluster.toml");
+  ASSERT_EQ(st.code, 0) << st.err;
+  EXPECT_NE(st.out.find("6 of 6 nodes up; 1 backup(s);"), std::string::npos) << st.out;
+  EXPECT_EQ(st.out.find("last witness round never"), std::string::npos) << st.out;
+  Outcome js = Qv("status --cluster cl/cluster.toml --json");
+  auto j = nlohmann::json::parse(js.out);
+  ASSERT_EQ(j.size(), 6u);
+  for (const auto& n : j) {
+    EXPECT_EQ(n["backups_published"], 1) << js.out;
+    EXPECT_GT(n["stored_bytes"].get<uint64_t>(), 0u);
+    EXPECT_GT(n["free_bytes"].get<uint64_t>(), 0u);
+    EXPECT_EQ(n["audit_alerts"], 0);
+  }
 }
 
 }  // namespace
