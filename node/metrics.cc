@@ -1,6 +1,7 @@
 #include "node/metrics.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 
 #include "base/wire.h"
@@ -69,37 +70,20 @@ int64_t Metrics::LastWitnessed() const {
   return last;
 }
 
-std::string_view Metrics::OutcomeLabel(const Status& s) {
-  switch (s.code()) {
-    case StatusCode::kOk:
-      return "ok";
-    case StatusCode::kInvalidArgument:
-      return "invalid_argument";
-    case StatusCode::kNotFound:
-      return "not_found";
-    case StatusCode::kAlreadyExists:
-      return "already_exists";
-    case StatusCode::kPermissionDenied:
-      return "permission_denied";
-    case StatusCode::kUnauthenticated:
-      return "unauthenticated";
-    case StatusCode::kCorruption:
-      return "corruption";
-    case StatusCode::kFailedPrecondition:
-      return "failed_precondition";
-    case StatusCode::kIoError:
-      return "io_error";
-    case StatusCode::kInternal:
-      return "internal";
+std::string Metrics::OutcomeLabel(const Status& s) {
+  // StatusCodeName in label form: "permission denied" -> "permission_denied".
+  std::string label;
+  for (char c : StatusCodeName(s.code())) {
+    label += c == ' ' || c == '/' ? '_' : static_cast<char>(std::tolower(c));
   }
-  return "other";
+  return label;
 }
 
 void Metrics::Count(std::string_view op, const Status& outcome, uint64_t bytes_in,
                     uint64_t bytes_out, double ms) {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string o(op);
-  ++requests_[{o, std::string(OutcomeLabel(outcome))}];
+  ++requests_[{o, OutcomeLabel(outcome)}];
   if (outcome.code() == StatusCode::kPermissionDenied) ++refusals_[o];
   bytes_in_[o] += bytes_in;
   bytes_out_[o] += bytes_out;

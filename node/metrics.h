@@ -46,8 +46,8 @@ class Metrics {
   // The whole exposition, `node` as a label on every sample.
   std::string Text(const std::string& node, const Gauges& gauges) const;
 
-  // "ok", "permission_denied", ...: the outcome label of a status.
-  static std::string_view OutcomeLabel(const Status& s);
+  // "ok", "permission_denied", "i_o_error", ...: a status's outcome label.
+  static std::string OutcomeLabel(const Status& s);
 
  private:
   mutable std::mutex mu_;

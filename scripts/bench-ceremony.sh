@@ -21,13 +21,6 @@ bash scripts/build.sh >/dev/null
 qv="$PWD/build/cli/qv"
 source scripts/ceremony.sh
 
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000 )) | awk '{ printf "%.1f\n", $1 / 1000 }'; }
-stats() {
-  sort -n "$1" | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    printf "median %7.1f ms   min %7.1f ms   max %7.1f ms   (%d runs)", m, v[1], v[NR], NR }'
-}
-
 bench_cluster bench-ceremony 7750
 "$qv" sample --out model --size "$size" --shards 1 >/dev/null
 id=$("$qv" backup --cluster cl/cluster.toml --key cl/coordinator.key model 2>/dev/null)

@@ -17,15 +17,6 @@ bash scripts/build.sh >/dev/null
 qv="$PWD/build/cli/qv"
 source scripts/ceremony.sh
 
-ms_since() { echo $(( ($(date +%s%N) - $1) / 1000 )) | awk '{ printf "%.1f\n", $1 / 1000 }'; }
-# stats FILE: median p90 min max of the numbers in FILE (one per line)
-stats() {
-  sort -n "$1" | awk '{ v[NR] = $1 } END {
-    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-    p = v[int(0.9 * NR + 0.999)]
-    printf "median %7.1f ms   p90 %7.1f ms   min %7.1f ms   max %7.1f ms   (%d runs)", m, p, v[1], v[NR], NR }'
-}
-
 bench_cluster bench-quorum 7700
 "$qv" sample --out model --size "$size" --shards 1 >/dev/null
 id=$("$qv" backup --cluster cl/cluster.toml --key cl/coordinator.key model 2>/dev/null)

@@ -27,3 +27,14 @@ bench_cluster() {
   "$qv" cluster init --dir cl --base-port "${QV_BENCH_PORT:-$2}" >/dev/null
   "$qv" cluster up --dir cl >/dev/null
 }
+
+# ms_since T0: milliseconds since T0 (from date +%s%N), one decimal.
+ms_since() { echo $(( ($(date +%s%N) - $1) / 1000 )) | awk '{ printf "%.1f\n", $1 / 1000 }'; }
+
+# stats FILE: median p90 min max of the numbers in FILE (one per line).
+stats() {
+  sort -n "$1" | awk '{ v[NR] = $1 } END {
+    m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+    p = v[int(0.9 * NR + 0.999)]
+    printf "median %7.1f ms   p90 %7.1f ms   min %7.1f ms   max %7.1f ms   (%d runs)", m, p, v[1], v[NR], NR }'
+}
