@@ -9,6 +9,7 @@ packages=(
   libsodium-dev libssl-dev libisal-dev libasio-dev libboost-serialization-dev
   libsqlite3-dev libcli11-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev
   systemd  # systemd-analyze verify checks configs/systemd (tests/cli_test.cc)
+  libp11-kit-dev softhsm2  # PKCS#11 URIs and header; a real token in tests (crypto/pkcs11.h)
 )
 
 missing=()

@@ -1,0 +1,83 @@
+#include "crypto/pkcs11.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "base/temp_dir.h"
+
+namespace qv {
+namespace {
+
+// A real SoftHSM2 token in a folder of its own (SOFTHSM2_CONF), so nothing
+// is mocked and nothing outside the test is touched.
+class Pkcs11Test : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_EQ(::access(std::string(kDefaultPkcs11Module).c_str(), R_OK), 0)
+        << "SoftHSM2 is not installed (scripts/install-deps.sh installs softhsm2)";
+    std::filesystem::create_directories(tmp_.path() / "tokens");
+    std::ofstream(tmp_.path() / "softhsm2.conf")
+        << "directories.tokendir = " << (tmp_.path() / "tokens").string()
+        << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+    ::setenv("SOFTHSM2_CONF", (tmp_.path() / "softhsm2.conf").c_str(), 1);
+    InitToken("qv-test");
+  }
+  void InitToken(const std::string& label) {
+    const std::string cmd = "softhsm2-util --init-token --free --label " + label +
+                            " --pin 1234 --so-pin 5678 >/dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  ScopedTempDir tmp_{"qv-pkcs11-test"};
+};
+
+TEST_F(Pkcs11Test, UriNamesTokenObjectModuleAndPin) {
+  auto u = Pkcs11Uri::Parse("pkcs11:token=qv-test;object=node-00?module-path=/x/y.so&pin-value=9");
+  ASSERT_TRUE(u.ok()) << u.status().message();
+  EXPECT_EQ(u->token, "qv-test");
+  EXPECT_EQ(u->object, "node-00");
+  EXPECT_EQ(u->module_path, "/x/y.so");
+  EXPECT_EQ(u->pin, "9");
+  for (const char* bad : {"pkcs11:object=x", "pkcs11:token=t", "file:///x", "pkcs11:token=%zz"}) {
+    EXPECT_FALSE(Pkcs11Uri::Parse(bad).ok()) << bad;
+  }
+}
+
+TEST_F(Pkcs11Test, AKeyWrappedByTheTokenOpensOnlyWithThatTokenAndContext) {
+  auto uri = *Pkcs11Uri::Parse("pkcs11:token=qv-test;object=wrap");
+  auto s = Pkcs11Session::Open(uri, "1234");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_TRUE((*s)->GenerateWrappingKey("wrap").ok());
+  EXPECT_EQ((*s)->GenerateWrappingKey("wrap").code(), StatusCode::kAlreadyExists);
+  const SecretBytes master = SecretBytes::Random(32);
+  auto wrapped = (*s)->Wrap("wrap", master, AsBytes("node-00"));
+  ASSERT_TRUE(wrapped.ok()) << wrapped.status().message();
+  // Nothing of the key is in the wrapped form.
+  EXPECT_EQ(std::search(wrapped->begin(), wrapped->end(), master.data(), master.data() + 32),
+            wrapped->end());
+  auto back = (*s)->Unwrap("wrap", *wrapped, AsBytes("node-00"));
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_TRUE(back->Equals(master));
+  EXPECT_EQ((*s)->Unwrap("wrap", *wrapped, AsBytes("node-01")).status().code(),
+            StatusCode::kUnauthenticated);
+  Bytes flipped = *wrapped;
+  flipped.back() ^= 1;
+  EXPECT_FALSE((*s)->Unwrap("wrap", flipped, AsBytes("node-00")).ok());
+  s->reset();
+  // Another token with a key of the same label does not open it.
+  InitToken("other");
+  auto o = Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=other;object=wrap"), "1234");
+  ASSERT_TRUE(o.ok()) << o.status().message();
+  ASSERT_TRUE((*o)->GenerateWrappingKey("wrap").ok());
+  EXPECT_EQ((*o)->Unwrap("wrap", *wrapped, AsBytes("node-00")).status().code(),
+            StatusCode::kUnauthenticated);
+  // A wrong PIN opens nothing.
+  auto bad = Pkcs11Session::Open(uri, "0000");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kPermissionDenied) << bad.status().message();
+}
+
+}  // namespace
+}  // namespace qv
