@@ -29,6 +29,7 @@
 #include "cli/drill_cmd.h"
 #include "cli/enroll_cmd.h"
 #include "cli/repair_cmd.h"
+#include "cli/token_cmd.h"
 #include "configs/local_cluster.h"
 #include "coordinator/audit_check.h"
 #include "coordinator/bench.h"
@@ -1421,6 +1422,8 @@ int Main(int argc, char** argv) {
   std::string node_config;
   auto* node_run = node->add_subcommand("run", "Serve a node until SIGINT/SIGTERM");
   node_run->add_option("--config", node_config, "node file (node.toml)")->required();
+  WrapMasterArgs wrap_args;
+  CLI::App* wrap_master = AddWrapMasterCommand(*node, wrap_args);
 
   std::string bench_size = "512MiB";
   bool bench_json = false;
@@ -1484,6 +1487,7 @@ int Main(int argc, char** argv) {
   if (*enroll_cmds.run) return CmdEnrollRun(enroll_run_args);
   if (*cl_up) return CmdClusterUp(cl_dir);
   if (*cl_down) return CmdClusterDown(cl_dir);
+  if (*wrap_master) return CmdWrapMaster(wrap_args);
   if (*node_run) {
     Status st = RunNodeDaemon(node_config);
     return st.ok() ? 0 : Fail(st);

@@ -346,6 +346,7 @@ std::string NodeConfig::ToToml() const {
   if (!on_pending_command.empty()) {
     o << "on_pending_command = " << Quoted(on_pending_command.string()) << "\n";
   }
+  if (!master_key_pkcs11.empty()) o << "master_key_pkcs11 = " << Quoted(master_key_pkcs11) << "\n";
   if (!metrics_file.empty()) {
     o << "metrics_file = " << Quoted(metrics_file.string())
       << "\nmetrics_interval_s = " << metrics_interval_s << "\n";
@@ -387,7 +388,8 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
                                "self_scrub_permille",
                                "on_pending_command",
                                "metrics_file",
-                               "metrics_interval_s"},
+                               "metrics_interval_s",
+                               "master_key_pkcs11"},
                               source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -428,6 +430,12 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
   QV_RETURN_IF_ERROR(
       OptionalUInt(*n, "self_scrub_permille", source, "node", 1, 1000, &c.self_scrub_permille));
   std::error_code ec;
+  if (n->contains("master_key_pkcs11")) {
+    QV_ASSIGN_OR_RETURN(c.master_key_pkcs11, Str(*n, "master_key_pkcs11", source, "node"));
+    if (c.master_key_pkcs11.rfind("pkcs11:", 0) != 0) {
+      return Bad(source, "node.master_key_pkcs11", "not a pkcs11: URI");
+    }
+  }
   if (n->contains("metrics_file")) {
     QV_ASSIGN_OR_RETURN(std::string f, Str(*n, "metrics_file", source, "node"));
     c.metrics_file = resolve(f);

@@ -69,6 +69,11 @@ struct NodeConfig {
   std::filesystem::path key_file;         // the node's Ed25519 identity
   std::filesystem::path master_key_file;  // seals shares at rest
   std::filesystem::path cluster_file;
+  // Optional (issue 16): a PKCS#11 URI (RFC 7512) of an AES key in a token;
+  // master_key_file then holds the master key wrapped by it
+  // (crypto/pkcs11.h), and the node needs the token (PIN from the URI or
+  // QV_PKCS11_PIN) to start.
+  std::string master_key_pkcs11 = {};
   // Optional: how long a peer may take to finish the handshake, and how long
   // a connection may sit idle, before the node drops it.
   uint32_t handshake_timeout_ms = 10000;

@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include "crypto/pkcs11.h"
 #include "crypto/secret.h"
 #include "quorum/enrollment.h"
 
@@ -51,6 +52,23 @@ Status CheckMembership(NodeStore& store, ClusterConfig& cluster, const std::stri
 
 }  // namespace
 
+std::string MasterKeyContext(const std::string& node_id) {
+  return "quorumvault/master-key/v1/" + node_id;
+}
+
+Result<SecretBytes> LoadMasterKey(const NodeConfig& nc) {
+  if (nc.master_key_pkcs11.empty()) return ReadSecretFile(nc.master_key_file, 32);
+  QV_ASSIGN_OR_RETURN(Pkcs11Uri uri, Pkcs11Uri::Parse(nc.master_key_pkcs11));
+  QV_ASSIGN_OR_RETURN(Bytes wrapped, ReadFileBytes(nc.master_key_file, 4096));
+  const char* pin = std::getenv("QV_PKCS11_PIN");
+  auto session = Pkcs11Session::Open(uri, pin == nullptr ? "" : pin);
+  if (!session.ok()) return session.status().WithContext("master key (node.master_key_pkcs11)");
+  auto master = (*session)->Unwrap(uri.object, wrapped, AsBytes(MasterKeyContext(nc.id)));
+  if (!master.ok()) return master.status().WithContext(nc.master_key_file.string());
+  if (master->size() != 32) return Corruption(nc.master_key_file.string() + ": not a master key");
+  return master;
+}
+
 Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig cluster, NodeEnv env,
                                          const std::string& source) {
   if (env.clock == nullptr) return InvalidArgument("a node needs a clock");
@@ -68,7 +86,7 @@ Result<std::unique_ptr<Node>> Node::Open(const NodeConfig& nc, ClusterConfig clu
     return PermissionDenied(nc.key_file.string() + " is not the key " + nc.cluster_file.string() +
                             " pins for " + nc.id);
   }
-  QV_ASSIGN_OR_RETURN(SecretBytes master, ReadSecretFile(nc.master_key_file, 32));
+  QV_ASSIGN_OR_RETURN(SecretBytes master, LoadMasterKey(nc));
 
   std::error_code ec;
   fs::create_directories(nc.data_dir, ec);

@@ -55,6 +55,12 @@ struct NodeEnv {
   bool test_scrub_from_leaves = false;  // see NodeServiceOptions; tests only
 };
 
+// The node's master key: from its 0600 file, or unwrapped by its PKCS#11
+// token (master_key_pkcs11; PIN from the URI or QV_PKCS11_PIN), bound to
+// MasterKeyContext(node id).
+Result<SecretBytes> LoadMasterKey(const NodeConfig& config);
+std::string MasterKeyContext(const std::string& node_id);
+
 inline constexpr uint64_t kSelfScrubMaxBytes = 256ull << 20;
 
 class Node {

@@ -1008,5 +1008,58 @@ TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormatAndStatusSummarize
   }
 }
 
+// A node's master key under a SoftHSM2 token (issue 16): the node restarts
+// and releases with the token, and its data folder and config alone (no
+// token, or a wrong PIN) open nothing: the node does not start.
+TEST_F(ClusterTest, ANodeWhoseMasterKeyIsInATokenReleasesOnlyWithTheToken) {
+  fs::create_directories(dir() / "tokens");
+  std::ofstream(dir() / "softhsm2.conf") << "directories.tokendir = " << (dir() / "tokens").string()
+                                         << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+  fs::create_directories(dir() / "no-tokens");
+  std::ofstream(dir() / "no-token.conf")
+      << "directories.tokendir = " << (dir() / "no-tokens").string() << "\n";
+  ::setenv("SOFTHSM2_CONF", (dir() / "softhsm2.conf").c_str(), 1);
+  ::setenv("QV_PKCS11_PIN", "1234", 1);
+  ASSERT_EQ(std::system("softhsm2-util --init-token --free --label qv --pin 1234 --so-pin 5678 "
+                        ">/dev/null"),
+            0);
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
+  Outcome wrap =
+      Qv("node wrap-master-key --config cl/nodes/node-00/node.toml --pkcs11 "
+         "'pkcs11:token=qv;object=node-00'");
+  ASSERT_EQ(wrap.code, 0) << wrap.err;
+  EXPECT_FALSE(fs::exists(dir() / "cl/nodes/node-00/master.key"));
+  EXPECT_TRUE(fs::exists(dir() / "cl/nodes/node-00/master.key.wrapped"));
+  Outcome up = Qv("cluster up --dir cl");
+  ASSERT_EQ(up.code, 0) << up.err << Slurp(dir() / "cl/nodes/node-00/node.toml")
+                        << Slurp(dir() / "cl/nodes/node-00/node.log");
+  // Kill two other nodes: the restore needs node-00's share (t = 3 of 4).
+  Kill9(4);
+  Kill9(5);
+  Outcome r = QuorumRestore(id, "restored");
+  ASSERT_EQ(r.code, 0) << r.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
+  ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
+  auto start_alone = [&] {
+    const std::string cmd = "cd '" + dir().string() + "' && timeout 20 '" + qv_ +
+                            "' node run --config cl/nodes/node-00/node.toml >alone.out 2>&1";
+    const int rc = std::system(cmd.c_str());
+    return std::make_pair(WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, Slurp(dir() / "alone.out"));
+  };
+  ::setenv("SOFTHSM2_CONF", (dir() / "no-token.conf").c_str(), 1);
+  auto [code, out] = start_alone();
+  EXPECT_EQ(code, 1) << out;
+  EXPECT_NE(out.find("no PKCS#11 token labelled qv"), std::string::npos) << out;
+  ::setenv("SOFTHSM2_CONF", (dir() / "softhsm2.conf").c_str(), 1);
+  ::setenv("QV_PKCS11_PIN", "0000", 1);
+  auto [code2, out2] = start_alone();
+  EXPECT_EQ(code2, 1) << out2;
+  EXPECT_NE(out2.find("wrong PIN"), std::string::npos) << out2;
+  ::unsetenv("QV_PKCS11_PIN");
+  ::unsetenv("SOFTHSM2_CONF");
+}
+
 }  // namespace
 }  // namespace qv

@@ -1,0 +1,89 @@
+#include "cli/token_cmd.h"
+
+#include <toml++/toml.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "base/file_util.h"
+#include "cli/cli_util.h"
+#include "configs/cluster_config.h"
+#include "crypto/pkcs11.h"
+#include "crypto/secret.h"
+#include "node/node.h"
+
+namespace qv {
+
+namespace fs = std::filesystem;
+
+CLI::App* AddWrapMasterCommand(CLI::App& node, WrapMasterArgs& a) {
+  auto* w = node.add_subcommand("wrap-master-key",
+                                "Put a node's master key under a key in a PKCS#11 token (HSM)");
+  w->add_option("--config", a.config, "node file (node.toml); the node must be stopped")
+      ->required();
+  w->add_option("--pkcs11", a.uri,
+                "the token's AES key, RFC 7512: pkcs11:token=LABEL;object=LABEL"
+                "[?module-path=/usr/lib/softhsm/libsofthsm2.so]")
+      ->required();
+  w->footer(
+      "Creates the AES-256 key in the token if it is not there (sensitive, never extractable),\n"
+      "writes MASTER.wrapped, points node.toml at it (master_key_pkcs11), then erases the plain\n"
+      "master key. From then on the node starts only with the token present and its user PIN in\n"
+      "QV_PKCS11_PIN (or pin-value in the URI): a copy of its disk and config opens nothing.");
+  return w;
+}
+
+int CmdWrapMaster(const WrapMasterArgs& a) {
+  auto nc = NodeConfig::Load(a.config);
+  if (!nc.ok()) return Fail(nc.status());
+  if (!nc->master_key_pkcs11.empty()) {
+    return Fail(FailedPrecondition(a.config + ": the master key is already wrapped by " +
+                                   nc->master_key_pkcs11));
+  }
+  auto uri = Pkcs11Uri::Parse(a.uri);
+  if (!uri.ok()) return Fail(uri.status().WithContext("--pkcs11"));
+  auto master = ReadSecretFile(nc->master_key_file, 32);
+  if (!master.ok()) return Fail(master.status());
+  const char* pin = std::getenv("QV_PKCS11_PIN");
+  auto session = Pkcs11Session::Open(*uri, pin == nullptr ? "" : pin);
+  if (!session.ok()) return Fail(session.status());
+  if (Status st = (*session)->GenerateWrappingKey(uri->object);
+      !st.ok() && st.code() != StatusCode::kAlreadyExists) {
+    return Fail(st);
+  }
+  auto wrapped = (*session)->Wrap(uri->object, *master, AsBytes(MasterKeyContext(nc->id)));
+  if (!wrapped.ok()) return Fail(wrapped.status());
+  // Proven to open before anything changes.
+  auto back = (*session)->Unwrap(uri->object, *wrapped, AsBytes(MasterKeyContext(nc->id)));
+  if (!back.ok() || !back->Equals(*master)) {
+    return Fail(Internal("the token did not give the master key back; nothing changed"));
+  }
+  // Order, so a crash loses nothing: the wrapped key, then the node file
+  // pointing at it (each atomic), then the plain key erased.
+  const fs::path wrapped_file = nc->master_key_file.string() + ".wrapped";
+  if (Status st = WriteFileAtomic(wrapped_file, *wrapped, 0600); !st.ok()) return Fail(st);
+  toml::table root;
+  try {
+    root = toml::parse_file(a.config);
+  } catch (const toml::parse_error& e) {
+    return Fail(InvalidArgument(a.config + ": " + std::string(e.description())));
+  }
+  toml::table* node = root["node"].as_table();
+  if (node == nullptr) return Fail(InvalidArgument(a.config + ": no [node] table"));
+  const std::string was = node->get("master_key_file")->value_or(std::string());
+  node->insert_or_assign("master_key_file", was + ".wrapped");
+  node->insert_or_assign("master_key_pkcs11", a.uri);
+  std::ostringstream text;
+  text << root << "\n";
+  if (Status st = WriteFileAtomic(a.config, AsBytes(text.str()), 0644); !st.ok()) return Fail(st);
+  if (Status st = RemoveSecretFile(nc->master_key_file); !st.ok()) {
+    Warn("the plain master key could not be erased: " + st.ToString());
+  }
+  std::printf("master key of %s wrapped by %s: wrote %s, updated %s, erased %s\n",
+              Shown(nc->id).c_str(), Shown(a.uri).c_str(), Shown(wrapped_file.string()).c_str(),
+              Shown(a.config).c_str(), Shown(nc->master_key_file.string()).c_str());
+  return 0;
+}
+
+}  // namespace qv
