@@ -89,6 +89,28 @@ Result<int> Spawn(const fs::path& qv, const fs::path& config, const fs::path& lo
 
 namespace {
 
+// After a failed start, the nodes this start spawned that did come up are
+// stopped again (SIGTERM: a clean stop), so a failed `cluster up` leaves
+// nothing running behind its error. Their pid files appear once they
+// listen; those are waited for briefly.
+void StopStarted(const fs::path& dir, const std::map<std::string, uintmax_t>& started) {
+  std::set<std::string> left;
+  for (const auto& [id, from] : started) left.insert(id);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (!left.empty() && std::chrono::steady_clock::now() < until) {
+    for (auto it = left.begin(); it != left.end();) {
+      const int pid = ReadPid(PidFile(dir, *it));
+      if (Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, *it))) {
+        ::kill(pid, SIGTERM);
+        it = left.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
 // Starts the nodes named in `only` (all when empty) that are not running,
 // and waits for those to answer a health check.
 Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
@@ -130,7 +152,9 @@ Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
       log.seekg(static_cast<std::streamoff>(from));
       for (std::string line; std::getline(log, line);) {
         if (line.rfind("qv: error: ", 0) == 0) {
-          return FailedPrecondition(id + " refused to start: " + line.substr(11));
+          StopStarted(dir, log_start);
+          return FailedPrecondition(id + " refused to start: " + line.substr(11) +
+                                    " (the others started with it are stopped again)");
         }
       }
     }
@@ -139,6 +163,7 @@ Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
       for (const auto& h : health) {
         if (!h.ok && wanted(h.id)) why += (why.empty() ? "" : "; ") + h.id + ": " + h.detail;
       }
+      StopStarted(dir, log_start);
       return FailedPrecondition("nodes did not come up (see DIR/nodes/ID/node.log): " + why);
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

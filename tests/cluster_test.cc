@@ -1122,5 +1122,28 @@ TEST_F(ClusterTest, ANodeWhoseMasterKeyIsInATokenReleasesOnlyWithTheToken) {
   ::unsetenv("SOFTHSM2_CONF");
 }
 
+// A `cluster up` that fails (one node refuses its config) stops the nodes
+// it started with it: no daemon outlives the error (nor the test).
+TEST_F(ClusterTest, AFailedClusterUpLeavesNoNodeRunning) {
+  ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
+  std::ofstream(dir() / "cl/nodes/node-03/node.toml", std::ios::app) << "no_such_key = 1\n";
+  Outcome up = Qv("cluster up --dir cl");
+  EXPECT_EQ(up.code, 1);
+  EXPECT_NE(up.err.find("node-03 refused to start"), std::string::npos) << up.err;
+  // Long enough for any node left running to have written its pid file.
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  for (int i = 0; i < 6; ++i) {
+    const int pid = std::atoi(Slurp(dir() / "cl/nodes" / NodeId(i) / "node.pid").c_str());
+    bool gone = pid <= 0;
+    for (int w = 0; w < 250 && !gone; ++w) {
+      const std::string st = Slurp("/proc/" + std::to_string(pid) + "/stat");
+      const size_t close = st.rfind(')');
+      gone = st.empty() || (close != std::string::npos && st[close + 2] == 'Z');
+      if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_TRUE(gone) << NodeId(i) << " still runs as pid " << pid;
+  }
+}
+
 }  // namespace
 }  // namespace qv
