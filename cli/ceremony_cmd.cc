@@ -96,7 +96,11 @@ int CmdPending(const PendingArgs& a) {
   bool first = true;
   do {
     std::vector<std::string> problems;
-    auto list = ListPending(session, nullptr, &problems);
+    auto listed = ListPending(session, nullptr, &problems);
+    // Once: a watch rides out nodes that come and go.
+    if (!listed.ok() && first) return Fail(listed.status());
+    const std::vector<PendingView> list =
+        listed.ok() ? std::move(listed).value() : std::vector<PendingView>{};
     const int64_t now = static_cast<int64_t>(std::time(nullptr));
     if (first) {
       for (const auto& p : problems) Warn(p);
@@ -154,7 +158,8 @@ int CmdPending(const PendingArgs& a) {
 Result<FetchedRequest> FetchRequest(ClusterSession& session, const std::string& id_text) {
   std::vector<std::string> problems;
   std::vector<PendingView> found;
-  for (auto& v : ListPending(session, nullptr, &problems)) {
+  QV_ASSIGN_OR_RETURN(std::vector<PendingView> pending, ListPending(session, nullptr, &problems));
+  for (auto& v : pending) {
     const std::string id = RequestIdToText(v.request.id());
     if (id_text.size() >= 8 && id.compare(0, id_text.size(), id_text) == 0) {
       found.push_back(std::move(v));

@@ -1,9 +1,12 @@
 #include "cli/cli_util.h"
 
+#include <fcntl.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 
@@ -105,11 +108,68 @@ Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& ke
                                const char* default_key) {
   ClusterCtx c;
   QV_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfig::Load(cluster));
-  auto loaded = SigningKey::Load(KeyBeside(cluster, key, default_key));
+  auto loaded = KeyRef::Load(KeyBeside(cluster, key, default_key));
   if (!loaded.ok()) return loaded.status().WithContext("--key");
   c.key = std::move(loaded).value();
-  QV_ASSIGN_OR_RETURN(c.session, ClusterSession::Open(std::move(config), c.key.get()));
+  QV_ASSIGN_OR_RETURN(c.session, ClusterSession::Open(std::move(config), c.key.channel()));
   return c;
+}
+
+Result<std::unique_ptr<Pkcs11Session>> OpenToken(const Pkcs11Uri& uri) {
+  if (!uri.pin.empty()) return Pkcs11Session::Open(uri, "");
+  if (const char* env = std::getenv("QV_PKCS11_PIN"); env != nullptr && *env != '\0') {
+    return Pkcs11Session::Open(uri, env);
+  }
+  // A prompt, on the terminal only: the PIN is read with echo off, byte by
+  // byte into secure memory, and wiped when the session is open.
+  const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (tty < 0) {
+    return InvalidArgument("no PIN for token " + uri.token +
+                           ": set QV_PKCS11_PIN, or run on a terminal to be asked");
+  }
+  termios old{};
+  const bool restore = ::tcgetattr(tty, &old) == 0;
+  if (restore) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(tty, TCSAFLUSH, &quiet);
+  }
+  const std::string prompt = "PIN for token " + Printable(uri.token) + ": ";
+  (void)!::write(tty, prompt.data(), prompt.size());
+  SecretBytes pin(256);
+  size_t n = 0;
+  char ch = 0;
+  while (n < pin.size() && ::read(tty, &ch, 1) == 1 && ch != '\n' && ch != '\r') {
+    pin.data()[n++] = static_cast<uint8_t>(ch);
+  }
+  ch = 0;
+  if (restore) ::tcsetattr(tty, TCSAFLUSH, &old);
+  (void)!::write(tty, "\n", 1);
+  ::close(tty);
+  return Pkcs11Session::Open(uri, std::string_view(reinterpret_cast<const char*>(pin.data()), n));
+}
+
+Result<KeyRef> KeyRef::Load(const std::string& spec) {
+  KeyRef k;
+  if (spec.rfind("pkcs11:", 0) != 0) {
+    QV_ASSIGN_OR_RETURN(k.channel_, SigningKey::Load(spec));
+    return k;
+  }
+  QV_ASSIGN_OR_RETURN(Pkcs11Uri uri, Pkcs11Uri::Parse(spec));
+  QV_ASSIGN_OR_RETURN(auto session, OpenToken(uri));
+  QV_ASSIGN_OR_RETURN(k.token_, Pkcs11Signer::New(std::move(session), uri.object));
+  auto channel = k.token_->ChannelKey();
+  if (!channel.ok()) {
+    return channel.status().WithContext("the token's channel key for " + uri.object +
+                                        " (made by qv keygen --pkcs11)");
+  }
+  k.channel_ = std::move(channel).value();
+  return k;
+}
+
+const Signer& KeyRef::signer() const {
+  if (token_ != nullptr) return *token_;
+  return *channel_;
 }
 
 namespace {

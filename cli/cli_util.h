@@ -15,6 +15,7 @@
 #include "coordinator/cluster.h"
 #include "coordinator/pipeline.h"
 #include "crypto/identity.h"
+#include "crypto/pkcs11.h"
 #include "quorum/request.h"
 
 namespace qv {
@@ -55,8 +56,31 @@ std::string KeyBeside(const std::string& cluster, const std::string& key, const 
 Result<Certificate> LoadCertificate(const std::string& request,
                                     const std::vector<std::string>& approvals);
 
+// A session on the token `uri` names, logged in with the URI's PIN, else
+// QV_PKCS11_PIN, else one typed at a prompt on the terminal (not echoed,
+// kept in secure memory).
+Result<std::unique_ptr<Pkcs11Session>> OpenToken(const Pkcs11Uri& uri);
+
+// A principal's key as --key names it: a key file, or the PKCS#11 URI of a
+// key `qv keygen --pkcs11` made (crypto/pkcs11.h). Moveable, not copyable.
+class KeyRef {
+ public:
+  static Result<KeyRef> Load(const std::string& spec);
+  // Signs requests and approvals (inside the token for a token key).
+  const Signer& signer() const;
+  const PublicKey& public_key() const { return signer().public_key(); }
+  // Proves this principal on the node channels: the key file itself, or
+  // the channel key stored in the token beside the signing key.
+  const SigningKey* channel() const { return channel_.get(); }
+  bool in_token() const { return token_ != nullptr; }
+
+ private:
+  std::unique_ptr<Pkcs11Signer> token_;
+  std::unique_ptr<SigningKey> channel_;
+};
+
 struct ClusterCtx {
-  std::unique_ptr<SigningKey> key;
+  KeyRef key;
   std::unique_ptr<ClusterSession> session;
 };
 // Connects to every node as --key (default: `default_key` beside the

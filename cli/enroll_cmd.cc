@@ -96,11 +96,11 @@ int CmdEnrollRequest(const EnrollRequestArgs& a) {
   auto cluster = ClusterConfig::Load(a.cluster);
   if (!cluster.ok()) return Fail(cluster.status());
   if (auto chain = CheckEnrollments(*cluster); !chain.ok()) return Fail(chain.status());
-  auto key = SigningKey::Load(KeyBeside(a.cluster, a.key, "operator.key"));
+  auto key = KeyRef::Load(KeyBeside(a.cluster, a.key, "operator.key"));
   if (!key.ok()) return Fail(key.status().WithContext("--key"));
   const Principal* me = nullptr;
   for (const auto& r : cluster->requesters) {
-    if (r.public_key == (*key)->public_key()) me = &r;
+    if (r.public_key == key->public_key()) me = &r;
   }
   if (me == nullptr) {
     return Fail(PermissionDenied("--key is not a requester listed in the cluster file"));
@@ -137,7 +137,7 @@ int CmdEnrollRequest(const EnrollRequestArgs& a) {
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   QuorumRequest q = EnrollmentRequest(*cluster, node, *me, a.purpose, now, now + *ttl);
   randombytes_buf(q.nonce.data(), q.nonce.size());
-  auto sr = SignedRequest::Sign(q, **key);
+  auto sr = SignedRequest::Sign(q, key->signer());
   if (!sr.ok()) return Fail(sr.status());
   // Checked as every node will check it, so a request no node would take
   // is not sent to custodians.
@@ -157,12 +157,11 @@ int CmdApproveEnrollment(const SignedRequest& sr, const ApproveEnrollmentArgs& a
   if (fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
   auto cluster = ClusterConfig::Load(a.cluster);
   if (!cluster.ok()) return Fail(cluster.status());
-  auto key = SigningKey::Load(a.key);
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
+  const KeyRef* key = a.key;
   const QuorumRequest& q = sr.request();
   const Principal* me = nullptr;
   for (const auto& c : cluster->custodians) {
-    if (c.public_key == (*key)->public_key()) me = &c;
+    if (c.public_key == key->public_key()) me = &c;
   }
   const int64_t now = static_cast<int64_t>(std::time(nullptr));
   std::fprintf(stderr,
@@ -183,7 +182,7 @@ int CmdApproveEnrollment(const SignedRequest& sr, const ApproveEnrollmentArgs& a
   if (check.ok() && me == nullptr) {
     check = PermissionDenied("--key is not a custodian in the cluster file");
   }
-  if (check.ok() && (*key)->public_key() == q.requester_key) {
+  if (check.ok() && key->public_key() == q.requester_key) {
     check = PermissionDenied("--key is the requester's own key: a requester cannot approve");
   }
   if (!check.ok()) return Fail(check.WithContext("do not approve; nothing signed"));
@@ -196,7 +195,7 @@ int CmdApproveEnrollment(const SignedRequest& sr, const ApproveEnrollmentArgs& a
       return 1;
     }
   }
-  auto ap = Approval::Sign(sr, **key, me->id, !a.deny, a.note, now);
+  auto ap = Approval::Sign(sr, key->signer(), me->id, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
   if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
   std::printf("%s signed %s of enrollment %s: %s\n", Shown(me->id).c_str(),

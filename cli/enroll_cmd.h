@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/cli_util.h"
 #include "quorum/request.h"
 
 namespace qv {
@@ -42,8 +43,9 @@ int CmdEnrollRun(const EnrollRunArgs& args);
 // `qv approve` of an enrollment request: shows the node and the membership
 // it joins, checks what every node would check, asks, signs.
 struct ApproveEnrollmentArgs {
-  std::string cluster, key, as, out, note;
+  std::string cluster, as, out, note;
   bool deny = false, yes = false;
+  const KeyRef* key = nullptr;  // the custodian's, loaded by qv approve
 };
 int CmdApproveEnrollment(const SignedRequest& request, const ApproveEnrollmentArgs& args);
 

@@ -54,15 +54,6 @@ namespace {
 
 constexpr const char* kVersion = "qv 0.1.0";
 
-int CmdKeygen(const std::string& out) {
-  auto key = SigningKey::Generate();
-  if (!key.ok()) return Fail(key.status());
-  Status s = (*key)->Save(out);
-  if (!s.ok()) return Fail(s);
-  std::printf("%s\n", PublicKeyToText((*key)->public_key()).c_str());
-  return 0;
-}
-
 struct BackupArgs {
   std::string local, cluster, key, cipher = "chacha20-poly1305", unit = "256KiB", parent;
   std::string commit_window = "10m";
@@ -188,7 +179,7 @@ int CmdRestoreRequest(const RequestArgs& a) {
   }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
-  const SigningKey& key = *ctx->key;
+  const Signer& key = ctx->key.signer();
   const Principal* me = nullptr;
   for (const auto& r : ctx->session->config().requesters) {
     if (r.public_key == key.public_key()) me = &r;
@@ -263,7 +254,7 @@ struct ApproveArgs {
 // Whatever would make every node refuse an approval of `sr` signed by `key`
 // (so it is not signed), given the backup's signed manifest.
 Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
-                       const ClusterConfig& cluster, const SigningKey& key, int64_t now) {
+                       const ClusterConfig& cluster, const Signer& key, int64_t now) {
   // The request as every node will judge it (quorum/verify.h), at this
   // machine's clock with the nodes' default skew...
   VerifyInput in;
@@ -298,7 +289,7 @@ int CmdApprove(const ApproveArgs& a) {
   if (!a.out.empty() && fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
   auto cluster = ClusterConfig::Load(a.cluster);
   if (!cluster.ok()) return Fail(cluster.status());
-  auto key = SigningKey::Load(a.key);
+  auto key = KeyRef::Load(a.key);
   if (!key.ok()) return Fail(key.status().WithContext("--key"));
   // Through the cluster: the request, its votes so far and the backup's
   // signed manifest come from the nodes, and the vote goes back to them.
@@ -306,7 +297,7 @@ int CmdApprove(const ApproveArgs& a) {
   Result<SignedRequest> sr = InvalidArgument("no request");
   Result<SignedManifest> sm = InvalidArgument("no manifest");
   if (!a.request_id.empty()) {
-    auto opened = ClusterSession::Open(*cluster, key->get());
+    auto opened = ClusterSession::Open(*cluster, key->channel());
     if (!opened.ok()) return Fail(opened.status());
     session = std::move(opened).value();
     auto fetched = FetchRequest(*session, a.request_id);
@@ -319,7 +310,7 @@ int CmdApprove(const ApproveArgs& a) {
     sr = SignedRequest::Parse(*bytes);
     if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
     if (sr->request().operation == kOpEnroll) {
-      return CmdApproveEnrollment(*sr, {a.cluster, a.key, a.as, a.out, a.note, a.deny, a.yes});
+      return CmdApproveEnrollment(*sr, {a.cluster, a.as, a.out, a.note, a.deny, a.yes, &*key});
     }
     // The custodian reads the backup as its signed manifest describes it,
     // not as the requester does: the manifest must verify under the pinned
@@ -338,7 +329,7 @@ int CmdApprove(const ApproveArgs& a) {
     return Fail(PermissionDenied("the signed manifest is not the one the request names"));
   }
   const Manifest& m = sm->manifest();
-  const Custodian* me = m.policy.FindByKey((*key)->public_key());
+  const Custodian* me = m.policy.FindByKey(key->public_key());
   const std::string as = !a.as.empty()   ? a.as
                          : me != nullptr ? me->id
                                          : fs::path(a.key).stem().string();
@@ -367,7 +358,7 @@ int CmdApprove(const ApproveArgs& a) {
       now > q.expires_unix ? "  (EXPIRED)" : "",
       FormatSeconds(q.expires_unix - q.created_unix).c_str(),
       FormatSeconds(m.policy.max_request_seconds).c_str(), RequestIdToText(sr->id()).c_str());
-  if (Status st = CheckApprovable(*sr, *sm, *cluster, **key, now); !st.ok()) {
+  if (Status st = CheckApprovable(*sr, *sm, *cluster, key->signer(), now); !st.ok()) {
     return Fail(st.WithContext("nothing signed"));
   }
   if (!a.yes && ::isatty(STDIN_FILENO)) {
@@ -379,7 +370,7 @@ int CmdApprove(const ApproveArgs& a) {
       return 1;
     }
   }
-  auto ap = Approval::Sign(*sr, **key, as, !a.deny, a.note, now);
+  auto ap = Approval::Sign(*sr, key->signer(), as, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
   if (!a.out.empty()) {
     if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
@@ -398,7 +389,7 @@ int CmdApprove(const ApproveArgs& a) {
   if (!a.deny) return 0;
   // A denial is a veto; posted to the nodes, it cannot be left out of a
   // certificate by the requester. The file stays for air-gapped sites.
-  auto denial_session = ClusterSession::Open(*cluster, key->get());
+  auto denial_session = ClusterSession::Open(*cluster, key->channel());
   std::vector<std::string> problems;
   const size_t recorded =
       denial_session.ok() ? (*denial_session)->PostDenial(Certificate{*sr, {*ap}}, &problems) : 0;
@@ -1208,11 +1199,8 @@ int Main(int argc, char** argv) {
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
 
-  std::string keygen_out;
-  auto* keygen = app.add_subcommand("keygen", "Create an Ed25519 identity (secret key file, 0600)");
-  keygen->add_option("--out", keygen_out, "secret key file to create (never overwritten)")
-      ->required();
-  keygen->footer("Prints the public key (ed25519:<hex>) for cluster files and --signer.");
+  KeygenArgs keygen_args;
+  CLI::App* keygen = AddKeygenCommand(app, keygen_args);
 
   BackupArgs b;
   auto* backup = app.add_subcommand("backup", "Back up a model file or folder");
@@ -1457,7 +1445,7 @@ int Main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  if (*keygen) return CmdKeygen(keygen_out);
+  if (*keygen) return CmdKeygen(keygen_args);
   if (*backup) {
     b.kmt_given = backup->count("--k") + backup->count("--m") + backup->count("--t") > 0;
     return CmdBackup(b);

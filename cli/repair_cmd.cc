@@ -123,7 +123,7 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
   if (!ctx.ok()) return Fail(ctx.status());
   const Principal* me = nullptr;
   for (const auto& r : ctx->session->config().requesters) {
-    if (r.public_key == ctx->key->public_key()) me = &r;
+    if (r.public_key == ctx->key.public_key()) me = &r;
   }
   if (me == nullptr) return Fail(PermissionDenied("this key is not a requester in " + a.cluster));
   std::vector<std::string> problems;
@@ -166,7 +166,7 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
   q.backup_name = Printable(sm->manifest().artifact_name);
   q.manifest_hash = sm->Hash();
   q.requester_id = me->id;
-  q.requester_key = ctx->key->public_key();
+  q.requester_key = ctx->key.public_key();
   // Nothing is released to a repair's requester; the reply key's secret
   // is dropped at once.
   q.reply_key = NewBoxKeyPair().public_key;
@@ -175,7 +175,7 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
   q.created_unix = static_cast<int64_t>(std::time(nullptr));
   q.expires_unix = q.created_unix + *ttl;
   randombytes_buf(q.nonce.data(), q.nonce.size());
-  auto sr = SignedRequest::Sign(q, *ctx->key);
+  auto sr = SignedRequest::Sign(q, ctx->key.signer());
   if (!sr.ok()) return Fail(sr.status());
   if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0600); !st.ok()) return Fail(st);
   if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0600); !st.ok()) return Fail(st);

@@ -17,6 +17,59 @@ namespace qv {
 
 namespace fs = std::filesystem;
 
+CLI::App* AddKeygenCommand(CLI::App& app, KeygenArgs& a) {
+  auto* k = app.add_subcommand("keygen", "Create an Ed25519 identity: a key file, or in a token");
+  auto* out = k->add_option("--out", a.out, "secret key file to create (0600, never overwritten)");
+  auto* uri = k->add_option("--pkcs11", a.uri,
+                            "make the key inside a PKCS#11 token (HSM) instead, RFC 7512: "
+                            "pkcs11:token=LABEL;object=LABEL[?module-path=...]");
+  out->excludes(uri);
+  k->footer(
+      "With --out, prints the public key (ed25519:<hex>) for cluster files and --signer.\n"
+      "With --pkcs11, the signing key is made inside the token and never leaves it (custodians\n"
+      "and requesters sign requests and approvals with --key pkcs11:...). A token cannot do the\n"
+      "X25519 the node channels need, so a second key, the channel key, is stored private in the\n"
+      "token beside it: it only proves who lists and posts; every signature is the token's.\n"
+      "Prints the two lines for the principal's [[custodians]] or [[requesters]] entry:\n"
+      "  public_key = \"ed25519:...\"\n  channel_key = \"ed25519:...\"\n"
+      "The user PIN comes from pin-value in the URI, QV_PKCS11_PIN, or a prompt.\n"
+      "Example (SoftHSM2):\n"
+      "  softhsm2-util --init-token --free --label alice --pin 1234 --so-pin 5678\n"
+      "  qv keygen --pkcs11 'pkcs11:token=alice;object=custodian'");
+  return k;
+}
+
+int CmdKeygen(const KeygenArgs& a) {
+  if (a.out.empty() == a.uri.empty()) {
+    return Fail(InvalidArgument("give --out FILE, or --pkcs11 URI to make the key in a token"));
+  }
+  if (!a.out.empty()) {
+    auto key = SigningKey::Generate();
+    if (!key.ok()) return Fail(key.status());
+    if (Status s = (*key)->Save(a.out); !s.ok()) return Fail(s);
+    std::printf("%s\n", PublicKeyToText((*key)->public_key()).c_str());
+    return 0;
+  }
+  auto uri = Pkcs11Uri::Parse(a.uri);
+  if (!uri.ok()) return Fail(uri.status().WithContext("--pkcs11"));
+  auto session = OpenToken(*uri);
+  if (!session.ok()) return Fail(session.status());
+  auto pk = (*session)->GenerateSigningKey(uri->object);
+  if (!pk.ok()) return Fail(pk.status());
+  // Read back as every later command will, so a key that cannot sign (or a
+  // channel key that cannot be read) is found now.
+  auto signer = Pkcs11Signer::New(std::move(session).value(), uri->object);
+  if (!signer.ok()) return Fail(signer.status());
+  auto channel = (*signer)->ChannelKey();
+  if (!channel.ok()) return Fail(channel.status());
+  if (auto sig = (*signer)->SignMessage(AsBytes("quorumvault keygen self-test")); !sig.ok()) {
+    return Fail(sig.status().WithContext("the new key does not sign"));
+  }
+  std::printf("public_key = \"%s\"\nchannel_key = \"%s\"\n", PublicKeyToText(*pk).c_str(),
+              PublicKeyToText((*channel)->public_key()).c_str());
+  return 0;
+}
+
 CLI::App* AddWrapMasterCommand(CLI::App& node, WrapMasterArgs& a) {
   auto* w = node.add_subcommand("wrap-master-key",
                                 "Put a node's master key under a key in a PKCS#11 token (HSM)");
@@ -45,8 +98,7 @@ int CmdWrapMaster(const WrapMasterArgs& a) {
   if (!uri.ok()) return Fail(uri.status().WithContext("--pkcs11"));
   auto master = ReadSecretFile(nc->master_key_file, 32);
   if (!master.ok()) return Fail(master.status());
-  const char* pin = std::getenv("QV_PKCS11_PIN");
-  auto session = Pkcs11Session::Open(*uri, pin == nullptr ? "" : pin);
+  auto session = OpenToken(*uri);
   if (!session.ok()) return Fail(session.status());
   if (Status st = (*session)->GenerateWrappingKey(uri->object);
       !st.ok() && st.code() != StatusCode::kAlreadyExists) {

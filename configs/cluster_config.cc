@@ -80,10 +80,13 @@ Result<std::vector<Principal>> Principals(const toml::table& root, std::string_v
     const std::string where = std::string(key) + "[" + std::to_string(i) + "]";
     const toml::table* t = (*arr)[i].as_table();
     if (t == nullptr) return Bad(source, where, "not a table");
-    QV_RETURN_IF_ERROR(OnlyKeys(*t, {"id", "public_key"}, source, where));
+    QV_RETURN_IF_ERROR(OnlyKeys(*t, {"id", "public_key", "channel_key"}, source, where));
     Principal p;
     QV_ASSIGN_OR_RETURN(p.id, Str(*t, "id", source, where));
     QV_ASSIGN_OR_RETURN(p.public_key, Key(*t, "public_key", source, where));
+    if (t->contains("channel_key")) {
+      QV_ASSIGN_OR_RETURN(p.channel_key, Key(*t, "channel_key", source, where));
+    }
     out.push_back(std::move(p));
   }
   return out;
@@ -236,6 +239,9 @@ Status ClusterConfig::Validate(const std::string& source) const {
       if (!keys.insert(p.public_key).second) {
         return Bad(source, field, p.id + "'s key is already used by another party");
       }
+      if (p.channel_key && !keys.insert(*p.channel_key).second) {
+        return Bad(source, field, p.id + "'s channel key is already used by another party");
+      }
     }
   }
   if (!custodians.empty() && quorum == 0) {
@@ -309,14 +315,13 @@ std::string ClusterConfig::ToToml() const {
       << "\nhost = " << Quoted(n.host) << "\nport = " << n.port << "\npublic_key = \""
       << PublicKeyToText(n.public_key) << "\"\n";
   }
-  for (const auto& c : custodians) {
-    o << "\n[[custodians]]\nid = " << Quoted(c.id) << "\npublic_key = \""
-      << PublicKeyToText(c.public_key) << "\"\n";
-  }
-  for (const auto& r : requesters) {
-    o << "\n[[requesters]]\nid = " << Quoted(r.id) << "\npublic_key = \""
-      << PublicKeyToText(r.public_key) << "\"\n";
-  }
+  auto principal = [&](const char* table, const Principal& p) {
+    o << "\n[[" << table << "]]\nid = " << Quoted(p.id) << "\npublic_key = \""
+      << PublicKeyToText(p.public_key) << "\"\n";
+    if (p.channel_key) o << "channel_key = \"" << PublicKeyToText(*p.channel_key) << "\"\n";
+  };
+  for (const auto& c : custodians) principal("custodians", c);
+  for (const auto& r : requesters) principal("requesters", r);
   if (!enrollments.empty()) {
     o << "\n# Each node after the first membership, enrolled by a quorum of custodians:\n"
          "# the certificate every node checks before it pins the node's key.\n";

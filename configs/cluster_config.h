@@ -2,7 +2,8 @@
 //
 // A cluster file names the sites, the nodes (id, site, host, port, Ed25519
 // public key), the coordinator's public key, the custodians and requesters
-// (id, public key) and the defaults k, m, t and quorum. A node file names the
+// (id, public key, optional channel key) and the defaults k, m, t and
+// quorum. A node file names the
 // node's id, data folder, secret key file, master key file and cluster file.
 // Loading is strict: an unknown key, a missing or malformed field, a
 // duplicate node id or port, k + m different from the node count, t > n or
@@ -32,7 +33,13 @@ struct NodeEntry {
 
 struct Principal {  // a custodian or requester
   std::string id;
-  PublicKey public_key{};
+  PublicKey public_key{};  // signs requests and approvals
+  // Optional (issue 16): the key the principal proves on the Noise channel
+  // when its signing key is in a hardware token (crypto/pkcs11.h), which
+  // cannot do X25519. Without it, the signing key's X25519 form is used.
+  std::optional<PublicKey> channel_key = {};
+
+  const PublicKey& channel() const { return channel_key ? *channel_key : public_key; }
 };
 
 // The largest enrollment certificate a cluster file may carry.

@@ -121,6 +121,40 @@ TEST_F(ClusterConfigTest, NodeFileNamesMissingFiles) {
   EXPECT_EQ(NodeConfig::Load(tmp_.path() / "nope.toml").status().code(), StatusCode::kNotFound);
 }
 
+// A principal whose signing key is in a token names a second key for the
+// node channels; it round-trips, and may not be any other party's key.
+TEST_F(ClusterConfigTest, AChannelKeyRoundTripsAndIsOneKeyOneParty) {
+  auto c = *ClusterConfig::Parse(text_, "cluster.toml");
+  auto fresh = std::move(SigningKey::Generate()).value();
+  const std::string line =
+      "id = \"c1\"\npublic_key = \"" + PublicKeyToText(c.custodians[0].public_key) + "\"\n";
+  ASSERT_NE(text_.find(line), std::string::npos);
+  std::string t = text_;
+  t.replace(t.find(line), line.size(),
+            line + "channel_key = \"" + PublicKeyToText(fresh->public_key()) + "\"\n");
+  auto with = ClusterConfig::Parse(t, "cluster.toml");
+  ASSERT_TRUE(with.ok()) << with.status().ToString();
+  ASSERT_TRUE(with->custodians[0].channel_key.has_value());
+  EXPECT_EQ(with->custodians[0].channel(), fresh->public_key());
+  EXPECT_EQ(with->custodians[1].channel(), with->custodians[1].public_key);
+  auto again = ClusterConfig::Parse(with->ToToml(), "again");
+  ASSERT_TRUE(again.ok()) << again.status().ToString();
+  EXPECT_EQ(again->custodians[0].channel_key, with->custodians[0].channel_key);
+  EXPECT_EQ(again->ToToml(), with->ToToml());
+  // Another party's key (a node's, another custodian's, its own signing
+  // key) as a channel key is refused.
+  for (const PublicKey& taken : {c.nodes[0].public_key, c.custodians[1].public_key,
+                                 c.custodians[0].public_key, c.coordinator}) {
+    std::string bad = text_;
+    bad.replace(bad.find(line), line.size(),
+                line + "channel_key = \"" + PublicKeyToText(taken) + "\"\n");
+    Status st = ClusterConfig::Parse(bad, "cluster.toml").status();
+    EXPECT_NE(st.message().find("key is already used by another party"), std::string::npos)
+        << st.ToString();
+  }
+  EXPECT_FALSE(ParseWith(line, line + "channel_key = \"ed25519:00\"\n").ok());
+}
+
 TEST(LocalClusterTest, RefusesLayoutsThatCannotSurviveASite) {
   ScopedTempDir tmp("qv-config-test");
   LocalClusterOptions o;

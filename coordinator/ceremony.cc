@@ -47,9 +47,11 @@ size_t PostVote(ClusterSession& session, const Approval& vote, const BackupId& b
   return Broadcast(session, r, problems);
 }
 
-std::vector<PendingView> ListPending(ClusterSession& session, const RequestId* only,
-                                     std::vector<std::string>* problems) {
+Result<std::vector<PendingView>> ListPending(ClusterSession& session, const RequestId* only,
+                                             std::vector<std::string>* problems) {
   std::map<RequestId, PendingView> merged;
+  size_t answered = 0;
+  const size_t known_problems = problems->size();
   for (size_t i = 0; i < session.config().nodes.size(); ++i) {
     NodeCaller* c = session.caller(i);
     if (c == nullptr) continue;
@@ -68,6 +70,7 @@ std::vector<PendingView> ListPending(ClusterSession& session, const RequestId* o
       problems->push_back(node + ": " + list.status().message());
       continue;
     }
+    ++answered;
     for (const auto& e : *list) {
       auto sr = SignedRequest::Parse(e.request);  // checks the requester's signature
       if (!sr.ok()) {
@@ -95,6 +98,12 @@ std::vector<PendingView> ListPending(ClusterSession& session, const RequestId* o
         }
       }
     }
+  }
+  if (answered == 0) {
+    std::string why = "no node answered";
+    for (size_t i = known_problems; i < problems->size(); ++i) why += "; " + (*problems)[i];
+    for (const auto& p : session.problems()) why += "; " + p;
+    return IoError(why);
   }
   std::vector<PendingView> out;
   for (auto& [id, v] : merged) {

@@ -34,8 +34,10 @@ struct PendingView {
 // What every reachable node keeps, merged by request id (all requests, or
 // the one named by `only`), oldest first. An approval counts once per
 // custodian key; a custodian's denial anywhere wins over its approval.
-std::vector<PendingView> ListPending(ClusterSession& session, const RequestId* only,
-                                     std::vector<std::string>* problems);
+// kIoError when no node answered (each node's reason in the message),
+// so "nothing pending" is never said on no evidence.
+Result<std::vector<PendingView>> ListPending(ClusterSession& session, const RequestId* only,
+                                             std::vector<std::string>* problems);
 
 // Posts a custodian's own vote to every reachable node. Returns how many
 // kept it.

@@ -28,7 +28,18 @@ using Signature = std::array<uint8_t, kSignatureSize>;
 std::string PublicKeyToText(const PublicKey& pk);
 Result<PublicKey> PublicKeyFromText(std::string_view text);
 
-class SigningKey {
+// Something that signs as one Ed25519 identity: a key in memory
+// (SigningKey) or one in a hardware token (crypto/pkcs11.h). Signing may
+// fail (a token removed); a signature returned always verifies under
+// public_key(). Implementations are thread-safe.
+class Signer {
+ public:
+  virtual ~Signer() = default;
+  virtual const PublicKey& public_key() const = 0;
+  virtual Result<Signature> SignMessage(ByteSpan message) const = 0;
+};
+
+class SigningKey final : public Signer {
  public:
   static Result<std::unique_ptr<SigningKey>> Generate();
   static Result<std::unique_ptr<SigningKey>> FromSeed(const SecretBytes& seed);
@@ -38,8 +49,9 @@ class SigningKey {
   // Writes a new key file with mode 0600; never overwrites (kAlreadyExists).
   Status Save(const std::filesystem::path& path) const;
 
-  const PublicKey& public_key() const { return public_key_; }
+  const PublicKey& public_key() const override { return public_key_; }
   Signature Sign(ByteSpan message) const;
+  Result<Signature> SignMessage(ByteSpan message) const override { return Sign(message); }
   // The X25519 secret derived from this identity (the Noise static key), so
   // one pinned Ed25519 key names a peer for both signatures and channels.
   SecretBytes X25519Secret() const;

@@ -73,8 +73,8 @@ struct Pkcs11Session::Impl {
     if (module != nullptr) dlclose(module);
   }
 
-  Result<CK_OBJECT_HANDLE> FindKey(const std::string& label) {
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+  // The one object of class `cls` labelled `label`.
+  Result<CK_OBJECT_HANDLE> Find(CK_OBJECT_CLASS cls, const std::string& label) {
     CK_ATTRIBUTE want[] = {{CKA_CLASS, &cls, sizeof cls},
                            {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
     if (CK_RV rv = f->C_FindObjectsInit(session, want, 2); rv != CKR_OK) {
@@ -85,9 +85,30 @@ struct Pkcs11Session::Impl {
     CK_RV rv = f->C_FindObjects(session, found, 2, &n);
     f->C_FindObjectsFinal(session);
     if (rv != CKR_OK) return Ckr("C_FindObjects", rv);
-    if (n == 0) return NotFound("the token holds no secret key labelled " + label);
-    if (n > 1) return FailedPrecondition("the token holds two keys labelled " + label);
+    const char* what = cls == CKO_SECRET_KEY    ? "secret key"
+                       : cls == CKO_PRIVATE_KEY ? "private key"
+                       : cls == CKO_PUBLIC_KEY  ? "public key"
+                                                : "data object";
+    if (n == 0) return NotFound(std::string("the token holds no ") + what + " labelled " + label);
+    if (n > 1)
+      return FailedPrecondition(std::string("the token holds two ") + what + "s labelled " + label);
     return found[0];
+  }
+  Result<CK_OBJECT_HANDLE> FindKey(const std::string& label) { return Find(CKO_SECRET_KEY, label); }
+
+  // An Ed25519 public key as the token gives CKA_EC_POINT: DER OCTET STRING
+  // (04 20 || key), or the raw 32 bytes some modules return.
+  Result<PublicKey> EdPublicKey(CK_OBJECT_HANDLE pub) {
+    uint8_t buf[64];
+    CK_ATTRIBUTE a = {CKA_EC_POINT, buf, sizeof buf};
+    if (CK_RV rv = f->C_GetAttributeValue(session, pub, &a, 1); rv != CKR_OK) {
+      return Ckr("C_GetAttributeValue(CKA_EC_POINT)", rv);
+    }
+    ByteSpan point(buf, a.ulValueLen);
+    if (point.size() == 34 && point[0] == 0x04 && point[1] == 0x20) point = point.subspan(2);
+    if (point.size() != kPublicKeySize)
+      return Corruption("the token's Ed25519 public key is malformed");
+    return PublicKeyFromText(HexEncode(point));
   }
 };
 
@@ -95,7 +116,7 @@ Pkcs11Session::Pkcs11Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)
 Pkcs11Session::~Pkcs11Session() = default;
 
 Result<std::unique_ptr<Pkcs11Session>> Pkcs11Session::Open(const Pkcs11Uri& uri,
-                                                           const std::string& pin) {
+                                                           std::string_view pin) {
   auto impl = std::make_unique<Impl>();
   const std::string path =
       uri.module_path.empty() ? std::string(kDefaultPkcs11Module) : uri.module_path;
@@ -135,7 +156,7 @@ Result<std::unique_ptr<Pkcs11Session>> Pkcs11Session::Open(const Pkcs11Uri& uri,
       rv != CKR_OK) {
     return Ckr("C_OpenSession", rv);
   }
-  const std::string& use = uri.pin.empty() ? pin : uri.pin;
+  const std::string_view use = uri.pin.empty() ? pin : std::string_view(uri.pin);
   if (use.empty()) return InvalidArgument("no PIN for token " + uri.token + " (QV_PKCS11_PIN)");
   CK_RV rv =
       impl->f->C_Login(impl->session, CKU_USER,
@@ -218,6 +239,111 @@ Result<SecretBytes> Pkcs11Session::Unwrap(const std::string& label, ByteSpan wra
   }
   if (n != sealed.size() - kTag) return Corruption("unwrapped key has the wrong length");
   return SecretBytes::CopyFrom(ByteSpan(out.data(), n));
+}
+
+// DER of the curve's OID 1.3.101.112 (RFC 8410), as CKA_EC_PARAMS names it.
+constexpr uint8_t kEd25519Params[] = {0x06, 0x03, 0x2b, 0x65, 0x70};
+constexpr std::string_view kChannelApplication = "quorumvault channel key";
+
+Result<PublicKey> Pkcs11Session::GenerateSigningKey(const std::string& label) {
+  for (CK_OBJECT_CLASS cls : {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY, CKO_DATA}) {
+    if (impl_->Find(cls, label).ok()) return AlreadyExists("the token already holds " + label);
+  }
+  CK_MECHANISM mech = {CKM_EC_EDWARDS_KEY_PAIR_GEN, nullptr, 0};
+  CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+  CK_ATTRIBUTE pub_tmpl[] = {
+      {CKA_EC_PARAMS, const_cast<uint8_t*>(kEd25519Params), sizeof kEd25519Params},
+      {CKA_TOKEN, &yes, sizeof yes},
+      {CKA_VERIFY, &yes, sizeof yes},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
+  CK_ATTRIBUTE priv_tmpl[] = {{CKA_TOKEN, &yes, sizeof yes},
+                              {CKA_PRIVATE, &yes, sizeof yes},
+                              {CKA_SENSITIVE, &yes, sizeof yes},
+                              {CKA_EXTRACTABLE, &no, sizeof no},
+                              {CKA_SIGN, &yes, sizeof yes},
+                              {CKA_LABEL, const_cast<char*>(label.data()), label.size()}};
+  CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
+  if (CK_RV rv = impl_->f->C_GenerateKeyPair(impl_->session, &mech, pub_tmpl, 4, priv_tmpl, 6, &pub,
+                                             &priv);
+      rv != CKR_OK) {
+    if (rv == CKR_MECHANISM_INVALID) {
+      return FailedPrecondition(
+          "this token cannot make Ed25519 keys (CKM_EC_EDWARDS_KEY_PAIR_GEN)");
+    }
+    return Ckr("C_GenerateKeyPair", rv);
+  }
+  QV_ASSIGN_OR_RETURN(PublicKey pk, impl_->EdPublicKey(pub));
+  // The channel seed is made here (libsodium) and stored private in the
+  // token; it is the one secret of this identity that leaves the token,
+  // and only to a holder of the PIN.
+  SecretBytes seed = SecretBytes::Random(32);
+  CK_OBJECT_CLASS data = CKO_DATA;
+  CK_ATTRIBUTE data_tmpl[] = {
+      {CKA_CLASS, &data, sizeof data},
+      {CKA_TOKEN, &yes, sizeof yes},
+      {CKA_PRIVATE, &yes, sizeof yes},
+      {CKA_MODIFIABLE, &no, sizeof no},
+      {CKA_APPLICATION, const_cast<char*>(kChannelApplication.data()), kChannelApplication.size()},
+      {CKA_LABEL, const_cast<char*>(label.data()), label.size()},
+      {CKA_VALUE, seed.data(), seed.size()}};
+  CK_OBJECT_HANDLE obj = CK_INVALID_HANDLE;
+  if (CK_RV rv = impl_->f->C_CreateObject(impl_->session, data_tmpl, 7, &obj); rv != CKR_OK) {
+    impl_->f->C_DestroyObject(impl_->session, priv);
+    impl_->f->C_DestroyObject(impl_->session, pub);
+    return Ckr("C_CreateObject", rv);
+  }
+  return pk;
+}
+
+Result<std::unique_ptr<Pkcs11Signer>> Pkcs11Signer::New(std::unique_ptr<Pkcs11Session> session,
+                                                        const std::string& label) {
+  Pkcs11Session::Impl& s = *session->impl_;
+  QV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE priv, s.Find(CKO_PRIVATE_KEY, label));
+  QV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE pub, s.Find(CKO_PUBLIC_KEY, label));
+  CK_KEY_TYPE type = 0;
+  CK_ATTRIBUTE a = {CKA_KEY_TYPE, &type, sizeof type};
+  if (CK_RV rv = s.f->C_GetAttributeValue(s.session, priv, &a, 1); rv != CKR_OK) {
+    return Ckr("C_GetAttributeValue(CKA_KEY_TYPE)", rv);
+  }
+  if (type != CKK_EC_EDWARDS)
+    return InvalidArgument("the token's key " + label + " is not Ed25519");
+  QV_ASSIGN_OR_RETURN(PublicKey pk, s.EdPublicKey(pub));
+  return std::unique_ptr<Pkcs11Signer>(new Pkcs11Signer(std::move(session), label, priv, pk));
+}
+
+Result<Signature> Pkcs11Signer::SignMessage(ByteSpan message) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Pkcs11Session::Impl& s = *session_->impl_;
+  CK_MECHANISM mech = {CKM_EDDSA, nullptr, 0};  // pure Ed25519 (RFC 8032)
+  if (CK_RV rv = s.f->C_SignInit(s.session, &mech, key_); rv != CKR_OK) {
+    return Ckr("C_SignInit(CKM_EDDSA)", rv);
+  }
+  Signature sig{};
+  CK_ULONG n = sig.size();
+  // Modules refuse a null pointer even for an empty message.
+  uint8_t empty = 0;
+  uint8_t* data = message.empty() ? &empty : const_cast<uint8_t*>(message.data());
+  if (CK_RV rv = s.f->C_Sign(s.session, data, message.size(), sig.data(), &n); rv != CKR_OK) {
+    return Ckr("C_Sign", rv);
+  }
+  if (n != sig.size()) return Corruption("the token's signature has the wrong length");
+  if (!VerifySignature(public_key_, message, sig).ok()) {
+    return Corruption("the token's signature does not verify under its own public key");
+  }
+  return sig;
+}
+
+Result<std::unique_ptr<SigningKey>> Pkcs11Signer::ChannelKey() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Pkcs11Session::Impl& s = *session_->impl_;
+  QV_ASSIGN_OR_RETURN(CK_OBJECT_HANDLE obj, s.Find(CKO_DATA, label_));
+  SecretBytes seed(32);
+  CK_ATTRIBUTE a = {CKA_VALUE, seed.data(), seed.size()};
+  if (CK_RV rv = s.f->C_GetAttributeValue(s.session, obj, &a, 1); rv != CKR_OK) {
+    return Ckr("C_GetAttributeValue(channel seed)", rv);
+  }
+  if (a.ulValueLen != seed.size()) return Corruption("the token's channel seed is not 32 bytes");
+  return SigningKey::FromSeed(seed);
 }
 
 }  // namespace qv

@@ -79,5 +79,43 @@ TEST_F(Pkcs11Test, AKeyWrappedByTheTokenOpensOnlyWithThatTokenAndContext) {
   EXPECT_EQ(bad.status().code(), StatusCode::kPermissionDenied) << bad.status().message();
 }
 
+// An Ed25519 key made inside the token signs through CKM_EDDSA; the
+// signature verifies with libsodium under the public key the token
+// reports, and the private half cannot be read out.
+TEST_F(Pkcs11Test, AnEd25519KeyInTheTokenSignsAndNeverLeavesIt) {
+  auto uri = *Pkcs11Uri::Parse("pkcs11:token=qv-test;object=alice");
+  auto s = Pkcs11Session::Open(uri, "1234");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  auto pk = (*s)->GenerateSigningKey("alice");
+  ASSERT_TRUE(pk.ok()) << pk.status().message();
+  EXPECT_EQ((*s)->GenerateSigningKey("alice").status().code(), StatusCode::kAlreadyExists);
+  auto signer = Pkcs11Signer::New(std::move(*s), "alice");
+  ASSERT_TRUE(signer.ok()) << signer.status().message();
+  EXPECT_EQ((*signer)->public_key(), *pk);
+  for (size_t len : {0, 1, 64, 4096}) {
+    const Bytes msg(len, 0x5a);
+    auto sig = (*signer)->SignMessage(msg);
+    ASSERT_TRUE(sig.ok()) << sig.status().message();
+    EXPECT_TRUE(VerifySignature(*pk, msg, *sig).ok()) << len;
+    Bytes other = msg;
+    other.push_back(1);
+    EXPECT_FALSE(VerifySignature(*pk, other, *sig).ok());
+  }
+  // The channel key is a different identity, the same on every read.
+  auto ch = (*signer)->ChannelKey();
+  ASSERT_TRUE(ch.ok()) << ch.status().message();
+  EXPECT_NE((*ch)->public_key(), *pk);
+  EXPECT_EQ((*(*signer)->ChannelKey())->public_key(), (*ch)->public_key());
+  // Another label, a missing key, a wrong PIN: no signer.
+  auto s2 = Pkcs11Session::Open(uri, "1234");
+  EXPECT_EQ(Pkcs11Signer::New(std::move(*s2), "bob").status().code(), StatusCode::kNotFound);
+  signer->reset();  // PKCS#11 logins are per process: log out first
+  EXPECT_EQ(Pkcs11Session::Open(uri, "0000").status().code(), StatusCode::kPermissionDenied);
+  // A wrapping key of that label is not a signing key.
+  auto s3 = Pkcs11Session::Open(uri, "1234");
+  ASSERT_TRUE((*s3)->GenerateWrappingKey("wrapper").ok());
+  EXPECT_FALSE(Pkcs11Signer::New(std::move(*s3), "wrapper").ok());
+}
+
 }  // namespace
 }  // namespace qv

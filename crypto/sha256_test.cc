@@ -33,7 +33,8 @@ TEST(MerkleTest, TreeGivesTheRootAndProofsOfTheRecursiveDefinition) {
     for (size_t i = 0; i < n; ++i) leaves.push_back(MerkleLeafHash(AsBytes(std::to_string(i))));
     const MerkleTree tree(leaves);
     EXPECT_EQ(tree.Root(), MerkleRoot(leaves)) << n;
-    for (size_t i = 0; i < n; ++i) EXPECT_EQ(tree.Proof(i), MerkleProof(leaves, i)) << n << " " << i;
+    for (size_t i = 0; i < n; ++i)
+      EXPECT_EQ(tree.Proof(i), MerkleProof(leaves, i)) << n << " " << i;
     EXPECT_TRUE(tree.Proof(n).empty());
   }
 }

@@ -334,11 +334,14 @@ std::map<noise::DhPublic, PeerInfo> NodeService::PinKeys(const ClusterConfig& cl
   for (const auto& n : cluster.nodes) {
     if (n.id != node_id_) pin(n.public_key, {PeerRole::kNode, n.id, n.public_key});
   }
+  // A principal whose signing key is in a token proves its channel key
+  // instead; the session still carries the signing key, which every check
+  // of a request or vote compares against.
   for (const auto& r : cluster.requesters) {
-    pin(r.public_key, {PeerRole::kRequester, r.id, r.public_key});
+    pin(r.channel(), {PeerRole::kRequester, r.id, r.public_key});
   }
   for (const auto& c : cluster.custodians) {
-    pin(c.public_key, {PeerRole::kCustodian, "custodian:" + c.id, c.public_key});
+    pin(c.channel(), {PeerRole::kCustodian, "custodian:" + c.id, c.public_key});
   }
   return pinned;
 }

@@ -107,7 +107,7 @@ Status Approval::Validate() const {
   return Status::Ok();
 }
 
-Result<SignedRequest> SignedRequest::Sign(const QuorumRequest& request, const SigningKey& key) {
+Result<SignedRequest> SignedRequest::Sign(const QuorumRequest& request, const Signer& key) {
   QV_RETURN_IF_ERROR(request.Validate());
   if (key.public_key() != request.requester_key) {
     return InvalidArgument("the signing key is not the request's requester key");
@@ -115,7 +115,7 @@ Result<SignedRequest> SignedRequest::Sign(const QuorumRequest& request, const Si
   SignedRequest s;
   s.request_ = request;
   const Bytes body = request.CanonicalBody();
-  const Signature sig = key.Sign(ContextMessage(kRequestContext, body));
+  QV_ASSIGN_OR_RETURN(const Signature sig, key.SignMessage(ContextMessage(kRequestContext, body)));
   WireWriter w;
   w.Raw(AsBytes(kRequestMagic)).Raw(body).Fixed(sig);
   s.encoded_ = w.Take();
@@ -187,7 +187,7 @@ Result<Approval> Approval::Parse(ByteSpan encoded) {
   return a;
 }
 
-Result<Approval> Approval::Sign(const SignedRequest& request, const SigningKey& key,
+Result<Approval> Approval::Sign(const SignedRequest& request, const Signer& key,
                                 std::string custodian_id, bool approve, std::string note,
                                 int64_t now) {
   Approval a;
@@ -198,7 +198,8 @@ Result<Approval> Approval::Sign(const SignedRequest& request, const SigningKey& 
   a.signed_unix = now;
   a.note = std::move(note);
   QV_RETURN_IF_ERROR(a.Validate());  // never sign what a node would refuse to parse
-  a.signature = key.Sign(ContextMessage(kApprovalContext, a.CanonicalBody()));
+  QV_ASSIGN_OR_RETURN(a.signature,
+                      key.SignMessage(ContextMessage(kApprovalContext, a.CanonicalBody())));
   return a;
 }
 

@@ -68,7 +68,7 @@ struct QuorumRequest {
 class SignedRequest {
  public:
   // `key` must be the requester's (its public half is requester_key).
-  static Result<SignedRequest> Sign(const QuorumRequest& request, const SigningKey& key);
+  static Result<SignedRequest> Sign(const QuorumRequest& request, const Signer& key);
   static Result<SignedRequest> Parse(ByteSpan encoded);
 
   const QuorumRequest& request() const { return request_; }
@@ -98,7 +98,7 @@ struct Approval {
   static Result<Approval> Parse(ByteSpan encoded);
   // Signs `request` as `custodian_id` with `key`; refuses (naming the
   // limit) an approval that Parse would refuse.
-  static Result<Approval> Sign(const SignedRequest& request, const SigningKey& key,
+  static Result<Approval> Sign(const SignedRequest& request, const Signer& key,
                                std::string custodian_id, bool approve, std::string note,
                                int64_t now);
 };

@@ -7,7 +7,9 @@
 # nodes), the quorum restore from the other two sites, a byte-for-byte
 # compare; then healing: a scrub finds the backup at risk, an approved repair
 # rebuilds the lost site's fragments and key shares on the spare site, and a
-# second site lost still restores byte-for-byte; finally `qv audit verify`.
+# second site lost still restores byte-for-byte, approved through the
+# cluster with one custodian's key in a SoftHSM2 token; finally `qv audit
+# verify`.
 # Everything happens under ./demo (recreated on each run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +22,20 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "a local cluster: keys (0600), cluster file, node files (3 sites of 2, a spare site of 2)"
 "$qv" cluster init --dir cluster --spares 2 --base-port "${QV_DEMO_PORT:-7400}"
+
+step "custodian c5 keeps its key in a hardware token (SoftHSM2 here): made inside, never leaves"
+export SOFTHSM2_CONF="$PWD/softhsm2.conf" QV_PKCS11_PIN=1234
+mkdir tokens && printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+  "$PWD/tokens" >"$SOFTHSM2_CONF"
+softhsm2-util --init-token --free --label c5-token --pin 1234 --so-pin 5678 >/dev/null
+c5_key='pkcs11:token=c5-token;object=c5'
+"$qv" keygen --pkcs11 "$c5_key" | tee c5.lines
+# c5's entry in the cluster file now names the token's key and its channel key.
+awk 'FNR == NR { lines = lines $0 "\n"; next }
+     prev == "id = \"c5\"" && /^public_key/ { printf "%s", lines; prev = ""; next }
+     { print; prev = $0 }' c5.lines cluster/cluster.toml >cluster/cluster.toml.new
+mv cluster/cluster.toml.new cluster/cluster.toml
+grep -A3 'id = "c5"' cluster/cluster.toml
 
 step "start the eight node daemons and wait for their health checks"
 "$qv" cluster up --dir cluster
@@ -63,27 +79,28 @@ step "heal: a scrub proves what each node still holds, and finds the backup at r
 step "a repair (planned from the scrub) is requested and approved by 3 custodians"
 "$qv" repair request --cluster cluster/cluster.toml --backup "$id" \
   --purpose "site-a lost: regain redundancy" --out repair
-for c in c1 c3 c5; do
+for c in c1 c3 c4; do
   "$qv" approve --cluster cluster/cluster.toml --key "cluster/custodians/$c.key" repair \
     --out "repair.$c" --yes
 done
 
 step "the repair: fragments rebuilt from ciphertext, key shares by share recovery, on site-spare"
 "$qv" repair run --cluster cluster/cluster.toml --request repair \
-  --approval repair.c1 --approval repair.c3 --approval repair.c5
+  --approval repair.c1 --approval repair.c3 --approval repair.c4
 "$qv" scrub --cluster cluster/cluster.toml --sample 1
 "$qv" show --cluster cluster/cluster.toml --backup "$id" | tail -n 10
 
 step "a second disaster: site-b is lost too (kill -9 of node-02 and node-03); restore again"
 kill -9 "$(cat cluster/nodes/node-02/node.pid)" "$(cat cluster/nodes/node-03/node.pid)"
 "$qv" restore request --cluster cluster/cluster.toml --backup "$id" \
-  --purpose "DR drill: site-b lost after the repair" --ttl 1h --out request2
-for c in c2 c3 c4; do
-  "$qv" approve --cluster cluster/cluster.toml --key "cluster/custodians/$c.key" request2 \
-    --out "request2.$c" --yes
+  --purpose "DR drill: site-b lost after the repair" --ttl 1h --out request2 --submit
+step "this time through the cluster: custodians list what waits and approve by id, c5 from its token"
+rid=$("$qv" pending --cluster cluster/cluster.toml --key "$c5_key" --json | grep -o '"request_id":"[0-9a-f]*"' | cut -d'"' -f4)
+"$qv" pending --cluster cluster/cluster.toml --key "$c5_key"
+for key in cluster/custodians/c2.key cluster/custodians/c3.key "$c5_key"; do
+  "$qv" approve --cluster cluster/cluster.toml --key "$key" --request "${rid:0:16}" --yes
 done
-"$qv" restore run --cluster cluster/cluster.toml --request request2 \
-  --approval request2.c2 --approval request2.c3 --approval request2.c4 --dest restored-again
+"$qv" restore run --cluster cluster/cluster.toml --request request2 --dest restored-again
 diff -r sample-model restored-again && echo "restored-again is byte-for-byte identical to sample-model"
 
 step "the audit trail: who asked, who approved, which nodes released"

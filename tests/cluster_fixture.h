@@ -81,6 +81,8 @@ class ClusterTest : public ::testing::Test {
     cluster_ = *ClusterConfig::Load(dir() / "cl/cluster.toml");
   }
   void TearDown() override {
+    ::unsetenv("QV_PKCS11_PIN");
+    ::unsetenv("SOFTHSM2_CONF");
     Qv("cluster down --dir cl");
     for (auto& p : g_cluster_pids) p.store(0);
   }
@@ -132,6 +134,27 @@ class ClusterTest : public ::testing::Test {
     }
     return Qv("restore run --cluster cl/cluster.toml --request " + req + approvals + " --dest " +
               dest + " " + run_flags);
+  }
+
+  // SoftHSM2 tokens of the test's own (DIR/tokens, SOFTHSM2_CONF =
+  // DIR/softhsm2.conf) and an empty token folder (DIR/no-token.conf, to
+  // start a process "without the token"); initializes each of `labels` with
+  // user PIN 1234 and sets QV_PKCS11_PIN to it. TearDown unsets both.
+  void UseSoftHsm(const std::vector<std::string>& labels) {
+    fs::create_directories(dir() / "tokens");
+    std::ofstream(dir() / "softhsm2.conf")
+        << "directories.tokendir = " << (dir() / "tokens").string()
+        << "\nobjectstore.backend = file\nlog.level = ERROR\n";
+    fs::create_directories(dir() / "no-tokens");
+    std::ofstream(dir() / "no-token.conf")
+        << "directories.tokendir = " << (dir() / "no-tokens").string() << "\n";
+    ::setenv("SOFTHSM2_CONF", (dir() / "softhsm2.conf").c_str(), 1);
+    ::setenv("QV_PKCS11_PIN", "1234", 1);
+    for (const auto& label : labels) {
+      const std::string cmd = "softhsm2-util --init-token --free --label " + label +
+                              " --pin 1234 --so-pin 5678 >/dev/null";
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
   }
 
   void Kill9(int i) {

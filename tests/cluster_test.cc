@@ -1073,17 +1073,7 @@ TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormatAndStatusSummarize
 // and releases with the token, and its data folder and config alone (no
 // token, or a wrong PIN) open nothing: the node does not start.
 TEST_F(ClusterTest, ANodeWhoseMasterKeyIsInATokenReleasesOnlyWithTheToken) {
-  fs::create_directories(dir() / "tokens");
-  std::ofstream(dir() / "softhsm2.conf") << "directories.tokendir = " << (dir() / "tokens").string()
-                                         << "\nobjectstore.backend = file\nlog.level = ERROR\n";
-  fs::create_directories(dir() / "no-tokens");
-  std::ofstream(dir() / "no-token.conf")
-      << "directories.tokendir = " << (dir() / "no-tokens").string() << "\n";
-  ::setenv("SOFTHSM2_CONF", (dir() / "softhsm2.conf").c_str(), 1);
-  ::setenv("QV_PKCS11_PIN", "1234", 1);
-  ASSERT_EQ(std::system("softhsm2-util --init-token --free --label qv --pin 1234 --so-pin 5678 "
-                        ">/dev/null"),
-            0);
+  UseSoftHsm({"qv"});
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
@@ -1118,8 +1108,6 @@ TEST_F(ClusterTest, ANodeWhoseMasterKeyIsInATokenReleasesOnlyWithTheToken) {
   auto [code2, out2] = start_alone();
   EXPECT_EQ(code2, 1) << out2;
   EXPECT_NE(out2.find("wrong PIN"), std::string::npos) << out2;
-  ::unsetenv("QV_PKCS11_PIN");
-  ::unsetenv("SOFTHSM2_CONF");
 }
 
 // A `cluster up` that fails (one node refuses its config) stops the nodes
