@@ -352,6 +352,7 @@ std::string NodeConfig::ToToml() const {
     o << "on_pending_command = " << Quoted(on_pending_command.string()) << "\n";
   }
   if (!master_key_pkcs11.empty()) o << "master_key_pkcs11 = " << Quoted(master_key_pkcs11) << "\n";
+  if (!pkcs11_module.empty()) o << "pkcs11_module = " << Quoted(pkcs11_module.string()) << "\n";
   if (!metrics_file.empty()) {
     o << "metrics_file = " << Quoted(metrics_file.string())
       << "\nmetrics_interval_s = " << metrics_interval_s << "\n";
@@ -394,7 +395,8 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
                                "on_pending_command",
                                "metrics_file",
                                "metrics_interval_s",
-                               "master_key_pkcs11"},
+                               "master_key_pkcs11",
+                               "pkcs11_module"},
                               source, "node"));
   NodeConfig c;
   const fs::path base = path.has_parent_path() ? path.parent_path() : fs::path(".");
@@ -439,6 +441,14 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
     QV_ASSIGN_OR_RETURN(c.master_key_pkcs11, Str(*n, "master_key_pkcs11", source, "node"));
     if (c.master_key_pkcs11.rfind("pkcs11:", 0) != 0) {
       return Bad(source, "node.master_key_pkcs11", "not a pkcs11: URI");
+    }
+  }
+  if (n->contains("pkcs11_module")) {
+    QV_ASSIGN_OR_RETURN(std::string m, Str(*n, "pkcs11_module", source, "node"));
+    c.pkcs11_module = resolve(m);
+    if (::access(c.pkcs11_module.c_str(), R_OK) != 0) {
+      return Bad(source, "node.pkcs11_module",
+                 c.pkcs11_module.string() + " is not a readable PKCS#11 module");
     }
   }
   if (n->contains("metrics_file")) {

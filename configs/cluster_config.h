@@ -114,6 +114,9 @@ struct NodeConfig {
   // for node_exporter's textfile collector), and how often.
   std::filesystem::path metrics_file = {};
   uint32_t metrics_interval_s = 15;
+  // Optional: the PKCS#11 module for master_key_pkcs11 when its URI names
+  // none (module-path); else QV_PKCS11_MODULE, else SoftHSM2's.
+  std::filesystem::path pkcs11_module = {};
 
   std::string ToToml() const;
   // Relative paths resolve against the node file's folder.

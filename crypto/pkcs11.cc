@@ -5,6 +5,7 @@
 #include <p11-kit/uri.h>
 #include <sodium.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -118,8 +119,10 @@ Pkcs11Session::~Pkcs11Session() = default;
 Result<std::unique_ptr<Pkcs11Session>> Pkcs11Session::Open(const Pkcs11Uri& uri,
                                                            std::string_view pin) {
   auto impl = std::make_unique<Impl>();
-  const std::string path =
-      uri.module_path.empty() ? std::string(kDefaultPkcs11Module) : uri.module_path;
+  const char* env = std::getenv("QV_PKCS11_MODULE");
+  const std::string path = !uri.module_path.empty()         ? uri.module_path
+                           : env != nullptr && *env != '\0' ? std::string(env)
+                                                            : std::string(kDefaultPkcs11Module);
   impl->module = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (impl->module == nullptr) return IoError("cannot load PKCS#11 module " + path);
   auto get =

@@ -13,8 +13,8 @@
 //
 // URIs are parsed by p11-kit (p11_kit_uri_parse): `token=` picks the token
 // by label, `object=` the key by label, `module-path=` the PKCS#11 module
-// (else the caller's default), `pin-value=` the user PIN (else the caller
-// gives one, e.g. from QV_PKCS11_PIN). The module is loaded with dlopen.
+// (else the caller's, else $QV_PKCS11_MODULE, else SoftHSM2's), `pin-value=` the user PIN (else the
+// caller gives one, e.g. from QV_PKCS11_PIN). The module is loaded with dlopen.
 //
 // A Pkcs11Session owns the module handle and one logged-in session; it is
 // not thread-safe. PKCS#11 logins are per process: a session opened while
@@ -37,7 +37,7 @@ namespace qv {
 inline constexpr std::string_view kDefaultPkcs11Module = "/usr/lib/softhsm/libsofthsm2.so";
 
 struct Pkcs11Uri {
-  std::string module_path;  // empty: the caller's default
+  std::string module_path;  // empty: QV_PKCS11_MODULE, else kDefaultPkcs11Module
   std::string token;        // token label
   std::string object;       // object label
   std::string pin;          // empty: the caller's

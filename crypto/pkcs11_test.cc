@@ -117,5 +117,25 @@ TEST_F(Pkcs11Test, AnEd25519KeyInTheTokenSignsAndNeverLeavesIt) {
   EXPECT_FALSE(Pkcs11Signer::New(std::move(*s3), "wrapper").ok());
 }
 
+// The module is the URI's module-path, else QV_PKCS11_MODULE, else
+// SoftHSM2's; a path that is no module is an error naming it.
+TEST_F(Pkcs11Test, TheModuleComesFromTheUriElseTheEnvironment) {
+  ::setenv("QV_PKCS11_MODULE", "/nonexistent/libp11.so", 1);
+  auto env = Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=qv-test;object=k"), "1234");
+  EXPECT_FALSE(env.ok());
+  EXPECT_NE(env.status().message().find("/nonexistent/libp11.so"), std::string::npos)
+      << env.status().message();
+  auto uri = Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=qv-test;object=k?module-path=" +
+                                                   std::string(kDefaultPkcs11Module)),
+                                 "1234");
+  EXPECT_TRUE(uri.ok()) << uri.status().message();
+  uri->reset();
+  ::setenv("QV_PKCS11_MODULE", "/usr/lib/x86_64-linux-gnu/libc.so.6", 1);
+  auto not_module = Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=qv-test;object=k"), "1234");
+  EXPECT_FALSE(not_module.ok());
+  ::unsetenv("QV_PKCS11_MODULE");
+  EXPECT_TRUE(Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=qv-test;object=k"), "1234").ok());
+}
+
 }  // namespace
 }  // namespace qv

@@ -59,6 +59,7 @@ std::string MasterKeyContext(const std::string& node_id) {
 Result<SecretBytes> LoadMasterKey(const NodeConfig& nc) {
   if (nc.master_key_pkcs11.empty()) return ReadSecretFile(nc.master_key_file, 32);
   QV_ASSIGN_OR_RETURN(Pkcs11Uri uri, Pkcs11Uri::Parse(nc.master_key_pkcs11));
+  if (uri.module_path.empty()) uri.module_path = nc.pkcs11_module.string();
   QV_ASSIGN_OR_RETURN(Bytes wrapped, ReadFileBytes(nc.master_key_file, 4096));
   const char* pin = std::getenv("QV_PKCS11_PIN");
   auto session = Pkcs11Session::Open(uri, pin == nullptr ? "" : pin);
