@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "base/crash_point.h"
 #include "base/file_util.h"
 #include "cli/cli_util.h"
 #include "configs/cluster_config.h"
@@ -83,17 +84,54 @@ CLI::App* AddWrapMasterCommand(CLI::App& node, WrapMasterArgs& a) {
       "Creates the AES-256 key in the token if it is not there (sensitive, never extractable),\n"
       "writes MASTER.wrapped, points node.toml at it (master_key_pkcs11), then erases the plain\n"
       "master key. From then on the node starts only with the token present and its user PIN in\n"
-      "QV_PKCS11_PIN (or pin-value in the URI): a copy of its disk and config opens nothing.");
+      "QV_PKCS11_PIN (or pin-value in the URI): a copy of its disk and config opens nothing.\n"
+      "Interrupted (a crash, a power cut)? Run it again: it finishes the move.");
   return w;
 }
+
+namespace {
+
+// A wrap that was cut off after node.toml pointed at the wrapped key but
+// before the plain key was erased: the plain key is erased now, once the
+// token is shown to open the wrapped key to the very same bytes.
+int FinishWrap(const WrapMasterArgs& a, const NodeConfig& nc) {
+  const std::string wrapped_file = nc.master_key_file.string();
+  const std::string suffix = ".wrapped";
+  const fs::path plain =
+      wrapped_file.size() > suffix.size() &&
+              wrapped_file.compare(wrapped_file.size() - suffix.size(), suffix.size(), suffix) == 0
+          ? fs::path(wrapped_file.substr(0, wrapped_file.size() - suffix.size()))
+          : fs::path();
+  std::error_code ec;
+  if (plain.empty() || !fs::exists(plain, ec)) {
+    return Fail(FailedPrecondition(a.config + ": the master key is already wrapped by " +
+                                   nc.master_key_pkcs11));
+  }
+  auto master = ReadSecretFile(plain, 32);
+  if (!master.ok()) return Fail(master.status());
+  auto uri = Pkcs11Uri::Parse(nc.master_key_pkcs11);
+  if (!uri.ok()) return Fail(uri.status());
+  auto wrapped = ReadFileBytes(wrapped_file, 4096);
+  if (!wrapped.ok()) return Fail(wrapped.status());
+  auto session = OpenToken(*uri);
+  if (!session.ok()) return Fail(session.status());
+  auto back = (*session)->Unwrap(uri->object, *wrapped, AsBytes(MasterKeyContext(nc.id)));
+  if (!back.ok() || !back->Equals(*master)) {
+    return Fail(FailedPrecondition(plain.string() + " is left from an interrupted wrap but is not "
+                                                    "the key the token opens; nothing erased"));
+  }
+  if (Status st = RemoveSecretFile(plain); !st.ok()) return Fail(st);
+  std::printf("finished an interrupted wrap of %s: erased %s\n", Shown(nc.id).c_str(),
+              Shown(plain.string()).c_str());
+  return 0;
+}
+
+}  // namespace
 
 int CmdWrapMaster(const WrapMasterArgs& a) {
   auto nc = NodeConfig::Load(a.config);
   if (!nc.ok()) return Fail(nc.status());
-  if (!nc->master_key_pkcs11.empty()) {
-    return Fail(FailedPrecondition(a.config + ": the master key is already wrapped by " +
-                                   nc->master_key_pkcs11));
-  }
+  if (!nc->master_key_pkcs11.empty()) return FinishWrap(a, *nc);
   auto uri = Pkcs11Uri::Parse(a.uri);
   if (!uri.ok()) return Fail(uri.status().WithContext("--pkcs11"));
   auto master = ReadSecretFile(nc->master_key_file, 32);
@@ -104,6 +142,7 @@ int CmdWrapMaster(const WrapMasterArgs& a) {
       !st.ok() && st.code() != StatusCode::kAlreadyExists) {
     return Fail(st);
   }
+  CrashPoint("wrap:after-token-key");
   auto wrapped = (*session)->Wrap(uri->object, *master, AsBytes(MasterKeyContext(nc->id)));
   if (!wrapped.ok()) return Fail(wrapped.status());
   // Proven to open before anything changes.
@@ -115,6 +154,7 @@ int CmdWrapMaster(const WrapMasterArgs& a) {
   // pointing at it (each atomic), then the plain key erased.
   const fs::path wrapped_file = nc->master_key_file.string() + ".wrapped";
   if (Status st = WriteFileAtomic(wrapped_file, *wrapped, 0600); !st.ok()) return Fail(st);
+  CrashPoint("wrap:after-wrapped-file");
   toml::table root;
   try {
     root = toml::parse_file(a.config);
@@ -129,6 +169,7 @@ int CmdWrapMaster(const WrapMasterArgs& a) {
   std::ostringstream text;
   text << root << "\n";
   if (Status st = WriteFileAtomic(a.config, AsBytes(text.str()), 0644); !st.ok()) return Fail(st);
+  CrashPoint("wrap:after-node-file");
   if (Status st = RemoveSecretFile(nc->master_key_file); !st.ok()) {
     Warn("the plain master key could not be erased: " + st.ToString());
   }

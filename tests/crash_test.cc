@@ -7,6 +7,8 @@
 #include <fstream>
 #include <set>
 
+#include "crypto/pkcs11.h"
+#include "node/node.h"
 #include "tests/cluster_fixture.h"
 
 namespace qv {
@@ -354,6 +356,62 @@ TEST_F(CrashTest, BackupsAreAllOrNothingAtEveryCrashPoint) {
       EXPECT_GE(aborted, 1u);
     }
   }
+}
+
+// `qv node wrap-master-key` killed after each of its durable steps (the
+// token's key made, the wrapped key written, node.toml pointed at it):
+// the node still starts with the key it had, and running the command again
+// finishes the move, so the plain key never outlives a completed wrap and
+// no step loses the key. The backup restores from the same key at the end.
+TEST_F(CrashTest, AWrapCutOffAtEachStepLosesNoKeyAndFinishesWhenRunAgain) {
+  UseSoftHsm({"qv"});
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  const fs::path node = dir() / "cl/nodes/node-00";
+  const std::string original = Slurp(node / "node.toml");
+  const std::string wrap =
+      "node wrap-master-key --config cl/nodes/node-00/node.toml "
+      "--pkcs11 'pkcs11:token=qv;object=node-00'";
+  for (const std::string point :
+       {"wrap:after-token-key", "wrap:after-wrapped-file", "wrap:after-node-file"}) {
+    SCOPED_TRACE(point);
+    ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
+    const std::string cmd = "cd '" + dir().string() + "' && QV_CRASH_AT=" + point + " '" + qv_ +
+                            "' " + wrap + " >wrap.out 2>&1 </dev/null";
+    const int rc = std::system(cmd.c_str());
+    ASSERT_TRUE(WIFSIGNALED(rc) || (WIFEXITED(rc) && WEXITSTATUS(rc) == 128 + SIGKILL))
+        << Slurp(dir() / "wrap.out");
+    EXPECT_TRUE(fs::exists(node / "master.key")) << "the plain key was lost";
+    Outcome up = Qv("cluster up --dir cl");
+    ASSERT_EQ(up.code, 0) << up.err << Slurp(node / "node.log");
+    ASSERT_EQ(Qv("cluster down --dir cl").code, 0);
+    Outcome again = Qv(wrap);
+    ASSERT_EQ(again.code, 0) << again.err;
+    EXPECT_FALSE(fs::exists(node / "master.key")) << again.out;
+    EXPECT_NE(Slurp(node / "node.toml").find("master_key_pkcs11"), std::string::npos);
+    // Undo for the next point: the test keeps the plain key it can read
+    // back through the token.
+    auto s = Pkcs11Session::Open(*Pkcs11Uri::Parse("pkcs11:token=qv;object=node-00"), "1234");
+    ASSERT_TRUE(s.ok());
+    auto master = (*s)->Unwrap("node-00", *ReadFileBytes(node / "master.key.wrapped", 4096),
+                               AsBytes(MasterKeyContext("node-00")));
+    ASSERT_TRUE(master.ok()) << master.status().message();
+    s->reset();
+    if (point != std::string("wrap:after-node-file")) {
+      ASSERT_TRUE(WriteFileAtomic(node / "master.key", master->span(), 0600).ok());
+      std::ofstream(node / "node.toml", std::ios::trunc) << original;
+      fs::remove(node / "master.key.wrapped");
+    }
+  }
+  // A wrap already complete is refused as such.
+  Outcome done = Qv(wrap);
+  EXPECT_EQ(done.code, 1);
+  EXPECT_NE(done.err.find("already wrapped"), std::string::npos) << done.err;
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Kill9(4);
+  Kill9(5);
+  ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
+  ExpectSameTree(dir() / "model", dir() / "restored");
 }
 
 }  // namespace
