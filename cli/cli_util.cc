@@ -11,6 +11,7 @@
 #include <filesystem>
 
 #include "base/file_util.h"
+#include "base/json.h"
 
 namespace qv {
 
@@ -20,6 +21,10 @@ namespace fs = std::filesystem;
 // request fields): it is printed escaped (base/text.h), never raw.
 // Lines are escaped one by one: a multi-line message (a refusal per node)
 // keeps its lines, and what each line quotes cannot start another.
+namespace {
+bool g_json_errors = false;
+}  // namespace
+
 int Fail(const Status& s) {
   const std::string text = s.ToString();
   std::string out;
@@ -30,7 +35,20 @@ int Fail(const Status& s) {
     start = end + 1;
   }
   std::fprintf(stderr, "qv: error: %s\n", out.c_str());
+  if (g_json_errors) PrintJsonError(std::string(StatusCodeName(s.code())), s.message());
   return 1;
+}
+
+void SetJsonErrors(bool on) { g_json_errors = on; }
+
+// {"error": {"code": "permission_denied", "message": "..."}} on stdout: the
+// code is the status's name in snake case, stable for scripts.
+void PrintJsonError(std::string code, const std::string& message) {
+  for (char& c : code) c = c == ' ' ? '_' : c == '/' ? '_' : static_cast<char>(std::tolower(c));
+  JsonWriter j;
+  j.BeginObject().Key("error").BeginObject().Field("code", code).Field("message", message);
+  j.EndObject().EndObject();
+  std::printf("%s\n", j.str().c_str());
 }
 
 void Warn(const std::string& what) {
@@ -77,8 +95,11 @@ Progress::Progress(std::string label, bool enabled)
       enabled_(enabled && ::isatty(STDERR_FILENO)),
       start_(std::chrono::steady_clock::now()) {}
 
-Progress::~Progress() {
+Progress::~Progress() { Clear(); }
+
+void Progress::Clear() {
   if (drew_) std::fprintf(stderr, "\r\033[K");
+  drew_ = false;
 }
 
 ProgressFn Progress::fn() {
@@ -109,7 +130,7 @@ Result<ClusterCtx> OpenCluster(const std::string& cluster, const std::string& ke
   ClusterCtx c;
   QV_ASSIGN_OR_RETURN(ClusterConfig config, ClusterConfig::Load(cluster));
   auto loaded = KeyRef::Load(KeyBeside(cluster, key, default_key));
-  if (!loaded.ok()) return loaded.status().WithContext("--key");
+  if (!loaded.ok()) return loaded.status().WithContext("--key (or QV_KEY)");
   c.key = std::move(loaded).value();
   QV_ASSIGN_OR_RETURN(c.session, ClusterSession::Open(std::move(config), c.key.channel()));
   return c;

@@ -20,8 +20,11 @@
 
 namespace qv {
 
-// Prints "qv: error: ..." (escaped, line by line) and returns exit status 1.
+// Prints "qv: error: ..." (escaped, line by line) and returns exit status 1;
+// with JSON errors on (--json), also the error as JSON on stdout.
 int Fail(const Status& s);
+void SetJsonErrors(bool on);
+void PrintJsonError(std::string code, const std::string& message);
 void Warn(const std::string& what);
 // Text from outside, ready for printf("%s").
 struct Shown {
@@ -41,6 +44,8 @@ class Progress {
   Progress(std::string label, bool enabled);
   ~Progress();
   ProgressFn fn();
+  // Clears the line, so what is printed next starts clean.
+  void Clear();
 
  private:
   std::string label_;

@@ -26,6 +26,7 @@
 #include "base/text.h"
 #include "cli/ceremony_cmd.h"
 #include "cli/cli_util.h"
+#include "cli/discovery.h"
 #include "cli/drill_cmd.h"
 #include "cli/enroll_cmd.h"
 #include "cli/repair_cmd.h"
@@ -120,11 +121,13 @@ int CmdBackup(const BackupArgs& a) {
     auto session = ClusterSession::Open(*cluster, signer->get());
     if (!session.ok()) return Fail(session.status());
     result = (*session)->Backup(*artifact, opt);
+    progress.Clear();
     where = a.cluster;
   } else {
     auto store = LocalStore::Open(a.local);
     if (!store.ok()) return Fail(store.status());
     result = RunBackup(*artifact, **store, **signer, opt);
+    progress.Clear();
   }
   if (!result.ok()) return Fail(result.status());
   for (const auto& p : result->problems) Warn(p);
@@ -489,6 +492,7 @@ int CmdRestoreRun(const RunArgs& a) {
   std::vector<std::string> problems;
   StagingGuard guard((*writer)->staging_dir());
   auto report = ctx->session->Restore(cert, reply, **writer, opt, &problems);
+  progress.Clear();
   if (!report.ok()) return Fail(report.status());  // names every node's reason
   for (const auto& p : problems) Warn(p);
   for (const auto& p : report->problems) Warn(p);
@@ -657,6 +661,7 @@ int CmdRestore(const RestoreArgs& a) {
     auto sources = (*store)->OpenSources(*sm, &problems);
     auto shares = (*store)->ReadShares(*sm, &problems);
     report = RunRestore(*sm, std::move(sources), std::move(shares), **writer, opt);
+    progress.Clear();
   }
   for (const auto& p : problems) Warn(p);
   if (!report.ok()) return Fail(report.status());
@@ -982,9 +987,11 @@ int CmdShow(const std::string& local, const std::string& cluster, const std::str
   return 0;
 }
 
-int CmdStatus(const std::string& cluster, const std::string& key, bool json) {
+int CmdStatus(const std::string& cluster, const std::string& key, bool json,
+              const std::string& source) {
   auto ctx = OpenCluster(cluster, key);
   if (!ctx.ok()) return Fail(ctx.status());
+  if (!json) std::printf("cluster file: %s (from %s)\n", Shown(cluster).c_str(), source.c_str());
   auto health = ctx->session->Health();
   int down = 0;
   JsonWriter j;
@@ -1439,11 +1446,35 @@ int Main(int argc, char** argv) {
   const RepairCommands repair =
       AddRepairCommand(app, repair_request_args, repair_run_args, repair_bench_args);
 
+  ApplyDiscovery(app);
+  const std::vector<std::string> words(argv + 1, argv + argc);
+  const bool json = TypedOnCommandLine(words, "--json");
+  SetJsonErrors(json);
+  if (auto unknown = UnknownCommand(app, words)) {
+    std::fprintf(stderr, "qv: error: %s\n", Printable(*unknown).c_str());
+    if (json) PrintJsonError("usage", *unknown);
+    return 2;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::fprintf(stderr, "qv: error: %s\nRun with --help for more information.\n",
+                 Printable(e.what()).c_str());
+    if (json) PrintJsonError("usage", e.what());
+    return 2;
+  }
+  // --local names the whole destination: a cluster file found on the way
+  // (QV_CLUSTER, ./cluster.toml) does not make it ambiguous.
+  const bool cluster_typed = TypedOnCommandLine(words, "--cluster");
+  if (!cluster_typed) {
+    for (auto [local, cluster] :
+         {std::pair{&b.local, &b.cluster}, std::pair{&r.local, &r.cluster},
+          std::pair{&list_local, &list_cluster}, std::pair{&show_local, &show_cluster}}) {
+      if (!local->empty()) cluster->clear();
+    }
+    // Drills damage the cluster they run on: only one named on purpose.
+    drill_args.cluster.clear();
   }
   if (*keygen) return CmdKeygen(keygen_args);
   if (*backup) {
@@ -1467,7 +1498,8 @@ int Main(int argc, char** argv) {
   if (*list) return CmdList(list_local, list_cluster, list_key, list_json);
   if (*scrub) return CmdScrub(sc);
   if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
-  if (*status) return CmdStatus(status_cluster, status_key, status_json);
+  if (*status)
+    return CmdStatus(status_cluster, status_key, status_json, ClusterSource(cluster_typed));
   if (*pending) return CmdPending(pending_args);
   if (*cl_init) return CmdClusterInit(cl_dir, cl_opt);
   if (*enroll_cmds.add_node) return CmdAddNode(add_node_args);

@@ -218,6 +218,7 @@ int CmdRepairRun(const RepairRunArgs& a) {
   if (!ctx.ok()) return Fail(ctx.status());
   Progress progress("repair", !a.json);
   auto report = RunRepair(*ctx->session, cert, progress.fn());
+  progress.Clear();
   if (!report.ok()) return Fail(report.status());
   for (const auto& p : report->problems) Warn(p);
   if (a.json) {

@@ -256,6 +256,11 @@ Status ClusterConfig::Validate(const std::string& source) const {
 }
 
 Result<ClusterConfig> ClusterConfig::Load(const fs::path& path) {
+  if (path.empty()) {
+    return InvalidArgument(
+        "no cluster file: give --cluster FILE (or the folder qv cluster init made), set "
+        "QV_CLUSTER, or run where cluster.toml is");
+  }
   QV_ASSIGN_OR_RETURN(std::string text, ReadText(path));
   return Parse(text, path.string());
 }

@@ -247,9 +247,14 @@ class FolderWriter : public ArtifactWriter {
   Status BeginFile(const FileEntry& entry) override {
     QV_RETURN_IF_ERROR(ValidateRelativePath(entry.path));
     fs::path p = staging_ / fs::path(entry.path);
-    std::error_code ec;
-    fs::create_directories(p.parent_path(), ec);
-    if (ec) return IoError(p.parent_path().string() + ": " + ec.message());
+    // Nested folders get the top folder's mode (0700): restored weights are
+    // nobody else's until the operator says so.
+    fs::path dir = staging_;
+    for (const auto& part : fs::path(entry.path).parent_path()) {
+      dir /= part;
+      if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+        return ErrnoError("mkdir " + dir.string());
+    }
     path_ = p;
     unnamed_ = false;
     Result<std::unique_ptr<File>> direct = FailedPrecondition("named");

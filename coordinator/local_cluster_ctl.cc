@@ -1,10 +1,14 @@
 #include "coordinator/local_cluster_ctl.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <fstream>
 #include <map>
 #include <set>
@@ -113,6 +117,27 @@ void StopStarted(const fs::path& dir, const std::map<std::string, uintmax_t>& st
 
 // Starts the nodes named in `only` (all when empty) that are not running,
 // and waits for those to answer a health check.
+// kFailedPrecondition when host:port (a numeric IPv4 address) is bound by
+// another process: a node started there would fail, and a health check
+// would reach whatever holds the port and report a wrong key instead.
+Status CheckPortFree(const NodeEntry& n) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(n.port);
+  if (::inet_pton(AF_INET, n.host.c_str(), &a.sin_addr) != 1) return Status::Ok();
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return ErrnoError("socket");
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const bool in_use =
+      ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
+  ::close(fd);
+  if (!in_use) return Status::Ok();
+  return FailedPrecondition(n.id + "'s address " + n.host + ":" + std::to_string(n.port) +
+                            " is in use by another program (another cluster? qv cluster down "
+                            "--dir DIR, or qv cluster init --base-port PORT)");
+}
+
 Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
                                     std::chrono::milliseconds wait,
                                     const std::set<std::string>& only) {
@@ -121,11 +146,16 @@ Result<std::vector<StartedNode>> Up(const fs::path& dir, const fs::path& qv,
   // Where each started node's log stood, so a node that refuses to start
   // (its one-line error) is reported at once instead of waited for.
   std::map<std::string, uintmax_t> log_start;
+  auto running = [&](const std::string& id) {
+    const int pid = ReadPid(PidFile(dir, id));
+    return Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, id));
+  };
+  // Every address first, so nothing is started when one is taken.
   for (const auto& n : c.nodes) {
-    if (!wanted(n.id)) continue;
-    fs::path pidf = PidFile(dir, n.id);
-    const int pid = ReadPid(pidf);
-    if (Alive(pid) && IsNodeFor(pid, NodeConfigPath(dir, n.id))) continue;
+    if (wanted(n.id) && !running(n.id)) QV_RETURN_IF_ERROR(CheckPortFree(n));
+  }
+  for (const auto& n : c.nodes) {
+    if (!wanted(n.id) || running(n.id)) continue;
     std::error_code ec;
     const uintmax_t size = fs::file_size(dir / "nodes" / n.id / "node.log", ec);
     log_start[n.id] = ec ? 0 : size;

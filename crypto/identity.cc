@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <fstream>
 
 #include "base/file_util.h"
 
@@ -50,7 +51,18 @@ Result<std::unique_ptr<SigningKey>> SigningKey::Generate() {
 }
 
 Result<std::unique_ptr<SigningKey>> SigningKey::Load(const std::filesystem::path& path) {
-  QV_ASSIGN_OR_RETURN(auto file, File::OpenPrivate(path, "key file"));
+  auto opened = File::OpenPrivate(path, "key file");
+  if (!opened.ok() && opened.status().code() == StatusCode::kPermissionDenied) {
+    // Advice to chmod 600 fits a key file only: a readable file that is not
+    // a key at all (a cluster file given as --key) is named as such. Its
+    // first bytes are public anyway, since anyone may read it.
+    std::ifstream in(path, std::ios::binary);
+    std::string head(kFileHeader.size(), '\0');
+    if (in && in.read(head.data(), head.size()) && head != kFileHeader) {
+      return InvalidArgument(path.string() + " is not a quorumvault secret key file");
+    }
+  }
+  QV_ASSIGN_OR_RETURN(auto file, std::move(opened));
   // Read into secure memory only: the seed never passes through the heap.
   SecretBytes buf(kFileHeader.size() + kSeedHex + 2);
   size_t got = 0;
