@@ -130,6 +130,12 @@ Status File::WriteAll(ByteSpan data) {
   return Status::Ok();
 }
 
+Status File::SetModifiedTime(int64_t unix_seconds) {
+  const timespec times[2] = {{0, UTIME_NOW}, {static_cast<time_t>(unix_seconds), 0}};
+  if (::futimens(fd_, times) != 0) return ErrnoError("set the time of " + path_.string());
+  return Status::Ok();
+}
+
 Status File::Truncate(uint64_t size) {
   if (::ftruncate(fd_, static_cast<off_t>(size)) != 0)
     return ErrnoError("truncate " + path_.string());

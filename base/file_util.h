@@ -52,6 +52,8 @@ class File {
   Status PReadExact(MutableByteSpan buf, uint64_t offset) const;
   Status WriteAll(ByteSpan data);
   Status Truncate(uint64_t size);
+  // Sets the modification time (seconds since the epoch; access time: now).
+  Status SetModifiedTime(int64_t unix_seconds);
   Status Sync();
   // Gives a file from CreateUnnamed the name `path` (which must not exist).
   Status Link(const std::filesystem::path& path);

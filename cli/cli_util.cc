@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 
+#include "base/clock.h"
 #include "base/file_util.h"
 #include "base/json.h"
 
@@ -205,6 +206,25 @@ std::string FormatUnix(int64_t t, const char* format) {
 }
 
 }  // namespace
+
+Result<int64_t> ParseTimeOrAge(const std::string& text, int64_t now) {
+  for (const char* format : {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%d"}) {
+    std::tm tm{};
+    const char* end = ::strptime(text.c_str(), format, &tm);
+    if (end != nullptr && *end == '\0') {
+      const int64_t t = ::timegm(&tm);
+      if (!PlausibleUnix(t)) return InvalidArgument(text + " is not a time between 2000 and 2200");
+      return t;
+    }
+  }
+  auto age = ParseDuration(text);
+  if (!age.ok()) {
+    return InvalidArgument("'" + text +
+                           "' is neither an age (30m, 12h, 7d) nor a time (2026-12-01, "
+                           "2026-12-01T13:38:43Z)");
+  }
+  return now - *age;
+}
 
 std::string UtcTime(int64_t t) { return FormatUnix(t, "%Y-%m-%d %H:%M:%S UTC"); }
 std::string Rfc3339(int64_t t) { return FormatUnix(t, "%Y-%m-%dT%H:%M:%SZ"); }

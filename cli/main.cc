@@ -24,6 +24,7 @@
 #include "base/file_util.h"
 #include "base/json.h"
 #include "base/text.h"
+#include "cli/catalog_cmd.h"
 #include "cli/ceremony_cmd.h"
 #include "cli/cli_util.h"
 #include "cli/discovery.h"
@@ -62,6 +63,9 @@ struct BackupArgs {
   bool kmt_given = false;  // --k/--m/--t on the command line
   std::vector<std::string> paths;
   bool json = false;
+  std::string name;
+  bool name_given = false;  // --name on the command line, even empty
+  std::vector<std::string> tags;
 };
 
 Status OneOf(const std::string& local, const std::string& cluster) {
@@ -89,6 +93,20 @@ int CmdBackup(const BackupArgs& a) {
     auto p = BackupIdFromText(a.parent);
     if (!p.ok()) return Fail(p.status().WithContext("--parent"));
   }
+  if (a.name_given) {
+    if (Status st = ValidateBackupName(a.name); !st.ok()) return Fail(st.WithContext("--name"));
+    opt.name = a.name;
+  }
+  for (const auto& t : a.tags) {
+    if (Status st = ValidateTag(t); !st.ok()) return Fail(st.WithContext("--tag"));
+    if (std::count(a.tags.begin(), a.tags.end(), t) > 1) {
+      return Fail(InvalidArgument("--tag " + t + " given twice"));
+    }
+  }
+  if (a.tags.size() > Manifest::kMaxTags) {
+    return Fail(InvalidArgument("at most " + std::to_string(Manifest::kMaxTags) + " tags"));
+  }
+  opt.tags = a.tags;
   auto signer = SigningKey::Load(a.key);
   if (!signer.ok()) return Fail(signer.status());
   std::vector<fs::path> paths(a.paths.begin(), a.paths.end());
@@ -172,8 +190,6 @@ struct RequestArgs {
 };
 
 int CmdRestoreRequest(const RequestArgs& a) {
-  auto id = BackupIdFromText(a.backup);
-  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   auto ttl = ParseDuration(a.ttl);
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
   const std::string manifest_file = a.out + ".manifest";
@@ -182,6 +198,8 @@ int CmdRestoreRequest(const RequestArgs& a) {
   }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
+  auto id = ResolveBackup(a.backup, *ctx->session);
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   const Signer& key = ctx->key.signer();
   const Principal* me = nullptr;
   for (const auto& r : ctx->session->config().requesters) {
@@ -629,7 +647,11 @@ struct RestoreArgs {
 
 int CmdRestore(const RestoreArgs& a) {
   if (Status s = OneOf(a.local, a.cluster); !s.ok()) return Fail(s);
-  auto id = BackupIdFromText(a.backup);
+  Result<BackupId> id = BackupIdFromText(a.backup);
+  if (a.cluster.empty() && fs::is_directory(a.local)) {
+    auto src = OpenManifests({a.local, "", ""});
+    if (src.ok()) id = ResolveBackup(a.backup, *src);
+  }
   if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   std::optional<PublicKey> expected;
   if (!a.signer.empty()) {
@@ -702,80 +724,6 @@ int CmdRestore(const RestoreArgs& a) {
 }
 
 // Where list/show read manifests from: a local layout or a cluster.
-struct ManifestSource {
-  std::unique_ptr<LocalStore> store;
-  ClusterCtx cluster;
-  Result<std::vector<ClusterSession::Listed>> List() {
-    if (!store) return cluster.session->List();
-    std::vector<ClusterSession::Listed> out;
-    for (const auto& id : store->ListBackups()) out.push_back({id, 1, 0});
-    return out;
-  }
-  Result<SignedManifest> Get(const BackupId& id, std::vector<std::string>* problems) {
-    if (store) return store->LoadManifest(id, nullptr, problems);
-    return cluster.session->Manifest(id, problems);
-  }
-};
-
-Result<ManifestSource> OpenManifests(const std::string& local, const std::string& cluster,
-                                     const std::string& key) {
-  ManifestSource m;
-  if (!cluster.empty()) {
-    QV_ASSIGN_OR_RETURN(m.cluster, OpenCluster(cluster, key));
-    return m;
-  }
-  if (!fs::is_directory(local)) return NotFound(local + ": no such folder");
-  QV_ASSIGN_OR_RETURN(m.store, LocalStore::Open(local));
-  return m;
-}
-
-int CmdList(const std::string& local, const std::string& cluster, const std::string& key,
-            bool json) {
-  if (Status s = OneOf(local, cluster); !s.ok()) return Fail(s);
-  auto src = OpenManifests(local, cluster, key);
-  if (!src.ok()) return Fail(src.status());
-  auto ids = src->List();
-  if (!ids.ok()) return Fail(ids.status());
-  JsonWriter j;
-  j.BeginArray();
-  for (const auto& listed : *ids) {
-    const BackupId& id = listed.id;
-    // Published on some nodes, still prepared on others: the commit is
-    // spreading (the nodes settle it), and the listing says so.
-    const std::string flag =
-        listed.committing == 0
-            ? ""
-            : "  (committing: published on " + std::to_string(listed.published) + " of " +
-                  std::to_string(listed.published + listed.committing) + " nodes)";
-    std::vector<std::string> problems;
-    auto sm = src->Get(id, &problems);
-    if (!sm.ok()) {
-      if (!json) std::printf("%s  (no valid manifest)\n", BackupIdToText(id).c_str());
-      continue;
-    }
-    const Manifest& m = sm->manifest();
-    char when[32];
-    std::time_t t = m.created_unix;
-    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%SZ", std::gmtime(&t));
-    if (json) {
-      j.BeginObject()
-          .Field("backup_id", BackupIdToText(id))
-          .Field("artifact", m.artifact_name)
-          .Field("bytes", m.plaintext_size)
-          .Field("created", std::string(when))
-          .Field("nodes_published", uint64_t{listed.published})
-          .Field("nodes_committing", uint64_t{listed.committing})
-          .EndObject();
-    } else {
-      std::printf("%s  %-24s %12s  %s%s\n", BackupIdToText(id).c_str(),
-                  Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(), when,
-                  flag.c_str());
-    }
-  }
-  j.EndArray();
-  if (json) std::printf("%s\n", j.str().c_str());
-  return 0;
-}
 
 struct ScrubArgs {
   std::string cluster, key, backup;
@@ -886,105 +834,6 @@ int CmdScrub(const ScrubArgs& a) {
   j.EndArray();
   if (a.json) std::printf("%s\n", j.str().c_str());
   return all_healthy ? 0 : 1;
-}
-
-int CmdShow(const std::string& local, const std::string& cluster, const std::string& key,
-            const std::string& backup, bool json) {
-  auto id = BackupIdFromText(backup);
-  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
-  if (Status s = OneOf(local, cluster); !s.ok()) return Fail(s);
-  auto src = OpenManifests(local, cluster, key);
-  if (!src.ok()) return Fail(src.status());
-  std::vector<std::string> problems;
-  auto sm = src->Get(*id, &problems);
-  if (!sm.ok()) return Fail(sm.status());
-  const Manifest& m = sm->manifest();
-  if (json) {
-    JsonWriter j;
-    j.BeginObject()
-        .Field("backup_id", BackupIdToText(m.backup_id))
-        .Field("artifact", m.artifact_name)
-        .Field("bytes", m.plaintext_size)
-        .Field("cipher", CipherSuiteName(m.cipher))
-        .Field("k", uint64_t{m.k})
-        .Field("m", uint64_t{m.m})
-        .Field("t", uint64_t{m.t})
-        .Field("unit_size", uint64_t{m.unit_size})
-        .Field("stripes", m.stripe_count)
-        .Field("signer", PublicKeyToText(sm->signer()))
-        .Field("manifest_sha256", HexEncode(sm->Hash()))
-        .Field("source_path", m.provenance.source_path)
-        .Field("parent_backup", m.provenance.parent_backup)
-        .Field("revision", uint64_t{m.revision})
-        .Field("previous_sha256", m.revision == 0 ? std::string() : HexEncode(m.previous));
-    j.Key("files").BeginArray();
-    for (const auto& f : m.files) {
-      j.BeginObject()
-          .Field("path", f.path)
-          .Field("size", f.size)
-          .Field("sha256", HexEncode(f.sha256))
-          .EndObject();
-    }
-    j.EndArray().Key("placement").BeginArray();
-    for (const auto& p : m.placement) {
-      j.BeginObject()
-          .Field("fragment", uint64_t{p.fragment})
-          .Field("node", p.node_id)
-          .Field("site", p.site)
-          .EndObject();
-    }
-    j.EndArray().EndObject();
-    std::printf("%s\n", j.str().c_str());
-    return 0;
-  }
-  std::printf("backup    %s\nartifact  %s (%s, %zu files)\n", BackupIdToText(m.backup_id).c_str(),
-              Shown(m.artifact_name).c_str(), FormatBytes(m.plaintext_size).c_str(),
-              m.files.size());
-  std::printf("cipher    %s, %llu stripes of %u x %s units\n",
-              std::string(CipherSuiteName(m.cipher)).c_str(),
-              static_cast<unsigned long long>(m.stripe_count), m.k,
-              FormatBytes(m.unit_size).c_str());
-  std::printf("coding    k=%u data + m=%u parity, key threshold t=%u of %u\n", m.k, m.m, m.t,
-              m.n());
-  std::printf("signer    %s\nmanifest  sha256:%s\nsource    %s\n",
-              PublicKeyToText(sm->signer()).c_str(), HexEncode(sm->Hash()).c_str(),
-              Shown(m.provenance.source_path).c_str());
-  for (const auto& f : m.files) {
-    std::printf("  %s  %12s  %s\n", HexEncode(f.sha256).c_str(), FormatBytes(f.size).c_str(),
-                Shown(f.path).c_str());
-  }
-  for (const auto& p : m.placement) {
-    std::printf("  fragment %u, share %u -> %s (%s)\n", p.fragment, p.fragment + 1,
-                Shown(p.node_id).c_str(), Shown(p.site).c_str());
-  }
-  std::printf("revision  %u%s\n", m.revision,
-              m.revision == 0 ? " (as backed up)"
-                              : (" (previous sha256:" + HexEncode(m.previous) + ")").c_str());
-  if (cluster.empty() || m.revision == 0) return 0;
-  // Each repair's placement change, as the nodes' history keeps it.
-  auto ctx = OpenCluster(cluster, key);
-  auto history = ctx.ok() ? ManifestHistory(*ctx->session, *id)
-                          : Result<std::vector<SignedManifest>>(ctx.status());
-  if (!history.ok()) {
-    Warn("history: " + history.status().message());
-    return 0;
-  }
-  for (size_t i = 0; i + 1 < history->size(); ++i) {
-    const Manifest& newer = (*history)[i].manifest();
-    const Manifest& older = (*history)[i + 1].manifest();
-    std::string moves;
-    for (size_t f = 0; f < newer.placement.size() && f < older.placement.size(); ++f) {
-      if (newer.placement[f].node_id != older.placement[f].node_id) {
-        moves += (moves.empty() ? "" : ", ") + std::string("fragment ") + std::to_string(f) + " " +
-                 older.placement[f].node_id + " -> " + newer.placement[f].node_id;
-      }
-    }
-    std::printf("  revision %u: %s\n", newer.revision, Shown(moves).c_str());
-  }
-  if (history->back().manifest().revision > 0) {
-    std::printf("  (older revisions are not kept on the nodes that answered)\n");
-  }
-  return 0;
 }
 
 int CmdStatus(const std::string& cluster, const std::string& key, bool json,
@@ -1226,6 +1075,11 @@ int Main(int argc, char** argv) {
   backup->add_option("--unit", b.unit, "stripe unit: bytes per fragment per stripe")
       ->capture_default_str();
   backup->add_option("--parent", b.parent, "backup id this one derives from (provenance)");
+  backup->add_option("--name", b.name,
+                     "the backup's name, e.g. llama-3-8b (default: the model's own name when its "
+                     "folder says it, a Hugging Face snapshot's repo id or config.json "
+                     "_name_or_path, else the folder's name)");
+  backup->add_option("--tag", b.tags, "a label such as prod or step-12000 (repeatable)");
   backup
       ->add_option("--commit-window", b.commit_window,
                    "how long nodes keep a prepared backup waiting for the commit decision "
@@ -1340,13 +1194,8 @@ int Main(int argc, char** argv) {
       "Bad or missing fragments and shares are named and routed around; nothing appears at\n"
       "--dest unless every file matches its signed SHA-256.");
 
-  std::string list_local, list_cluster, list_key, show_local, show_cluster, show_key, show_backup;
-  bool list_json = false, show_json = false;
-  auto* list = app.add_subcommand("list", "List backups (local layout or cluster)");
-  list->add_option("--local", list_local, "development layout folder")
-      ->excludes(list->add_option("--cluster", list_cluster, "cluster file"));
-  list->add_option("--key", list_key, "coordinator key (default: beside the cluster file)");
-  list->add_flag("--json", list_json, "machine-readable output");
+  CatalogArgs catalog;
+  const CatalogCommands catalog_cmds = AddCatalogCommands(app, catalog);
   ScrubArgs sc;
   auto* scrub = app.add_subcommand(
       "scrub", "Check that every node still holds its data and key share; exit 1 unless healthy");
@@ -1364,12 +1213,6 @@ int Main(int argc, char** argv) {
       ->check(CLI::Range(0.0001, 1.0))
       ->capture_default_str();
   scrub->add_flag("--json", sc.json, "machine-readable output");
-  auto* show = app.add_subcommand("show", "Show a backup's signed manifest");
-  show->add_option("--local", show_local, "development layout folder")
-      ->excludes(show->add_option("--cluster", show_cluster, "cluster file"));
-  show->add_option("--key", show_key, "coordinator key (default: beside the cluster file)");
-  show->add_option("--backup", show_backup, "backup id")->required();
-  show->add_flag("--json", show_json, "machine-readable output");
 
   std::string status_cluster, status_key;
   bool status_json = false;
@@ -1470,7 +1313,10 @@ int Main(int argc, char** argv) {
   if (!cluster_typed) {
     for (auto [local, cluster] :
          {std::pair{&b.local, &b.cluster}, std::pair{&r.local, &r.cluster},
-          std::pair{&list_local, &list_cluster}, std::pair{&show_local, &show_cluster}}) {
+          std::pair{&catalog.list.src.local, &catalog.list.src.cluster},
+          std::pair{&catalog.show.src.local, &catalog.show.src.cluster},
+          std::pair{&catalog.diff.src.local, &catalog.diff.src.cluster},
+          std::pair{&catalog.verify.src.local, &catalog.verify.src.cluster}}) {
       if (!local->empty()) cluster->clear();
     }
     // Drills damage the cluster they run on: only one named on purpose.
@@ -1479,6 +1325,7 @@ int Main(int argc, char** argv) {
   if (*keygen) return CmdKeygen(keygen_args);
   if (*backup) {
     b.kmt_given = backup->count("--k") + backup->count("--m") + backup->count("--t") > 0;
+    b.name_given = backup->count("--name") > 0;
     return CmdBackup(b);
   }
   if (*r_request) return CmdRestoreRequest(rq);
@@ -1495,9 +1342,11 @@ int Main(int argc, char** argv) {
   if (*approve) return CmdApprove(ap);
   if (*audit_verify) return CmdAuditVerify(audit_cluster, audit_key, audit_json);
   if (*audit_log) return CmdAuditLog(audit_cluster, audit_key, audit_backup, audit_json);
-  if (*list) return CmdList(list_local, list_cluster, list_key, list_json);
+  if (*catalog_cmds.list) return CmdList(catalog.list);
+  if (*catalog_cmds.diff) return CmdDiff(catalog.diff);
+  if (*catalog_cmds.verify) return CmdVerify(catalog.verify);
   if (*scrub) return CmdScrub(sc);
-  if (*show) return CmdShow(show_local, show_cluster, show_key, show_backup, show_json);
+  if (*catalog_cmds.show) return CmdShow(catalog.show);
   if (*status)
     return CmdStatus(status_cluster, status_key, status_json, ClusterSource(cluster_typed));
   if (*pending) return CmdPending(pending_args);

@@ -12,10 +12,13 @@
 #include <condition_variable>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <thread>
 
+#include "base/clock.h"
 #include "base/file_util.h"
 
 namespace qv {
@@ -49,10 +52,14 @@ class SpanReader : public ByteReader {
 };
 
 SourceFile DiskFile(std::string rel, const fs::path& p, uint64_t size) {
-  return SourceFile{std::move(rel), size, [p]() -> Result<std::unique_ptr<ByteReader>> {
+  struct stat st {};
+  const int64_t mtime = ::stat(p.c_str(), &st) == 0 ? int64_t{st.st_mtim.tv_sec} : 0;
+  return SourceFile{std::move(rel), size,
+                    [p]() -> Result<std::unique_ptr<ByteReader>> {
                       QV_ASSIGN_OR_RETURN(auto f, File::OpenRead(p));
                       return std::unique_ptr<ByteReader>(new FileByteReader(std::move(f)));
-                    }};
+                    },
+                    mtime};
 }
 
 Status AddRegular(const fs::path& p, std::string rel, std::vector<SourceFile>& out) {
@@ -128,11 +135,43 @@ Result<Artifact> ScanPaths(const std::vector<fs::path>& paths) {
   a.name = paths.size() == 1 ? (first.filename().empty() ? first.parent_path().filename().string()
                                                          : first.filename().string())
                              : first.parent_path().filename().string();
+  std::error_code ec;
+  if (paths.size() == 1 && fs::is_directory(first, ec)) {
+    if (std::string model = ModelNameOf(first); !model.empty()) a.name = model;
+  }
   for (size_t i = 0; i < paths.size(); ++i) {
     if (i) a.source_path += " ";
     a.source_path += fs::absolute(paths[i]).lexically_normal().string();
   }
   return a;
+}
+
+std::string ModelNameOf(const fs::path& folder) {
+  const fs::path dir = fs::absolute(folder).lexically_normal();
+  // .../models--ORG--NAME/snapshots/REV: the cache's own spelling of the
+  // repo id, "--" for "/".
+  const fs::path repo = dir.parent_path().parent_path().filename();
+  if (dir.parent_path().filename() == "snapshots" && repo.string().rfind("models--", 0) == 0) {
+    std::string id = repo.string().substr(8);
+    for (size_t at = id.find("--"); at != std::string::npos; at = id.find("--", at + 1)) {
+      id.replace(at, 2, "/");
+    }
+    if (ValidateBackupName(id).ok()) return id;
+  }
+  // config.json, read as far as 1 MiB; a local path there names nothing.
+  std::error_code ec;
+  const fs::path config = dir / "config.json";
+  if (!fs::is_regular_file(config, ec) || fs::file_size(config, ec) > (1 << 20) || ec) return "";
+  std::ifstream in(config);
+  auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("_name_or_path") || !j["_name_or_path"].is_string()) return "";
+  const std::string name = j["_name_or_path"].get<std::string>();
+  if (name.empty() || name.front() == '/' || name.front() == '.' ||
+      name.find('~') != std::string::npos || std::count(name.begin(), name.end(), '/') > 1 ||
+      !ValidateBackupName(name).ok()) {
+    return "";
+  }
+  return name;
 }
 
 Artifact MemoryArtifact(std::string name, std::vector<std::pair<std::string, ByteSpan>> files) {
@@ -246,6 +285,7 @@ class FolderWriter : public ArtifactWriter {
 
   Status BeginFile(const FileEntry& entry) override {
     QV_RETURN_IF_ERROR(ValidateRelativePath(entry.path));
+    mtime_ = entry.mtime_unix;
     fs::path p = staging_ / fs::path(entry.path);
     // Nested folders get the top folder's mode (0700): restored weights are
     // nobody else's until the operator says so.
@@ -317,6 +357,9 @@ class FolderWriter : public ArtifactWriter {
       if (s.ok()) s = file_->Truncate(size_);
     }
     used_ = 0;
+    // The source's modification time, as the signed manifest recorded it
+    // (an implausible one is left as the restore's time).
+    if (s.ok() && PlausibleUnix(mtime_)) s = file_->SetModifiedTime(mtime_);
     // No fsync per file: one syncfs() at Commit makes every file durable
     // (120,000 small files took a minute of fsyncs).
     if (s.ok() && unnamed_) {
@@ -391,6 +434,7 @@ class FolderWriter : public ArtifactWriter {
   bool direct_ = false;
   size_t used_ = 0;
   uint64_t size_ = 0;
+  int64_t mtime_ = 0;  // of the current file
   bool committed_ = false;
 };
 

@@ -27,6 +27,7 @@ struct SourceFile {
   std::string path;  // relative path inside the artifact
   uint64_t size = 0;
   std::function<Result<std::unique_ptr<ByteReader>>()> open;
+  int64_t mtime_unix = 0;  // 0: unknown (not recorded)
 };
 
 struct Artifact {
@@ -41,6 +42,12 @@ struct Artifact {
 // Several paths each contribute under their basename. Errors name the path:
 // missing, special file, symlinked directory, duplicate names.
 Result<Artifact> ScanPaths(const std::vector<std::filesystem::path>& paths);
+
+// The model's own name when its folder says it (issue 17), else "": a
+// Hugging Face cache snapshot (.../models--ORG--NAME/snapshots/REV) gives
+// ORG/NAME; else config.json's `_name_or_path` when it is a repo id rather
+// than a local path. Only names ValidateBackupName accepts.
+std::string ModelNameOf(const std::filesystem::path& folder);
 
 // An artifact over caller-owned memory (tests, benchmarks). The spans must
 // outlive every reader opened from it.

@@ -266,8 +266,8 @@ std::vector<NodeHealth> ClusterSession::Health() {
   std::vector<NodeHealth> out;
   for (size_t i = 0; i < config_.nodes.size(); ++i) {
     const auto& n = config_.nodes[i];
-    NodeHealth h{n.id,           n.site, n.host + ":" + std::to_string(n.port), false, "",
-                 connect_ms_[i], {}, {}};
+    NodeHealth h{n.id, n.site, n.host + ":" + std::to_string(n.port), false, "", connect_ms_[i],
+                 {},   {}};
     if (!clients_[i]) {
       h.detail = "unreachable";
       for (const auto& p : problems_) {

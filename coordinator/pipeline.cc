@@ -274,7 +274,8 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
     return Internal("target opened " + std::to_string(sinks.size()) + " sinks for " +
                     std::to_string(n) + " fragments");
   }
-  m.artifact_name = artifact.name;
+  m.artifact_name = opt.name.empty() ? artifact.name : opt.name;
+  m.tags = opt.tags;
   m.policy = opt.policy;
   m.cipher = opt.cipher;
   m.m = opt.m;
@@ -285,7 +286,10 @@ Result<BackupOutcome> RunBackup(const Artifact& artifact, BackupTarget& target,
   m.provenance.source_path = artifact.source_path;
   m.provenance.tool_version = opt.tool_version;
   for (const auto& s : sinks) m.placement.push_back(s->placement());
-  for (const auto& f : artifact.files) m.files.push_back(FileEntry{f.path, f.size, {}});
+  for (const auto& f : artifact.files) {
+    m.files.push_back(
+        FileEntry{f.path, f.size, {}, PlausibleUnix(f.mtime_unix) ? f.mtime_unix : 0});
+  }
 
   std::unique_ptr<ChunkCipher> cipher;
   {

@@ -42,6 +42,9 @@ struct BackupOptions {
   int workers = 0;                            // 0: one per hardware thread
   std::string parent_backup;
   std::string tool_version = "qv 0.1.0";
+  // The backup's name (default: the artifact's) and tags (manifest.h).
+  std::string name;
+  std::vector<std::string> tags;
   Policy policy;  // who must agree to release it; empty for local, uncustodied backups
   // How long nodes hold a prepared backup without the commit record before
   // they presume abort (manifest/commit_record.h); preparing must finish

@@ -7,11 +7,13 @@
 #include <boost/serialization/array.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/vector.hpp>
+#include <cctype>
 #include <cstring>
 #include <set>
 #include <sstream>
 
 #include "base/clock.h"
+#include "base/text.h"
 #include "base/wire.h"
 
 // Version 2 bodies were Boost text archives, whose layout belongs to the
@@ -89,8 +91,20 @@ Bytes EncodeBody(const Manifest& m) {
   w.U32(m.policy.quorum).U32(m.policy.max_request_seconds);
   w.U32(static_cast<uint32_t>(m.policy.quorum_ops.size()));
   for (const auto& op : m.policy.quorum_ops) w.Str(op);
-  if (m.revision > 0) w.U32(m.revision).Fixed(m.previous);
+  if (m.HasLabels()) {
+    w.U32(m.revision).Fixed(m.previous).U32(static_cast<uint32_t>(m.tags.size()));
+    for (const auto& t : m.tags) w.Str(t);
+    w.U32(static_cast<uint32_t>(m.files.size()));
+    for (const auto& f : m.files) w.I64(f.mtime_unix);
+  } else if (m.revision > 0) {
+    w.U32(m.revision).Fixed(m.previous);
+  }
   return w.Take();
+}
+
+uint32_t FormatOf(const Manifest& m) {
+  if (m.HasLabels()) return Manifest::kFormatVersion;
+  return m.revision == 0 ? Manifest::kFirstRevisionFormat : Manifest::kRevisionFormat;
 }
 
 // A list's count, believed only as far as the bytes left could hold it.
@@ -162,7 +176,23 @@ Result<Manifest> DecodeBody(ByteSpan body, uint32_t version) {
   if (version >= 4) {
     QV_ASSIGN_OR_RETURN(m.revision, r.U32());
     QV_ASSIGN_OR_RETURN(m.previous, r.Fixed<32>());
-    if (m.revision == 0) return Corruption("manifest format 4 with revision 0");
+    if (version == 4 && m.revision == 0) return Corruption("manifest format 4 with revision 0");
+  }
+  if (version >= 5) {
+    QV_ASSIGN_OR_RETURN(uint32_t tags, Count(r, 4, "tag"));
+    if (tags > Manifest::kMaxTags)
+      return Corruption("manifest has " + std::to_string(tags) + " tags");
+    m.tags.resize(tags);
+    for (auto& t : m.tags) {
+      QV_ASSIGN_OR_RETURN(t, r.Str(Manifest::kMaxTagBytes));
+    }
+    QV_ASSIGN_OR_RETURN(uint32_t times, Count(r, 8, "file time"));
+    if (times != m.files.size()) return Corruption("manifest file times do not match its files");
+    for (auto& f : m.files) {
+      QV_ASSIGN_OR_RETURN(f.mtime_unix, r.I64());
+    }
+    // One encoding per manifest: format 5 only for what needs it.
+    if (!m.HasLabels()) return Corruption("manifest format 5 without tags or file times");
   }
   QV_RETURN_IF_ERROR(r.ExpectEnd());
   return m;
@@ -215,6 +245,41 @@ Status ValidateRelativePath(std::string_view path) {
   return Status::Ok();
 }
 
+namespace {
+
+Status ValidateLabel(std::string_view what, std::string_view text, size_t max,
+                     std::string_view punctuation) {
+  if (text.empty() || text.size() > max) {
+    return InvalidArgument(std::string(what) + " '" + Printable(text) + "' must be 1 to " +
+                           std::to_string(max) + " bytes");
+  }
+  for (char c : text) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) &&
+        punctuation.find(c) == std::string_view::npos) {
+      std::string allowed;
+      for (char p : punctuation) allowed += std::string(" ") + p;
+      return InvalidArgument(std::string(what) + " '" + Printable(text) +
+                             "' may hold only letters, digits and" + allowed);
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateTag(std::string_view tag) {
+  return ValidateLabel("tag", tag, Manifest::kMaxTagBytes, "._:@+=-");
+}
+
+Status ValidateBackupName(std::string_view name) {
+  return ValidateLabel("name", name, 128, "._:@+=/-");
+}
+
+bool Manifest::HasLabels() const {
+  return !tags.empty() ||
+         std::any_of(files.begin(), files.end(), [](const FileEntry& f) { return f.mtime_unix; });
+}
+
 Status Manifest::Validate() const {
   auto bad = [](const std::string& m) { return InvalidArgument("manifest: " + m); };
   if (k < 1 || k + m > 255) return bad("k=" + std::to_string(k) + " m=" + std::to_string(m));
@@ -253,6 +318,12 @@ Status Manifest::Validate() const {
     total += f.size;
   }
   if (total != plaintext_size) return bad("file sizes do not add up to the plaintext size");
+  if (tags.size() > kMaxTags) return bad(std::to_string(tags.size()) + " tags");
+  std::set<std::string> tagged;
+  for (const auto& t : tags) {
+    if (Status s = ValidateTag(t); !s.ok()) return s.WithContext("manifest");
+    if (!tagged.insert(t).second) return bad("duplicate tag " + t);
+  }
   for (const auto& p : placement) {
     if (p.fragment >= n()) return bad("placement for fragment " + std::to_string(p.fragment));
   }
@@ -313,8 +384,7 @@ Result<SignedManifest> SignedManifest::Sign(const Manifest& unsigned_manifest,
   manifest.provenance.creator = PublicKeyToText(key.public_key());
   QV_RETURN_IF_ERROR(manifest.Validate());
   const Bytes body = EncodeBody(manifest);
-  const uint32_t version =
-      manifest.revision == 0 ? Manifest::kFirstRevisionFormat : Manifest::kFormatVersion;
+  const uint32_t version = FormatOf(manifest);
   Signature sig = key.Sign(SignedBytes(version, body));
 
   SignedManifest out;
@@ -339,8 +409,8 @@ Result<SignedManifest> SignedManifest::Parse(ByteSpan encoded, const PublicKey* 
   if (std::memcmp(encoded.data(), kMagic, 4) != 0) return Corruption("not a quorumvault manifest");
   const uint32_t version = uint32_t{encoded[4]} << 24 | uint32_t{encoded[5]} << 16 |
                            uint32_t{encoded[6]} << 8 | encoded[7];
-  if (version != Manifest::kFormatVersion && version != Manifest::kFirstRevisionFormat &&
-      version != kBoostTextVersion) {
+  if (version != Manifest::kFormatVersion && version != Manifest::kRevisionFormat &&
+      version != Manifest::kFirstRevisionFormat && version != kBoostTextVersion) {
     return InvalidArgument("manifest format version " + std::to_string(version) +
                            " is not supported (this build reads versions " +
                            std::to_string(kBoostTextVersion) + " to " +

@@ -38,6 +38,7 @@ struct FileEntry {
   std::string path;  // relative, '/'-separated, no '.', '..' or empty parts
   uint64_t size = 0;
   Digest sha256{};
+  int64_t mtime_unix = 0;  // the source file's modification time; 0: not recorded
 };
 
 struct Placement {
@@ -81,12 +82,20 @@ inline constexpr std::string_view kOpEnroll = "enroll";
 inline const std::vector<std::string>& AllQuorumOps();
 
 struct Manifest {
+  // 5: labels (issue 17): 3's body, u32 revision | previous[32] (always),
+  // then u32 count | tags, then u32 count (= files) | i64 mtime per file.
+  // Written whenever a manifest has tags or file times; otherwise the
+  // lowest format that holds it, so earlier manifests keep their bytes:
   // 4: a revision (3's body, then u32 revision | previous[32]); written
   // only for revisions after the first, so a backup's first manifest keeps
   // format 3's bytes. 3: canonical body (base/wire.h). 2 (Boost text
   // archive) is still read.
-  static constexpr uint32_t kFormatVersion = 4;
+  static constexpr uint32_t kFormatVersion = 5;
+  static constexpr uint32_t kRevisionFormat = 4;
   static constexpr uint32_t kFirstRevisionFormat = 3;
+  // Tags: at most kMaxTags, each 1..kMaxTagBytes of [A-Za-z0-9._:@+=-].
+  static constexpr size_t kMaxTags = 32;
+  static constexpr size_t kMaxTagBytes = 64;
 
   BackupId backup_id{};
   std::string artifact_name;
@@ -108,6 +117,10 @@ struct Manifest {
   // one before by hash (SignedManifest::Hash). Revision 0 names none.
   uint32_t revision = 0;
   Digest previous{};
+  std::vector<std::string> tags;  // the operator's labels (prod, step-12000), in order given
+
+  // Whether this manifest needs format 5 (tags or file times).
+  bool HasLabels() const;
 
   uint32_t n() const { return k + m; }
   uint64_t stripe_bytes() const { return uint64_t{k} * unit_size; }
@@ -123,6 +136,12 @@ struct Manifest {
 uint64_t StripeCountFor(uint64_t plaintext_size, uint32_t chunk_size);
 // Rejects absolute paths, '..', '.', empty components and NUL.
 Status ValidateRelativePath(std::string_view path);
+// A tag as Manifest::Validate accepts it; kInvalidArgument naming why not.
+Status ValidateTag(std::string_view tag);
+// A backup name as `qv backup --name` takes it: 1..128 bytes of
+// [A-Za-z0-9._:@+=/-] (a Hugging Face repo id is one). Names of earlier
+// backups (their folders' names) are not held to it.
+Status ValidateBackupName(std::string_view name);
 
 class SignedManifest {
  public:

@@ -186,6 +186,13 @@ TEST(GeometryTest, StripeCountCoversEveryByteAndEmptyArtifacts) {
   EXPECT_EQ(StripeCountFor(101, 100), 2u);
 }
 
+// The fixed key the format pins are signed with.
+Result<std::unique_ptr<SigningKey>> PinnedKey() {
+  SecretBytes seed(32);
+  for (size_t i = 0; i < 32; ++i) seed.data()[i] = static_cast<uint8_t>(7 * i);
+  return SigningKey::FromSeed(seed);
+}
+
 // The exact bytes of a version 3 manifest (canonical body, no library's
 // archive format): deterministic fields and key, pinned by their SHA-256.
 // Any change to the format must come with a new version.
@@ -199,9 +206,7 @@ TEST(ManifestFormatTest, Version3BytesArePinned) {
   m.policy.quorum = 2;
   m.policy.max_request_seconds = 86400;
   m.policy.quorum_ops = {"restore"};
-  SecretBytes seed(32);
-  for (size_t i = 0; i < 32; ++i) seed.data()[i] = static_cast<uint8_t>(7 * i);
-  auto key = SigningKey::FromSeed(seed);
+  auto key = PinnedKey();
   auto sm = SignedManifest::Sign(m, **key);
   ASSERT_TRUE(sm.ok()) << sm.status().ToString();
   const Bytes& e = sm->encoded();
@@ -241,9 +246,7 @@ TEST(ManifestFormatTest, Version4RevisionBytesArePinned) {
   for (size_t i = 0; i < 3; ++i) m.commitments[i].fill(static_cast<uint8_t>(0x10 + i));
   m.revision = 1;
   m.previous.fill(0xab);
-  SecretBytes seed(32);
-  for (size_t i = 0; i < 32; ++i) seed.data()[i] = static_cast<uint8_t>(7 * i);
-  auto key = SigningKey::FromSeed(seed);
+  auto key = PinnedKey();
   auto sm = SignedManifest::Sign(m, **key);
   ASSERT_TRUE(sm.ok()) << sm.status().ToString();
   const Bytes& e = sm->encoded();
@@ -260,6 +263,51 @@ TEST(ManifestFormatTest, Version4RevisionBytesArePinned) {
   m.revision = 0;
   m.previous.fill(1);
   EXPECT_FALSE(SignedManifest::Sign(m, **key).ok());
+}
+
+// Tags and file times (issue 17): format 5, pinned like 3 and 4; a
+// manifest without them keeps its earlier format (the pins above).
+TEST(ManifestFormatTest, Version5LabelBytesArePinned) {
+  Manifest m = Sample();
+  m.commitments.assign(3, Point{});
+  for (size_t i = 0; i < 3; ++i) m.commitments[i].fill(static_cast<uint8_t>(0x10 + i));
+  m.tags = {"prod", "step-12000"};
+  for (size_t i = 0; i < m.files.size(); ++i) m.files[i].mtime_unix = 1764600000 + int64_t(i);
+  auto key = PinnedKey();
+  auto sm = SignedManifest::Sign(m, **key);
+  ASSERT_TRUE(sm.ok()) << sm.status().ToString();
+  const Bytes& e = sm->encoded();
+  EXPECT_EQ(HexEncode(ByteSpan(e.data(), 8)), "51564d4600000005");
+  EXPECT_EQ(HexEncode(Sha256Of(e)),
+            "8ae90ad1ba555f2160ef724a24bf2043a143b395c2267658a1ed48c864a9dbe3");
+  auto back = SignedManifest::Parse(e, &(*key)->public_key());
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  EXPECT_EQ(back->manifest().tags, m.tags);
+  EXPECT_EQ(back->manifest().files[2].mtime_unix, 1764600002);
+  EXPECT_EQ(back->encoded(), e);
+  // A revision of it keeps its labels; only the placement may change.
+  Manifest next = back->manifest();
+  next.revision = 1;
+  next.previous = back->Hash();
+  next.placement[0].node_id = "node-09";
+  auto rev = SignedManifest::Sign(next, **key);
+  ASSERT_TRUE(rev.ok());
+  std::vector<uint32_t> moved;
+  EXPECT_TRUE(CheckSuccessor(*back, *rev, &moved).ok());
+  next.tags.push_back("retagged");
+  EXPECT_FALSE(CheckSuccessor(*back, *SignedManifest::Sign(next, **key), &moved).ok());
+  // Bad tags are not signed.
+  for (const char* bad : {"", "has space", "\x1b[2J", "x/y"}) {
+    Manifest t = m;
+    t.tags = {bad};
+    EXPECT_FALSE(SignedManifest::Sign(t, **key).ok()) << bad;
+  }
+  Manifest dup = m;
+  dup.tags = {"a", "a"};
+  EXPECT_FALSE(SignedManifest::Sign(dup, **key).ok());
+  dup.tags.assign(Manifest::kMaxTags + 1, "x");
+  for (size_t i = 0; i < dup.tags.size(); ++i) dup.tags[i] += std::to_string(i);
+  EXPECT_FALSE(SignedManifest::Sign(dup, **key).ok());
 }
 
 class SuccessorTest : public ManifestTest {

@@ -8,9 +8,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "base/temp_dir.h"
@@ -179,6 +181,138 @@ TEST_F(CliConventionsTest, RestoredFoldersAreAllPrivate) {
     EXPECT_EQ(st.st_mode & 0777, 0700u) << d;
   }
   EXPECT_EQ(Slurp(dir_ / "out/a/b/weights.bin"), std::string(70000, 'w'));
+}
+
+// Names and tags: given, or the model's own (a Hugging Face cache path,
+// config.json); list sorts, filters and shows them; latest, latest:NAME and
+// id prefixes name backups wherever one is asked for.
+TEST_F(CliConventionsTest, BackupsHaveNamesAndTagsAndAreNamedByPrefixOrLatest) {
+  ASSERT_EQ(Qv("keygen --out s.key").code, 0);
+  const fs::path snap = dir_ / "hub/models--meta-llama--Llama-3-8B/snapshots/0123abcd";
+  fs::create_directories(snap);
+  std::ofstream(snap / "config.json") << "{\"hidden_size\": 8}";
+  std::ofstream(snap / "w.bin") << std::string(5000, 'a');
+  fs::create_directories(dir_ / "ft");
+  std::ofstream(dir_ / "ft/config.json") << "{\"_name_or_path\": \"acme/tiny-llm\"}";
+  std::ofstream(dir_ / "ft/w.bin") << std::string(5000, 'b');
+  fs::create_directories(dir_ / "local");
+  std::ofstream(dir_ / "local/config.json") << "{\"_name_or_path\": \"/home/me/ckpt\"}";
+  std::ofstream(dir_ / "local/w.bin") << "c";
+  auto backup = [&](const std::string& args) {
+    Outcome b = Qv("backup --local v --key s.key " + args);
+    EXPECT_EQ(b.code, 0) << args << ": " << b.err;
+    return b.out.substr(0, b.out.find('\n'));
+  };
+  const std::string hf = backup("--tag prod --tag step-100 " + snap.string());
+  const std::string ft = backup("--parent " + hf + " ft");
+  const std::string own = backup("--name llama-3-8b --tag step-200 --parent " + ft + " local");
+  const std::string plain = backup("--parent " + own + " local");
+  Outcome list = Qv("list --local v");
+  ASSERT_EQ(list.code, 0) << list.err;
+  EXPECT_EQ(list.out.rfind("ID ", 0), 0u) << list.out;  // a header row
+  const size_t a = list.out.find(hf), b = list.out.find(ft), c = list.out.find(own);
+  ASSERT_NE(a, std::string::npos);
+  EXPECT_NE(list.out.find("meta-llama/Llama-3-8B", a), std::string::npos);
+  EXPECT_NE(list.out.find("prod,step-100", a), std::string::npos);
+  EXPECT_NE(list.out.find("acme/tiny-llm", b), std::string::npos);
+  EXPECT_NE(list.out.find("llama-3-8b", c), std::string::npos);
+  EXPECT_NE(list.out.find(plain.substr(0, 8)), std::string::npos);
+  auto json = nlohmann::json::parse(Qv("list --local v --json").out);
+  ASSERT_EQ(json.size(), 4u);
+  std::map<std::string, std::string> names;
+  for (const auto& e : json) names[e["backup_id"]] = e["name"];
+  EXPECT_EQ(names[plain], "local") << "a local path in config.json names nothing";
+  for (const auto& e : json) {
+    EXPECT_EQ(e["created"].get<std::string>().back(), 'Z');
+    if (e["backup_id"] == hf) {
+      EXPECT_EQ(e["tags"], nlohmann::json::array({"prod", "step-100"}));
+    }
+  }
+  // Filters.
+  EXPECT_EQ(nlohmann::json::parse(Qv("list --local v --tag prod --json").out).size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(Qv("list --local v --name local --json").out).size(), 1u);
+  EXPECT_EQ(nlohmann::json::parse(Qv("list --local v --since 1h --json").out).size(), 4u);
+  EXPECT_EQ(nlohmann::json::parse(Qv("list --local v --since 2199-01-01 --json").out).size(), 0u);
+  EXPECT_EQ(Qv("list --local v --since yesterday").code, 1);
+  // latest (the child of a same-second parent is the later), latest:NAME,
+  // and prefixes.
+  auto shown = [&](const std::string& name) {
+    Outcome o = Qv("show --local v --json --backup " + name);
+    EXPECT_EQ(o.code, 0) << name << ": " << o.err;
+    return o.code == 0 ? nlohmann::json::parse(o.out)["backup_id"].get<std::string>() : "";
+  };
+  EXPECT_EQ(shown("latest"), plain);
+  EXPECT_EQ(shown("latest:llama-3-8b"), own);
+  EXPECT_EQ(shown("latest:meta-llama/Llama-3-8B"), hf);
+  EXPECT_EQ(shown(hf.substr(0, 10)), hf);
+  Outcome none = Qv("show --local v --backup latest:nope");
+  EXPECT_EQ(none.code, 1);
+  EXPECT_NE(none.err.find("no backup is named nope"), std::string::npos) << none.err;
+  EXPECT_NE(Qv("show --local v --backup abc").err.find("4 or more"), std::string::npos);
+  // show says when, what it derives from, its tags and its policy.
+  Outcome show = Qv("show --local v --backup " + own.substr(0, 8));
+  EXPECT_NE(show.out.find("parent    " + ft), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("tags      step-200"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("created   20"), std::string::npos) << show.out;
+  EXPECT_NE(show.out.find("policy    none"), std::string::npos) << show.out;
+  // Bad names and tags are refused before anything is written.
+  for (const char* bad : {"--name 'a b'", "--tag 'x y'", "--tag p --tag p", "--name ''"}) {
+    Outcome o = Qv(std::string("backup --local v --key s.key ") + bad + " local");
+    EXPECT_EQ(o.code, 1) << bad << o.out;
+  }
+  EXPECT_EQ(nlohmann::json::parse(Qv("list --local v --json").out).size(), 4u);
+  // A restore keeps each file's modification time.
+  fs::last_write_time(dir_ / "ft/w.bin",
+                      fs::last_write_time(dir_ / "ft/w.bin") - std::chrono::hours(24 * 400));
+  const std::string dated = backup("ft");
+  ASSERT_EQ(Qv("restore --local v --backup " + dated.substr(0, 6) + " --dest out").code, 0);
+  struct stat restored {
+  }, source{};
+  ASSERT_EQ(::stat((dir_ / "out/w.bin").c_str(), &restored), 0);
+  ASSERT_EQ(::stat((dir_ / "ft/w.bin").c_str(), &source), 0);
+  EXPECT_EQ(restored.st_mtim.tv_sec, source.st_mtim.tv_sec);  // to the second
+}
+
+// diff and verify read only signed digests: no quorum, no fragments.
+TEST_F(CliConventionsTest, DiffAndVerifyNameEachFileByItsSignedDigest) {
+  ASSERT_EQ(Qv("keygen --out s.key").code, 0);
+  fs::create_directories(dir_ / "m/sub");
+  std::ofstream(dir_ / "m/config.json") << "{}";
+  std::ofstream(dir_ / "m/sub/w.bin") << std::string(3000, 'w');
+  std::ofstream(dir_ / "m/old.txt") << "old";
+  Outcome b1 = Qv("backup --local v --key s.key m");
+  ASSERT_EQ(b1.code, 0);
+  const std::string one = b1.out.substr(0, 32);
+  std::ofstream(dir_ / "m/config.json", std::ios::trunc) << "{\"changed\": true}";
+  fs::remove(dir_ / "m/old.txt");
+  std::ofstream(dir_ / "m/new.txt") << "new";
+  Outcome b2 = Qv("backup --local v --key s.key --parent " + one + " m");
+  ASSERT_EQ(b2.code, 0);
+  const std::string two = b2.out.substr(0, 32);
+  Outcome diff = Qv("diff --local v " + one.substr(0, 8) + " " + two.substr(0, 8));
+  ASSERT_EQ(diff.code, 0) << diff.err;
+  EXPECT_NE(diff.out.find("M config.json"), std::string::npos) << diff.out;
+  EXPECT_NE(diff.out.find("- old.txt"), std::string::npos) << diff.out;
+  EXPECT_NE(diff.out.find("+ new.txt"), std::string::npos) << diff.out;
+  EXPECT_EQ(diff.out.find("sub/w.bin"), std::string::npos) << diff.out;
+  EXPECT_NE(diff.out.find("1 added, 1 removed, 1 changed"), std::string::npos) << diff.out;
+  auto dj = nlohmann::json::parse(Qv("diff --local v --json " + one + " " + two).out);
+  EXPECT_EQ(dj["changed"], nlohmann::json::array({"config.json"}));
+  // verify: the folder as backed up matches; each kind of drift is named.
+  Outcome ok = Qv("verify --local v --backup " + two.substr(0, 6) + " m");
+  EXPECT_EQ(ok.code, 0) << ok.out << ok.err;
+  EXPECT_NE(ok.out.find("verified: 3 file(s) match"), std::string::npos) << ok.out;
+  std::ofstream(dir_ / "m/sub/w.bin", std::ios::trunc) << std::string(3000, 'x');  // same size
+  fs::remove(dir_ / "m/new.txt");
+  std::ofstream(dir_ / "m/stray.bin") << "?";
+  Outcome bad = Qv("verify --local v --backup " + two + " m");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.out.find("differs  sub/w.bin"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("missing  new.txt"), std::string::npos) << bad.out;
+  EXPECT_NE(bad.out.find("extra    stray.bin"), std::string::npos) << bad.out;
+  auto vj = nlohmann::json::parse(Qv("verify --local v --json --backup " + two + " m").out);
+  EXPECT_EQ(vj["ok"], false);
+  EXPECT_EQ(vj["differs"], nlohmann::json::array({"sub/w.bin"}));
 }
 
 }  // namespace
