@@ -24,6 +24,7 @@
 #include "base/file_util.h"
 #include "base/json.h"
 #include "base/text.h"
+#include "cli/audit_cmd.h"
 #include "cli/catalog_cmd.h"
 #include "cli/ceremony_cmd.h"
 #include "cli/cli_util.h"
@@ -544,98 +545,6 @@ int CmdRestoreRun(const RunArgs& a) {
   if (deleted.ok()) {
     std::printf("deleted %s (the request's one-time secret: spent, no longer needed)\n",
                 Shown(secret_file).c_str());
-  }
-  return 0;
-}
-
-int CmdAuditVerify(const std::string& cluster, const std::string& key_file, bool json) {
-  auto ctx = OpenCluster(cluster, key_file, "operator.key");
-  if (!ctx.ok()) return Fail(ctx.status());
-  AuditReport r = CheckClusterAudit(*ctx->session);
-  if (json) {
-    JsonWriter j;
-    j.BeginObject().Field("ok", r.ok()).Key("nodes").BeginArray();
-    for (const auto& n : r.nodes) {
-      j.BeginObject()
-          .Field("node", n.node)
-          .Field("reachable", n.reachable)
-          .Field("entries", uint64_t{n.entries.size()})
-          .Field("checkpoints", uint64_t{n.checkpoints.size()})
-          .Key("problems")
-          .BeginArray();
-      for (const auto& p : n.problems) j.String(p);
-      j.EndArray().EndObject();
-    }
-    j.EndArray().Key("cross_node").BeginArray();
-    for (const auto& p : r.cross_problems) j.String(p);
-    j.EndArray()
-        .Field("witness_records_checked", uint64_t{r.witness_records_checked})
-        .Field("releases", uint64_t{r.releases})
-        .EndObject();
-    std::printf("%s\n", j.str().c_str());
-    return r.ok() ? 0 : 1;
-  }
-  for (const auto& n : r.nodes) {
-    if (n.problems.empty()) {
-      std::printf("%-10s chain intact: %zu entries, %zu signed checkpoints valid\n",
-                  Shown(n.node).c_str(), n.entries.size(), n.checkpoints.size());
-    }
-    for (const auto& p : n.problems)
-      std::printf("%-10s TAMPERED OR MISSING: %s\n", Shown(n.node).c_str(), Shown(p).c_str());
-  }
-  for (const auto& p : r.cross_problems) std::printf("cross-node: %s\n", Shown(p).c_str());
-  std::printf("%zu witness records checked; %zu released requests consistent across nodes\n%s\n",
-              r.witness_records_checked, r.releases, r.ok() ? "audit verified" : "AUDIT FAILED");
-  return r.ok() ? 0 : 1;
-}
-
-int CmdAuditLog(const std::string& cluster, const std::string& key_file, const std::string& backup,
-                bool json) {
-  auto ctx = OpenCluster(cluster, key_file, "operator.key");
-  if (!ctx.ok()) return Fail(ctx.status());
-  AuditReport r = CheckClusterAudit(*ctx->session);
-  struct Row {
-    int64_t time;
-    std::string node;
-    const AuditEntry* e;
-  };
-  std::vector<Row> rows;
-  for (const auto& n : r.nodes) {
-    for (const auto& e : n.entries) {
-      if (!backup.empty() && e.event.backup != backup) continue;
-      rows.push_back({e.time, n.node, &e});
-    }
-  }
-  std::stable_sort(rows.begin(), rows.end(),
-                   [](const Row& x, const Row& y) { return x.time < y.time; });
-  JsonWriter j;
-  if (json) j.BeginArray();
-  for (const auto& row : rows) {
-    const AuditEvent& ev = row.e->event;
-    if (json) {
-      j.BeginObject()
-          .Field("time", static_cast<uint64_t>(row.time))
-          .Field("node", row.node)
-          .Field("seq", row.e->seq)
-          .Field("kind", ev.kind)
-          .Field("peer", ev.peer)
-          .Field("backup", ev.backup)
-          .Field("request", ev.request)
-          .Field("detail", ev.detail)
-          .EndObject();
-    } else {
-      std::printf("%s %-8s %-13s %-12s %s%s\n", UtcTime(row.time).c_str(), Shown(row.node).c_str(),
-                  Shown(ev.kind).c_str(), Shown(ev.peer).c_str(),
-                  ev.request.empty() ? "" : Shown("req " + ev.request.substr(0, 12) + " ").c_str(),
-                  Shown(ev.detail).c_str());
-    }
-  }
-  if (json) {
-    j.EndArray();
-    std::printf("%s\n", j.str().c_str());
-  }
-  for (const auto& n : r.nodes) {
-    if (!n.reachable) Warn(n.node + ": unreachable");
   }
   return 0;
 }
@@ -1175,19 +1084,8 @@ int Main(int argc, char** argv) {
   approve->add_option("--note", ap.note, "a remark recorded with the decision");
   approve->add_flag("--yes", ap.yes, "do not ask for confirmation on a terminal");
 
-  std::string audit_cluster, audit_key, audit_backup;
-  bool audit_json = false;
-  auto* audit = app.add_subcommand("audit", "Check and read the nodes' tamper-evident audit logs");
-  audit->require_subcommand(1);
-  auto* audit_verify = audit->add_subcommand(
-      "verify", "Check every node's hash chain, checkpoints, witnesses and releases");
-  auto* audit_log = audit->add_subcommand("log", "Show who requested, approved and released");
-  for (auto* c : {audit_verify, audit_log}) {
-    c->add_option("--cluster", audit_cluster, "cluster file")->required();
-    c->add_option("--key", audit_key, "identity (default: operator.key beside the cluster file)");
-    c->add_flag("--json", audit_json, "machine-readable output");
-  }
-  audit_log->add_option("--backup", audit_backup, "only this backup's trail");
+  AuditArgs audit_args;
+  const AuditCommands audit_cmds = AddAuditCommands(app, audit_args);
   restore->add_option("--signer", r.signer, "require the manifest to be signed by this public key");
   restore->add_flag("--json", r.json, "machine-readable output");
   restore->footer(
@@ -1340,8 +1238,8 @@ int Main(int argc, char** argv) {
     return CmdRestore(r);
   }
   if (*approve) return CmdApprove(ap);
-  if (*audit_verify) return CmdAuditVerify(audit_cluster, audit_key, audit_json);
-  if (*audit_log) return CmdAuditLog(audit_cluster, audit_key, audit_backup, audit_json);
+  if (*audit_cmds.verify) return CmdAuditVerify(audit_args);
+  if (*audit_cmds.log) return CmdAuditLog(audit_args);
   if (*catalog_cmds.list) return CmdList(catalog.list);
   if (*catalog_cmds.diff) return CmdDiff(catalog.diff);
   if (*catalog_cmds.verify) return CmdVerify(catalog.verify);

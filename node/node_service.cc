@@ -663,10 +663,17 @@ Result<Response> NodeService::Release(Session& s, const Request& r) {
   if (!cert.ok()) return refuse("refusal", "", cert.status().WithContext("unreadable certificate"));
   const QuorumRequest& q = cert->request.request();
   const std::string rid = RequestIdToText(cert->request.id());
-  events.push_back({"request", peer, backup, rid,
+  events.push_back({"request",
+                    peer,
+                    backup,
+                    rid,
                     "requester=" + q.requester_id + " purpose=\"" + q.purpose +
                         "\" destination=\"" + q.destination + "\" reply_key=" +
-                        HexEncode(q.reply_key) + " expires=" + std::to_string(q.expires_unix)});
+                        HexEncode(q.reply_key) + " expires=" + std::to_string(q.expires_unix),
+                    {{"requester", q.requester_id},
+                     {"purpose", q.purpose},
+                     {"destination", q.destination},
+                     {"expires", std::to_string(q.expires_unix)}}});
   // Only the requester the request names may present it, proved by the
   // channel: anyone else holding the files (even the coordinator key)
   // could otherwise spend the certificate first.
@@ -770,10 +777,21 @@ void AppendApprovalEvents(const std::vector<ApprovalCheck>& checks, const std::s
                           const std::string& backup, const std::string& rid,
                           std::vector<AuditEvent>* events) {
   for (const ApprovalCheck& c : checks) {
-    events->push_back({"approval", peer, backup, rid,
+    // The facts as fields too, for `qv audit log` (who signed, when, the
+    // note: validated text of at most kMaxNote bytes).
+    events->push_back({"approval",
+                       peer,
+                       backup,
+                       rid,
                        "custodian=" + c.custodian +
                            " decision=" + (c.approve ? "approve" : "deny") +
-                           " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"")});
+                           " result=" + (c.valid() ? "valid" : "\"" + c.result + "\"") +
+                           " signed=" + std::to_string(c.signed_unix) + " note=\"" + c.note + "\"",
+                       {{"custodian", c.custodian},
+                        {"decision", c.approve ? "approve" : "deny"},
+                        {"result", c.result},
+                        {"signed", std::to_string(c.signed_unix)},
+                        {"note", c.note}}});
   }
 }
 

@@ -126,7 +126,8 @@ Result<Verdict> VerifyApprovals(const Certificate& cert, const Policy& policy,
   // result even when the request itself is refused.
   std::vector<ApprovalCheck> checks;
   for (const Approval& a : cert.approvals) {
-    checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in)});
+    checks.push_back({a.custodian_id, a.approve, CheckApproval(a, cert.request, policy, in),
+                      a.signed_unix, a.note});
   }
   if (checks_out != nullptr) *checks_out = checks;
   QV_RETURN_IF_ERROR(request_checked);

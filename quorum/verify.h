@@ -40,6 +40,8 @@ struct ApprovalCheck {
   std::string custodian;  // the id the approval claims
   bool approve = true;
   std::string result;
+  int64_t signed_unix = 0;  // when the custodian says it signed
+  std::string note;         // the custodian's note (validated text)
   bool valid() const { return result == "valid"; }
 };
 

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "base/wire.h"
 #include "crypto/kdf.h"
@@ -344,9 +345,16 @@ TEST_F(CeremonyAttackTest, EachApprovalIsAuditedWithItsVerificationResult) {
     for (const auto& e : AuditOf(i)) {
       if (e.event.kind == "approval") result[e.event.detail.substr(0, 12)] = e.event.detail;
     }
-    EXPECT_EQ(result["custodian=c1"], "custodian=c1 decision=approve result=valid");
-    EXPECT_EQ(result["custodian=c2"], "custodian=c2 decision=approve result=\"unknown custodian\"");
-    EXPECT_EQ(result["custodian=c3"], "custodian=c3 decision=approve result=\"unknown custodian\"");
+    // The result, then when the custodian signed and its note (ForgeApproval
+    // signs "now" with no note).
+    auto head = [](const std::string& d) { return d.substr(0, d.find(" signed=")); };
+    EXPECT_EQ(head(result["custodian=c1"]), "custodian=c1 decision=approve result=valid");
+    EXPECT_EQ(head(result["custodian=c2"]),
+              "custodian=c2 decision=approve result=\"unknown custodian\"");
+    EXPECT_EQ(head(result["custodian=c3"]),
+              "custodian=c3 decision=approve result=\"unknown custodian\"");
+    EXPECT_NE(result["custodian=c1"].find(" signed=17"), std::string::npos);
+    EXPECT_EQ(result["custodian=c1"].substr(result["custodian=c1"].size() - 8), " note=\"\"");
   }
 }
 
@@ -786,6 +794,104 @@ TEST_F(CeremonyAttackTest, TheOnPendingProgramGetsTheIdAndSummaryAndNoShell) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   EXPECT_TRUE(logged);
+}
+
+// `qv audit log` reads as one line per event across the cluster: the
+// nodes that recorded it grouped, the custodian as the actor of its
+// approval with when it signed and its note, readable expiry times, the
+// filters; and a node whose record of an approval differs is flagged.
+TEST_F(CeremonyAttackTest, TheAuditLogIsOneLinePerEventWithTheCustodianAsActor) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
+               " --purpose 'audit drill' --out req")
+                .code,
+            0);
+  std::string approvals;
+  for (const char* c : {"c1", "c2", "c3"}) {
+    ASSERT_EQ(Qv(std::string("approve --yes --cluster cl/cluster.toml --key cl/custodians/") + c +
+                 ".key req --out req." + c + " --note 'ticket OPS-42 " + c + "'")
+                  .code,
+              0);
+    approvals += std::string(" --approval req.") + c;
+  }
+  ASSERT_EQ(
+      Qv("restore run --cluster cl/cluster.toml --request req" + approvals + " --dest out").code,
+      0);
+  const std::string rid =
+      RequestIdToText(SignedRequest::Parse(*ReadFileBytes(dir() / "req", 1 << 16))->id());
+  Outcome log = Qv("audit log --cluster cl/cluster.toml --request " + rid.substr(0, 8));
+  ASSERT_EQ(log.code, 0) << log.err;
+  auto lines_with = [&](const std::string& text, const std::string& what) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+      if (line.find(what) != std::string::npos) out.push_back(line);
+    }
+    return out;
+  };
+  // The request once, seen by all six nodes, with its expiry readable.
+  auto requests = lines_with(log.out, "  request  ");
+  ASSERT_EQ(requests.size(), 1u) << log.out;
+  EXPECT_NE(requests[0].find("node-00,01,02,03,04,05"), std::string::npos) << requests[0];
+  EXPECT_NE(requests[0].find("for \"audit drill\""), std::string::npos) << requests[0];
+  EXPECT_NE(requests[0].find(", expires 20"), std::string::npos) << requests[0];
+  // Each approval once, its custodian the actor, with time signed and note.
+  for (const char* c : {"c1", "c2", "c3"}) {
+    auto a = lines_with(log.out, std::string("note \"ticket OPS-42 ") + c + "\"");
+    ASSERT_EQ(a.size(), 1u) << log.out;
+    EXPECT_NE(a[0].find(std::string(" ") + c + " "), std::string::npos) << a[0];
+    EXPECT_NE(a[0].find("approved, signed 20"), std::string::npos) << a[0];
+    EXPECT_EQ(a[0].find("DISAGREE"), std::string::npos) << a[0];
+  }
+  auto releases = lines_with(log.out, "  release  ");
+  ASSERT_EQ(releases.size(), 1u) << "one line, the releasing nodes grouped: " << log.out;
+  EXPECT_NE(releases[0].find("node-0"), std::string::npos);
+  // Filters.
+  auto count = [&](const std::string& args) {
+    return nlohmann::json::parse(Qv("audit log --cluster cl/cluster.toml --json " + args).out)
+        .size();
+  };
+  EXPECT_EQ(count("--request " + rid.substr(0, 8) + " --last 2"), 2u);
+  EXPECT_EQ(count("--since 2199-01-01"), 0u);
+  EXPECT_GT(count("--since 1h"), count("--request " + rid.substr(0, 8)));
+  EXPECT_EQ(Qv("audit log --cluster cl/cluster.toml --request ab").code, 1);
+  // An insider rewrites node-03's record of c2's approval as refused:
+  // audit log flags the nodes' disagreement (and audit verify the chain).
+  Kill9(3);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir() / "cl/nodes/node-03/data/audit.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT seq, fields FROM audit WHERE kind = 'approval'", -1, &st, nullptr);
+  int64_t seq = 0;
+  Bytes fields;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    auto f = DecodeAuditFields(ByteSpan(static_cast<const uint8_t*>(sqlite3_column_blob(st, 1)),
+                                        sqlite3_column_bytes(st, 1)));
+    ASSERT_TRUE(f.ok());
+    AuditEvent e{"approval", "", "", "", "", *f};
+    if (e.Get("custodian") == "c2") {
+      seq = sqlite3_column_int64(st, 0);
+      for (auto& [k, v] : *f) {
+        if (k == "result") v = "unknown custodian";
+      }
+      fields = EncodeAuditFields(*f);
+    }
+  }
+  sqlite3_finalize(st);
+  ASSERT_GT(seq, 0);
+  sqlite3_prepare_v2(db, "UPDATE audit SET fields = ? WHERE seq = ?", -1, &st, nullptr);
+  sqlite3_bind_blob(st, 1, fields.data(), static_cast<int>(fields.size()), SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, seq);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_DONE);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
+  Outcome after = Qv("audit log --cluster cl/cluster.toml --request " + rid.substr(0, 8));
+  auto c2 = lines_with(after.out, "note \"ticket OPS-42 c2\"");
+  ASSERT_EQ(c2.size(), 2u) << after.out;
+  for (const auto& line : c2) EXPECT_NE(line.find("[NODES DISAGREE]"), std::string::npos) << line;
+  EXPECT_NE(Qv("audit verify --cluster cl/cluster.toml").code, 0);
 }
 
 }  // namespace
