@@ -13,6 +13,7 @@
 #include "base/clock.h"
 #include "base/file_util.h"
 #include "base/json.h"
+#include "quorum/armor.h"
 
 namespace qv {
 
@@ -229,14 +230,27 @@ Result<int64_t> ParseTimeOrAge(const std::string& text, int64_t now) {
 std::string UtcTime(int64_t t) { return FormatUnix(t, "%Y-%m-%d %H:%M:%S UTC"); }
 std::string Rfc3339(int64_t t) { return FormatUnix(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
+Result<Bytes> ReadSignedFile(const std::string& path, std::string_view kind) {
+  QV_ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(path, kMaxArmoredBytes));
+  if (!LooksArmored(bytes)) return bytes;
+  auto raw = Dearmor(bytes, kind);
+  if (!raw.ok()) return raw.status().WithContext(path);
+  return raw;
+}
+
+Status WriteSignedFile(const std::string& path, std::string_view kind, ByteSpan bytes, bool armor) {
+  if (!armor) return WriteFileAtomic(path, bytes, 0600);
+  return WriteFileAtomic(path, AsBytes(Armor(kind, bytes)), 0600);
+}
+
 Result<Certificate> LoadCertificate(const std::string& request,
                                     const std::vector<std::string>& approvals) {
-  QV_ASSIGN_OR_RETURN(Bytes bytes, ReadFileBytes(request, 1 << 16));
+  QV_ASSIGN_OR_RETURN(Bytes bytes, ReadSignedFile(request, kArmorRequest));
   auto sr = SignedRequest::Parse(bytes);
   if (!sr.ok()) return sr.status().WithContext(request);
   Certificate cert{*sr, {}};
   for (const auto& f : approvals) {
-    QV_ASSIGN_OR_RETURN(Bytes ab, ReadFileBytes(f, 1 << 16));
+    QV_ASSIGN_OR_RETURN(Bytes ab, ReadSignedFile(f, kArmorApproval));
     auto ap = Approval::Parse(ab);
     if (!ap.ok()) return ap.status().WithContext(f);
     cert.approvals.push_back(std::move(ap).value());

@@ -16,6 +16,7 @@
 #include "coordinator/pipeline.h"
 #include "crypto/identity.h"
 #include "crypto/pkcs11.h"
+#include "quorum/armor.h"
 #include "quorum/request.h"
 
 namespace qv {
@@ -59,6 +60,12 @@ class Progress {
 
 // --key, else NAME beside the cluster file.
 std::string KeyBeside(const std::string& cluster, const std::string& key, const char* name);
+
+// A request or approval file as written, or armored (quorum/armor.h);
+// `kind` is kArmorRequest or kArmorApproval. Errors name the file.
+Result<Bytes> ReadSignedFile(const std::string& path, std::string_view kind);
+// Writes it (0600), armored when `armor`.
+Status WriteSignedFile(const std::string& path, std::string_view kind, ByteSpan bytes, bool armor);
 
 // A request file and approval files, as a certificate; errors name the file.
 Result<Certificate> LoadCertificate(const std::string& request,

@@ -11,6 +11,7 @@
 #include "base/file_util.h"
 #include "cli/cli_util.h"
 #include "configs/local_cluster.h"
+#include "quorum/armor.h"
 #include "quorum/enrollment.h"
 
 namespace qv {
@@ -56,6 +57,7 @@ EnrollCommands AddEnrollCommands(CLI::App& cluster, AddNodeArgs& an, EnrollReque
   req->add_option("--ttl", rq.ttl, "how long custodians have (e.g. 30m, 4h, 1d)")
       ->capture_default_str();
   req->add_option("--out", rq.out, "request file to write")->required();
+  req->add_flag("--armor", rq.armor, "write it as ASCII armor (to paste into a ticket)");
   auto* run = enroll->add_subcommand(
       "run", "Present an enrollment and its approvals to every node; update the cluster file");
   run->add_option("--cluster", rr.cluster, "cluster file")->required();
@@ -142,7 +144,9 @@ int CmdEnrollRequest(const EnrollRequestArgs& a) {
   // Checked as every node will check it, so a request no node would take
   // is not sent to custodians.
   if (auto n = CheckEnrollmentRequest(*sr, *cluster); !n.ok()) return Fail(n.status());
-  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0600); !st.ok()) return Fail(st);
+  if (Status st = WriteSignedFile(a.out, kArmorRequest, sr->encoded(), a.armor); !st.ok()) {
+    return Fail(st);
+  }
   std::printf(
       "request %s\n  enroll %s\n  purpose: %s\n  valid %s .. %s\n  wrote %s (send it to the "
       "custodians)\nnext: each custodian runs  qv approve --cluster CLUSTER.toml --key "
@@ -197,7 +201,9 @@ int CmdApproveEnrollment(const SignedRequest& sr, const ApproveEnrollmentArgs& a
   }
   auto ap = Approval::Sign(sr, key->signer(), me->id, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
-  if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
+  if (Status st = WriteSignedFile(a.out, kArmorApproval, ap->Encode(), a.armor); !st.ok()) {
+    return Fail(st);
+  }
   std::printf("%s signed %s of enrollment %s: %s\n", Shown(me->id).c_str(),
               a.deny ? "a denial" : "an approval", RequestIdToText(sr.id()).substr(0, 16).c_str(),
               Shown(a.out).c_str());

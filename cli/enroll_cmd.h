@@ -20,6 +20,7 @@ struct AddNodeArgs {
 
 struct EnrollRequestArgs {
   std::string cluster, key, node_id, site, address, node_key, purpose, ttl = "1h", out;
+  bool armor = false;
 };
 
 struct EnrollRunArgs {
@@ -46,6 +47,7 @@ struct ApproveEnrollmentArgs {
   std::string cluster, as, out, note;
   bool deny = false, yes = false;
   const KeyRef* key = nullptr;  // the custodian's, loaded by qv approve
+  bool armor = false;
 };
 int CmdApproveEnrollment(const SignedRequest& request, const ApproveEnrollmentArgs& args);
 

@@ -187,6 +187,7 @@ int CmdBackup(const BackupArgs& a) {
 struct RequestArgs {
   std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
   bool submit = false;     // also post it to the nodes (the ceremony through the cluster)
+  bool armor = false;      // write it ASCII-armored (quorum/armor.h)
   int64_t valid_from = 0;  // unix seconds; 0 = now
 };
 
@@ -244,7 +245,9 @@ int CmdRestoreRequest(const RequestArgs& a) {
   // (nodes take them only from the requester named in the request, but the
   // files are still nobody else's business).
   if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0600); !st.ok()) return Fail(st);
-  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0600); !st.ok()) return Fail(st);
+  if (Status st = WriteSignedFile(a.out, kArmorRequest, sr->encoded(), a.armor); !st.ok()) {
+    return Fail(st);
+  }
   std::printf(
       "request %s\n  restore %s (%s) for %s\n  purpose: %s\n  valid %s .. %s\n"
       "  wrote %s and %s (send both to custodians) and %s (one-time secret, 0600: keep it)\n"
@@ -270,7 +273,7 @@ int CmdRestoreRequest(const RequestArgs& a) {
 struct ApproveArgs {
   std::string cluster, key, as, request, manifest, out, note;
   std::string request_id;  // through the cluster instead of files
-  bool deny = false, yes = false;
+  bool deny = false, yes = false, armor = false;
 };
 
 // Whatever would make every node refuse an approval of `sr` signed by `key`
@@ -327,12 +330,13 @@ int CmdApprove(const ApproveArgs& a) {
     sr = fetched->certificate.request;
     sm = std::move(fetched->manifest);
   } else {
-    auto bytes = ReadFileBytes(a.request, 1 << 16);
+    auto bytes = ReadSignedFile(a.request, kArmorRequest);
     if (!bytes.ok()) return Fail(bytes.status());
     sr = SignedRequest::Parse(*bytes);
     if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
     if (sr->request().operation == kOpEnroll) {
-      return CmdApproveEnrollment(*sr, {a.cluster, a.as, a.out, a.note, a.deny, a.yes, &*key});
+      return CmdApproveEnrollment(*sr,
+                                  {a.cluster, a.as, a.out, a.note, a.deny, a.yes, &*key, a.armor});
     }
     // The custodian reads the backup as its signed manifest describes it,
     // not as the requester does: the manifest must verify under the pinned
@@ -395,7 +399,9 @@ int CmdApprove(const ApproveArgs& a) {
   auto ap = Approval::Sign(*sr, key->signer(), as, !a.deny, a.note, now);
   if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
   if (!a.out.empty()) {
-    if (Status st = WriteFileAtomic(a.out, ap->Encode(), 0600); !st.ok()) return Fail(st);
+    if (Status st = WriteSignedFile(a.out, kArmorApproval, ap->Encode(), a.armor); !st.ok()) {
+      return Fail(st);
+    }
   }
   std::printf("%s signed %s of request %s%s%s\n", Shown(as).c_str(),
               a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
@@ -1033,6 +1039,8 @@ int Main(int argc, char** argv) {
   r_request
       ->add_option("--out", rq.out, "request file to write; its one-time secret goes to OUT.key")
       ->required();
+  r_request->add_flag("--armor", rq.armor,
+                      "write the request as ASCII armor, to paste into a ticket or chat");
   r_request->add_flag("--submit", rq.submit,
                       "also post it to the nodes: custodians find it with qv pending");
   r_request->footer(
@@ -1081,6 +1089,7 @@ int Main(int argc, char** argv) {
                       "approval file to write (required for a request file; optional with "
                       "--request)");
   approve->add_flag("--deny", ap.deny, "sign a refusal instead");
+  approve->add_flag("--armor", ap.armor, "write the approval as ASCII armor (to paste)");
   approve->add_option("--note", ap.note, "a remark recorded with the decision");
   approve->add_flag("--yes", ap.yes, "do not ask for confirmation on a terminal");
 

@@ -13,6 +13,7 @@
 #include "coordinator/repair.h"
 #include "coordinator/scrub.h"
 #include "crypto/secretbox.h"
+#include "quorum/armor.h"
 #include "quorum/request.h"
 #include "sim/repair_bench.h"
 
@@ -47,6 +48,7 @@ RepairCommands AddRepairCommand(CLI::App& app, RepairRequestArgs& rq, RepairRunA
   req->add_option("--purpose", rq.purpose, "why, in words custodians will read")->required();
   req->add_option("--ttl", rq.ttl, "how long custodians and the repair have (e.g. 30m, 4h, 1d)")
       ->capture_default_str();
+  req->add_flag("--armor", rq.armor, "write it as ASCII armor (to paste into a ticket)");
   req->add_option("--out", rq.out, "request file to write (and OUT.manifest for custodians)")
       ->required();
   req->add_flag("--json", rq.json, "machine-readable output");
@@ -178,7 +180,9 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
   auto sr = SignedRequest::Sign(q, ctx->key.signer());
   if (!sr.ok()) return Fail(sr.status());
   if (Status st = WriteFileAtomic(manifest_file, sm->encoded(), 0600); !st.ok()) return Fail(st);
-  if (Status st = WriteFileAtomic(a.out, sr->encoded(), 0600); !st.ok()) return Fail(st);
+  if (Status st = WriteSignedFile(a.out, kArmorRequest, sr->encoded(), a.armor); !st.ok()) {
+    return Fail(st);
+  }
   if (a.json) {
     JsonWriter j;
     j.BeginObject()

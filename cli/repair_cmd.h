@@ -11,7 +11,7 @@ namespace qv {
 
 struct RepairRequestArgs {
   std::string cluster, key, coordinator_key, backup, plan, decommission, purpose, ttl = "1h", out;
-  bool json = false;
+  bool json = false, armor = false;
 };
 
 struct RepairRunArgs {

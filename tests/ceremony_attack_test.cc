@@ -17,6 +17,7 @@
 #include "crypto/secretbox.h"
 #include "node/audit_log.h"
 #include "node/node_service.h"
+#include "quorum/armor.h"
 #include "tests/cluster_fixture.h"
 
 namespace qv {
@@ -892,6 +893,51 @@ TEST_F(CeremonyAttackTest, TheAuditLogIsOneLinePerEventWithTheCustodianAsActor) 
   ASSERT_EQ(c2.size(), 2u) << after.out;
   for (const auto& line : c2) EXPECT_NE(line.find("[NODES DISAGREE]"), std::string::npos) << line;
   EXPECT_NE(Qv("audit verify --cluster cl/cluster.toml").code, 0);
+}
+
+// Requests and approvals as ASCII armor: pasted into a chat (CRLF,
+// indentation, a greeting around them) they still drive the ceremony, and
+// the bytes inside are the signed bytes, exactly.
+TEST_F(CeremonyAttackTest, ArmoredRequestsAndApprovalsSurviveAPasteByteExact) {
+  ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
+  const std::string id = Backup("model");
+  ASSERT_EQ(Qv("restore request --armor --cluster cl/cluster.toml --backup " + id.substr(0, 6) +
+               " --purpose drill --out req")
+                .code,
+            0);
+  const std::string armored = Slurp(dir() / "req");
+  EXPECT_EQ(armored.rfind("-----BEGIN QUORUMVAULT REQUEST-----\n", 0), 0u) << armored;
+  EXPECT_FALSE(HasRawControl(armored));
+  auto raw = Dearmor(AsBytes(armored), kArmorRequest);
+  ASSERT_TRUE(raw.ok());
+  auto sr = SignedRequest::Parse(*raw);
+  ASSERT_TRUE(sr.ok()) << sr.status().ToString();
+  EXPECT_EQ(Armor(kArmorRequest, sr->encoded()), armored) << "byte-exact both ways";
+  std::string approvals;
+  for (const char* c : {"c1", "c2", "c3"}) {
+    Outcome ap = Qv(std::string("approve --yes --armor --cluster cl/cluster.toml --key "
+                                "cl/custodians/") +
+                    c + ".key req --out req." + c);
+    ASSERT_EQ(ap.code, 0) << ap.err;
+    approvals += std::string(" --approval req.") + c;
+  }
+  // c2's approval goes through a chat: CRLF, indentation, words around it.
+  std::string chat = "c2 here, approved:\r\n";
+  std::istringstream in(Slurp(dir() / "req.c2"));
+  for (std::string line; std::getline(in, line);) chat += "  " + line + "\r\n";
+  chat += "cheers\r\n";
+  std::ofstream(dir() / "req.c2", std::ios::trunc) << chat;
+  // A request armored as an approval is refused as such.
+  fs::copy_file(dir() / "req", dir() / "req.wrong");
+  Outcome wrong =
+      Qv("restore run --cluster cl/cluster.toml --request req --approval req.wrong"
+         " --dest nope");
+  EXPECT_EQ(wrong.code, 1);
+  EXPECT_NE(wrong.err.find("armored REQUEST, not a APPROVAL"), std::string::npos) << wrong.err;
+  Outcome run =
+      Qv("restore run --cluster cl/cluster.toml --request req" + approvals + " --dest restored");
+  ASSERT_EQ(run.code, 0) << run.err;
+  ExpectSameTree(dir() / "model", dir() / "restored");
 }
 
 }  // namespace
