@@ -44,7 +44,7 @@ Result<Bytes> Dearmor(ByteSpan bytes, std::string_view kind) {
           "armored " +
           std::string(text.substr(other + kBegin.size(),
                                   std::min<size_t>(close, other + 64) - other - kBegin.size())) +
-          ", not a " + std::string(kind));
+          " where an armored " + std::string(kind) + " belongs");
     }
     return InvalidArgument("no " + begin + " line");
   }

@@ -50,7 +50,10 @@ TEST(ArmorTest, PastedTextReadsBackAndDamageIsRefused) {
   EXPECT_TRUE(LooksArmored(AsBytes(pasted)));
   EXPECT_FALSE(LooksArmored(data));
   // Another kind, two blocks, no end, a stray character, a cut line.
-  EXPECT_NE(Dearmor(AsBytes(armored), kArmorApproval).status().message().find("not a APPROVAL"),
+  EXPECT_NE(Dearmor(AsBytes(armored), kArmorApproval)
+                .status()
+                .message()
+                .find("armored REQUEST where an armored APPROVAL belongs"),
             std::string::npos);
   EXPECT_FALSE(Dearmor(AsBytes(armored + armored), kArmorRequest).ok());
   EXPECT_FALSE(Dearmor(AsBytes(armored.substr(0, armored.size() - 10)), kArmorRequest).ok());

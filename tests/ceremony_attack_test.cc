@@ -933,7 +933,8 @@ TEST_F(CeremonyAttackTest, ArmoredRequestsAndApprovalsSurviveAPasteByteExact) {
       Qv("restore run --cluster cl/cluster.toml --request req --approval req.wrong"
          " --dest nope");
   EXPECT_EQ(wrong.code, 1);
-  EXPECT_NE(wrong.err.find("armored REQUEST, not a APPROVAL"), std::string::npos) << wrong.err;
+  EXPECT_NE(wrong.err.find("armored REQUEST where an armored APPROVAL belongs"), std::string::npos)
+      << wrong.err;
   Outcome run =
       Qv("restore run --cluster cl/cluster.toml --request req" + approvals + " --dest restored");
   ASSERT_EQ(run.code, 0) << run.err;
