@@ -142,18 +142,19 @@ TEST_F(CliConventionsTest, ErrorsUnderJsonAreJsonObjectsOnStdout) {
 
 // A second cluster on ports in use is told so, and starts nothing.
 TEST_F(CliConventionsTest, ClusterUpOnAPortInUseSaysSoAndStartsNothing) {
+  // Below the kernel's ephemeral range (32768+), apart from the cluster
+  // tests' ports (10000..30000), so no other test's socket holds one.
+  const int base = 30000 + (::getpid() % 340) * 8;
+  const int port = base + 2;
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
+  a.sin_port = htons(port);
   ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
   ASSERT_EQ(::listen(fd, 1), 0);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  const int port = ntohs(a.sin_port);
   // The held port is node-02's.
-  ASSERT_EQ(Qv("cluster init --dir cl --base-port " + std::to_string(port - 2)).code, 0);
+  ASSERT_EQ(Qv("cluster init --dir cl --base-port " + std::to_string(base)).code, 0);
   Outcome up = Qv("cluster up --dir cl");
   ::close(fd);
   EXPECT_EQ(up.code, 1);
