@@ -227,7 +227,6 @@ Result<int64_t> ParseTimeOrAge(const std::string& text, int64_t now) {
   return now - *age;
 }
 
-std::string UtcTime(int64_t t) { return FormatUnix(t, "%Y-%m-%d %H:%M:%S UTC"); }
 std::string Rfc3339(int64_t t) { return FormatUnix(t, "%Y-%m-%dT%H:%M:%SZ"); }
 
 Result<Bytes> ReadSignedFile(const std::string& path, std::string_view kind) {

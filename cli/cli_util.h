@@ -39,7 +39,6 @@ Result<int64_t> ParseDuration(const std::string& text);
 // A time as --since takes it: an age before `now` (30m, 12h, 7d), a date
 // (2026-12-01: that day's start, UTC) or a time (2026-12-01T13:38:43Z).
 Result<int64_t> ParseTimeOrAge(const std::string& text, int64_t now);
-std::string UtcTime(int64_t t);  // "2026-12-01 13:38:43 UTC"
 std::string Rfc3339(int64_t t);  // "2026-12-01T13:38:43Z"
 
 // Throttled progress on stderr, only on a terminal.

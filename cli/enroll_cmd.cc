@@ -152,7 +152,7 @@ int CmdEnrollRequest(const EnrollRequestArgs& a) {
       "custodians)\nnext: each custodian runs  qv approve --cluster CLUSTER.toml --key "
       "CUSTODIAN.key %s --out APPROVAL\n",
       RequestIdToText(sr->id()).c_str(), Shown(q.destination).c_str(), Shown(q.purpose).c_str(),
-      UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(), Shown(a.out).c_str(),
+      Rfc3339(q.created_unix).c_str(), Rfc3339(q.expires_unix).c_str(), Shown(a.out).c_str(),
       Shown(a.out).c_str());
   return 0;
 }
@@ -174,7 +174,7 @@ int CmdApproveEnrollment(const SignedRequest& sr, const ApproveEnrollmentArgs& a
                "  request id:  %s\n",
                Shown(q.requester_id).c_str(), Shown(cluster->name).c_str(), cluster->nodes.size(),
                Shown(q.destination).c_str(), Shown(q.purpose).c_str(),
-               UtcTime(q.created_unix).c_str(), UtcTime(q.expires_unix).c_str(),
+               Rfc3339(q.created_unix).c_str(), Rfc3339(q.expires_unix).c_str(),
                now > q.expires_unix ? "  (EXPIRED)" : "", RequestIdToText(sr.id()).c_str());
   // What every node will check, at this machine's clock, before signing.
   Status check = CheckEnrollmentRequest(sr, *cluster).status();

@@ -189,7 +189,7 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
         .Field("request_id", RequestIdToText(sr->id()))
         .Field("backup_id", BackupIdToText(*id))
         .Field("plan", q.destination)
-        .Field("expires_unix", static_cast<uint64_t>(q.expires_unix))
+        .Field("expires", Rfc3339(q.expires_unix))
         .Field("request_file", a.out)
         .Field("manifest_file", manifest_file)
         .EndObject();
@@ -203,8 +203,8 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
       "APPROVAL\n      then       qv repair run --cluster CLUSTER.toml --request %s --approval "
       "A1 ...\n",
       RequestIdToText(sr->id()).c_str(), BackupIdToText(*id).c_str(), Shown(q.backup_name).c_str(),
-      Shown(q.destination).c_str(), Shown(q.purpose).c_str(), UtcTime(q.created_unix).c_str(),
-      UtcTime(q.expires_unix).c_str(), Shown(a.out).c_str(), Shown(manifest_file).c_str(),
+      Shown(q.destination).c_str(), Shown(q.purpose).c_str(), Rfc3339(q.created_unix).c_str(),
+      Rfc3339(q.expires_unix).c_str(), Shown(a.out).c_str(), Shown(manifest_file).c_str(),
       Shown(a.out).c_str(), Shown(a.out).c_str());
   return 0;
 }
