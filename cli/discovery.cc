@@ -62,6 +62,14 @@ size_t Distance(const std::string& a, const std::string& b) {
 
 }  // namespace
 
+std::string DefaultClusterFile() {
+  if (const char* env = std::getenv("QV_CLUSTER"); env != nullptr && *env != '\0') {
+    return ClusterFileOf(env);
+  }
+  auto found = FoundClusterFile();
+  return found ? found->first : "";
+}
+
 void ApplyDiscovery(CLI::App& app) {
   const auto found = FoundClusterFile();
   ForEachApp(app, [&](const CLI::App& a) {

@@ -23,6 +23,10 @@ namespace qv {
 // Call before parsing.
 void ApplyDiscovery(CLI::App& app);
 
+// The cluster file found without --cluster: QV_CLUSTER (a folder stands
+// for its cluster.toml), else ./cluster.toml, else the XDG one; "" if none.
+std::string DefaultClusterFile();
+
 // Where the cluster file of this run came from: "--cluster" when `typed`,
 // "QV_CLUSTER", "./cluster.toml" or the XDG path, or "" when none was found.
 std::string ClusterSource(bool typed);

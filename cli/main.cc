@@ -58,6 +58,33 @@ namespace {
 
 constexpr const char* kVersion = "qv 0.1.0";
 
+// The words every help page may use, defined once.
+constexpr std::string_view kConcepts =
+    "Words used here:\n"
+    "  custodian   a person whose signed approval counts toward a restore; listed with a key\n"
+    "              in the cluster file and fixed into each backup's signed policy\n"
+    "  requester   (the operator) asks for a restore, and alone may present the approvals\n"
+    "  quorum      how many distinct custodians must approve (M of the N listed); one\n"
+    "              custodian's denial vetoes\n"
+    "  k, m, t     k data + m parity fragments, one per node (any k rebuild the data); the\n"
+    "              key is split into shares, one per node, and any t of them rebuild it\n";
+
+// The cluster file this run would use (--cluster, QV_CLUSTER, found), if
+// it loads: for the defaults help shows.
+std::optional<ClusterConfig> FoundCluster(const std::vector<std::string>& words) {
+  std::string path;
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "--cluster" && i + 1 < words.size()) path = words[i + 1];
+    if (words[i].rfind("--cluster=", 0) == 0) path = words[i].substr(10);
+  }
+  if (path.empty()) path = DefaultClusterFile();
+  if (path.empty()) return std::nullopt;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) path = (fs::path(path) / "cluster.toml").string();
+  auto c = ClusterConfig::Load(path);
+  return c.ok() ? std::optional<ClusterConfig>(std::move(c).value()) : std::nullopt;
+}
+
 struct BackupArgs {
   std::string local, cluster, key, cipher = "chacha20-poly1305", unit = "256KiB", parent;
   std::string commit_window = "10m";
@@ -593,12 +620,17 @@ int CmdSample(const std::string& out, const std::string& size, int shards) {
 }
 
 int Main(int argc, char** argv) {
+  const std::vector<std::string> words(argv + 1, argv + argc);
   CLI::App app{
       "quorumvault: model weights kept recoverable across sites, restorable only by a quorum.\n"
       "Backups are encrypted under a fresh key, erasure-coded into k data + m parity fragments,\n"
       "and the key is split t-of-n with verifiable shares; every byte is checked on restore."};
   app.set_version_flag("--version", kVersion);
   app.require_subcommand(1);
+  app.footer(std::string(kConcepts) +
+             "\nThe cluster file is --cluster, else QV_CLUSTER, else ./cluster.toml, else\n"
+             "$XDG_CONFIG_HOME/quorumvault/cluster.toml; keys are --key, else QV_KEY.\n"
+             "Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage.");
 
   KeygenArgs keygen_args;
   CLI::App* keygen = AddKeygenCommand(app, keygen_args);
@@ -612,9 +644,19 @@ int Main(int argc, char** argv) {
   b_local->excludes(b_cluster);
   backup->add_option("--key", b.key, "signer's secret key (the coordinator key for --cluster)")
       ->required();
-  backup->add_option("--k", b.k, "data fragments (any k rebuild the data)")->capture_default_str();
-  backup->add_option("--m", b.m, "parity fragments (losses tolerated)")->capture_default_str();
-  backup->add_option("--t", b.t, "key shares needed to restore")->capture_default_str();
+  // The defaults shown are the cluster file's when one is found (what a
+  // backup to it would use), else the --local ones.
+  const std::optional<ClusterConfig> found = FoundCluster(words);
+  auto* b_k = backup->add_option("--k", b.k, "k: data fragments; any k of them rebuild the data");
+  auto* b_m = backup->add_option("--m", b.m, "m: parity fragments; up to m nodes may be lost");
+  auto* b_t = backup->add_option("--t", b.t,
+                                 "t: key shares (one per node) needed to restore; fewer reveal "
+                                 "nothing of the key");
+  for (auto [o, v] :
+       {std::pair{b_k, found ? found->k : b.k}, std::pair{b_m, found ? found->m : b.m},
+        std::pair{b_t, found ? found->t : b.t}}) {
+    o->default_str(std::to_string(v) + (found ? " (the cluster file's)" : ""));
+  }
   backup->add_option("--cipher", b.cipher, "chacha20-poly1305 or aes-256-gcm (FIPS sites)")
       ->capture_default_str();
   backup->add_option("--unit", b.unit, "stripe unit: bytes per fragment per stripe")
@@ -639,7 +681,8 @@ int Main(int argc, char** argv) {
       ->check(CLI::ExistingPath);
   backup->footer(
       "Prints the backup id on stdout. Example:\n"
-      "  qv backup --local vault --key signer.key --k 4 --m 2 --t 3 ./my-model");
+      "  qv backup --local vault --key signer.key --k 4 --m 2 --t 3 ./my-model\n" +
+      std::string(kConcepts));
 
   RestoreArgs r;
   auto* restore =
@@ -679,7 +722,9 @@ int Main(int argc, char** argv) {
   r_request->footer(
       "Writes OUT (public: give it to custodians) and OUT.key (0600: the one-time secret that\n"
       "opens released shares; never send it). Example:\n"
-      "  qv restore request --cluster cl/cluster.toml --backup ID --purpose 'DR drill' --out req");
+      "  qv restore request --cluster cl/cluster.toml --backup ID --purpose 'DR drill' --out "
+      "req\n" +
+      std::string(kConcepts));
 
   RunArgs rr;
   auto* r_run = restore->add_subcommand(
@@ -709,7 +754,12 @@ int Main(int argc, char** argv) {
                    "cluster file: the pinned coordinator key the manifest must verify under, "
                    "and the requesters")
       ->required();
-  approve->add_option("--key", ap.key, "custodian key")->required();
+  approve
+      ->add_option("--key", ap.key,
+                   "your custodian key: a file, or pkcs11:token=...;object=... (a key in a "
+                   "hardware token)")
+      ->required();
+  approve->footer(std::string(kConcepts));
   approve->add_option("--as", ap.as, "custodian id (default: the policy's name for --key)");
   approve->add_option("file", ap.request, "request file (the file flow)");
   approve->add_option("--request", ap.request_id,
@@ -831,7 +881,6 @@ int Main(int argc, char** argv) {
       AddRepairCommand(app, repair_request_args, repair_run_args, repair_bench_args);
 
   ApplyDiscovery(app);
-  const std::vector<std::string> words(argv + 1, argv + argc);
   const bool json = TypedOnCommandLine(words, "--json");
   SetJsonErrors(json);
   if (auto unknown = UnknownCommand(app, words)) {

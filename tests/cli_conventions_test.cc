@@ -316,5 +316,32 @@ TEST_F(CliConventionsTest, DiffAndVerifyNameEachFileByItsSignedDigest) {
   EXPECT_EQ(vj["differs"], nlohmann::json::array({"sub/w.bin"}));
 }
 
+// --help defines the words it uses and shows the defaults a command would
+// really use: the found cluster file's k, m and t.
+TEST_F(CliConventionsTest, HelpDefinesItsWordsAndShowsTheClustersDefaults) {
+  Outcome top = Qv("--help");
+  EXPECT_EQ(top.code, 0);
+  for (const char* word : {"custodian ", "requester ", "quorum ", "k, m, t "}) {
+    EXPECT_NE(top.out.find(std::string("  ") + word), std::string::npos) << word << top.out;
+  }
+  for (const char* cmd : {"approve --help", "restore request --help", "backup --help"}) {
+    EXPECT_NE(Qv(cmd).out.find("Words used here:"), std::string::npos) << cmd;
+  }
+  ASSERT_EQ(Qv("cluster init --dir cl --base-port 19800").code, 0);
+  std::string toml = Slurp(dir_ / "cl/cluster.toml");
+  for (auto [from, to] : {std::pair{"\nk = 4\n", "\nk = 3\n"}, std::pair{"\nm = 2\n", "\nm = 3\n"},
+                          std::pair{"\nt = 3\n", "\nt = 2\n"}}) {
+    ASSERT_NE(toml.find(from), std::string::npos) << from;
+    toml.replace(toml.find(from), std::string(from).size(), to);
+  }
+  std::ofstream(dir_ / "cl/cluster.toml", std::ios::trunc) << toml;
+  Outcome help = Qv("backup --help --cluster cl");
+  for (const char* shown : {"--k UINT=3 (the cluster file's)", "--m UINT=3 (the cluster file's)",
+                            "--t UINT=2 (the cluster file's)"}) {
+    EXPECT_NE(help.out.find(shown), std::string::npos) << shown << help.out;
+  }
+  EXPECT_NE(Qv("backup --help").out.find("--k UINT=4 "), std::string::npos);
+}
+
 }  // namespace
 }  // namespace qv
