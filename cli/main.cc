@@ -28,6 +28,7 @@
 #include "cli/catalog_cmd.h"
 #include "cli/ceremony_cmd.h"
 #include "cli/cli_util.h"
+#include "cli/completion.h"
 #include "cli/discovery.h"
 #include "cli/drill_cmd.h"
 #include "cli/enroll_cmd.h"
@@ -632,6 +633,18 @@ int Main(int argc, char** argv) {
              "$XDG_CONFIG_HOME/quorumvault/cluster.toml; keys are --key, else QV_KEY.\n"
              "Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage.");
 
+  std::string completion_shell;
+  auto* completion =
+      app.add_subcommand("completion", "Print a shell completion script (bash or zsh)");
+  completion->add_option("shell", completion_shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  completion->footer(
+      "bash:  source <(qv completion bash)   (or save it as /etc/bash_completion.d/qv)\n"
+      "zsh:   qv completion zsh > \"${fpath[1]}/_qv\"   (then start a new shell)\n"
+      "The build also writes both (share/bash-completion, share/zsh) and installs them.");
+  auto* man = app.add_subcommand("man", "Print the manual page (roff); the build installs it");
+  man->footer("Read it here with  man -l <(qv man)");
   KeygenArgs keygen_args;
   CLI::App* keygen = AddKeygenCommand(app, keygen_args);
 
@@ -911,6 +924,15 @@ int Main(int argc, char** argv) {
     }
     // Drills damage the cluster they run on: only one named on purpose.
     drill_args.cluster.clear();
+  }
+  if (*completion) {
+    std::fputs((completion_shell == "zsh" ? ZshCompletion(app) : BashCompletion(app)).c_str(),
+               stdout);
+    return 0;
+  }
+  if (*man) {
+    std::fputs(ManPage(app, kVersion).c_str(), stdout);
+    return 0;
   }
   if (*keygen) return CmdKeygen(keygen_args);
   if (*backup) {

@@ -10,6 +10,7 @@ packages=(
   libsqlite3-dev libcli11-dev libgtest-dev libtomlplusplus-dev nlohmann-json3-dev
   systemd  # systemd-analyze verify checks configs/systemd (tests/cli_test.cc)
   libp11-kit-dev softhsm2  # PKCS#11 URIs and header; a real token in tests (crypto/pkcs11.h)
+  zsh groff-base  # the generated zsh completion and man page are loaded and linted in tests
 )
 
 missing=()

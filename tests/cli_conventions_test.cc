@@ -343,5 +343,52 @@ TEST_F(CliConventionsTest, HelpDefinesItsWordsAndShowsTheClustersDefaults) {
   EXPECT_NE(Qv("backup --help").out.find("--k UINT=4 "), std::string::npos);
 }
 
+// Completion scripts and the man page come from the option tree that
+// parses; bash completes through them, zsh loads them, groff reads the page
+// without a warning, and the build wrote the same files beside qv.
+TEST_F(CliConventionsTest, CompletionAndTheManPageComeFromTheParsersOwnTree) {
+  auto save = [&](const std::string& args, const std::string& file) {
+    Outcome o = Qv(args);
+    ASSERT_EQ(o.code, 0) << args;
+    std::ofstream(dir_ / file) << o.out;
+  };
+  save("completion bash", "qv.bash");
+  std::ofstream(dir_ / "complete.sh")
+      << "source ./qv.bash\n"
+         "for line in 'qv res' 'qv restore r' 'qv backup --ta' 'qv --json cluster enroll ' "
+         "'qv approve --ar'; do\n"
+         "  read -ra COMP_WORDS <<< \"$line\"; [[ $line == *' ' ]] && COMP_WORDS+=('')\n"
+         "  COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _qv; echo \"$line => ${COMPREPLY[*]}\"\n"
+         "done\n";
+  Outcome bash = RunQv("bash", dir_, "complete.sh");  // runs `bash complete.sh`
+  EXPECT_EQ(bash.code, 0) << bash.err;
+  for (const char* want :
+       {"qv res => restore", "qv restore r => request run", "qv backup --ta => --tag",
+        "qv --json cluster enroll  => request run", "qv approve --ar => --armor"}) {
+    EXPECT_NE(bash.out.find(want), std::string::npos) << want << "\n" << bash.out;
+  }
+  save("completion zsh", "_qv");
+  Outcome zsh = RunQv("zsh", dir_,
+                      "-fc 'autoload -U +X compinit && compinit -u -d ./zcompdump; "
+                      "source ./_qv && whence -w _qv'");
+  EXPECT_EQ(zsh.code, 0) << zsh.err << " (scripts/install-deps.sh installs zsh)";
+  EXPECT_NE(zsh.out.find("_qv: function"), std::string::npos) << zsh.out;
+  save("man", "qv.1");
+  Outcome lint = RunQv("groff", dir_, "-man -Tutf8 -ww -z qv.1");
+  EXPECT_EQ(lint.code, 0) << "(scripts/install-deps.sh installs groff-base)";
+  EXPECT_EQ(lint.err, "") << "groff warns about the generated page";
+  const std::string page = Slurp(dir_ / "qv.1");
+  for (const char* cmd : {"backup", "restore request", "approve", "list", "diff", "verify",
+                          "audit log", "pending", "cluster enroll run", "completion"}) {
+    EXPECT_NE(page.find(std::string(".SS \"qv ") + cmd + "\""), std::string::npos) << cmd;
+  }
+  EXPECT_NE(page.find(".B QV_CLUSTER"), std::string::npos);
+  // What the build generated (and installs) is what qv prints.
+  const fs::path built = fs::path(qv_).parent_path();
+  EXPECT_EQ(Slurp(built / "qv.1"), page);
+  EXPECT_EQ(Slurp(built / "qv.bash"), Slurp(dir_ / "qv.bash"));
+  EXPECT_EQ(Slurp(built / "_qv"), Slurp(dir_ / "_qv"));
+}
+
 }  // namespace
 }  // namespace qv
