@@ -291,6 +291,20 @@ TEST_F(CeremonyAttackTest, WhatANodeWouldRefuseIsNotSigned) {
   EXPECT_EQ(stranger.code, 1);
   EXPECT_NE(stranger.err.find("not a custodian of this backup's policy"), std::string::npos);
   EXPECT_FALSE(fs::exists(dir() / "req.x"));
+  // An expired request is not signed: the custodian is told, nothing is written.
+  const int64_t two_hours_ago = static_cast<int64_t>(std::time(nullptr)) - 7200;
+  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
+               " --purpose old --ttl 1h --valid-from " + std::to_string(two_hours_ago) +
+               " --out old")
+                .code,
+            0);
+  Outcome expired =
+      Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key old --out old.c1");
+  EXPECT_EQ(expired.code, 1);
+  EXPECT_NE(expired.err.find("(EXPIRED)"), std::string::npos) << expired.err;
+  EXPECT_NE(expired.err.find("request expired"), std::string::npos) << expired.err;
+  EXPECT_NE(expired.err.find("nothing signed"), std::string::npos) << expired.err;
+  EXPECT_FALSE(fs::exists(dir() / "old.c1"));
 }
 
 // Node-00's audit database is locked by another writer (as a full disk or
