@@ -633,18 +633,6 @@ int Main(int argc, char** argv) {
              "$XDG_CONFIG_HOME/quorumvault/cluster.toml; keys are --key, else QV_KEY.\n"
              "Exit codes: 0 done, 1 failed (one line on stderr says why), 2 bad usage.");
 
-  std::string completion_shell;
-  auto* completion =
-      app.add_subcommand("completion", "Print a shell completion script (bash or zsh)");
-  completion->add_option("shell", completion_shell, "bash or zsh")
-      ->required()
-      ->check(CLI::IsMember({"bash", "zsh"}));
-  completion->footer(
-      "bash:  source <(qv completion bash)   (or save it as /etc/bash_completion.d/qv)\n"
-      "zsh:   qv completion zsh > \"${fpath[1]}/_qv\"   (then start a new shell)\n"
-      "The build also writes both (share/bash-completion, share/zsh) and installs them.");
-  auto* man = app.add_subcommand("man", "Print the manual page (roff); the build installs it");
-  man->footer("Read it here with  man -l <(qv man)");
   KeygenArgs keygen_args;
   CLI::App* keygen = AddKeygenCommand(app, keygen_args);
 
@@ -893,6 +881,18 @@ int Main(int argc, char** argv) {
   const RepairCommands repair =
       AddRepairCommand(app, repair_request_args, repair_run_args, repair_bench_args);
 
+  std::string completion_shell;
+  auto* completion =
+      app.add_subcommand("completion", "Print a shell completion script (bash or zsh)");
+  completion->add_option("shell", completion_shell, "bash or zsh")
+      ->required()
+      ->check(CLI::IsMember({"bash", "zsh"}));
+  completion->footer(
+      "bash:  source <(qv completion bash)   (or save it as /etc/bash_completion.d/qv)\n"
+      "zsh:   qv completion zsh > \"${fpath[1]}/_qv\"   (then start a new shell)\n"
+      "The build also writes both (share/bash-completion, share/zsh) and installs them.");
+  auto* man = app.add_subcommand("man", "Print the manual page (roff); the build installs it");
+  man->footer("Read it here with  man -l <(qv man)");
   ApplyDiscovery(app);
   const bool json = TypedOnCommandLine(words, "--json");
   SetJsonErrors(json);
