@@ -24,7 +24,7 @@ AuditCommands AddAuditCommands(CLI::App& app, AuditArgs& a) {
     s->add_option("--key", a.key, "identity (default: operator.key beside the cluster file)");
     s->add_flag("--json", a.json, "machine-readable output");
   }
-  c.log->add_option("--backup", a.backup, "only this backup's trail (its whole id)");
+  c.log->add_option("--backup", a.backup, "only this backup's trail (its id or 4+ hex digits)");
   c.log->add_option("--request", a.request, "only this request's trail (4 or more hex digits)");
   c.log->add_option("--since", a.since,
                     "only events in the last DURATION (2h, 7d) or since a time");
@@ -148,6 +148,9 @@ int CmdAuditLog(const AuditArgs& a) {
   if (!a.request.empty() && (a.request.size() < 4 || a.request.size() > 64)) {
     return Fail(InvalidArgument("--request: give 4 or more hex digits of the request id"));
   }
+  if (!a.backup.empty() && (a.backup.size() < 4 || a.backup.size() > 32)) {
+    return Fail(InvalidArgument("--backup: give 4 or more hex digits of the backup id"));
+  }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
   AuditReport r = CheckClusterAudit(*ctx->session);
@@ -157,7 +160,7 @@ int CmdAuditLog(const AuditArgs& a) {
   for (const auto& n : r.nodes) {
     for (const auto& e : n.entries) {
       const AuditEvent& ev = e.event;
-      if (!a.backup.empty() && ev.backup != a.backup) continue;
+      if (!a.backup.empty() && ev.backup.rfind(a.backup, 0) != 0) continue;
       if (!a.request.empty() && ev.request.rfind(a.request, 0) != 0) continue;
       if (e.time < since) continue;
       const std::string actor =

@@ -206,6 +206,7 @@ int CmdList(const ListArgs& a) {
     if (!when.ok()) return Fail(when.status().WithContext("--since"));
     since = *when;
   }
+  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto ids = src->List();
@@ -291,6 +292,7 @@ int CmdShow(const ShowArgs& a) {
   const bool json = a.json;
   const std::string& cluster = a.src.cluster;
   const std::string& key = a.src.key;
+  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto sm = ManifestNamed(*src, a.backup, "--backup");
@@ -408,6 +410,7 @@ int CmdShow(const ShowArgs& a) {
 }
 
 int CmdDiff(const DiffArgs& a) {
+  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto ma = ManifestNamed(*src, a.a, "A");
@@ -462,6 +465,7 @@ int CmdDiff(const DiffArgs& a) {
 }
 
 int CmdVerify(const VerifyArgs& a) {
+  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto sm = ManifestNamed(*src, a.backup, "--backup");

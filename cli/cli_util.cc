@@ -43,6 +43,13 @@ int Fail(const Status& s) {
 
 void SetJsonErrors(bool on) { g_json_errors = on; }
 
+int FailUsage(const Status& s) {
+  std::fprintf(stderr, "qv: error: %s\nRun with --help for more information.\n",
+               Printable(s.message()).c_str());
+  if (g_json_errors) PrintJsonError("usage", s.message());
+  return 2;
+}
+
 // {"error": {"code": "permission_denied", "message": "..."}} on stdout: the
 // code is the status's name in snake case, stable for scripts.
 void PrintJsonError(std::string code, const std::string& message) {

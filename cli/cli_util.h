@@ -25,6 +25,9 @@ namespace qv {
 // with JSON errors on (--json), also the error as JSON on stdout.
 int Fail(const Status& s);
 void SetJsonErrors(bool on);
+// The same for a usage mistake the parser could not see (two ways of
+// saying where, neither): "Run with --help", and exit status 2.
+int FailUsage(const Status& s);
 void PrintJsonError(std::string code, const std::string& message);
 void Warn(const std::string& what);
 // Text from outside, ready for printf("%s").

@@ -60,6 +60,12 @@ size_t Distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
+std::string Join(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
 }  // namespace
 
 std::string DefaultClusterFile() {
@@ -136,6 +142,15 @@ std::optional<std::string> UnknownCommand(const CLI::App& app,
     std::string names;
     for (const CLI::App* s : subs) names += (names.empty() ? "" : ", ") + s->get_name();
     return msg + " (commands: " + names + ")";
+  }
+  // The words ran out where a command is still needed: say which.
+  if (at->get_require_subcommand_min() > 0) {
+    std::string names;
+    for (const CLI::App* s : at->get_subcommands([](const CLI::App*) { return true; })) {
+      names += (names.empty() ? "" : ", ") + s->get_name();
+    }
+    const std::string path = at == &app ? "qv" : "qv " + Join(args);
+    return "'" + path + "' needs a command: " + names + " (add --help to any for its options)";
   }
   return std::nullopt;
 }

@@ -34,7 +34,9 @@ std::string ClusterSource(bool typed);
 bool TypedOnCommandLine(const std::vector<std::string>& args, const std::string& flag);
 
 // "unknown command 'lsit'; did you mean 'list'?" for the first word of
-// `args` that names no subcommand where one is required, or nullopt.
+// `args` that names no subcommand where one is required, "'qv cluster'
+// needs a command: ..." when the words end where one is required, or
+// nullopt (an option word ends the walk: --help still helps).
 std::optional<std::string> UnknownCommand(const CLI::App& app,
                                           const std::vector<std::string>& args);
 

@@ -105,12 +105,11 @@ Status OneOf(const std::string& local, const std::string& cluster) {
 }
 
 int CmdBackup(const BackupArgs& a) {
-  if (Status s = OneOf(a.local, a.cluster); !s.ok()) return Fail(s);
+  if (Status s = OneOf(a.local, a.cluster); !s.ok()) return FailUsage(s);
   BackupOptions opt;
   opt.k = a.k;
   opt.m = a.m;
   opt.t = a.t;
-  opt.parent_backup = a.parent;
   opt.tool_version = kVersion;
   auto cipher = ParseCipherSuite(a.cipher);
   if (!cipher.ok()) return Fail(cipher.status());
@@ -119,10 +118,6 @@ int CmdBackup(const BackupArgs& a) {
   if (!unit.ok()) return Fail(unit.status());
   if (*unit > kMaxUnitSize) return Fail(InvalidArgument("--unit at most 16MiB"));
   opt.max_unit_size = static_cast<uint32_t>(*unit);
-  if (!a.parent.empty()) {
-    auto p = BackupIdFromText(a.parent);
-    if (!p.ok()) return Fail(p.status().WithContext("--parent"));
-  }
   if (a.name_given) {
     if (Status st = ValidateBackupName(a.name); !st.ok()) return Fail(st.WithContext("--name"));
     opt.name = a.name;
@@ -168,12 +163,25 @@ int CmdBackup(const BackupArgs& a) {
     }
     auto session = ClusterSession::Open(*cluster, signer->get());
     if (!session.ok()) return Fail(session.status());
+    if (!a.parent.empty()) {
+      auto parent = ResolveBackup(a.parent, **session);
+      if (!parent.ok()) return Fail(parent.status().WithContext("--parent"));
+      opt.parent_backup = BackupIdToText(*parent);
+    }
     result = (*session)->Backup(*artifact, opt);
     progress.Clear();
     where = a.cluster;
   } else {
     auto store = LocalStore::Open(a.local);
     if (!store.ok()) return Fail(store.status());
+    if (!a.parent.empty()) {
+      ManifestSource src;
+      src.store = std::move(store).value();
+      auto parent = ResolveBackup(a.parent, src);
+      if (!parent.ok()) return Fail(parent.status().WithContext("--parent"));
+      opt.parent_backup = BackupIdToText(*parent);
+      store = std::move(src.store);
+    }
     result = RunBackup(*artifact, **store, **signer, opt);
     progress.Clear();
   }
@@ -219,7 +227,7 @@ struct RestoreArgs {
 };
 
 int CmdRestore(const RestoreArgs& a) {
-  if (Status s = OneOf(a.local, a.cluster); !s.ok()) return Fail(s);
+  if (Status s = OneOf(a.local, a.cluster); !s.ok()) return FailUsage(s);
   Result<BackupId> id = BackupIdFromText(a.backup);
   if (a.cluster.empty() && fs::is_directory(a.local)) {
     auto src = OpenManifests({a.local, "", ""});
@@ -310,7 +318,7 @@ int CmdScrub(const ScrubArgs& a) {
   if (!ctx.ok()) return Fail(ctx.status());
   std::vector<BackupId> ids;
   if (!a.backup.empty()) {
-    auto id = BackupIdFromText(a.backup);
+    auto id = ResolveBackup(a.backup, *ctx->session);
     if (!id.ok()) return Fail(id.status().WithContext("--backup"));
     ids.push_back(*id);
   } else {
@@ -662,7 +670,9 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   backup->add_option("--unit", b.unit, "stripe unit: bytes per fragment per stripe")
       ->capture_default_str();
-  backup->add_option("--parent", b.parent, "backup id this one derives from (provenance)");
+  backup->add_option("--parent", b.parent,
+                     "the backup this one derives from (provenance): id, id prefix, latest or "
+                     "latest:NAME");
   backup->add_option("--name", b.name,
                      "the backup's name, e.g. llama-3-8b (default: the model's own name when its "
                      "folder says it, a Hugging Face snapshot's repo id or config.json "
@@ -798,7 +808,8 @@ int Main(int argc, char** argv) {
       "(one more failure loses it) or lost; qv repair request plans the fix.");
   scrub->add_option("--cluster", sc.cluster, "cluster file")->required();
   scrub->add_option("--key", sc.key, "coordinator key (default: beside the cluster file)");
-  scrub->add_option("--backup", sc.backup, "one backup id (default: every listed backup)");
+  scrub->add_option("--backup", sc.backup,
+                    "one backup: id, id prefix, latest or latest:NAME (default: every one)");
   scrub
       ->add_option("--sample", sc.sample,
                    "fraction of each fragment's units to challenge (1 checks every unit)")

@@ -9,6 +9,7 @@
 
 #include "base/file_util.h"
 #include "base/json.h"
+#include "cli/catalog_cmd.h"
 #include "cli/cli_util.h"
 #include "coordinator/repair.h"
 #include "coordinator/scrub.h"
@@ -113,8 +114,6 @@ int CmdRepairBench(const RepairBenchArgs& a) {
 }
 
 int CmdRepairRequest(const RepairRequestArgs& a) {
-  auto id = BackupIdFromText(a.backup);
-  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   auto ttl = ParseDuration(a.ttl);
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
   const std::string manifest_file = a.out + ".manifest";
@@ -123,6 +122,8 @@ int CmdRepairRequest(const RepairRequestArgs& a) {
   }
   auto ctx = OpenCluster(a.cluster, a.key, "operator.key");
   if (!ctx.ok()) return Fail(ctx.status());
+  auto id = ResolveBackup(a.backup, *ctx->session);
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
   const Principal* me = nullptr;
   for (const auto& r : ctx->session->config().requesters) {
     if (r.public_key == ctx->key.public_key()) me = &r;

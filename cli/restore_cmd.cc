@@ -174,11 +174,11 @@ Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
 
 int CmdApprove(const ApproveArgs& a) {
   if (a.request.empty() == a.request_id.empty()) {
-    return Fail(InvalidArgument(
+    return FailUsage(InvalidArgument(
         "give a request file, or --request ID to take it from the cluster's nodes"));
   }
   if (a.request_id.empty() && a.out.empty()) {
-    return Fail(InvalidArgument("--out: the approval file to write (the file flow)"));
+    return FailUsage(InvalidArgument("--out: the approval file to write (the file flow)"));
   }
   if (!a.out.empty() && fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
   auto cluster = ClusterConfig::Load(a.cluster);

@@ -42,7 +42,8 @@ CLI::App* AddKeygenCommand(CLI::App& app, KeygenArgs& a) {
 
 int CmdKeygen(const KeygenArgs& a) {
   if (a.out.empty() == a.uri.empty()) {
-    return Fail(InvalidArgument("give --out FILE, or --pkcs11 URI to make the key in a token"));
+    return FailUsage(
+        InvalidArgument("give --out FILE, or --pkcs11 URI to make the key in a token"));
   }
   if (!a.out.empty()) {
     auto key = SigningKey::Generate();

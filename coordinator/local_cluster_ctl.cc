@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <fstream>
 #include <map>
 #include <set>
@@ -125,14 +126,21 @@ Status CheckPortFree(const NodeEntry& n) {
   a.sin_family = AF_INET;
   a.sin_port = htons(n.port);
   if (::inet_pton(AF_INET, n.host.c_str(), &a.sin_addr) != 1) return Status::Ok();
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return ErrnoError("socket");
-  const int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const bool in_use =
-      ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
-  ::close(fd);
-  if (!in_use) return Status::Ok();
+  // A node just stopped or killed may hold its port for a moment while the
+  // kernel tears it down: asked for 2 s before the address counts as taken.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return ErrnoError("socket");
+    const int one = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    const bool in_use =
+        ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 && errno == EADDRINUSE;
+    ::close(fd);
+    if (!in_use) return Status::Ok();
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
   return FailedPrecondition(n.id + "'s address " + n.host + ":" + std::to_string(n.port) +
                             " is in use by another program (another cluster? qv cluster down "
                             "--dir DIR, or qv cluster init --base-port PORT)");

@@ -293,11 +293,11 @@ TEST_F(CeremonyAttackTest, WhatANodeWouldRefuseIsNotSigned) {
   EXPECT_FALSE(fs::exists(dir() / "req.x"));
   // An expired request is not signed: the custodian is told, nothing is written.
   const int64_t two_hours_ago = static_cast<int64_t>(std::time(nullptr)) - 7200;
-  ASSERT_EQ(Qv("restore request --cluster cl/cluster.toml --backup " + id +
-               " --purpose old --ttl 1h --valid-from " + std::to_string(two_hours_ago) +
-               " --out old")
-                .code,
-            0);
+  ASSERT_EQ(
+      Qv("restore request --cluster cl/cluster.toml --backup " + id +
+         " --purpose old --ttl 1h --valid-from " + std::to_string(two_hours_ago) + " --out old")
+          .code,
+      0);
   Outcome expired =
       Qv("approve --yes --cluster cl/cluster.toml --key cl/custodians/c1.key old --out old.c1");
   EXPECT_EQ(expired.code, 1);

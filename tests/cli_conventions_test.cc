@@ -88,7 +88,7 @@ TEST_F(CliConventionsTest, TheClusterFileIsFoundInTheDocumentedOrder) {
   EXPECT_EQ(local.code, 0) << local.err;
   Outcome both =
       Qv("backup --local vault --cluster cluster.toml --key signer.key model", dir_ / "a");
-  EXPECT_EQ(both.code, 1);
+  EXPECT_EQ(both.code, 2);
   EXPECT_NE(both.err.find("exactly one of --local DIR or --cluster FILE"), std::string::npos)
       << both.err;
   // QV_KEY stands for --key.
@@ -107,6 +107,9 @@ TEST_F(CliConventionsTest, TyposGetASuggestionAndUsageErrorsExitTwo) {
       {"restore rn", "unknown command 'restore rn'; did you mean 'restore run'?"},
       {"xyzzy", "unknown command 'xyzzy' (commands: keygen, backup"},
       {"list --bogus", "--bogus"},
+      {"", "'qv' needs a command: keygen, backup"},
+      {"cluster", "'qv cluster' needs a command: init, add-node, enroll, up, down"},
+      {"cluster enroll", "'qv cluster enroll' needs a command: request, run"},
   };
   for (const auto& c : cases) {
     Outcome o = Qv(c.args);
@@ -114,8 +117,9 @@ TEST_F(CliConventionsTest, TyposGetASuggestionAndUsageErrorsExitTwo) {
     EXPECT_NE(o.err.find(c.says), std::string::npos) << c.args << ": " << o.err;
     EXPECT_EQ(o.err.find("A subcommand is required"), std::string::npos) << o.err;
   }
-  // Words a command takes are not typos of its subcommands.
+  // Words a command takes are not typos of its subcommands; --help helps.
   EXPECT_EQ(Qv("approve --help").code, 0);
+  EXPECT_EQ(Qv("cluster --help").code, 0);
 }
 
 // Under --json an error is also a JSON object on stdout with a stable code.
@@ -206,7 +210,8 @@ TEST_F(CliConventionsTest, BackupsHaveNamesAndTagsAndAreNamedByPrefixOrLatest) {
   };
   const std::string hf = backup("--tag prod --tag step-100 " + snap.string());
   const std::string ft = backup("--parent " + hf + " ft");
-  const std::string own = backup("--name llama-3-8b --tag step-200 --parent " + ft + " local");
+  // --parent takes any name for a backup: latest is ft here.
+  const std::string own = backup("--name llama-3-8b --tag step-200 --parent latest local");
   const std::string plain = backup("--parent " + own + " local");
   Outcome list = Qv("list --local v");
   ASSERT_EQ(list.code, 0) << list.err;

@@ -69,11 +69,12 @@ TEST_F(JsonOutputTest, EveryVerbThatPrintsTakesJsonThatParses) {
   EXPECT_GT(run["bytes"].get<uint64_t>(), 256u * 1024);
   EXPECT_EQ(Json("audit verify" + c)["ok"], true);
   EXPECT_FALSE(Json("audit log" + c + " --request " + rid.substr(0, 8)).empty());
-  Json("scrub" + c + " --backup " + id);
+  Json("scrub" + c + " --backup " + id.substr(0, 8));
+  EXPECT_FALSE(Json("audit log" + c + " --backup " + id.substr(0, 8)).empty());
   // Errors, too.
   auto err = Json("show" + c + " --backup ffff", 1);
   EXPECT_EQ(err["error"]["code"], "not_found");
-  EXPECT_EQ(verbs_, 18);
+  EXPECT_EQ(verbs_, 19);
 }
 
 }  // namespace
