@@ -204,6 +204,40 @@ TEST_F(PipelineTest, TooFewFragmentsIsAClearErrorAndNothingIsCommitted) {
   EXPECT_TRUE(w.aborted);
 }
 
+// The last check of a restore: each file's bytes against the SHA-256 the
+// manifest signs, before the writer commits. A manifest signed with a wrong
+// digest (a coordinator bug, or its key's holder) restores nothing, names
+// the file, and leaves no file committed, for each file of the artifact,
+// empty ones included.
+TEST_F(PipelineTest, AFileWhoseBytesDifferFromItsSignedDigestIsNeverCommitted) {
+  const Bytes big = RandomBytes(70000), small = RandomBytes(10);
+  Artifact a = MemoryArtifact("x", {{"a.bin", big}, {"empty", {}}, {"z.bin", small}});
+  BackupOptions opt;
+  opt.max_unit_size = 4096;
+  MemoryNodes nodes(6);
+  BackupOutcome b = Backup(nodes, a, opt);
+  {
+    CaptureWriter w;
+    ASSERT_TRUE(Restore(nodes, b, w).ok());
+    EXPECT_TRUE(w.committed);
+  }
+  for (size_t f = 0; f < b.manifest.manifest().files.size(); ++f) {
+    Manifest m = b.manifest.manifest();
+    m.files[f].sha256[5] ^= 0x40;
+    auto resigned = SignedManifest::Sign(m, *signer_);
+    ASSERT_TRUE(resigned.ok());
+    CaptureWriter w;
+    auto r = RunRestore(*resigned, nodes.Sources(m.unit_size), nodes.Shares(), w, {});
+    ASSERT_FALSE(r.ok()) << "file " << f;
+    EXPECT_EQ(r.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(r.status().message().find(m.files[f].path + ": restored bytes do not match"),
+              std::string::npos)
+        << r.status().message();
+    EXPECT_FALSE(w.committed);
+    EXPECT_TRUE(w.aborted);
+  }
+}
+
 TEST_F(PipelineTest, TooFewSharesIsAClearErrorNamingBadOnes) {
   Bytes data = RandomBytes(1000);
   Artifact a = MemoryArtifact("x", {{"w", data}});

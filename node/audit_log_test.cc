@@ -97,5 +97,36 @@ TEST_F(AuditLogTest, AFailedAppendLeavesNothingAndTheChainGoesOn) {
   EXPECT_TRUE(Verify().empty());
 }
 
+// A history rewritten with care: entry 3 of 6 deleted, the later entries
+// renumbered and their hashes recomputed, so sequence numbers and hashes are
+// all consistent. Only the link to the entry before catches it, wherever the
+// deletion is.
+TEST_F(AuditLogTest, ADeletionWithRenumberedSeqsAndRecomputedHashesBreaksTheLink) {
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(log_->Append({"event", "", "", "", "n=" + std::to_string(i)}).ok());
+  }
+  const std::vector<AuditEntry> all = *log_->Entries(1, 100);
+  ASSERT_EQ(all.size(), 6u);
+  ASSERT_TRUE(VerifyAuditChain(all, {}, key_->public_key()).empty());
+  // Entry 1 has no predecessor to miss; dropping the last is truncation,
+  // which checkpoints catch (AuditVerifyNames...Truncated...).
+  for (size_t gone = 1; gone + 1 < all.size(); ++gone) {
+    std::vector<AuditEntry> rewritten;
+    for (size_t i = 0; i < all.size(); ++i) {
+      if (i == gone) continue;
+      AuditEntry e = all[i];
+      e.seq = rewritten.size() + 1;
+      e.hash = e.ComputeHash();
+      rewritten.push_back(e);
+    }
+    auto problems = VerifyAuditChain(rewritten, {}, key_->public_key());
+    ASSERT_EQ(problems.size(), 1u) << "deleted entry " << gone + 1;
+    EXPECT_EQ(problems[0].find("entry " + std::to_string(gone + 1) +
+                               ": does not link to the entry before it"),
+              0u)
+        << problems[0];
+  }
+}
+
 }  // namespace
 }  // namespace qv

@@ -58,6 +58,7 @@ class InProcessClusterTest : public ::testing::Test {
     keys_[i] = std::move(SigningKey::Load(nd / "node.key")).value();
     NodeServiceOptions opt;
     opt.identity = keys_[i].get();
+    if (node_clock_ != nullptr) opt.clock = node_clock_;
     // Peers in the same process, called as node `id`.
     opt.peers = [this, id](const NodeEntry& n, const Request& r) -> Result<Response> {
       const size_t j = cluster_.FindNode(n.id) - cluster_.nodes.data();
@@ -211,6 +212,7 @@ class InProcessClusterTest : public ::testing::Test {
   std::vector<std::unique_ptr<InProcessCaller>> requesters_;  // as the requester "operator"
   std::vector<NodeCaller*> liars_;
   uint32_t max_unit_ = 16384;
+  const Clock* node_clock_ = nullptr;  // nodes opened while set run on it
   std::mutex log_mu_;
   std::vector<std::string> log_;
   BoxKeyPair reply_ = NewBoxKeyPair();
@@ -318,6 +320,108 @@ TEST_F(InProcessClusterTest, OnlyTheNamedRequesterCanPresentItsCertificate) {
   Response ok = PresentAsOperator(0, id, *cert);
   EXPECT_TRUE(ok.ToStatus().ok()) << ok.message;
   EXPECT_FALSE(ok.payload.empty());
+}
+
+// A release opens fetching on its connection only for the request's
+// lifetime (plus the clock skew): a requester that keeps the connection
+// open after that gets no more units, and a fresh certificate is needed.
+TEST_F(InProcessClusterTest, FetchingUnitsStopsWhenTheRequestsLifetimeEnds) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const BackupId id = b->manifest.manifest().backup_id;
+  FakeClock clock(std::time(nullptr));
+  node_clock_ = &clock;
+  OpenNode("node-00");
+  auto cert = Certificate(b->manifest, {"c1", "c2", "c3"});  // lives 600 s
+  ASSERT_TRUE(cert.ok());
+  NodeService::Session op(
+      PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  Request rel;
+  rel.op = Op::kRelease;
+  rel.backup_id = id;
+  rel.payload = *cert;
+  ASSERT_TRUE(services_[0]->Handle(op, rel).ToStatus().ok());
+  Request f;
+  f.op = Op::kFetchUnits;
+  f.backup_id = id;
+  f.a = 0;
+  f.b = 1;
+  Response first = services_[0]->Handle(op, f);
+  ASSERT_TRUE(first.ToStatus().ok()) << first.message;
+  EXPECT_FALSE(first.payload.empty());
+  clock.Advance(600 + 300);  // the last second the request (with skew) still lives
+  EXPECT_TRUE(services_[0]->Handle(op, f).ToStatus().ok());
+  clock.Advance(2);
+  Response late = services_[0]->Handle(op, f);
+  EXPECT_EQ(late.ToStatus().code(), StatusCode::kPermissionDenied) << late.message;
+  EXPECT_NE(late.message.find("unexpired"), std::string::npos) << late.message;
+  EXPECT_TRUE(late.payload.empty());
+}
+
+// Each released share is sealed to the reply key the signed request names,
+// whatever else the message carries: it opens with that key's secret to a
+// share the manifest's commitments accept, and with no other key.
+TEST_F(InProcessClusterTest, EachShareIsSealedToTheSignedReplyKeyAndNothingElse) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const SignedManifest& sm = b->manifest;
+  const BackupId id = sm.manifest().backup_id;
+  auto cert = Certificate(sm, {"c1", "c2", "c3"});
+  ASSERT_TRUE(cert.ok());
+  const BoxKeyPair stranger = NewBoxKeyPair();
+  for (size_t i = 0; i < services_.size(); ++i) {
+    NodeService::Session op(
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = id;
+    rel.payload = *cert;
+    // An unsigned key beside the certificate is not where the share goes.
+    rel.payload2.assign(stranger.public_key.begin(), stranger.public_key.end());
+    Response resp = services_[i]->Handle(op, rel);
+    ASSERT_TRUE(resp.ToStatus().ok()) << resp.message;
+    EXPECT_FALSE(OpenSealed(stranger, resp.payload).ok()) << "node " << i;
+    auto plain = OpenSealed(reply_, resp.payload);
+    ASSERT_TRUE(plain.ok()) << "node " << i << ": " << plain.status().ToString();
+    auto share = DecodeShare(plain->span());
+    ASSERT_TRUE(share.ok()) << share.status().ToString();
+    EXPECT_EQ(share->x, i + 1);
+    EXPECT_TRUE(VerifyShare(*share, sm.manifest().commitments).ok()) << "node " << i;
+  }
+}
+
+// A coordinator (a bug, or whoever holds its key) that hands a node a share
+// off the manifest's Feldman commitments is refused at prepare, before the
+// node stores anything, not found out when a restore needs the share.
+TEST_F(InProcessClusterTest, AShareOffTheCommitmentsIsRefusedAtBackupTime) {
+  struct Tamper : NodeCaller {
+    NodeCaller* inner;
+    std::string n;
+    std::array<uint8_t, 32> node_x{};
+    Response prepared;
+    const std::string& name() const override { return n; }
+    Result<Response> Call(Request r) override {
+      if (r.op != Op::kPrepare) return inner->Call(std::move(r));
+      Share wrong{3, SecretBytes(kScalarSize)};  // node-02's index, another value
+      crypto_core_ristretto255_scalar_random(wrong.y.data());
+      QV_ASSIGN_OR_RETURN(r.payload2, SealToKey(node_x, EncodeShare(wrong)));
+      QV_ASSIGN_OR_RETURN(prepared, inner->Call(std::move(r)));
+      return prepared;
+    }
+  } tamper;
+  tamper.inner = callers_[2].get();
+  tamper.n = "node-02";
+  tamper.node_x = *X25519PublicFromEd25519(cluster_.nodes[2].public_key);
+  std::vector<NodeCaller*> callers = Callers();
+  callers[2] = &tamper;
+  {
+    RemoteTarget target(callers, Placements(), NodeKeys());
+    (void)RunBackup(MemoryArtifact("m", {{"w", data_}}), target, *coordinator_, {});
+  }
+  EXPECT_FALSE(tamper.prepared.ToStatus().ok());
+  EXPECT_NE(tamper.prepared.message.find("does not match the commitments"), std::string::npos)
+      << tamper.prepared.message;
+  for (const auto& b : stores_[2]->List()) EXPECT_NE(b.state, "published");
 }
 
 TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {

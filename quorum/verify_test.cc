@@ -189,6 +189,22 @@ TEST_F(VerifyTest, RequestForAnotherBackupIsRefused) {
   EXPECT_EQ(Reason(VerifyCertificate(c, in)).rfind("certificate is for backup", 0), 0u);
 }
 
+// The same backup id under another manifest (an earlier revision, or one
+// re-signed with the coordinator key under other custodians): the request
+// binds the manifest by hash, and a node judging it against the manifest
+// it holds refuses any other, even with a full quorum of valid approvals.
+TEST_F(VerifyTest, ARequestNamingAnotherManifestOfTheBackupIsRefused) {
+  for (int bit = 0; bit < 256; bit += 85) {
+    QuorumRequest q = Request().request();
+    q.manifest_hash[bit / 8] ^= static_cast<uint8_t>(1u << (bit % 8));
+    auto r = SignedRequest::Sign(q, *signer_);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(Reason(Verify({*r, {Approve(*r, 0), Approve(*r, 1), Approve(*r, 2)}})),
+              "request names a different manifest of backup " +
+                  BackupIdToText(manifest_.manifest().backup_id));
+  }
+}
+
 TEST_F(VerifyTest, UnlistedRequesterIsRefused) {
   auto r = Request();
   requesters_.clear();
