@@ -205,6 +205,17 @@ TEST_F(VerifyTest, ARequestNamingAnotherManifestOfTheBackupIsRefused) {
   }
 }
 
+// The key is a listed requester's but the request names another id: the
+// name custodians read would not be who signed, so it is refused.
+TEST_F(VerifyTest, ARequestNamingAnotherRequestersIdIsRefused) {
+  QuorumRequest q = Request().request();
+  q.requester_id = "op2";
+  auto r = SignedRequest::Sign(q, *signer_);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(Reason(Verify({*r, {Approve(*r, 0), Approve(*r, 1), Approve(*r, 2)}})),
+            "request names requester op2 but is signed by op1");
+}
+
 TEST_F(VerifyTest, UnlistedRequesterIsRefused) {
   auto r = Request();
   requesters_.clear();

@@ -87,11 +87,19 @@ for named in $(grep -o 'Mutations: [^.]*' <<<"$threat" | grep -o '`[a-z0-9-]*`' 
   fi
 done
 
-# The scratch copy: the tracked files as they are in the checkout (mtimes
-# kept, so a second run rebuilds only what changed), built with its own
-# build folder. The shared vectors are the checkout's.
-mkdir -p "$work/src"
-git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work/src"
+# The scratch copy: the tracked files as they are in the checkout, built in
+# its own build folder (the shared vectors are the checkout's). On a second
+# run only files whose content differs are copied, with a fresh mtime, so the
+# build is incremental and never mistakes an older file for a built one.
+mkdir -p "$work/src" "$work/incoming"
+git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$work/incoming"
+(cd "$work/incoming" && find . -type f -print0) | while IFS= read -r -d '' f; do
+  if ! cmp -s "$work/incoming/$f" "$work/src/$f"; then
+    mkdir -p "$(dirname "$work/src/$f")"
+    cp "$work/incoming/$f" "$work/src/$f"
+  fi
+done
+rm -rf "$work/incoming"
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 cmake -S "$work/src" -B "$work/build" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release \
@@ -138,8 +146,8 @@ for i in "${selected[@]}"; do
       rc=$?
       set -e
       failed=$(grep -oE '[0-9]+ - [A-Za-z0-9_./]+ \(' "$log" | sed -E 's/^[0-9]+ - //; s/ \($//' |
-        sort -u | head -3 | paste -sd, -)
-      ran=$(grep -oE 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | grep -oE '[0-9]+$')
+        sort -u | head -3 | paste -sd, - || true)
+      ran=$(grep -oE 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
       if grep -q 'No tests were found' "$log"; then
         result=STALE detail="no test matches ${tests[$i]}"
       elif [ "$rc" -ne 0 ] && [ -n "$failed" ]; then

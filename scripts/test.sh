@@ -2,9 +2,10 @@
 # Installs dependencies, builds with -Werror, runs every test under
 # AddressSanitizer and UndefinedBehaviorSanitizer (UB aborts the test), the
 # concurrent code's tests under ThreadSanitizer, gives each libFuzzer target
-# a short smoke run, and finally runs every test through ctest (last, so its
-# summary closes the log).
-# QV_SKIP_ASAN=1 / QV_SKIP_TSAN=1 / QV_SKIP_FUZZ=1 skip those passes.
+# a short smoke run, applies the curated mutations of scripts/mutate.sh, and
+# finally runs every test through ctest (last, so its summary closes the log).
+# QV_SKIP_ASAN=1 / QV_SKIP_TSAN=1 / QV_SKIP_FUZZ=1 / QV_SKIP_MUTATE=1 skip
+# those passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh -DQV_WERROR=ON -DQV_TESTS=ON
@@ -38,6 +39,12 @@ fi
 
 if [ "${QV_SKIP_FUZZ:-0}" != "1" ]; then
   bash scripts/fuzz.sh 20
+fi
+
+if [ "${QV_SKIP_MUTATE:-0}" != "1" ]; then
+  # Every check of the README's threat model has a test that fails without it
+  # (scripts/mutations.sh lists them); any survivor fails the run.
+  bash scripts/mutate.sh
 fi
 
 echo "== all tests"
