@@ -424,6 +424,54 @@ TEST_F(InProcessClusterTest, AShareOffTheCommitmentsIsRefusedAtBackupTime) {
   for (const auto& b : stores_[2]->List()) EXPECT_NE(b.state, "published");
 }
 
+// A certificate spends its request id on the node that honours it. Shown
+// again it is a replay, refused (audited: ClusterTest.EveryForged...), unless it comes with a proof
+// that its bearer holds the request's one-time reply key; that retry is
+// allowed max_retries (3) times per node, and a proof made for another node
+// (or with another key) counts for nothing.
+TEST_F(InProcessClusterTest, AReplayIsRefusedAndOnlyTheReplyKeyHolderRetriesThreeTimes) {
+  auto b = Backup();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  const BackupId id = b->manifest.manifest().backup_id;
+  auto cert = Certificate(b->manifest, {"c1", "c2", "c3"});
+  ASSERT_TRUE(cert.ok());
+  auto parsed = qv::Certificate::Parse(*cert);
+  ASSERT_TRUE(parsed.ok());
+  const RequestId rid = parsed->request.id();
+  auto proof_for = [&](const BoxKeyPair& key, const std::string& node) {
+    auto x = X25519PublicFromEd25519(cluster_.FindNode(node)->public_key);
+    auto p = ProvePossession(key, *x, AsBytes(ReleaseRetryContext(rid, node)));
+    return Bytes(p->begin(), p->end());
+  };
+  auto present = [&](const Bytes& proof) {
+    NodeService::Session op(
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+    Request rel;
+    rel.op = Op::kRelease;
+    rel.backup_id = id;
+    rel.payload = *cert;
+    rel.payload2 = proof;
+    return services_[0]->Handle(op, rel);
+  };
+  ASSERT_TRUE(present({}).ToStatus().ok());
+  const BoxKeyPair stranger = NewBoxKeyPair();
+  for (const Bytes& bad : {Bytes{}, proof_for(stranger, "node-00"), proof_for(reply_, "node-01")}) {
+    Response replay = present(bad);
+    EXPECT_EQ(replay.ToStatus().code(), StatusCode::kPermissionDenied) << replay.message;
+    EXPECT_NE(replay.message.find("certificate reuse"), std::string::npos) << replay.message;
+    EXPECT_TRUE(replay.payload.empty());
+  }
+  for (int retry = 1; retry <= 3; ++retry) {
+    Response again = present(proof_for(reply_, "node-00"));
+    ASSERT_TRUE(again.ToStatus().ok()) << "retry " << retry << ": " << again.message;
+    EXPECT_TRUE(OpenSealed(reply_, again.payload).ok());
+  }
+  Response fourth = present(proof_for(reply_, "node-00"));
+  EXPECT_FALSE(fourth.ToStatus().ok());
+  EXPECT_NE(fourth.message.find("already retried 3 times"), std::string::npos) << fourth.message;
+  EXPECT_TRUE(fourth.payload.empty());
+}
+
 TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {
   BackupId id{9};
   // The session (and its upload) is deliberately leaked: a crashed process

@@ -7,6 +7,10 @@
 # A new guarantee adds its mutations here and its IDs to the README.
 # shellcheck shell=bash
 
+# Scale tests (a million stripes, a manifest in pages) take most of a suite's
+# time and guard sizes, not these checks: never run for a mutation.
+exclude='MoreThanAMillionStripes|AManifestLargerThanAMessage'
+
 # -- quorum/verify.cc: the certificate every node checks ----------------------
 V=quorum/verify.cc
 VT='^(VerifyTest|EnrollmentTest)\.'
