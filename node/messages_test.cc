@@ -66,6 +66,31 @@ TEST(MessagesTest, AForgedHugeLengthIsRefusedBeforeAllocating) {
   EXPECT_FALSE(DecodeRequest(bad_trailer).ok());
 }
 
+// kMaxPayload bounds both ends: an encoder refuses a larger payload, and a
+// decoder refuses a message whose payload (what precedes the header) is
+// larger, even when its header is valid, at every size around the bound.
+TEST(MessagesTest, APayloadOverTheLimitIsRefusedByEncoderAndDecoder) {
+  Request big;
+  big.op = Op::kFragmentData;
+  big.payload.resize(kMaxPayload + 1);
+  EXPECT_FALSE(EncodeRequest(big).ok());
+  big.payload.resize(kMaxPayload - 1);
+  auto encoded = EncodeRequest(big);
+  ASSERT_TRUE(encoded.ok());
+  for (size_t extra : {0, 1, 2}) {  // payloads of kMaxPayload - 1, kMaxPayload, kMaxPayload + 1
+    Bytes msg = *encoded;
+    msg.insert(msg.begin(), extra, uint8_t{0});
+    auto decoded = DecodeRequest(ByteSpan(msg));
+    if (extra < 2) {
+      ASSERT_TRUE(decoded.ok()) << extra << ": " << decoded.status().ToString();
+      EXPECT_EQ(decoded->payload.size(), kMaxPayload - 1 + extra);
+    } else {
+      ASSERT_FALSE(decoded.ok());
+      EXPECT_EQ(decoded.status().message(), "payload over the limit");
+    }
+  }
+}
+
 TEST(MessagesTest, TheMessageBufferBecomesThePayloadWithoutACopy) {
   Request r;
   r.op = Op::kFragmentData;

@@ -472,6 +472,48 @@ TEST_F(InProcessClusterTest, AReplayIsRefusedAndOnlyTheReplyKeyHolderRetriesThre
   EXPECT_TRUE(fourth.payload.empty());
 }
 
+// A node's master key is checked against the key-check value it stored at
+// first start: another key (a swapped or corrupted key file) is refused when
+// the store opens, before any request is spent, and the right key still opens it.
+TEST_F(InProcessClusterTest, AStoreRefusesToOpenWithAnotherMasterKey) {
+  ASSERT_TRUE(Backup().ok());
+  const fs::path nd = tmp_.path() / "c/nodes/node-01";
+  callers_[1].reset();
+  requesters_[1].reset();
+  services_[1].reset();
+  stores_[1].reset();
+  auto wrong =
+      NodeStore::Open(nd / "data", SecretBytes::Random(32), "node-01", cluster_.coordinator);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(wrong.status().message().find("does not match this node's data"), std::string::npos)
+      << wrong.status().message();
+  Bytes mk = *ReadFileBytes(nd / "master.key", 32);
+  EXPECT_TRUE(
+      NodeStore::Open(nd / "data", SecretBytes::CopyFrom(mk), "node-01", cluster_.coordinator)
+          .ok());
+}
+
+// A node keeps at most kMaxPendingRequests unexpired pending requests: the
+// next new one is refused (a known one is not), and expired ones make room.
+TEST_F(InProcessClusterTest, PendingRequestsAreCappedAndExpiredOnesMakeRoom) {
+  NodeStore& store = *stores_[0];
+  const BackupId backup{7};
+  const Bytes request(100, 1);
+  const int64_t now = 1790000000;
+  auto id = [](size_t i) { return "request-" + std::to_string(i); };
+  for (size_t i = 0; i < kMaxPendingRequests; ++i) {
+    ASSERT_TRUE(store.AddPending(id(i), backup, request, now, now + 600).ok()) << i;
+  }
+  Status full = store.AddPending(id(kMaxPendingRequests), backup, request, now, now + 600);
+  EXPECT_EQ(full.code(), StatusCode::kFailedPrecondition) << full.ToString();
+  EXPECT_NE(full.message().find("keeps 1024 pending requests already"), std::string::npos)
+      << full.message();
+  EXPECT_TRUE(store.AddPending(id(0), backup, request, now, now + 600).ok());  // known
+  EXPECT_TRUE(
+      store.AddPending(id(kMaxPendingRequests), backup, request, now + 601, now + 1200).ok());
+}
+
 TEST_F(InProcessClusterTest, AnInterruptedUploadIsDiscardedAndNeverServed) {
   BackupId id{9};
   // The session (and its upload) is deliberately leaked: a crashed process

@@ -100,7 +100,7 @@ mutation backup-id-one-manifest data-folders $S \
 mutation master-key-check master-key node/node_store.cc \
   'sodium_memcmp(p, kcv.data(), kcv.size()) != 0) {' \
   'sodium_memcmp(p, kcv.data(), kcv.size()) != 0 && false) {' \
-  "node_test qv cluster_test cli_test" "$NT|^(CliTest|ClusterTest)\..*Master"
+  "node_test qv ceremony_attack_test" "$NT|^CeremonyAttackTest\.ANodeWithAReplacedMasterKey"
 mutation payload-limit crafted-messages node/messages.cc \
   'if (*payload_len > kMaxPayload) return InvalidArgument("payload over the limit");' '' \
   node_test '^MessagesTest\.'

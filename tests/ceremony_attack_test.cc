@@ -742,9 +742,15 @@ TEST_F(CeremonyAttackTest, PendingRequestsAndVotesFromTheWrongKeysOrFloodsAreRef
   vote.payload = Approval::Sign(*sr, *stranger, "c1", true, "", std::time(nullptr))->Encode();
   Response r2 = call("cl/custodians/c1.key", vote);
   EXPECT_EQ(r2.ToStatus().code(), StatusCode::kPermissionDenied);
-  // The requester cannot post votes at all, not even genuine ones.
+  // Custodian c1 carrying c2's genuine approval: refused, a vote's poster
+  // is its signer (c2 has not chosen to post it).
   auto c2 = SigningKey::Load(dir() / "cl/custodians/c2.key");
   vote.payload = Approval::Sign(*sr, **c2, "c2", true, "", std::time(nullptr))->Encode();
+  Response r3 = call("cl/custodians/c1.key", vote);
+  EXPECT_EQ(r3.ToStatus().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(r3.message.find("a custodian posts only its own approvals"), std::string::npos)
+      << r3.message;
+  // The requester cannot post votes at all, not even genuine ones.
   EXPECT_EQ(call("cl/operator.key", vote).ToStatus().code(), StatusCode::kPermissionDenied);
   // None of it counted.
   Outcome list = Qv("pending --cluster cl/cluster.toml --key cl/custodians/c3.key");

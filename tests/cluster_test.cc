@@ -328,6 +328,14 @@ TEST_F(ClusterTest, EveryForgedShortExpiredOrReplayedCertificateIsRefusedAndAudi
   EXPECT_NE(run("req", {"req.c1", "req.c2", "req2.c3"})
                 .err.find("approval from c3 is for a different request"),
             std::string::npos);
+  // A real custodian's approval with one bit of its signature flipped.
+  {
+    Bytes bad = *ReadFileBytes(dir() / "req.c3", 1 << 16);
+    bad.back() ^= 0x01;
+    ASSERT_TRUE(WriteFileAtomic(dir() / "req.c3bad", bad, 0644).ok());
+  }
+  EXPECT_NE(run("req", {"req.c1", "req.c2", "req.c3bad"}).err.find("bad signature from c3"),
+            std::string::npos);
   // An expired request (valid two hours ago, for one hour).
   request("old", "--ttl 1h --valid-from " + std::to_string(std::time(nullptr) - 7200));
   for (const char* c : {"c1", "c2", "c3"}) {
@@ -373,7 +381,7 @@ TEST_F(ClusterTest, EveryForgedShortExpiredOrReplayedCertificateIsRefusedAndAudi
   ASSERT_EQ(log.code, 0) << log.err;
   for (const char* reason :
        {"below quorum: 2 of 3", "unknown custodian c7", "is for a different request",
-        "request expired", "replayed", "certificate is for backup"}) {
+        "bad signature from c3", "request expired", "replayed", "certificate is for backup"}) {
     EXPECT_NE(log.out.find(reason), std::string::npos) << reason;
   }
   EXPECT_NE(log.out.find("\"kind\":\"replay\""), std::string::npos);
