@@ -26,6 +26,7 @@ class FakePeer : public NodeCaller {
       e.time = now_;
       e.event = {"noise", "", "", "", std::to_string(e.seq)};
       e.prev = chain_.empty() ? ChainHash{} : chain_.back().hash;
+      if (e.seq == break_link_at_) e.prev = ChainHash{9};  // hash recomputed below
       e.hash = e.ComputeHash();
       chain_.push_back(e);
     }
@@ -67,6 +68,7 @@ class FakePeer : public NodeCaller {
   }
 
   std::chrono::milliseconds delay_{0};
+  uint64_t break_link_at_ = 0;  // this entry links to a made-up predecessor
   int64_t clock_offset_ = 0;
   uint64_t pages_ = 0;
 
@@ -100,6 +102,44 @@ class WitnessTest : public ::testing::Test {
   std::unique_ptr<AuditLog> audit_;
   NodeEntry peer_;
 };
+
+// The comparisons a witness makes before it countersigns: every entry
+// links to the one before it (its own hash recomputed does not help), and
+// the newest checkpoint signs the head those entries reach. A peer failing
+// either is a mismatch, alerted, and nothing is countersigned.
+TEST_F(WitnessTest, AHistoryThatDoesNotLinkOrMatchItsCheckpointIsNotCountersigned) {
+  auto w = Make({});
+  {
+    FakePeer honest(peer_key_.get(), clock_.NowUnix());
+    honest.Claim(3, true);
+    ASSERT_EQ(w->CheckPeer(peer_, honest).kind, Kind::kWitnessed);
+  }
+  const size_t witnessed = audit_->Witnessed()->size();
+  {
+    // Entry 5 rewritten: it links elsewhere, its hash is recomputed, and the
+    // checkpoint at 8 is signed over the rewritten chain's real head.
+    FakePeer rewritten(peer_key_.get(), clock_.NowUnix());
+    rewritten.break_link_at_ = 5;
+    rewritten.Claim(8, true);
+    WitnessOutcome out = w->CheckPeer(peer_, rewritten);
+    EXPECT_EQ(out.kind, Kind::kMismatch) << out.detail;
+    EXPECT_TRUE(out.alert());
+    EXPECT_EQ(out.detail, "entry 5 does not extend the history witnessed at entry 3");
+  }
+  {
+    // A well-linked chain under a checkpoint over some other head.
+    FakePeer lying(peer_key_.get(), clock_.NowUnix());
+    lying.Claim(8, false);
+    WitnessOutcome out = w->CheckPeer(peer_, lying);
+    EXPECT_EQ(out.kind, Kind::kMismatch) << out.detail;
+    EXPECT_EQ(out.detail, "newest checkpoint does not match the entries");
+  }
+  EXPECT_EQ(audit_->Witnessed()->size(), witnessed);
+  FakePeer honest(peer_key_.get(), clock_.NowUnix());
+  honest.Claim(8, true);
+  EXPECT_EQ(w->CheckPeer(peer_, honest).kind, Kind::kWitnessed);
+  EXPECT_EQ(audit_->Witnessed()->size(), witnessed + 1);
+}
 
 // A validly signed checkpoint 2^40 entries ahead: refused at once, as an
 // alert, without reading one entry.
