@@ -128,5 +128,41 @@ TEST_F(AuditLogTest, ADeletionWithRenumberedSeqsAndRecomputedHashesBreaksTheLink
   }
 }
 
+// A history rewritten from entry 2 on with every link and hash recomputed
+// (what anyone with database access can do) still contradicts the head the
+// node signed in its checkpoint; and a checkpoint over the new head signed
+// with any key but the node's is refused. Each problem is named once.
+TEST_F(AuditLogTest, ARecomputedChainContradictsTheSignedCheckpointAndForgedOnesAreRefused) {
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(log_->Append({"event", "", "", "", "n=" + std::to_string(i)}, i == 3).ok());
+  }
+  const std::vector<Checkpoint> signed_cps = *log_->Checkpoints();
+  ASSERT_EQ(signed_cps.size(), 1u);
+  ASSERT_EQ(signed_cps[0].seq, 4u);
+  std::vector<AuditEntry> entries = *log_->Entries(1, 100);
+  entries[1].event.detail = "n=rewritten";
+  for (size_t i = 1; i < entries.size(); ++i) {
+    entries[i].prev = entries[i - 1].hash;
+    entries[i].hash = entries[i].ComputeHash();
+  }
+  auto problems = VerifyAuditChain(entries, signed_cps, key_->public_key());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0],
+            "checkpoint at entry 4: signed head differs from the log's entry 4 (history "
+            "rewritten)");
+  // The rewriter signs a checkpoint of the new head, without the node's key.
+  auto other = std::move(SigningKey::Generate()).value();
+  Checkpoint forged = signed_cps[0];
+  forged.head = entries[3].hash;
+  forged.signature = other->Sign(forged.SignedBytes());
+  problems = VerifyAuditChain(entries, {forged}, key_->public_key());
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_EQ(problems[0], "checkpoint at entry 4: signature does not verify under the node's key");
+  // Signed with the node's key (stolen), the rewrite passes this check:
+  // the peers' witness records are what catch that (WitnessTest, ClusterTest).
+  forged.signature = key_->Sign(forged.SignedBytes());
+  EXPECT_TRUE(VerifyAuditChain(entries, {forged}, key_->public_key()).empty());
+}
+
 }  // namespace
 }  // namespace qv

@@ -137,9 +137,11 @@ mutation unauthenticated-cap connection-flood node/server.cc \
 mutation repair-quorum repair node/node_repair.cc \
   'if (!verdict.ok() && !opt_.test_skip_quorum_check) return refuse(rid, verdict.status());' '' \
   sim_test '^RepairTest\.(NodesRefuseEvery|ARepairBelowQuorum)'
-mutation repair-not-involved repair node/node_repair.cc \
-  'if (!part) return refuse(rid, PermissionDenied("the repair does not involve " + node_id_));' '' \
-  sim_test '^RepairTest\.'
+mutation repair-fragment-off-plan repair $S 'if (mv == nullptr || mv->node_id != node_id_) {' \
+  'if (false) {' sim_test '^RepairTest\.(NodesRefuseEvery|APlanThatGives)'
+mutation repair-manifest-off-plan repair node/node_repair.cc \
+  'if (!same || (next.Hash() != approved.Hash() && !CheckSuccessor(approved, next).ok())) {' \
+  'if (false) {' sim_test '^RepairTest\.(NodesRefuseEvery|APlanThatGives)'
 
 # -- audit: chains, checkpoints, witnesses ------------------------------------
 A=node/audit_record.cc
