@@ -146,7 +146,9 @@ for i in "${selected[@]}"; do
         -R "${tests[$i]}" -E "$exclude" >"$log" 2>&1)
       rc=$?
       set -e
-      failed=$(grep -oE '[0-9]+ - [A-Za-z0-9_./]+ \(' "$log" | sed -E 's/^[0-9]+ - //; s/ \($//' |
+      # ctest's closing list: "NN - NAME [# GetParam() = ...] (Failed)".
+      failed=$(sed -n '/The following tests FAILED:/,$p' "$log" |
+        grep -oE '^[[:space:]]*[0-9]+ - [^ ]+' | sed -E 's/^[[:space:]]*[0-9]+ - //' |
         sort -u | head -3 | paste -sd, - || true)
       ran=$(grep -oE 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | grep -oE '[0-9]+$' || true)
       if grep -q 'No tests were found' "$log"; then

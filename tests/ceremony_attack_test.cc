@@ -70,8 +70,9 @@ class CeremonyAttackTest : public ClusterTest {
     EXPECT_EQ(sqlite3_open_v2(f.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
     sqlite3_busy_timeout(db, 10000);
     sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(db, "SELECT seq, kind, peer, request, detail FROM audit ORDER BY seq", -1,
-                       &st, nullptr);
+    sqlite3_prepare_v2(db,
+                       "SELECT seq, kind, peer, request, detail, fields FROM audit ORDER BY seq",
+                       -1, &st, nullptr);
     while (sqlite3_step(st) == SQLITE_ROW) {
       AuditEntry e;
       e.seq = sqlite3_column_int64(st, 0);
@@ -80,6 +81,12 @@ class CeremonyAttackTest : public ClusterTest {
         return t ? std::string(reinterpret_cast<const char*>(t)) : std::string();
       };
       e.event = {text(1), text(2), "", text(3), text(4)};
+      if (const void* f = sqlite3_column_blob(st, 5); f != nullptr) {  // NULL: a v1 entry
+        auto fields = DecodeAuditFields(
+            ByteSpan(static_cast<const uint8_t*>(f), sqlite3_column_bytes(st, 5)));
+        EXPECT_TRUE(fields.ok()) << fields.status().ToString();
+        if (fields.ok()) e.event.fields = *fields;
+      }
       out.push_back(std::move(e));
     }
     sqlite3_finalize(st);
@@ -356,10 +363,16 @@ TEST_F(CeremonyAttackTest, EachApprovalIsAuditedWithItsVerificationResult) {
   EXPECT_EQ(run.code, 1);
   EXPECT_EQ(Count(run.err, "unknown custodian c2; unknown custodian c3"), 6u) << run.err;
   for (int i = 0; i < 6; ++i) {
-    std::map<std::string, std::string> result;
+    std::map<std::string, std::string> result, field;
     for (const auto& e : AuditOf(i)) {
-      if (e.event.kind == "approval") result[e.event.detail.substr(0, 12)] = e.event.detail;
+      if (e.event.kind != "approval") continue;
+      result[e.event.detail.substr(0, 12)] = e.event.detail;
+      field[e.event.Get("custodian").value_or("?")] = e.event.Get("result").value_or("?");
     }
+    // The fields `qv audit log` reads say the same as the text.
+    EXPECT_EQ(field,
+              (std::map<std::string, std::string>{
+                  {"c1", "valid"}, {"c2", "unknown custodian"}, {"c3", "unknown custodian"}}));
     // The result, then when the custodian signed and its note (ForgeApproval
     // signs "now" with no note).
     auto head = [](const std::string& d) { return d.substr(0, d.find(" signed=")); };
