@@ -40,8 +40,12 @@ class CrashTest : public ClusterTest {
   // the process (it had not finished).
   // `shell` runs first in the same shell (e.g. "ulimit -n 300 &&"). A qv
   // that catches the signal ends with 128 + its number; that counts too.
+  // With `staging` set, the delay starts only once a folder beginning with
+  // it exists in dir() (the restore is writing), so a loaded machine cannot
+  // move the signal before the writer starts.
   bool InterruptAfter(const std::string& args, const std::string& marker, size_t count,
-                      std::chrono::milliseconds delay, int sig, const std::string& shell = "") {
+                      std::chrono::milliseconds delay, int sig, const std::string& shell = "",
+                      const std::string& staging = "") {
     const std::string cmd = "cd '" + dir().string() + "' && " + shell + " exec '" + qv_ + "' " +
                             args + " >interrupted.out 2>&1 </dev/null";
     pid_t pid = ::fork();
@@ -62,6 +66,15 @@ class CrashTest : public ClusterTest {
       if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
     EXPECT_TRUE(seen) << marker;
+    bool writing = staging.empty();
+    for (int w = 0; w < 30000 && !writing; ++w) {
+      std::error_code ec;
+      for (auto& e : fs::directory_iterator(dir(), ec)) {
+        writing |= e.path().filename().string().rfind(staging, 0) == 0;
+      }
+      if (!writing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(writing) << staging;
     std::this_thread::sleep_for(delay);
     ::kill(pid, sig);
     int status = 0;
@@ -159,7 +172,7 @@ TEST_F(CrashTest, AnInterruptedNamedFallbackRestoreRemovesItsStaging) {
     // 300 descriptors: 44 files may stay unnamed, the other 20 are named.
     ASSERT_TRUE(InterruptAfter("restore run --cluster cl/cluster.toml" + flags + " --dest out",
                                "req=release", releases, std::chrono::milliseconds(250), sig,
-                               "ulimit -n 300 &&"))
+                               "ulimit -n 300 &&", ".out.qv-partial-"))
         << "the restore finished before it could be interrupted";
     EXPECT_NE(Slurp(dir() / "interrupted.out").find("nothing restored was left behind"),
               std::string::npos)
@@ -306,7 +319,7 @@ TEST_F(CrashTest, BackupsAreAllOrNothingAtEveryCrashPoint) {
     const std::string cmd = "cd '" + dir().string() + "' && " +
                             (node_point ? std::string() : "QV_CRASH_AT=" + p.at) + " '" + qv_ +
                             "' backup --cluster cl/cluster.toml --key cl/coordinator.key "
-                            "--commit-window 3s model >backup.out 2>&1 </dev/null";
+                            "--commit-window 10s model >backup.out 2>&1 </dev/null";
     const int rc = std::system(cmd.c_str());
     // The id: the backup folder that is new on some node.
     std::string id;
@@ -323,7 +336,9 @@ TEST_F(CrashTest, BackupsAreAllOrNothingAtEveryCrashPoint) {
       continue;
     }
     known.insert(id);
-    // Everything back up (without crash points), then the nodes settle.
+    // Everything back up (without crash points), then the nodes settle: a
+    // prepared backup without a commit record is aborted at its deadline (the
+    // 10 s commit window leaves a loaded machine time to upload it).
     RestartNodesWith("");
     for (int w = 0; w < 300; ++w) {
       const size_t f = folders(id), c = committed_on(id);
