@@ -24,8 +24,6 @@ struct NodeServer::Impl {
   NodeService* service;
   const SigningKey* identity;
   ServerOptions opt;
-  asio::io_context ctx;
-  tcp::acceptor acceptor{ctx};
   std::atomic<bool> stopping{false};
   // Connections not yet authenticated, in all and by source address. They
   // cost memory before anyone is known, so both are capped; past a cap a
@@ -34,6 +32,12 @@ struct NodeServer::Impl {
   size_t unauth_total = 0;
   std::map<std::string, size_t> unauth_by_address;
   uint64_t unauth_dropped = 0;
+  // Last, so destroyed first: the io_context's destructor destroys the
+  // sessions still pending (at shutdown), and their slots give their place
+  // back under unauth_mu, which must still exist then (a use after free
+  // that ASan caught at a node's stop during a flood).
+  asio::io_context ctx;
+  tcp::acceptor acceptor{ctx};
 };
 
 namespace {
