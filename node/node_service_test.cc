@@ -110,15 +110,21 @@ class InProcessClusterTest : public ::testing::Test {
     return c.Encode();
   }
 
-  // Presents `cert` for backup `id` to node i as the requester "operator".
-  Response PresentAsOperator(size_t i, const BackupId& id, const Bytes& cert) {
-    NodeService::Session op(
-        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+  // A release of backup `id` under `cert`; `proof` of the reply key makes it a retry.
+  static Request ReleaseOf(const BackupId& id, const Bytes& cert, const Bytes& proof = {}) {
     Request rel;
     rel.op = Op::kRelease;
     rel.backup_id = id;
     rel.payload = cert;
-    return services_[i]->Handle(op, rel);
+    rel.payload2 = proof;
+    return rel;
+  }
+
+  // Presents `cert` for backup `id` to node i as the requester "operator".
+  Response PresentAsOperator(size_t i, const BackupId& id, const Bytes& cert) {
+    NodeService::Session op(
+        PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
+    return services_[i]->Handle(op, ReleaseOf(id, cert));
   }
 
   // Liars stand in for a node when set.
@@ -336,11 +342,7 @@ TEST_F(InProcessClusterTest, FetchingUnitsStopsWhenTheRequestsLifetimeEnds) {
   ASSERT_TRUE(cert.ok());
   NodeService::Session op(
       PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-  Request rel;
-  rel.op = Op::kRelease;
-  rel.backup_id = id;
-  rel.payload = *cert;
-  ASSERT_TRUE(services_[0]->Handle(op, rel).ToStatus().ok());
+  ASSERT_TRUE(services_[0]->Handle(op, ReleaseOf(id, *cert)).ToStatus().ok());
   Request f;
   f.op = Op::kFetchUnits;
   f.backup_id = id;
@@ -372,13 +374,9 @@ TEST_F(InProcessClusterTest, EachShareIsSealedToTheSignedReplyKeyAndNothingElse)
   for (size_t i = 0; i < services_.size(); ++i) {
     NodeService::Session op(
         PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-    Request rel;
-    rel.op = Op::kRelease;
-    rel.backup_id = id;
-    rel.payload = *cert;
     // An unsigned key beside the certificate is not where the share goes.
-    rel.payload2.assign(stranger.public_key.begin(), stranger.public_key.end());
-    Response resp = services_[i]->Handle(op, rel);
+    Response resp = services_[i]->Handle(
+        op, ReleaseOf(id, *cert, Bytes(stranger.public_key.begin(), stranger.public_key.end())));
     ASSERT_TRUE(resp.ToStatus().ok()) << resp.message;
     EXPECT_FALSE(OpenSealed(stranger, resp.payload).ok()) << "node " << i;
     auto plain = OpenSealed(reply_, resp.payload);
@@ -446,12 +444,7 @@ TEST_F(InProcessClusterTest, AReplayIsRefusedAndOnlyTheReplyKeyHolderRetriesThre
   auto present = [&](const Bytes& proof) {
     NodeService::Session op(
         PeerInfo{PeerRole::kRequester, "operator", cluster_.requesters[0].public_key});
-    Request rel;
-    rel.op = Op::kRelease;
-    rel.backup_id = id;
-    rel.payload = *cert;
-    rel.payload2 = proof;
-    return services_[0]->Handle(op, rel);
+    return services_[0]->Handle(op, ReleaseOf(id, *cert, proof));
   };
   ASSERT_TRUE(present({}).ToStatus().ok());
   const BoxKeyPair stranger = NewBoxKeyPair();
