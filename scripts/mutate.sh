@@ -169,9 +169,6 @@ for i in "${selected[@]}"; do
   echo "$row"
   rows+=("$row")
 done
-# Leave the scratch build as the tree is, for the next incremental run.
-# shellcheck disable=SC2086
-cmake --build "$work/build" --parallel "$jobs" --target $all_targets >"$work/build.log" 2>&1 || true
 
 echo
 echo "== mutate: ${#selected[@]} mutations in $(($(date +%s) - start_all)) s"
