@@ -397,8 +397,7 @@ TEST_F(CeremonyAttackTest, AReleaseDeletedAfterOneWitnessRoundIsCaught) {
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
-  // One witness round (200 ms here), with margin for loaded CI machines.
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  AwaitWitnessRound();
   DeleteFromLast(2, "request");  // the request, its approvals, release and receipt
   ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
   Outcome v = Qv("audit verify --cluster cl/cluster.toml");
@@ -415,7 +414,7 @@ TEST_F(CeremonyAttackTest, AReleaseDeletedAfterOneWitnessRoundIsCaught) {
 // releasing nodes still name node-02 as a releaser.
 TEST_F(CeremonyAttackTest, AReleaseDeletedBeforeAnyWitnessRoundIsCaughtByThePeersReceipts) {
   Reconfigure({{"checkpoint_every = 4", "checkpoint_every = 1000"},
-               {"witness_interval_ms = 200", "witness_interval_ms = 3600000"}});
+               {"witness_interval_ms = 1000", "witness_interval_ms = 3600000"}});
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(QuorumRestore(id, "restored").code, 0);

@@ -73,7 +73,7 @@ class ClusterTest : public ::testing::Test {
       std::ofstream(nf)
           << toml
           << "handshake_timeout_ms = 1500\nmessage_timeout_ms = 5000\ncheckpoint_every = 4\n"
-          << "witness_interval_ms = 200\n";
+          << "witness_interval_ms = " << WitnessIntervalMs() << "\n";
     }
     ::signal(SIGABRT, KillClusterOnAbort);
     Outcome up = Qv("cluster up --dir cl");
@@ -87,9 +87,21 @@ class ClusterTest : public ::testing::Test {
     for (auto& p : g_cluster_pids) p.store(0);
   }
 
-  // Remembers the running nodes' pids for KillClusterOnAbort.
   // More `qv cluster init` flags (at most 8 nodes in all).
   virtual std::string InitFlags() const { return ""; }
+
+  // Each node's witness round, here faster than the shipped 10 s. Every
+  // round is a Noise handshake per peer, and each handshake's secure
+  // allocations cost page-table changes on every core: at 200 ms a six-node
+  // cluster kept one core busy by itself, slowing every other test.
+  virtual uint32_t WitnessIntervalMs() const { return 1000; }
+  // Long enough for every node to have run at least one more witness round
+  // (two intervals and a margin for a loaded machine).
+  void AwaitWitnessRound() const {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * WitnessIntervalMs() + 500));
+  }
+
+  // Remembers the running nodes' pids for KillClusterOnAbort.
 
   void NotePids() {
     for (int i = 0; i < nodes_; ++i) {

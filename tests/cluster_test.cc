@@ -431,7 +431,7 @@ TEST_F(ClusterTest, AuditVerifyNamesEditedDeletedReorderedAndTruncatedLogs) {
   ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
   ASSERT_EQ(Qv("audit verify --cluster cl/cluster.toml").code, 0);
   // Give the witnesses time to countersign, then stop (final checkpoints).
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  AwaitWitnessRound();
   Qv("cluster down --dir cl");
   auto edit = [&](int node, const std::string& sql) {
     sqlite3* db = nullptr;
@@ -471,7 +471,7 @@ TEST_F(ClusterTest, HistoryRewrittenAndResignedWithTheStolenNodeKeyIsCaughtByWit
   // A second restore pushes node-02's log past a checkpoint after the first
   // release, and the wait lets every witness countersign it.
   ASSERT_EQ(QuorumRestore(id, "second").code, 0);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  AwaitWitnessRound();
   Qv("cluster down --dir cl");
 
   const fs::path db = dir() / "cl/nodes/node-02/data/audit.db";
@@ -547,7 +547,7 @@ TEST_F(ClusterTest, HistoryRewrittenAndResignedWithTheStolenNodeKeyIsCaughtByWit
   }
   EXPECT_TRUE(alerted);
   // Once per witness, not once per round: the alert must not flood the logs.
-  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  AwaitWitnessRound();
   std::string trail = Qv("audit log --cluster cl/cluster.toml --json").out;
   size_t alerts = 0;
   for (size_t p = 0;

@@ -25,6 +25,9 @@ namespace {
 
 class FloodTest : public ClusterTest {
  protected:
+  // Witnessing beside a stalled peer is measured against a 2 s bound.
+  uint32_t WitnessIntervalMs() const override { return 200; }
+
   int NodePid(int i) {
     return std::atoi(Slurp(dir() / "cl/nodes" / NodeId(i) / "node.pid").c_str());
   }
