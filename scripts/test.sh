@@ -8,13 +8,19 @@
 # those passes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Each pass's start and the time so far, so a slow CI run names its pass.
+stage() { echo "== [$((SECONDS / 60)) min $((SECONDS % 60)) s] $*"; }
+trap 'stage "test.sh ends (exit $?)"' EXIT
+
+stage "dependencies and the -Werror build"
 bash scripts/build.sh -DQV_WERROR=ON -DQV_TESTS=ON
 
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 
 if [ "${QV_SKIP_ASAN:-0}" != "1" ]; then
-  echo "== AddressSanitizer + UndefinedBehaviorSanitizer pass (every test)"
+  stage "AddressSanitizer + UndefinedBehaviorSanitizer pass (every test)"
   cmake -S . -B build-asan "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DQV_SANITIZE=address,undefined -DQV_WERROR=ON -DQV_TESTS=ON >/dev/null
   cmake --build build-asan --parallel "$(nproc)"
@@ -28,7 +34,7 @@ if [ "${QV_SKIP_ASAN:-0}" != "1" ]; then
 fi
 
 if [ "${QV_SKIP_TSAN:-0}" != "1" ]; then
-  echo "== ThreadSanitizer pass (pipeline, crypto, in-process cluster)"
+  stage "ThreadSanitizer pass (pipeline, crypto, in-process cluster)"
   cmake -S . -B build-tsan "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DQV_SANITIZE=thread -DQV_WERROR=ON -DQV_TESTS=ON >/dev/null
   cmake --build build-tsan --parallel "$(nproc)" --target coordinator_test crypto_test node_test qv
@@ -38,14 +44,16 @@ if [ "${QV_SKIP_TSAN:-0}" != "1" ]; then
 fi
 
 if [ "${QV_SKIP_FUZZ:-0}" != "1" ]; then
+  stage "fuzz smoke"
   bash scripts/fuzz.sh 20
 fi
 
 if [ "${QV_SKIP_MUTATE:-0}" != "1" ]; then
   # Every check of the README's threat model has a test that fails without it
   # (scripts/mutations.sh lists them); any survivor fails the run.
+  stage "curated mutations"
   bash scripts/mutate.sh
 fi
 
-echo "== all tests"
+stage "all tests"
 (cd build && ctest --output-on-failure -j "$(nproc)" --timeout 300)
