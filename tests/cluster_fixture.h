@@ -102,7 +102,6 @@ class ClusterTest : public ::testing::Test {
   }
 
   // Remembers the running nodes' pids for KillClusterOnAbort.
-
   void NotePids() {
     for (int i = 0; i < nodes_; ++i) {
       g_cluster_pids[i].store(static_cast<pid_t>(
