@@ -45,7 +45,7 @@ void FrameDecoder::Reserve(size_t n) {
     end_ -= start_;
     start_ = 0;
   }
-  if (buf_.size() - end_ < n) buf_.resize(std::max(end_ + n, 4 * n));
+  if (buf_.size() - end_ < n) buf_.resize(std::max(end_ + n, 2 * n));
 }
 
 Status FrameDecoder::Feed(ByteSpan data) {
@@ -56,11 +56,17 @@ Status FrameDecoder::Feed(ByteSpan data) {
 }
 
 MutableByteSpan FrameDecoder::Prepare(size_t max) {
-  Reserve(max);
-  return MutableByteSpan(buf_.data() + end_, max);
+  // A frame is at most 64 KiB, so a small offer never stalls one: the buffer
+  // compacts or grows by the offer until the frame is in.
+  offered_ = std::min(max, read_size_);
+  Reserve(offered_);
+  return MutableByteSpan(buf_.data() + end_, offered_);
 }
 
 Status FrameDecoder::Commit(size_t n) {
+  // A read that filled its offer says more is waiting: offer twice as much.
+  if (n > 0 && n >= offered_ && read_size_ < (size_t{1} << 30)) read_size_ *= 2;
+  offered_ = 0;
   end_ += std::min(n, buf_.size() - end_);
   return Check();
 }

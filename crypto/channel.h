@@ -37,9 +37,14 @@ class FrameDecoder {
  public:
   // Appends data; fails on a length outside 1..65535.
   Status Feed(ByteSpan data);
-  // Zero-copy receive: Prepare returns `max` writable bytes at the end of the
-  // buffer (valid until the next call on this decoder); the caller reads into
-  // them and then commits the `n <= max` bytes it got, which Feed checks.
+  // Zero-copy receive: Prepare returns up to `max` writable bytes at the end
+  // of the buffer (valid until the next call on this decoder); the caller
+  // reads into them and then commits the `n` bytes it got, which Feed checks.
+  // It offers kFirstRead bytes at first and twice as many after each read
+  // that filled its offer: a connection of small messages (a handshake, a
+  // health check, a flood of strangers) holds 32 KiB, a bulk transfer soon
+  // reads `max` at a time.
+  static constexpr size_t kFirstRead = 16 * 1024;
   MutableByteSpan Prepare(size_t max);
   Status Commit(size_t n);
   // The next complete frame body, if one is buffered.
@@ -58,6 +63,8 @@ class FrameDecoder {
   Bytes buf_;
   size_t start_ = 0;
   size_t end_ = 0;
+  size_t read_size_ = kFirstRead;  // the next Prepare's offer, before `max`
+  size_t offered_ = 0;             // what the last Prepare offered
 };
 
 Bytes EncodeFrame(ByteSpan body);

@@ -92,6 +92,41 @@ TEST(ChannelTest, AMessageLikeThePreviousOneIsReceivedWithoutRegrowingItsBuffer)
   }
 }
 
+TEST(ChannelTest, ReceivesOfferLittleRoomUntilReadsFillItThenUpToTheLimit) {
+  // Each connection's buffer starts small: a stranger's connection or a
+  // witness round's health check costs 32 KiB, not megabytes.
+  constexpr size_t kMax = 256 * 1024;
+  FrameDecoder dec;
+  EXPECT_EQ(dec.Prepare(kMax).size(), FrameDecoder::kFirstRead);
+  // A partial read keeps the offer; a full one doubles it, up to the limit.
+  ASSERT_TRUE(dec.Commit(0).ok());
+  EXPECT_EQ(dec.Prepare(kMax).size(), FrameDecoder::kFirstRead);
+  size_t want = FrameDecoder::kFirstRead;
+  for (int reads = 0; reads < 8; ++reads) {
+    MutableByteSpan room = dec.Prepare(kMax);
+    EXPECT_EQ(room.size(), std::min(want, kMax)) << reads;
+    std::fill(room.begin(), room.end(), 0);  // zero-length frames, refused,
+    (void)dec.Commit(room.size());           // but only the offers matter here
+    want *= 2;
+  }
+  EXPECT_EQ(dec.Prepare(1000).size(), 1000u);  // never more than asked
+  // Frames larger than the first offer still arrive whole, one read at a time.
+  FrameDecoder big;
+  const Bytes body(65535, 0x5a);
+  const Bytes wire = EncodeFrame(body);
+  size_t at = 0, reads = 0;
+  while (!big.Peek()) {
+    MutableByteSpan room = big.Prepare(kMax);
+    const size_t n = std::min(room.size(), wire.size() - at);
+    std::copy_n(wire.begin() + static_cast<std::ptrdiff_t>(at), n, room.begin());
+    ASSERT_TRUE(big.Commit(n).ok());
+    at += n;
+    ASSERT_LT(++reads, 10u);
+  }
+  EXPECT_EQ(Bytes(big.Peek()->begin(), big.Peek()->end()), body);
+  EXPECT_EQ(reads, 3u);  // 16 KiB, 32 KiB, then the last 16 KiB
+}
+
 TEST(ChannelTest, OversizedAndZeroLengthPrefixesAreRejected) {
   for (Bytes prefix : {Bytes{0xff, 0xff, 0xff, 0xff}, Bytes{0, 1, 0, 0}, Bytes{0, 0, 0, 0}}) {
     FrameDecoder dec;
