@@ -61,6 +61,7 @@ class ClusterTest : public ::testing::Test {
     // kept below the kernel's ephemeral range (32768+) so no client socket's
     // source port can hold a node's port.
     base_port_ = 10000 + (::getpid() % 2500) * 8;
+    witness_ms_ = WitnessIntervalMs();
     Outcome init =
         Qv("cluster init --dir cl --base-port " + std::to_string(base_port_) + InitFlags());
     ASSERT_EQ(init.code, 0) << init.err;
@@ -73,7 +74,7 @@ class ClusterTest : public ::testing::Test {
       std::ofstream(nf)
           << toml
           << "handshake_timeout_ms = 1500\nmessage_timeout_ms = 5000\ncheckpoint_every = 4\n"
-          << "witness_interval_ms = " << WitnessIntervalMs() << "\n";
+          << "witness_interval_ms = " << witness_ms_ << "\n";
     }
     ::signal(SIGABRT, KillClusterOnAbort);
     Outcome up = Qv("cluster up --dir cl");
@@ -90,15 +91,39 @@ class ClusterTest : public ::testing::Test {
   // More `qv cluster init` flags (at most 8 nodes in all).
   virtual std::string InitFlags() const { return ""; }
 
-  // Each node's witness round, here faster than the shipped 10 s. Every
-  // round is a Noise handshake per peer, and each handshake's secure
-  // allocations cost page-table changes on every core: at 200 ms a six-node
-  // cluster kept one core busy by itself, slowing every other test.
-  virtual uint32_t WitnessIntervalMs() const { return 1000; }
+  // The nodes' witness interval at start. An idle cluster's witness rounds
+  // cost CPU (each is a Noise handshake per peer, and each handshake's
+  // secure allocations change page tables on every core: at 200 ms a
+  // six-node cluster kept a core busy), so by default no round runs within
+  // a test; a test about witnessing turns them on with WitnessEvery().
+  static constexpr uint32_t kNoWitnessMs = 86400000;
+  virtual uint32_t WitnessIntervalMs() const { return kNoWitnessMs; }
+  // Restarts the nodes witnessing every `ms`.
+  void WitnessEvery(uint32_t ms) {
+    Reconfigure({{"witness_interval_ms = " + std::to_string(witness_ms_),
+                  "witness_interval_ms = " + std::to_string(ms)}});
+    witness_ms_ = ms;
+  }
   // Long enough for every node to have run at least one more witness round
   // (two intervals and a margin for a loaded machine).
   void AwaitWitnessRound() const {
-    std::this_thread::sleep_for(std::chrono::milliseconds(2 * WitnessIntervalMs() + 500));
+    std::this_thread::sleep_for(std::chrono::milliseconds(2 * witness_ms_ + 500));
+  }
+
+  // Restarts the nodes with each `from` in their node.toml replaced by `to`.
+  void Reconfigure(const std::vector<std::pair<std::string, std::string>>& edits) {
+    Qv("cluster down --dir cl");
+    for (int i = 0; i < nodes_; ++i) {
+      const fs::path nf = dir() / "cl/nodes" / NodeId(i) / "node.toml";
+      std::string toml = Slurp(nf);
+      for (const auto& [from, to] : edits) {
+        const size_t at = toml.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        toml.replace(at, from.size(), to);
+      }
+      std::ofstream(nf, std::ios::trunc) << toml;
+    }
+    ASSERT_EQ(Qv("cluster up --dir cl").code, 0);
   }
 
   // Remembers the running nodes' pids for KillClusterOnAbort.
@@ -268,6 +293,7 @@ class ClusterTest : public ::testing::Test {
   ScopedTempDir tmp_{"qv-cluster-test"};
   std::string qv_;
   int base_port_ = 0;
+  uint32_t witness_ms_ = 0;  // the nodes' witness_interval_ms now
   ClusterConfig cluster_;
 };
 

@@ -426,6 +426,7 @@ TEST_F(ClusterTest, RequesterApprovingOwnRequestIsRefused) {
 }
 
 TEST_F(ClusterTest, AuditVerifyNamesEditedDeletedReorderedAndTruncatedLogs) {
+  WitnessEvery(1000);
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(QuorumRestore(id, "restored").code, 0);
@@ -465,6 +466,7 @@ TEST_F(ClusterTest, AuditVerifyNamesEditedDeletedReorderedAndTruncatedLogs) {
 // by itself, so only the other nodes' witness records can catch it: both
 // `qv audit verify` and the witnesses' next round (an audited alert) do.
 TEST_F(ClusterTest, HistoryRewrittenAndResignedWithTheStolenNodeKeyIsCaughtByWitnesses) {
+  WitnessEvery(1000);
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
   ASSERT_EQ(QuorumRestore(id, "first").code, 0);
@@ -1034,6 +1036,7 @@ TEST(PrometheusFormatTest, TheCheckerRefusesWhatIsNotTheFormat) {
 }
 
 TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormatAndStatusSummarizesThem) {
+  WitnessEvery(1000);
   RestartNodesWith("metrics_file = \"metrics.prom\"\nmetrics_interval_s = 1\n");
   ASSERT_EQ(Qv("sample --out model --size 256KiB --shards 1").code, 0);
   const std::string id = Backup("model");
