@@ -346,6 +346,7 @@ std::string NodeConfig::ToToml() const {
     << "\nclock_skew_seconds = " << clock_skew_seconds
     << "\ncheckpoint_every = " << checkpoint_every
     << "\nwitness_interval_ms = " << witness_interval_ms
+    << "\nsettle_interval_ms = " << settle_interval_ms
     << "\nwitness_max_entries = " << witness_max_entries << "\nwitness_max_ms = " << witness_max_ms
     << "\nself_scrub_interval_s = " << self_scrub_interval_s
     << "\nself_scrub_permille = " << self_scrub_permille
@@ -390,6 +391,7 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
                                "clock_skew_seconds",
                                "checkpoint_every",
                                "witness_interval_ms",
+                               "settle_interval_ms",
                                "witness_max_entries",
                                "witness_max_ms",
                                "message_timeout_ms",
@@ -433,6 +435,8 @@ Result<NodeConfig> NodeConfig::Load(const fs::path& path) {
       OptionalUInt(*n, "checkpoint_every", source, "node", 1, 100000, &c.checkpoint_every));
   QV_RETURN_IF_ERROR(OptionalUInt(*n, "witness_interval_ms", source, "node", 50, 86400000,
                                   &c.witness_interval_ms));
+  QV_RETURN_IF_ERROR(
+      OptionalUInt(*n, "settle_interval_ms", source, "node", 50, 3600000, &c.settle_interval_ms));
   QV_RETURN_IF_ERROR(OptionalUInt(*n, "witness_max_entries", source, "node", 1024, 16777216,
                                   &c.witness_max_entries));
   QV_RETURN_IF_ERROR(

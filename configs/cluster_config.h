@@ -92,10 +92,13 @@ struct NodeConfig {
   uint32_t max_unauthenticated_connections = 512;
   uint32_t max_unauthenticated_per_address = 64;
   // Optional: clock skew tolerated on request times; how many audit entries
-  // between signed checkpoints; how often to witness the other nodes' logs.
+  // between signed checkpoints; how often to witness the other nodes' logs;
+  // how often to settle backups still waiting for their commit record (ask
+  // the peers for it, abort past the deadline) and log refusal counts.
   uint32_t clock_skew_seconds = 300;
   uint32_t checkpoint_every = 16;
   uint32_t witness_interval_ms = 10000;
+  uint32_t settle_interval_ms = 10000;
   // Optional: the most entries and time one witness round spends on one
   // peer (a longer catch-up resumes next round).
   uint32_t witness_max_entries = 65536;

@@ -121,6 +121,43 @@ TEST_F(ClusterConfigTest, NodeFileNamesMissingFiles) {
   EXPECT_EQ(NodeConfig::Load(tmp_.path() / "nope.toml").status().code(), StatusCode::kNotFound);
 }
 
+// Each timer of the node file is its own key, bounded on both sides; the
+// settling clock is not the witness clock (a node witnessing daily still
+// settles its backups every few seconds).
+TEST_F(ClusterConfigTest, NodeTimersLoadSeparatelyAndOutOfRangeValuesAreRefused) {
+  const fs::path nf = NodeConfigPath(tmp_.path() / "c", "node-00");
+  auto text = ReadFileText(nf, 1 << 20);
+  ASSERT_TRUE(text.ok()) << text.status().ToString();
+  const std::string original = *text;
+  auto with = [&](const std::string& key, const std::string& value) {
+    const size_t at = original.find(key + " = ");
+    EXPECT_NE(at, std::string::npos) << key;
+    const size_t end = original.find('\n', at);
+    std::string t = original;
+    t.replace(at, end - at, key + " = " + value);
+    EXPECT_TRUE(WriteFileAtomic(nf, AsBytes(t), 0600).ok());
+    return NodeConfig::Load(nf);
+  };
+  auto defaults = NodeConfig::Load(nf);
+  ASSERT_TRUE(defaults.ok()) << defaults.status().ToString();
+  EXPECT_EQ(defaults->settle_interval_ms, 10000u);
+  auto daily = with("witness_interval_ms", "86400000");
+  ASSERT_TRUE(daily.ok()) << daily.status().ToString();
+  EXPECT_EQ(daily->witness_interval_ms, 86400000u);
+  EXPECT_EQ(daily->settle_interval_ms, 10000u);
+  for (const auto& [value, ok] : std::vector<std::pair<std::string, bool>>{
+           {"49", false}, {"50", true}, {"3600000", true}, {"3600001", false}, {"-1", false}}) {
+    auto n = with("settle_interval_ms", value);
+    EXPECT_EQ(n.ok(), ok) << value;
+    if (ok && n.ok()) {
+      EXPECT_EQ(std::to_string(n->settle_interval_ms), value);
+    } else if (!ok) {
+      EXPECT_NE(n.status().message().find("node.settle_interval_ms"), std::string::npos)
+          << n.status().ToString();
+    }
+  }
+}
+
 // A principal whose signing key is in a token names a second key for the
 // node channels; it round-trips, and may not be any other party's key.
 TEST_F(ClusterConfigTest, AChannelKeyRoundTripsAndIsOneKeyOneParty) {

@@ -29,18 +29,19 @@ namespace {
 
 // The daemon's timers around the threadless node (node/node.h): each other
 // node is witnessed on its own thread, so a slow or lying peer delays no
-// other; two-phase-commit settling and refusal counts run on one more.
+// other; two-phase-commit settling and refusal counts run on one more, on
+// their own clock (a node that witnesses hourly still aborts on time).
 // Every connection polls one eventfd, so Stop() cancels calls in flight
 // (handshakes included) instead of waiting on a peer.
 class Timers {
  public:
-  Timers(Node* node, int cancel_fd, uint32_t interval_ms)
-      : node_(node), cancel_fd_(cancel_fd), interval_(interval_ms) {}
+  Timers(Node* node, int cancel_fd) : node_(node), cancel_fd_(cancel_fd) {}
   ~Timers() { Stop(); }
 
   void Start() {
-    threads_.emplace_back([this] {
-      while (Wait()) node_->Tick();
+    const std::chrono::milliseconds settle(node_->config().settle_interval_ms);
+    threads_.emplace_back([this, settle] {
+      while (Wait(settle)) node_->Tick();
     });
     // Metrics for node_exporter's textfile collector, replaced atomically.
     if (const fs::path f = node_->config().metrics_file; !f.empty()) {
@@ -68,8 +69,9 @@ class Timers {
     members_ = node_->cluster();
     for (const auto& n : members_->nodes) {
       if (n.id == node_->self().id) continue;
-      threads_.emplace_back([this, &n] {
-        while (Wait()) node_->WitnessRound(n, &stopping_);
+      const std::chrono::milliseconds every(node_->config().witness_interval_ms);
+      threads_.emplace_back([this, &n, every] {
+        while (Wait(every)) node_->WitnessRound(n, &stopping_);
       });
     }
   }
@@ -91,7 +93,6 @@ class Timers {
 
  private:
   // Waits one interval; false when stopping.
-  bool Wait() { return Wait(std::chrono::milliseconds(interval_)); }
   bool Wait(std::chrono::milliseconds interval) {
     std::unique_lock<std::mutex> lock(mu_);
     return !cv_.wait_for(lock, interval, [&] { return stop_; });
@@ -100,7 +101,6 @@ class Timers {
   Node* node_;
   std::shared_ptr<const ClusterConfig> members_;  // peers witnessed
   const int cancel_fd_;
-  const uint32_t interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                  // guarded by mu_
@@ -226,7 +226,7 @@ Status RunNodeDaemon(const fs::path& node_config) {
   const std::string listen = node.self().host + ":" + std::to_string(server->port());
   service.Log("event=start listen=" + listen + " pid=" + std::to_string(::getpid()));
   service.Audit({"start", "", "", "", "listen=" + listen});
-  Timers timers(&node, cancel.get(), nc.witness_interval_ms);
+  Timers timers(&node, cancel.get());
   timers.Start();
   Status s = server->Run(/*handle_signals=*/true);
   timers.Stop();

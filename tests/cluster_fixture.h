@@ -74,7 +74,7 @@ class ClusterTest : public ::testing::Test {
       std::ofstream(nf)
           << toml
           << "handshake_timeout_ms = 1500\nmessage_timeout_ms = 5000\ncheckpoint_every = 4\n"
-          << "witness_interval_ms = " << witness_ms_ << "\n";
+          << "witness_interval_ms = " << witness_ms_ << "\nsettle_interval_ms = 500\n";
     }
     ::signal(SIGABRT, KillClusterOnAbort);
     Outcome up = Qv("cluster up --dir cl");
