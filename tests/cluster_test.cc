@@ -1046,7 +1046,8 @@ TEST_F(ClusterTest, NodesWriteMetricsInThePrometheusTextFormatAndStatusSummarize
   for (int wait = 0; wait < 100; ++wait) {
     text = Slurp(f);
     if (text.find("qv_release_seconds_count{node=\"node-01\"} 1") != std::string::npos &&
-        text.find("qv_witness_lag_seconds{") != std::string::npos) {
+        text.find("qv_witness_lag_seconds{node=\"node-01\",peer=\"node-00\"}") !=
+            std::string::npos) {
       break;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
