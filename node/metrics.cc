@@ -98,6 +98,11 @@ void Metrics::Witnessed(const std::string& peer, int64_t unix) {
   witnessed_[peer] = unix;
 }
 
+void Metrics::ConnectionCapped(bool per_address) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++(per_address ? capped_per_address_ : capped_total_);
+}
+
 std::string Metrics::Text(const std::string& node, const Gauges& g) const {
   std::lock_guard<std::mutex> lock(mu_);
   const std::string n = "node=\"" + Label(node) + "\"";
@@ -121,6 +126,12 @@ std::string Metrics::Text(const std::string& node, const Gauges& g) const {
   for (const auto& [k, v] : bytes_out_) {
     out += "qv_served_bytes_total{" + n + ",kind=\"" + Label(k) + "\"} " + std::to_string(v) + "\n";
   }
+  Header(out, "qv_connections_capped_total", "counter",
+         "Connections closed at accept: a cap on unauthenticated connections was reached.");
+  out +=
+      "qv_connections_capped_total{" + n + ",cap=\"node\"} " + std::to_string(capped_total_) + "\n";
+  out += "qv_connections_capped_total{" + n + ",cap=\"address\"} " +
+         std::to_string(capped_per_address_) + "\n";
   Header(out, "qv_release_seconds", "summary",
          "Time from a certificate's arrival to the sealed share's release.");
   out += "qv_release_seconds_sum{" + n + "} " + Number(release_seconds_) + "\n";

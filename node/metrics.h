@@ -41,6 +41,9 @@ class Metrics {
   void Witnessed(const std::string& peer, int64_t unix);
   // When the last witness round with any peer ended (0: none yet).
   int64_t LastWitnessed() const;
+  // A connection closed at accept: a cap on unauthenticated connections,
+  // the node-wide one or the per-address one, was reached.
+  void ConnectionCapped(bool per_address);
 
   using Gauges = NodeStats;
   // The whole exposition, `node` as a label on every sample.
@@ -57,6 +60,7 @@ class Metrics {
   uint64_t releases_ = 0;
   double release_seconds_ = 0;
   std::map<std::string, int64_t> witnessed_;  // peer -> unix time of the last round
+  uint64_t capped_total_ = 0, capped_per_address_ = 0;
 };
 
 }  // namespace qv

@@ -31,7 +31,6 @@ struct NodeServer::Impl {
   std::mutex unauth_mu;
   size_t unauth_total = 0;
   std::map<std::string, size_t> unauth_by_address;
-  uint64_t unauth_dropped = 0;
   // Last, so destroyed first: the io_context's destructor destroys the
   // sessions still pending (at shutdown), and their slots give their place
   // back under unauth_mu, which must still exist then (a use after free
@@ -50,20 +49,26 @@ class UnauthSlot {
   ~UnauthSlot() { Release(); }
   UnauthSlot(const UnauthSlot&) = delete;
   UnauthSlot& operator=(const UnauthSlot&) = delete;
-  // False (and nothing taken) when a cap is reached.
+  // False (nothing taken, and the node's metrics count it) when a cap is
+  // reached.
   bool Take() {
-    std::lock_guard<std::mutex> lock(s_->unauth_mu);
-    size_t& mine = s_->unauth_by_address[address_];
-    if (s_->unauth_total >= s_->opt.max_unauthenticated ||
-        mine >= s_->opt.max_unauthenticated_per_address) {
-      if (mine == 0) s_->unauth_by_address.erase(address_);
-      ++s_->unauth_dropped;
-      return false;
+    bool per_address = false;
+    {
+      std::lock_guard<std::mutex> lock(s_->unauth_mu);
+      size_t& mine = s_->unauth_by_address[address_];
+      if (s_->unauth_total >= s_->opt.max_unauthenticated ||
+          mine >= s_->opt.max_unauthenticated_per_address) {
+        per_address = s_->unauth_total < s_->opt.max_unauthenticated;
+        if (mine == 0) s_->unauth_by_address.erase(address_);
+      } else {
+        ++mine;
+        ++s_->unauth_total;
+        held_ = true;
+        return true;
+      }
     }
-    ++mine;
-    ++s_->unauth_total;
-    held_ = true;
-    return true;
+    s_->service->metrics().ConnectionCapped(per_address);
+    return false;
   }
   void Release() {
     if (!held_) return;

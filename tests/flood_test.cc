@@ -69,6 +69,7 @@ TEST_F(FloodTest, HeldUnauthenticatedConnectionsNeitherGrowTheNodeNorLockOutPinn
   r.rlim_cur = std::min<rlim_t>(r.rlim_max, 12000);
   ::setrlimit(RLIMIT_NOFILE, &r);
   ASSERT_GE(r.rlim_cur, 10100u) << "the test needs 10,100 descriptors";
+  RestartNodesWith("metrics_file = \"metrics.prom\"\nmetrics_interval_s = 1\n");
   ASSERT_EQ(Qv("sample --out model --size 2MiB --shards 1").code, 0);
   const double idle = RssMiB(0);
   std::vector<int> held;
@@ -99,9 +100,24 @@ TEST_F(FloodTest, HeldUnauthenticatedConnectionsNeitherGrowTheNodeNorLockOutPinn
   Outcome b = Qv("backup --cluster cl/cluster.toml --key cl/coordinator.key model");
   EXPECT_EQ(b.code, 0) << b.err;
   for (int fd : held) ::close(fd);
-  // The node counted what it turned away.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_LT(RssMiB(0) - idle, 48.0);
+  // The node's metrics count what the per-address cap turned away: at least
+  // all but the few hundred accepted (64 at a time, each held until the
+  // handshake timeout) of the 10,000.
+  const std::string line = "qv_connections_capped_total{node=\"node-00\",cap=\"address\"} ";
+  uint64_t capped = 0;
+  for (int wait = 0; wait < 50 && capped < 8000; ++wait) {
+    const std::string text = Slurp(dir() / "cl/nodes/node-00/metrics.prom");
+    const size_t at = text.find(line);
+    if (at != std::string::npos)
+      capped = std::strtoull(text.c_str() + at + line.size(), nullptr, 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::printf("connections closed at accept by the per-address cap: %llu of %zu\n",
+              static_cast<unsigned long long>(capped), held.size());
+  EXPECT_GE(capped, 8000u);
+  EXPECT_LE(capped, held.size());
 }
 
 // A pinned peer that completes the handshake and then sends a request one
