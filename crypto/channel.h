@@ -41,9 +41,9 @@ class FrameDecoder {
   // of the buffer (valid until the next call on this decoder); the caller
   // reads into them and then commits the `n` bytes it got, which Feed checks.
   // It offers kFirstRead bytes at first and twice as many after each read
-  // that filled its offer: a connection of small messages (a handshake, a
-  // health check, a flood of strangers) holds 32 KiB, a bulk transfer soon
-  // reads `max` at a time.
+  // that filled its offer: a connection of small messages (a witness
+  // round's health check, a coordinator's status call) holds 32 KiB, a bulk
+  // transfer soon reads `max` at a time.
   static constexpr size_t kFirstRead = 16 * 1024;
   MutableByteSpan Prepare(size_t max);
   Status Commit(size_t n);

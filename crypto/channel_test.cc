@@ -93,8 +93,8 @@ TEST(ChannelTest, AMessageLikeThePreviousOneIsReceivedWithoutRegrowingItsBuffer)
 }
 
 TEST(ChannelTest, ReceivesOfferLittleRoomUntilReadsFillItThenUpToTheLimit) {
-  // Each connection's buffer starts small: a stranger's connection or a
-  // witness round's health check costs 32 KiB, not megabytes.
+  // Each connection's buffer starts small: a witness round's health check
+  // costs 32 KiB, not megabytes.
   constexpr size_t kMax = 256 * 1024;
   FrameDecoder dec;
   EXPECT_EQ(dec.Prepare(kMax).size(), FrameDecoder::kFirstRead);
