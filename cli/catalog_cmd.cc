@@ -17,13 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-Status OneOf(const CatalogSource& w) {
-  if (w.local.empty() == w.cluster.empty()) {
-    return InvalidArgument("give exactly one of --local DIR or --cluster FILE");
-  }
-  return Status::Ok();
-}
-
 std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : sep) + p;
@@ -65,7 +58,7 @@ Result<SignedManifest> ManifestSource::Get(const BackupId& id, std::vector<std::
 }
 
 Result<ManifestSource> OpenManifests(const CatalogSource& where) {
-  QV_RETURN_IF_ERROR(OneOf(where));
+  QV_RETURN_IF_ERROR(LocalOrCluster(where.local, where.cluster));
   ManifestSource m;
   if (!where.cluster.empty()) {
     QV_ASSIGN_OR_RETURN(m.cluster, OpenCluster(where.cluster, where.key));
@@ -206,7 +199,8 @@ int CmdList(const ListArgs& a) {
     if (!when.ok()) return Fail(when.status().WithContext("--since"));
     since = *when;
   }
-  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
+  if (Status usage = LocalOrCluster(a.src.local, a.src.cluster); !usage.ok())
+    return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto ids = src->List();
@@ -292,7 +286,8 @@ int CmdShow(const ShowArgs& a) {
   const bool json = a.json;
   const std::string& cluster = a.src.cluster;
   const std::string& key = a.src.key;
-  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
+  if (Status usage = LocalOrCluster(a.src.local, a.src.cluster); !usage.ok())
+    return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto sm = ManifestNamed(*src, a.backup, "--backup");
@@ -410,7 +405,8 @@ int CmdShow(const ShowArgs& a) {
 }
 
 int CmdDiff(const DiffArgs& a) {
-  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
+  if (Status usage = LocalOrCluster(a.src.local, a.src.cluster); !usage.ok())
+    return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto ma = ManifestNamed(*src, a.a, "A");
@@ -465,7 +461,8 @@ int CmdDiff(const DiffArgs& a) {
 }
 
 int CmdVerify(const VerifyArgs& a) {
-  if (Status usage = OneOf(a.src); !usage.ok()) return FailUsage(usage);
+  if (Status usage = LocalOrCluster(a.src.local, a.src.cluster); !usage.ok())
+    return FailUsage(usage);
   auto src = OpenManifests(a.src);
   if (!src.ok()) return Fail(src.status());
   auto sm = ManifestNamed(*src, a.backup, "--backup");

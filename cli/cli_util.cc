@@ -285,4 +285,11 @@ Result<int64_t> ParseDuration(const std::string& text) {
   return int64_t{v} * mul;
 }
 
+Status LocalOrCluster(const std::string& local, const std::string& cluster) {
+  if (local.empty() == cluster.empty()) {
+    return InvalidArgument("give exactly one of --local DIR or --cluster FILE");
+  }
+  return Status::Ok();
+}
+
 }  // namespace qv

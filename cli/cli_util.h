@@ -21,6 +21,22 @@
 
 namespace qv {
 
+inline constexpr const char* kVersion = "qv 0.1.0";
+
+// The words every help page may use, defined once.
+inline constexpr std::string_view kConcepts =
+    "Words used here:\n"
+    "  custodian   a person whose signed approval counts toward a restore; listed with a key\n"
+    "              in the cluster file and fixed into each backup's signed policy\n"
+    "  requester   (the operator) asks for a restore, and alone may present the approvals\n"
+    "  quorum      how many distinct custodians must approve (M of the N listed); one\n"
+    "              custodian's denial vetoes\n"
+    "  k, m, t     k data + m parity fragments, one per node (any k rebuild the data); the\n"
+    "              key is split into shares, one per node, and any t of them rebuild it\n";
+
+// Usage: exactly one of --local DIR and --cluster FILE is given.
+Status LocalOrCluster(const std::string& local, const std::string& cluster);
+
 // Prints "qv: error: ..." (escaped, line by line) and returns exit status 1;
 // with JSON errors on (--json), also the error as JSON on stdout.
 int Fail(const Status& s);

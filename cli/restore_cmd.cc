@@ -39,6 +39,160 @@ namespace fs = std::filesystem;
 
 namespace qv {
 
+RestoreCommands AddRestoreCommands(CLI::App& app, RestoreArgs& local, RequestArgs& rq,
+                                   RunArgs& rr) {
+  auto* restore =
+      app.add_subcommand("restore", "Restore a backup from any t shares and k fragments");
+  auto* r_local =
+      restore->add_option("--local", local.local, "development layout folder used at backup");
+  auto* r_cluster =
+      restore->add_option("--cluster", local.cluster, "cluster file: restore from its nodes");
+  r_local->excludes(r_cluster);
+  restore->add_option("--key", local.key,
+                      "coordinator key (default: coordinator.key beside the cluster file)");
+  restore->add_option("--backup", local.backup, "backup id (32 hex characters)");
+  restore->add_option("--dest", local.dest, "new folder to restore into (must not exist)");
+  restore->require_subcommand(0, 1);
+
+  auto* r_request = restore->add_subcommand(
+      "request", "Ask for a restore: a signed request custodians can approve");
+  r_request->add_option("--cluster", rq.cluster, "cluster file")->required();
+  r_request->add_option("--key", rq.key,
+                        "requester key (default: operator.key beside the cluster file)");
+  r_request->add_option("--backup", rq.backup, "backup id (32 hex characters)")->required();
+  r_request->add_option("--purpose", rq.purpose, "why, in words custodians will read")->required();
+  r_request->add_option("--destination", rq.destination, "where the restore will land (label)");
+  r_request->add_option("--ttl", rq.ttl, "how long custodians have (e.g. 30m, 4h, 1d)")
+      ->capture_default_str();
+  r_request->add_option("--valid-from", rq.valid_from,
+                        "start of validity, unix seconds (default: now)");
+  r_request
+      ->add_option("--out", rq.out, "request file to write; its one-time secret goes to OUT.key")
+      ->required();
+  r_request->add_flag("--json", rq.json, "machine-readable output");
+  r_request->add_flag("--armor", rq.armor,
+                      "write the request as ASCII armor, to paste into a ticket or chat");
+  r_request->add_flag("--submit", rq.submit,
+                      "also post it to the nodes: custodians find it with qv pending");
+  r_request->footer(
+      "Writes OUT (public: give it to custodians) and OUT.key (0600: the one-time secret that\n"
+      "opens released shares; never send it). Example:\n"
+      "  qv restore request --cluster cl/cluster.toml --backup ID --purpose 'DR drill' --out "
+      "req\n" +
+      std::string(kConcepts));
+
+  auto* r_run = restore->add_subcommand(
+      "run", "Present a request and its approvals to the nodes and restore");
+  r_run->add_option("--cluster", rr.cluster, "cluster file")->required();
+  r_run->add_option("--key", rr.key,
+                    "identity for the node channels (default: operator.key beside the cluster)");
+  r_run
+      ->add_option("--request", rr.request,
+                   "request file from qv restore request, or (with --request-key) its id")
+      ->required();
+  r_run->add_option("--request-key", rr.request_key, "its one-time secret (default: REQUEST.key)");
+  r_run->add_option("--approval", rr.approvals,
+                    "approval files from qv approve (repeatable; none: the approvals custodians "
+                    "posted to the nodes)");
+  r_run->add_option("--dest", rr.dest, "new folder to restore into (must not exist)")->required();
+  r_run->add_flag("--json", rr.json, "machine-readable output");
+  r_run->footer(
+      "Every node checks the certificate itself (quorum of distinct custodians from the backup's\n"
+      "signed policy, none of them the requester; unexpired; never used before) and releases its\n"
+      "share sealed to the request's one-time key. Refusals are printed with each node's reason.");
+  restore->add_option("--signer", local.signer,
+                      "require the manifest to be signed by this public key");
+  restore->add_flag("--json", local.json, "machine-readable output");
+  restore->footer(
+      "Bad or missing fragments and shares are named and routed around; nothing appears at\n"
+      "--dest unless every file matches its signed SHA-256.");
+  return {restore, r_request, r_run};
+}
+
+int CmdRestore(const RestoreArgs& a) {
+  if (a.backup.empty() || a.dest.empty()) {
+    std::fprintf(stderr,
+                 "qv: usage: qv restore --local DIR --backup ID --dest OUT, or\n"
+                 "  qv restore request ... / qv restore run ... (see --help)\n");
+    return 2;
+  }
+  if (Status s = LocalOrCluster(a.local, a.cluster); !s.ok()) return FailUsage(s);
+  Result<BackupId> id = BackupIdFromText(a.backup);
+  if (a.cluster.empty() && fs::is_directory(a.local)) {
+    auto src = OpenManifests({a.local, "", ""});
+    if (src.ok()) id = ResolveBackup(a.backup, *src);
+  }
+  if (!id.ok()) return Fail(id.status().WithContext("--backup"));
+  std::optional<PublicKey> expected;
+  if (!a.signer.empty()) {
+    auto pk = PublicKeyFromText(a.signer);
+    if (!pk.ok()) return Fail(pk.status().WithContext("--signer"));
+    expected = *pk;
+  }
+  std::vector<std::string> problems;
+  Progress progress("restore", !a.json);
+  RestoreOptions opt;
+  opt.progress = progress.fn();
+  Result<RestoreReport> report = Internal("no source");
+  std::optional<SignedManifest> sm;
+  if (!a.cluster.empty()) {
+    return Fail(PermissionDenied(
+        "a cluster restore needs a quorum certificate: qv restore request, qv approve (by the "
+        "custodians), then qv restore run"));
+  } else {
+    if (!fs::is_directory(a.local)) return Fail(NotFound(a.local + ": no such folder"));
+    auto store = LocalStore::Open(a.local);
+    if (!store.ok()) return Fail(store.status());
+    auto m = (*store)->LoadManifest(*id, expected ? &*expected : nullptr, &problems);
+    if (!m.ok()) return Fail(m.status());
+    sm = std::move(m).value();
+    std::vector<std::string> notes;
+    auto writer = NewFolderWriter(a.dest, &notes);
+    for (const auto& n : notes) Warn(n);
+    if (!writer.ok()) return Fail(writer.status());
+    auto sources = (*store)->OpenSources(*sm, &problems);
+    auto shares = (*store)->ReadShares(*sm, &problems);
+    report = RunRestore(*sm, std::move(sources), std::move(shares), **writer, opt);
+    progress.Clear();
+  }
+  for (const auto& p : problems) Warn(p);
+  if (!report.ok()) return Fail(report.status());
+  const Manifest& m = sm->manifest();
+  const double mbps = report->plaintext_bytes / std::max(report->seconds, 1e-9) / 1e6;
+  if (a.json) {
+    JsonWriter j;
+    j.BeginObject()
+        .Field("backup_id", BackupIdToText(m.backup_id))
+        .Field("dest", a.dest)
+        .Field("files", uint64_t{m.files.size()})
+        .Field("bytes", report->plaintext_bytes)
+        .Field("seconds", report->seconds)
+        .Field("mb_per_s", mbps)
+        .Field("reconstructed", report->reconstructed)
+        .Field("signer", PublicKeyToText(sm->signer()));
+    j.Key("fragments_used").BeginArray();
+    for (uint32_t f : report->fragments_used) j.UInt(f);
+    j.EndArray().Key("problems").BeginArray();
+    for (const auto& p : problems) j.String(p);
+    for (const auto& p : report->problems) j.String(p);
+    j.EndArray().EndObject();
+    std::printf("%s\n", j.str().c_str());
+    return 0;
+  }
+  for (const auto& p : report->problems) Warn(p);
+  std::string used;
+  for (uint32_t f : report->fragments_used) used += (used.empty() ? "" : ",") + std::to_string(f);
+  std::printf(
+      "restored %s to %s: %zu files, %s in %.2fs (%.0f MB/s)\n"
+      "  fragments used: %s%s; every unit, chunk and file verified against the manifest\n"
+      "  manifest signed by %s\n",
+      Shown(m.artifact_name).c_str(), Shown(a.dest).c_str(), m.files.size(),
+      FormatBytes(report->plaintext_bytes).c_str(), report->seconds, mbps, used.c_str(),
+      report->reconstructed ? " (missing data rebuilt from parity)" : "",
+      PublicKeyToText(sm->signer()).c_str());
+  return 0;
+}
+
 int CmdRestoreRequest(const RequestArgs& a) {
   auto ttl = ParseDuration(a.ttl);
   if (!ttl.ok()) return Fail(ttl.status().WithContext("--ttl"));
@@ -139,180 +293,6 @@ int CmdRestoreRequest(const RequestArgs& a) {
       kept, ctx->session->config().nodes.size(), RequestIdToText(sr->id()).substr(0, 16).c_str(),
       Shown(a.out).c_str());
   return kept > 0 ? 0 : 1;
-}
-
-namespace {
-
-// Whatever would make every node refuse an approval of `sr` signed by `key`
-// (so it is not signed), given the backup's signed manifest.
-Status CheckApprovable(const SignedRequest& sr, const SignedManifest& sm,
-                       const ClusterConfig& cluster, const Signer& key, int64_t now) {
-  // The request as every node will judge it (quorum/verify.h), at this
-  // machine's clock with the nodes' default skew...
-  VerifyInput in;
-  // Restores and repairs are approved the same way; anything else no node
-  // would take.
-  in.operation = sr.request().operation == kOpRepair ? kOpRepair : kOpRestore;
-  in.backup_id = sr.request().backup_id;
-  in.manifest = &sm;
-  in.requesters = &cluster.requesters;
-  in.now = now;
-  if (Status st = CheckRequest(sr, in); !st.ok()) {
-    return PermissionDenied(st.message() + ": do not approve");
-  }
-  // ...and this key's own standing under the backup's policy.
-  if (sm.manifest().policy.FindByKey(key.public_key()) == nullptr) {
-    return PermissionDenied("--key is not a custodian of this backup's policy");
-  }
-  if (key.public_key() == sr.request().requester_key) {
-    return PermissionDenied("--key is the requester's own key: a requester cannot approve");
-  }
-  return Status::Ok();
-}
-
-}  // namespace
-
-int CmdApprove(const ApproveArgs& a) {
-  if (a.request.empty() == a.request_id.empty()) {
-    return FailUsage(InvalidArgument(
-        "give a request file, or --request ID to take it from the cluster's nodes"));
-  }
-  if (a.request_id.empty() && a.out.empty()) {
-    return FailUsage(InvalidArgument("--out: the approval file to write (the file flow)"));
-  }
-  if (!a.out.empty() && fs::exists(a.out)) return Fail(AlreadyExists(a.out + " already exists"));
-  auto cluster = ClusterConfig::Load(a.cluster);
-  if (!cluster.ok()) return Fail(cluster.status());
-  auto key = KeyRef::Load(a.key);
-  if (!key.ok()) return Fail(key.status().WithContext("--key"));
-  // Through the cluster: the request, its votes so far and the backup's
-  // signed manifest come from the nodes, and the vote goes back to them.
-  std::unique_ptr<ClusterSession> session;
-  Result<SignedRequest> sr = InvalidArgument("no request");
-  Result<SignedManifest> sm = InvalidArgument("no manifest");
-  if (!a.request_id.empty()) {
-    auto opened = ClusterSession::Open(*cluster, key->channel());
-    if (!opened.ok()) return Fail(opened.status());
-    session = std::move(opened).value();
-    auto fetched = FetchRequest(*session, a.request_id);
-    if (!fetched.ok()) return Fail(fetched.status());
-    sr = fetched->certificate.request;
-    sm = std::move(fetched->manifest);
-  } else {
-    auto bytes = ReadSignedFile(a.request, kArmorRequest);
-    if (!bytes.ok()) return Fail(bytes.status());
-    sr = SignedRequest::Parse(*bytes);
-    if (!sr.ok()) return Fail(sr.status().WithContext(a.request));
-    if (sr->request().operation == kOpEnroll) {
-      return CmdApproveEnrollment(*sr,
-                                  {a.cluster, a.as, a.out, a.note, a.deny, a.yes, &*key, a.armor});
-    }
-    // The custodian reads the backup as its signed manifest describes it,
-    // not as the requester does: the manifest must verify under the pinned
-    // coordinator key and be exactly the one the request names.
-    const std::string manifest_file = a.manifest.empty() ? a.request + ".manifest" : a.manifest;
-    auto mbytes = ReadFileBytes(manifest_file, kMaxManifestSize);
-    if (!mbytes.ok()) {
-      return Fail(mbytes.status().WithContext(
-          "the signed manifest (qv restore request writes it beside the request; --manifest)"));
-    }
-    sm = SignedManifest::Parse(*mbytes, &cluster->coordinator);
-    if (!sm.ok()) return Fail(sm.status().WithContext(manifest_file));
-  }
-  const QuorumRequest& q = sr->request();
-  if (sm->Hash() != q.manifest_hash || sm->manifest().backup_id != q.backup_id) {
-    return Fail(PermissionDenied("the signed manifest is not the one the request names"));
-  }
-  const Manifest& m = sm->manifest();
-  const Custodian* me = m.policy.FindByKey(key->public_key());
-  const std::string as = !a.as.empty()   ? a.as
-                         : me != nullptr ? me->id
-                                         : fs::path(a.key).stem().string();
-  if (me != nullptr && me->id != as) {
-    return Fail(InvalidArgument("--as " + as + ": this key is custodian " + me->id));
-  }
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
-  std::fprintf(
-      stderr,
-      "%s asks to %s backup %s\n"
-      "  the backup, as its signed manifest says (verified: pinned coordinator key):\n"
-      "    name:        %s\n    size:        %s in %zu file(s)\n"
-      "    created:     %s\n    manifest:    sha256 %s\n"
-      "  the request, as the requester wrote it:\n"
-      "    backup name: %s%s\n    purpose:     %s\n    %s %s\n"
-      "    requested:   %s\n    expires:     %s%s (lifetime %s, policy allows %s)\n"
-      "    request id:  %s\n",
-      Shown(q.requester_id).c_str(), Shown(q.operation).c_str(),
-      BackupIdToText(q.backup_id).c_str(), Shown(m.artifact_name).c_str(),
-      FormatBytes(m.plaintext_size).c_str(), m.files.size(), Rfc3339(m.created_unix).c_str(),
-      HexEncode(q.manifest_hash).c_str(), Shown(q.backup_name).c_str(),
-      q.backup_name == Printable(m.artifact_name) ? "" : "   (DIFFERS FROM THE MANIFEST)",
-      Shown(q.purpose).c_str(), q.operation == kOpRepair ? "plan:       " : "destination:",
-      q.destination.empty() ? "(none given)" : Shown(q.destination).c_str(),
-      Rfc3339(q.created_unix).c_str(), Rfc3339(q.expires_unix).c_str(),
-      now > q.expires_unix ? "  (EXPIRED)" : "",
-      FormatSeconds(q.expires_unix - q.created_unix).c_str(),
-      FormatSeconds(m.policy.max_request_seconds).c_str(), RequestIdToText(sr->id()).c_str());
-  if (Status st = CheckApprovable(*sr, *sm, *cluster, key->signer(), now); !st.ok()) {
-    return Fail(st.WithContext("nothing signed"));
-  }
-  if (!a.yes && ::isatty(STDIN_FILENO)) {
-    std::fprintf(stderr, "%s as %s? [y/N] ", a.deny ? "Deny" : "Approve", Shown(as).c_str());
-    std::string answer;
-    std::getline(std::cin, answer);
-    if (answer != "y" && answer != "Y" && answer != "yes") {
-      std::fprintf(stderr, "nothing signed\n");
-      return 1;
-    }
-  }
-  auto ap = Approval::Sign(*sr, key->signer(), as, !a.deny, a.note, now);
-  if (!ap.ok()) return Fail(ap.status().WithContext("nothing signed"));
-  if (!a.out.empty()) {
-    if (Status st = WriteSignedFile(a.out, kArmorApproval, ap->Encode(), a.armor); !st.ok()) {
-      return Fail(st);
-    }
-  }
-  // The vote goes to the nodes: through the cluster always; from the
-  // file flow only a denial (a veto the requester cannot then leave out of
-  // a certificate; the file stays for air-gapped sites).
-  std::vector<std::string> problems;
-  std::optional<size_t> sent;
-  if (session != nullptr) {
-    sent = PostVote(*session, *ap, q.backup_id, &problems);
-    for (const auto& p : session->problems()) problems.insert(problems.begin(), p);
-  } else if (a.deny) {
-    auto denial_session = ClusterSession::Open(*cluster, key->channel());
-    sent =
-        denial_session.ok() ? (*denial_session)->PostDenial(Certificate{*sr, {*ap}}, &problems) : 0;
-    if (!denial_session.ok()) problems.push_back(denial_session.status().message());
-  }
-  for (const auto& p : problems) Warn(p);
-  const int rc = session != nullptr && sent == 0u ? 1 : 0;
-  if (a.json) {
-    JsonWriter j;
-    j.BeginObject()
-        .Field("request_id", RequestIdToText(sr->id()))
-        .Field("backup_id", BackupIdToText(q.backup_id))
-        .Field("custodian", as)
-        .Field("decision", a.deny ? "deny" : "approve")
-        .Field("signed", Rfc3339(now))
-        .Field("note", a.note)
-        .Field("approval_file", a.out);
-    if (sent) j.Field("posted_to", uint64_t{*sent});
-    j.EndObject();
-    std::printf("%s\n", j.str().c_str());
-    return rc;
-  }
-  std::printf("%s signed %s of request %s%s%s\n", Shown(as).c_str(),
-              a.deny ? "a denial" : "an approval", RequestIdToText(sr->id()).substr(0, 16).c_str(),
-              a.out.empty() ? "" : ": ", a.out.empty() ? "" : Shown(a.out).c_str());
-  if (session != nullptr) {
-    std::printf("posted to %zu of %zu nodes\n", *sent, cluster->nodes.size());
-  } else if (sent) {
-    std::printf("the denial is recorded by %zu of %zu nodes%s\n", *sent, cluster->nodes.size(),
-                *sent == 0 ? " (give the denial file to the operators)" : "");
-  }
-  return rc;
 }
 
 namespace {

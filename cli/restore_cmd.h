@@ -1,14 +1,21 @@
-// The restore ceremony's commands: `qv restore request`, `qv approve` and
-// `qv restore run` (files or through the cluster). Kept apart from main.cc;
-// main registers the options.
+// `qv restore`: the restore ceremony's `request` and `run` (files or
+// through the cluster; `qv approve` is approve_cmd.h), and `qv restore
+// --local`, a development layout restored without a quorum. Kept apart
+// from main.cc, which dispatches.
 #ifndef QV_CLI_RESTORE_CMD_H_
 #define QV_CLI_RESTORE_CMD_H_
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
 
 namespace qv {
+
+struct RestoreArgs {
+  std::string local, cluster, key, backup, dest, signer;
+  bool json = false;
+};
 
 struct RequestArgs {
   std::string cluster, key, backup, purpose, destination, ttl = "1h", out;
@@ -18,20 +25,20 @@ struct RequestArgs {
   int64_t valid_from = 0;  // unix seconds; 0 = now
 };
 
-struct ApproveArgs {
-  std::string cluster, key, as, request, manifest, out, note;
-  std::string request_id;  // through the cluster instead of files
-  bool deny = false, yes = false, armor = false, json = false;
-};
-
 struct RunArgs {
   std::string cluster, key, request, request_key, dest;
   std::vector<std::string> approvals;
   bool json = false;
 };
 
+struct RestoreCommands {
+  CLI::App *restore, *request, *run;
+};
+RestoreCommands AddRestoreCommands(CLI::App& app, RestoreArgs& local, RequestArgs& request,
+                                   RunArgs& run);
+// `qv restore --local`: exit 2 without --backup and --dest.
+int CmdRestore(const RestoreArgs& args);
 int CmdRestoreRequest(const RequestArgs& args);
-int CmdApprove(const ApproveArgs& args);
 int CmdRestoreRun(const RunArgs& args);
 
 }  // namespace qv
